@@ -1,0 +1,61 @@
+# Public Cython API of prcy.kernels.dynamics: see the module docstring in dynamics.pyx.
+from cython cimport floating
+from libc.stdint cimport int64_t
+from numpy.random cimport bitgen_t
+from prcy.kernels.losses cimport Loss
+from prcy.kernels.switching cimport Switching
+
+cdef enum StopReason:
+    STOP_MAX_TIME = 0
+    STOP_CONVERGED = 1
+    STOP_DIVERGED = 2
+    STOP_INTERRUPTED = 3
+
+ctypedef struct Dynamics:
+    const Loss* loss
+    Py_ssize_t m                 # training samples
+    Py_ssize_t n                 # dimension
+    Py_ssize_t m_test            # held-out samples (0: none)
+    double eta                   # learning rate = physical time per step
+    double grad_scale            # 1/ell with rescaling, else 1
+    double ridge                 # lambda (0 on the sphere)
+    int sphere                   # project back to |w|^2 = n after every step
+    int64_t n_steps
+    int64_t check_every          # full-loss check period when not every sample is active
+    double tol                   # success: training loss per sample < tol
+    int early_stop               # stop a seed at success, carrying its state forward
+    const int64_t* record_steps  # increasing, first 0, last n_steps
+    Py_ssize_t n_record
+    const int64_t* temp_starts   # temp_values[i] applies from step temp_starts[i]; temp_starts[0] = 0
+    const double* temp_values
+    Py_ssize_t n_temp
+    const int* abort             # non-zero: every seed stops (STOP_INTERRUPTED)
+
+ctypedef struct Record:
+    double* magnetization        # n_record values each: w.w0/n
+    double* norm                 # |w|^2/n
+    double* train_loss           # sum_mu v / m
+    double* test_error           # empirical held-out error (NaN when m_test = 0)
+    int64_t solved_step          # first checked step with train_loss < tol, -1 if never
+    int64_t stop_step
+    int stop_reason
+
+ctypedef struct Scratch:
+    double* g                    # n
+    Py_ssize_t* active           # m
+    unsigned char* state         # m
+    int64_t* next_flip           # m
+
+cdef double field_dot(const floating* x, const double* w, Py_ssize_t n) noexcept nogil
+cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
+                          const double* h0, const double* w, const Loss* loss, double coef,
+                          double* g) noexcept nogil
+cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* h0, const double* w,
+                      const Loss* loss, int use_err) noexcept nogil
+cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test, double* w0,
+                        floating* X, double* h0, floating* Xt, double* h0t) noexcept nogil
+cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0, int sphere,
+                       double* w) noexcept nogil
+cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,
+                     const double* h0t, const double* w0, double* w, Switching* sw, Scratch* work,
+                     bitgen_t* rng, const double* noise_replay, Record* rec, int64_t* progress) noexcept nogil

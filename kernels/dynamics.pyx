@@ -1,0 +1,558 @@
+"""Gradient dynamics of a single-layer model on Gaussian data: GD, multi-pass SGD, persistent SGD and
+Langevin, on the sphere or with a ridge term.
+
+Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
+
+(a) row kernels: ``field_dot`` (one field ``x.w``), and blocks of eight rows (``_dot8``/``_axpy8``)
+    that keep a block in cache between the field and the gradient product, so each active row of
+    ``X`` is read from memory once per step;
+(b) passes over the data: ``gradient_pass`` (fields, loss derivative and gradient of the given rows
+    in one pass; returns the summed loss of those rows), ``loss_pass`` (summed loss or test error);
+(c) ``trajectory``: one seed from its initial weights to ``n_steps``, with observables on a recording
+    grid, success/stop bookkeeping and Langevin noise; ``run_seeds``: many seeds in parallel
+    (``prange``, one RNG stream per seed, so results do not depend on the number of threads);
+(d) Python twins: ``run_seeds``, ``run_trajectory`` (one seed on given data, optionally replaying a
+    given selection matrix and noise matrix), ``generate`` (the data draw), ``initial_weights``.
+
+One step at physical time ``t = k eta`` (eqs 5-9 of Mignacco et al. 2021)::
+
+    h_mu = x_mu.w / sqrt(n)                                  (active rows only)
+    g    = grad_scale * sum_{mu active} dv(h_mu; h0_mu) x_mu / sqrt(n)
+    w   <- w - eta (g + ridge w) + sqrt(2 T(t) eta) z,        z ~ N(0, I_n)
+    w   <- w sqrt(n) / |w|                                    (sphere only)
+
+Observables at recording steps, on the state *before* that step's update: ``w.w0/n``,
+``|w|^2/n``, ``sum_mu v(h_mu; h0_mu)/m`` over all samples, and the empirical test error.
+Success: the training loss per sample is checked at every step when every sample is active (the
+step's own pass yields it), else every ``check_every`` steps and at the recording steps; the first
+checked step with a loss below ``tol`` is ``solved_step``.
+
+Errors: kernels never raise. A seed whose ``|w|^2`` becomes non-finite stops with
+``STOP_DIVERGED`` and NaN for the rest of its record; ``abort[0] != 0`` stops every seed with
+``STOP_INTERRUPTED``; allocation failures are reported to Python after the parallel loop.
+
+Random numbers: numpy's ``bitgen_t``. Per seed, three streams: data (teacher ``n`` normals, then
+``X`` row-major, then the held-out set), initialization (``n`` normals), dynamics (selection draws of
+``prcy.kernels.switching``, then, per step with ``T > 0``, ``n`` normals for the noise).
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt, isfinite, NAN
+from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from numpy.random cimport bitgen_t
+from numpy.random.c_distributions cimport random_standard_normal
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+from prcy.kernels.losses cimport Loss, loss_from_capsule
+from prcy.kernels.switching cimport (Switching, switching_init, switching_start, switching_select,
+                                     SELECT_FULL, SELECT_BERNOULLI, SELECT_PERSISTENT, SELECT_REPLAY)
+from prcy.kernels.parallel cimport effective_n_threads
+
+import numpy as np
+
+SELECTION = {"full": SELECT_FULL, "bernoulli": SELECT_BERNOULLI, "persistent": SELECT_PERSISTENT,
+             "replay": SELECT_REPLAY}
+STOP_REASONS = ("max_time", "converged", "diverged", "interrupted")
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) row kernels. Plain loops with a fixed association order that the compiler vectorizes; the
+# eight-row block reads w (for the fields) and g (for the gradient) once per eight rows.
+
+cdef double field_dot(const floating* x, const double* w, Py_ssize_t n) noexcept nogil:
+    cdef double a = 0.0
+    cdef Py_ssize_t j
+    for j in range(n):
+        a += x[j] * w[j]
+    return a
+
+
+cdef inline void _dot8(const floating* x0, const floating* x1, const floating* x2, const floating* x3,
+                       const floating* x4, const floating* x5, const floating* x6, const floating* x7,
+                       const double* w, Py_ssize_t n, double* out) noexcept nogil:
+    cdef double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, wj
+    cdef Py_ssize_t j
+    for j in range(n):
+        wj = w[j]
+        a0 += x0[j] * wj
+        a1 += x1[j] * wj
+        a2 += x2[j] * wj
+        a3 += x3[j] * wj
+        a4 += x4[j] * wj
+        a5 += x5[j] * wj
+        a6 += x6[j] * wj
+        a7 += x7[j] * wj
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3
+    out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7
+
+
+cdef inline void _axpy8(const floating* x0, const floating* x1, const floating* x2, const floating* x3,
+                        const floating* x4, const floating* x5, const floating* x6, const floating* x7,
+                        const double* c, double* g, Py_ssize_t n) noexcept nogil:
+    cdef double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3], c4 = c[4], c5 = c[5], c6 = c[6], c7 = c[7]
+    cdef Py_ssize_t j
+    for j in range(n):
+        g[j] += (((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
+                 + ((c4 * x4[j] + c5 * x5[j]) + (c6 * x6[j] + c7 * x7[j])))
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) passes over the data
+
+cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
+                          const double* h0, const double* w, const Loss* loss, double coef,
+                          double* g) noexcept nogil:
+    """``g = coef sum_{mu in rows} dv(h_mu; h0_mu) x_mu / sqrt(n)``; returns ``sum_{mu in rows} v``."""
+    cdef double s = 1.0 / sqrt(<double>n)
+    cdef double total = 0.0, hr
+    cdef double h[8]
+    cdef double c[8]
+    cdef Py_ssize_t b, r, j, mu
+    cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
+    for j in range(n):
+        g[j] = 0.0
+    for b in range(0, n_blocks, 8):
+        _dot8(X + rows[b] * n, X + rows[b + 1] * n, X + rows[b + 2] * n, X + rows[b + 3] * n,
+              X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
+              w, n, h)
+        for r in range(8):
+            mu = rows[b + r]
+            hr = h[r] * s
+            total += loss.v(hr, h0[mu])
+            c[r] = coef * s * loss.dv(hr, h0[mu])
+        _axpy8(X + rows[b] * n, X + rows[b + 1] * n, X + rows[b + 2] * n, X + rows[b + 3] * n,
+               X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
+               c, g, n)
+    for b in range(n_blocks, n_rows):
+        mu = rows[b]
+        hr = field_dot(X + mu * n, w, n) * s
+        total += loss.v(hr, h0[mu])
+        hr = coef * s * loss.dv(hr, h0[mu])
+        for j in range(n):
+            g[j] += hr * X[mu * n + j]
+    return total
+
+
+cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* h0, const double* w,
+                      const Loss* loss, int use_err) noexcept nogil:
+    """``sum_mu v(h_mu; h0_mu)`` over all ``m`` rows (``err`` instead of ``v`` when ``use_err``)."""
+    cdef double s = 1.0 / sqrt(<double>n)
+    cdef double total = 0.0
+    cdef double h[8]
+    cdef Py_ssize_t b, r
+    cdef Py_ssize_t n_blocks = m - m % 8
+    for b in range(0, n_blocks, 8):
+        _dot8(X + b * n, X + (b + 1) * n, X + (b + 2) * n, X + (b + 3) * n,
+              X + (b + 4) * n, X + (b + 5) * n, X + (b + 6) * n, X + (b + 7) * n, w, n, h)
+        for r in range(8):
+            total += loss.err(h[r] * s, h0[b + r]) if use_err else loss.v(h[r] * s, h0[b + r])
+    for b in range(n_blocks, m):
+        h[0] = field_dot(X + b * n, w, n) * s
+        total += loss.err(h[0], h0[b]) if use_err else loss.v(h[0], h0[b])
+    return total
+
+
+cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test, double* w0,
+                        floating* X, double* h0, floating* Xt, double* h0t) noexcept nogil:
+    """Teacher uniform on the sphere ``|w0|^2 = n``; ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the
+    storage precision); ``h0 = X w0 / sqrt(n)`` from the rounded ``X``."""
+    cdef Py_ssize_t i
+    cdef double norm2 = 0.0, s
+    for i in range(n):
+        w0[i] = random_standard_normal(rng)
+        norm2 += w0[i] * w0[i]
+    s = sqrt(n / norm2)
+    for i in range(n):
+        w0[i] *= s
+    for i in range(m * n):
+        X[i] = <floating>random_standard_normal(rng)
+    for i in range(m_test * n):
+        Xt[i] = <floating>random_standard_normal(rng)
+    s = 1.0 / sqrt(<double>n)
+    for i in range(m):
+        h0[i] = field_dot(X + i * n, w0, n) * s
+    for i in range(m_test):
+        h0t[i] = field_dot(Xt + i * n, w0, n) * s
+
+
+cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0, int sphere,
+                       double* w) noexcept nogil:
+    """Sphere (eq 11): ``w = m0 w0 + c z_perp`` with ``z_perp`` the part of ``z ~ N(0, I)``
+    orthogonal to ``w0`` and ``c`` such that ``|w|^2 = n`` (so ``w.w0/n = m0`` exactly).
+    Ridge (eq C.2): ``w = m0 w0 + z``."""
+    cdef Py_ssize_t i
+    cdef double proj = 0.0, norm2 = 0.0, c
+    for i in range(n):
+        w[i] = random_standard_normal(rng)
+    if not sphere:
+        for i in range(n):
+            w[i] += m0 * w0[i]
+        return
+    for i in range(n):
+        proj += w[i] * w0[i]
+    proj /= n
+    for i in range(n):
+        w[i] -= proj * w0[i]
+        norm2 += w[i] * w[i]
+    c = sqrt((1.0 - m0 * m0) * n / norm2)
+    for i in range(n):
+        w[i] = m0 * w0[i] + c * w[i]
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) one trajectory
+
+cdef inline void _observe(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,
+                          const double* h0t, const double* w0, const double* w, Record* rec,
+                          Py_ssize_t i) noexcept nogil:
+    cdef double mag = 0.0, q = 0.0
+    cdef Py_ssize_t j
+    for j in range(d.n):
+        mag += w[j] * w0[j]
+        q += w[j] * w[j]
+    rec.magnetization[i] = mag / d.n
+    rec.norm[i] = q / d.n
+    rec.train_loss[i] = loss_pass(X, d.n, d.m, h0, w, d.loss, 0) / d.m
+    rec.test_error[i] = loss_pass(Xt, d.n, d.m_test, h0t, w, d.loss, 1) / d.m_test if d.m_test else NAN
+
+
+cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """Copy record entry ``src`` (or NaN when ``src < 0``) into entries ``start..stop-1``."""
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        rec.magnetization[i] = rec.magnetization[src] if src >= 0 else NAN
+        rec.norm[i] = rec.norm[src] if src >= 0 else NAN
+        rec.train_loss[i] = rec.train_loss[src] if src >= 0 else NAN
+        rec.test_error[i] = rec.test_error[src] if src >= 0 else NAN
+
+
+cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,
+                     const double* h0t, const double* w0, double* w, Switching* sw, Scratch* work,
+                     bitgen_t* rng, const double* noise_replay, Record* rec, int64_t* progress) noexcept nogil:
+    cdef Py_ssize_t n = d.n, j, rec_i = 0, n_active, temp_i = 0
+    cdef int64_t k
+    cdef int full_batch = sw.kind == SELECT_FULL
+    cdef int recorded, have_loss
+    cdef double loss_k = 0.0, step_loss, amp, norm2, scale
+    rec.solved_step = -1
+    rec.stop_reason = STOP_MAX_TIME
+    rec.stop_step = d.n_steps
+    switching_start(sw, rng)
+    k = 0
+    while True:
+        progress[0] = k
+        if d.abort[0]:
+            rec.stop_reason = STOP_INTERRUPTED
+            rec.stop_step = k
+            _fill(rec, -1, rec_i, d.n_record)
+            return
+        recorded = rec_i < d.n_record and d.record_steps[rec_i] == k
+        have_loss = 0
+        if recorded:
+            _observe(d, X, h0, Xt, h0t, w0, w, rec, rec_i)
+            loss_k = rec.train_loss[rec_i] * d.m
+            have_loss = 1
+            rec_i += 1
+        elif rec.solved_step < 0 and not full_batch and k % d.check_every == 0:
+            loss_k = loss_pass(X, n, d.m, h0, w, d.loss, 0)
+            have_loss = 1
+        if k < d.n_steps:
+            n_active = switching_select(sw, k, rng, work.active)
+            step_loss = gradient_pass(X, n, work.active, n_active, h0, w, d.loss, d.grad_scale, work.g)
+            if full_batch:
+                loss_k = step_loss
+                have_loss = 1
+        if rec.solved_step < 0 and have_loss and loss_k < d.tol * d.m:
+            rec.solved_step = k
+            if d.early_stop:
+                rec.stop_reason = STOP_CONVERGED
+                rec.stop_step = k
+                if not recorded:
+                    _observe(d, X, h0, Xt, h0t, w0, w, rec, rec_i)
+                    rec_i += 1
+                _fill(rec, rec_i - 1, rec_i, d.n_record)
+                return
+        if k == d.n_steps:
+            return
+        # update: w <- w - eta (g + ridge w) + sqrt(2 T eta) z, then the constraint
+        while temp_i + 1 < d.n_temp and d.temp_starts[temp_i + 1] <= k:
+            temp_i += 1
+        amp = sqrt(2.0 * d.temp_values[temp_i] * d.eta) if d.n_temp else 0.0
+        norm2 = 0.0
+        for j in range(n):
+            w[j] -= d.eta * (work.g[j] + d.ridge * w[j])
+        if noise_replay != NULL:
+            for j in range(n):
+                w[j] += amp * noise_replay[k * n + j]
+        elif amp > 0.0:
+            for j in range(n):
+                w[j] += amp * random_standard_normal(rng)
+        for j in range(n):
+            norm2 += w[j] * w[j]
+        k += 1
+        if not isfinite(norm2) or norm2 == 0.0:
+            rec.stop_reason = STOP_DIVERGED
+            rec.stop_step = k
+            _fill(rec, -1, rec_i, d.n_record)
+            return
+        if d.sphere:
+            scale = sqrt(n / norm2)
+            for j in range(n):
+                w[j] *= scale
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) Python twins
+
+cdef bitgen_t* _bitgen(object bitgenerator) except NULL:
+    return <bitgen_t*> PyCapsule_GetPointer(bitgenerator.capsule, "BitGenerator")
+
+
+cdef int _fill_dynamics(Dynamics* d, object loss, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
+                        dict p, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
+                        const double[::1] temp_values, const int[::1] abort) except -1:
+    d.loss = loss_from_capsule(loss)
+    d.m = m
+    d.n = n
+    d.m_test = m_test
+    d.eta = p["eta"]
+    d.grad_scale = p["grad_scale"]
+    d.ridge = p["ridge"]
+    d.sphere = p["sphere"]
+    d.n_steps = p["n_steps"]
+    d.check_every = p["check_every"]
+    d.tol = p["tol"]
+    d.early_stop = p["early_stop"]
+    d.record_steps = &record_steps[0]
+    d.n_record = record_steps.shape[0]
+    d.temp_starts = &temp_starts[0]
+    d.temp_values = &temp_values[0]
+    d.n_temp = temp_values.shape[0]
+    d.abort = &abort[0]
+    return 0
+
+
+def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record):
+    out = {name: np.full((n_seeds, n_record), np.nan)
+           for name in ("magnetization", "norm", "train_loss", "test_error")}
+    out["solved_step"] = np.full(n_seeds, -1, dtype=np.int64)
+    out["stop_step"] = np.zeros(n_seeds, dtype=np.int64)
+    out["stop_reason"] = np.zeros(n_seeds, dtype=np.int8)
+    return out
+
+
+cdef inline void _point_record(Record* rec, double[:, ::1] mag, double[:, ::1] nrm, double[:, ::1] loss,
+                               double[:, ::1] test, Py_ssize_t s) noexcept nogil:
+    rec.magnetization = &mag[s, 0]
+    rec.norm = &nrm[s, 0]
+    rec.train_loss = &loss[s, 0]
+    rec.test_error = &test[s, 0]
+
+
+def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared,
+              const double[::1] w0_shared, const floating[:, ::1] Xt_shared,
+              const double[::1] h0t_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
+              Py_ssize_t m_test, str selection, double ell, double p_on, double p_off, double m0,
+              dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
+              const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
+              int64_t[::1] progress, int[::1] abort, n_threads=None):
+    """Run ``len(init_rngs)`` seeds in parallel; returns a dict of record arrays.
+
+    ``loss``: a ``"prcy.Loss"`` capsule. ``X_shared`` etc.: the data used by every seed when
+    ``shared_data`` (else empty arrays of the storage dtype; each seed then draws its own data from
+    ``data_rngs[s]``). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
+    early_stop``. The ``*_rngs`` are ``numpy.random.BitGenerator`` objects, one per seed and stream.
+    ``progress[s]`` holds the step seed ``s`` is at; ``abort[0] = 1`` stops all seeds.
+    This is the kernel boundary: ``prcy.simulate`` validates every argument before calling it.
+    """
+    cdef Dynamics d
+    _fill_dynamics(&d, loss, m, n, m_test, params, record_steps, temp_starts, temp_values, abort)
+    cdef Py_ssize_t n_seeds = len(init_rngs), n_record = record_steps.shape[0]
+    if not (len(dynamics_rngs) == n_seeds and (shared_data or len(data_rngs) == n_seeds)):
+        raise ValueError("run_seeds: one RNG per seed and stream is needed")
+    if shared_data and not (X_shared.shape[0] == m and X_shared.shape[1] == n and Xt_shared.shape[0] == m_test):
+        raise ValueError("run_seeds: shared data has the wrong shape")
+    cdef int kind = SELECTION[selection]
+    if kind == SELECT_REPLAY:
+        raise ValueError("run_seeds: use run_trajectory to replay a selection")
+    out = _record_arrays(n_seeds, n_record)
+    cdef double[:, ::1] o_mag = out["magnetization"], o_norm = out["norm"]
+    cdef double[:, ::1] o_loss = out["train_loss"], o_test = out["test_error"]
+    cdef int64_t[::1] o_solved = out["solved_step"], o_stop = out["stop_step"]
+    cdef signed char[::1] o_reason = out["stop_reason"]
+    rng_arrays = [np.array([<uintptr_t>_bitgen(g) for g in rngs] or [0], dtype=np.uintp)
+                  for rngs in (data_rngs if not shared_data else init_rngs, init_rngs, dynamics_rngs)]
+    cdef uintptr_t[::1] data_ptr = rng_arrays[0], init_ptr = rng_arrays[1], dyn_ptr = rng_arrays[2]
+    cdef int threads = effective_n_threads(n_threads)
+    cdef int alloc_failed = 0
+    cdef int* failed = &alloc_failed
+    cdef Py_ssize_t s
+    # per-thread state lives behind pointers: Cython makes a variable thread-private only when it is
+    # assigned as a whole inside the parallel block, never a struct whose fields are assigned
+    cdef Switching* sw
+    cdef Scratch* work
+    cdef Record* rec
+    cdef floating* X
+    cdef floating* Xt
+    cdef double* h0
+    cdef double* h0t
+    cdef double* w0
+    cdef double* w
+    cdef size_t fsize = sizeof(floating)
+    with nogil, parallel(num_threads=threads):
+        if shared_data:
+            X = <floating*>&X_shared[0, 0] if m else NULL
+            Xt = <floating*>&Xt_shared[0, 0] if m_test else NULL
+            h0 = <double*>&h0_shared[0] if m else NULL
+            h0t = <double*>&h0t_shared[0] if m_test else NULL
+            w0 = <double*>&w0_shared[0]
+        else:
+            X = <floating*>malloc(m * n * fsize + 1)
+            Xt = <floating*>malloc(m_test * n * fsize + 1)
+            h0 = <double*>malloc(m * sizeof(double) + 1)
+            h0t = <double*>malloc(m_test * sizeof(double) + 1)
+            w0 = <double*>malloc(n * sizeof(double))
+        w = <double*>malloc(n * sizeof(double))
+        sw = <Switching*>malloc(sizeof(Switching))
+        rec = <Record*>malloc(sizeof(Record))
+        work = <Scratch*>malloc(sizeof(Scratch))
+        if work != NULL:
+            work.g = <double*>malloc(n * sizeof(double))
+            work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t) + 1)
+            work.state = <unsigned char*>malloc(m + 1)
+            work.next_flip = <int64_t*>malloc(m * sizeof(int64_t) + 1)
+        if (w == NULL or sw == NULL or rec == NULL or work == NULL or work.g == NULL
+                or work.active == NULL or work.state == NULL or work.next_flip == NULL or X == NULL
+                or Xt == NULL or h0 == NULL or h0t == NULL or w0 == NULL):
+            failed[0] = 1
+        for s in prange(n_seeds, schedule="dynamic"):
+            if failed[0]:
+                continue
+            if not shared_data:
+                generate_data(<bitgen_t*>data_ptr[s], m, n, m_test, w0, X, h0, Xt, h0t)
+            init_weights(<bitgen_t*>init_ptr[s], w0, n, m0, d.sphere, w)
+            switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
+            _point_record(rec, o_mag, o_norm, o_loss, o_test, s)
+            trajectory(&d, X, h0, Xt, h0t, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
+                       &progress[s])
+            o_solved[s] = rec.solved_step
+            o_stop[s] = rec.stop_step
+            o_reason[s] = rec.stop_reason
+        if not shared_data:
+            free(X)
+            free(Xt)
+            free(h0)
+            free(h0t)
+            free(w0)
+        free(w)
+        if work != NULL:
+            free(work.g)
+            free(work.active)
+            free(work.state)
+            free(work.next_flip)
+        free(work)
+        free(sw)
+        free(rec)
+    if alloc_failed:
+        raise MemoryError(f"run_seeds: could not allocate the per-thread buffers (m={m}, n={n}, "
+                          f"{threads} threads)")
+    return out
+
+
+def run_trajectory(loss, const floating[:, ::1] X, const double[::1] h0, const double[::1] w0,
+                   const double[::1] w_init, const floating[:, ::1] Xt, const double[::1] h0t, *,
+                   str selection, double ell=1.0, double p_on=1.0, double p_off=0.0, dict params,
+                   const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
+                   const double[::1] temp_values, rng=None, selection_replay=None, noise_replay=None):
+    """One seed on given data, from given initial weights: the Python twin of ``trajectory``.
+
+    ``selection`` is ``"full"``, ``"bernoulli"``, ``"persistent"`` (drawn from ``rng``) or
+    ``"replay"`` (``selection_replay``: an ``(n_steps, m)`` 0/1 uint8 matrix, row ``k`` used at step
+    ``k``). ``noise_replay``: ``(n_steps, n)`` standard normals used instead of the Langevin draws.
+    Returns the record arrays (shape ``(1, n_record)``) and the final weights.
+    """
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], m_test = Xt.shape[0]
+    cdef int abort_flag = 0
+    cdef int[::1] abort = <int[:1]>&abort_flag
+    cdef Dynamics d
+    _fill_dynamics(&d, loss, m, n, m_test, params, record_steps, temp_starts, temp_values, abort)
+    cdef int kind = SELECTION[selection]
+    cdef const unsigned char[:, ::1] sel
+    cdef const double[:, ::1] noise
+    cdef const unsigned char* sel_ptr = NULL
+    cdef const double* noise_ptr = NULL
+    if kind == SELECT_REPLAY:
+        sel = np.ascontiguousarray(selection_replay, dtype=np.uint8)
+        if sel.shape[0] < d.n_steps or sel.shape[1] != m:
+            raise ValueError(f"selection_replay: shape ({sel.shape[0]}, {sel.shape[1]}) but ({d.n_steps}, {m}) needed")
+        sel_ptr = &sel[0, 0]
+    if noise_replay is not None:
+        noise = np.ascontiguousarray(noise_replay, dtype=np.float64)
+        if noise.shape[0] < d.n_steps or noise.shape[1] != n:
+            raise ValueError(f"noise_replay: shape ({noise.shape[0]}, {noise.shape[1]}) but ({d.n_steps}, {n}) needed")
+        noise_ptr = &noise[0, 0]
+    if kind in (SELECT_BERNOULLI, SELECT_PERSISTENT) or (noise_ptr == NULL and np.any(np.asarray(temp_values) > 0)):
+        if rng is None:
+            raise ValueError("rng: a numpy BitGenerator is needed to draw the selection or the noise")
+    cdef bitgen_t* gen = _bitgen(rng) if rng is not None else NULL
+    w = np.array(w_init, dtype=np.float64)
+    cdef double[::1] wv = w
+    g = np.zeros(n)
+    active = np.zeros(max(m, 1), dtype=np.intp)
+    state = np.zeros(max(m, 1), dtype=np.uint8)
+    next_flip = np.zeros(max(m, 1), dtype=np.int64)
+    cdef double[::1] gv = g
+    cdef Py_ssize_t[::1] av = active
+    cdef unsigned char[::1] sv = state
+    cdef int64_t[::1] nv = next_flip
+    cdef Scratch work
+    work.g = &gv[0]
+    work.active = &av[0]
+    work.state = &sv[0]
+    work.next_flip = &nv[0]
+    cdef Switching sw
+    switching_init(&sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, sel_ptr)
+    out = _record_arrays(1, d.n_record)
+    cdef Record rec
+    _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["test_error"], 0)
+    cdef int64_t progress = 0
+    with nogil:
+        trajectory(&d, &X[0, 0], &h0[0], &Xt[0, 0] if m_test else NULL, &h0t[0] if m_test else NULL,
+                   &w0[0], &wv[0], &sw, &work, gen, noise_ptr, &rec, &progress)
+    out["solved_step"][0] = rec.solved_step
+    out["stop_step"][0] = rec.stop_step
+    out["stop_reason"][0] = rec.stop_reason
+    out["w"] = w
+    return out
+
+
+def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtype=np.float64):
+    """The data draw of one seed: ``(w0, X, h0, Xt, h0t)``, exactly as ``run_seeds`` draws it."""
+    w0 = np.empty(n)
+    X = np.empty((m, n), dtype=dtype)
+    Xt = np.empty((m_test, n), dtype=dtype)
+    h0 = np.empty(m)
+    h0t = np.empty(m_test)
+    _generate(bitgenerator, X, Xt, w0, h0, h0t)
+    return w0, X, h0, Xt, h0t
+
+
+def _generate(bitgenerator, floating[:, ::1] X, floating[:, ::1] Xt, double[::1] w0, double[::1] h0,
+              double[::1] h0t):
+    cdef bitgen_t* gen = _bitgen(bitgenerator)
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], m_test = Xt.shape[0]
+    with bitgenerator.lock, nogil:
+        generate_data(gen, m, n, m_test, &w0[0], &X[0, 0] if m else NULL, &h0[0] if m else NULL,
+                      &Xt[0, 0] if m_test else NULL, &h0t[0] if m_test else NULL)
+
+
+def initial_weights(bitgenerator, const double[::1] w0, double m0, bint sphere):
+    """The initialization draw of one seed, exactly as ``run_seeds`` draws it."""
+    w = np.empty(w0.shape[0])
+    cdef double[::1] wv = w
+    cdef bitgen_t* gen = _bitgen(bitgenerator)
+    with bitgenerator.lock, nogil:
+        init_weights(gen, &w0[0], w0.shape[0], m0, sphere, &wv[0])
+    return w

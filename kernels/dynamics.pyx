@@ -424,8 +424,9 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
             work.state = <unsigned char*>malloc(m + 1)
             work.next_flip = <int64_t*>malloc(m * sizeof(int64_t) + 1)
         if (w == NULL or sw == NULL or rec == NULL or work == NULL or work.g == NULL
-                or work.active == NULL or work.state == NULL or work.next_flip == NULL or X == NULL
-                or Xt == NULL or h0 == NULL or h0t == NULL or w0 == NULL):
+                or work.active == NULL or work.state == NULL or work.next_flip == NULL
+                or (not shared_data and (X == NULL or Xt == NULL or h0 == NULL or h0t == NULL
+                                         or w0 == NULL))):
             failed[0] = 1
         for s in prange(n_seeds, schedule="dynamic"):
             if failed[0]:

@@ -1,0 +1,3 @@
+from prcy.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""NetCDF input/output: atomic writes, validated reads, a short description of a file."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+SCHEMAS = ("prcy-simulation/1",)
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` to NetCDF4 at ``path`` atomically: a temporary file in the same folder is written,
+    flushed to disk and renamed over ``path``, so a crash or Ctrl-C leaves either the old file or the
+    new one, never a partial one. An existing ``path`` is kept unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
+    encoding = {name: {"zlib": True, "complevel": 4}
+                for name, var in ds.data_vars.items() if var.dtype.kind == "f"}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def open_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Open a prcy NetCDF file (loaded into memory) and check that it is one."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"file: {str(path)!r} does not exist")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except OSError as exc:
+        raise ValueError(f"file: {str(path)!r} is not a readable NetCDF file ({exc})") from None
+    schema = ds.attrs.get("schema")
+    if schema not in SCHEMAS:
+        raise ValueError(f"file: {str(path)!r} has schema {schema!r}; this prcy reads {', '.join(SCHEMAS)}")
+    if "success" in ds and ds["success"].dtype != bool:
+        ds["success"] = ds["success"].astype(bool)
+    return ds
+
+
+def specs(ds: xr.Dataset) -> list[dict]:
+    """The spec dict(s) stored in a dataset (one per algorithm)."""
+    spec = json.loads(ds.attrs["spec"])
+    return spec if isinstance(spec, list) else [spec]
+
+
+def describe(ds: xr.Dataset) -> str:
+    """A few lines on a dataset: what was run and the per-algorithm success summary."""
+    from prcy.analysis import success_summary
+
+    dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
+    a = ds.attrs
+    lines = [f"{a.get('title', 'dataset')} ({a.get('schema')}, prcy {a.get('prcy_version')}, created {a.get('created')})",
+             f"dims: {dims}",
+             f"problem {a.get('problem')}  alpha={a.get('alpha')}  n={a.get('n')}  m0={a.get('m0')}  "
+             f"lr={a.get('lr')}  t_max={a.get('t_max')}  constraint={a.get('constraint')}  "
+             f"precision={a.get('precision')}",
+             f"rng: {a.get('rng_generator')} root seed {a.get('rng_root_seed')}; {a.get('rng_spawn_keys')}"]
+    lines += [format_summary_row(r) for r in success_summary(ds)]
+    return "\n".join(lines)
+
+
+def format_summary_row(r: dict) -> str:
+    """One line per algorithm: success fraction with its Wilson interval, median solved time."""
+    solved = "-" if np.isnan(r["median_solved_time"]) else f"{r['median_solved_time']:.4g}"
+    return (f"{r['algorithm']:>9}: success {r['successes']}/{r['seeds']} = {100 * r['fraction']:.0f}% "
+            f"[95% CI {100 * r['ci_low']:.0f}-{100 * r['ci_high']:.0f}%]  median solved time {solved}  "
+            f"median final |m| {r['median_final_m']:.3f}  diverged {r['diverged']}")

@@ -1,0 +1,252 @@
+"""Simulation driver: specs -> kernel call -> labelled ``xarray.Dataset``.
+
+Random numbers: one ``SeedSequence(seed, spawn_key=(i, stream))`` per seed index ``i`` and stream
+(0 data, 1 initialization, 2 dynamics), each feeding a ``PCG64``. A seed's trajectory therefore
+depends only on ``(seed, i, spec)``: not on the number of threads, on how many other seeds run, or on
+their order. With ``share_data`` every seed uses the data stream of seed index 0.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from prcy import __version__
+from prcy.specs import ALGORITHMS, SimulationSpec
+
+SCHEMA = "prcy-simulation/1"
+STREAMS = {"data": 0, "init": 1, "dynamics": 2}
+
+# metadata declared once next to each output variable, copied to the file
+VARIABLES = {
+    "magnetization": dict(long_name="magnetization w.w0/N", units="1"),
+    "norm": dict(long_name="squared norm |w|^2/N", units="1"),
+    "train_loss": dict(long_name="training loss per sample", units="1",
+                       description="sum_mu v(h_mu; h0_mu) / M over all training samples"),
+    "test_error": dict(long_name="generalization error (formula)", units="1",
+                       description="label MSE of eq B.8 from magnetization and norm (q0 = 1); "
+                                   "q + 1 - 2m for linear regression"),
+    "test_error_empirical": dict(long_name="test error on held-out samples", units="1",
+                                 description="mean per-sample test error over n_test fresh samples"),
+    "success": dict(long_name="training loss per sample fell below tol"),
+    "solved_time": dict(long_name="first checked time with training loss per sample below tol",
+                        units="time (steps * lr)"),
+    "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
+    "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged"),
+}
+COORDS = {
+    "time": dict(long_name="physical time", units="steps * lr", standard_name="time"),
+    "step": dict(long_name="step index"),
+    "seed": dict(long_name="seed index (spawn key of the root seed)"),
+}
+
+
+def seed_streams(spec: SimulationSpec) -> dict[str, list[np.random.PCG64]]:
+    """The bit generators of every seed and stream of ``spec`` (see the module docstring)."""
+    idx = range(spec.first_seed, spec.first_seed + spec.seeds)
+    return {name: [np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(i, code))) for i in idx]
+            for name, code in STREAMS.items()}
+
+
+def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
+             progress: bool | Callable[[int, int], None] = False, **options) -> xr.Dataset:
+    """Simulate gradient dynamics on phase retrieval (or linear regression); returns a dataset with
+    ``magnetization``, ``norm``, ``train_loss``, ``test_error`` over ``(seed, time)`` and ``success``,
+    ``solved_time``, ``stop_time``, ``stop_reason`` over ``seed``.
+
+    Give either a ``SimulationSpec`` or flat options (``problem, alpha, n, n_test, precision,
+    share_data, algorithm, lr, batch_fraction, persistence, temperature, temperature_schedule,
+    rescale, constraint, ridge, m0, t_max, points, grid, times, tol, early_stop, check_interval,
+    seeds, first_seed, seed``). ``algorithm`` may be a list: the runs share seeds (and so, seed by
+    seed, the same teacher, data and initialization) and stack along an ``algorithm`` dimension;
+    options that do not apply to one of them (``batch_fraction`` for gd, ...) are not passed to it.
+
+    ``threads``: None (OpenMP default), -1 (all cores) or a count. ``progress``: True for a progress
+    bar on stderr, or a callable ``f(steps_done, steps_total)``. Ctrl-C stops the kernels within a
+    step and raises ``KeyboardInterrupt`` (nothing partial is returned).
+
+    >>> ds = simulate(algorithm=["gd", "psgd"], n=64, alpha=3, m0=0.2, t_max=5, seeds=4)
+    >>> sorted(ds.magnetization.dims)
+    ['algorithm', 'seed', 'time']
+    """
+    if spec is not None:
+        if options:
+            raise ValueError(f"give either spec or options, not both (got options {sorted(options)})")
+        specs = [spec]
+    else:
+        specs = specs_from_options(**options)
+    reporter = _make_reporter(progress, specs)
+    datasets = [run(s, threads=threads, progress=reporter) for s in specs]
+    if spec is not None or not _is_list(options.get("algorithm")):
+        return datasets[0]
+    ds = xr.concat(datasets, dim="algorithm", combine_attrs="drop_conflicts")
+    ds.attrs["created"] = datasets[-1].attrs["created"]
+    ds.attrs["spec"] = json.dumps([s.to_dict() for s in specs], sort_keys=True)
+    return ds
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def specs_from_options(**options) -> list[SimulationSpec]:
+    """One spec per algorithm in ``options["algorithm"]`` (a name or a list of names)."""
+    algos = options.pop("algorithm", "gd")
+    algos = list(algos) if _is_list(algos) else [algos]
+    if not algos:
+        raise ValueError("algorithm: an empty list; allowed: one or more of " + ", ".join(ALGORITHMS))
+    if len(set(algos)) != len(algos):
+        raise ValueError(f"algorithm: {algos!r} repeats a name")
+    several = len(algos) > 1
+    specs = []
+    for algo in algos:
+        opts = dict(options)
+        if several:
+            if algo not in ("sgd", "psgd"):
+                opts.pop("batch_fraction", None)
+            if algo != "psgd":
+                opts.pop("persistence", None)
+            if algo == "gd":
+                opts.pop("temperature", None)
+                opts.pop("temperature_schedule", None)
+        specs.append(SimulationSpec.from_flat(algorithm=algo, **opts))
+    return specs
+
+
+def _make_reporter(progress, specs):
+    if not progress:
+        return None
+    total = sum(s.seeds * s.recording.n_steps(s.algorithm.lr) for s in specs)
+    if callable(progress):
+        offset = [0]
+
+        def report(done, finished=False):
+            progress(offset[0] + done, total)
+            if finished:
+                offset[0] += done
+        return report
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=True)
+    task = bar.add_task("simulating", total=total)
+    offset = [0]
+
+    def report(done, finished=False):
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=offset[0] + done)
+        if finished:
+            offset[0] += done
+            if offset[0] >= total:
+                bar.stop()
+    return report
+
+
+def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> xr.Dataset:
+    """Run one spec (one algorithm) and return its dataset."""
+    from prcy.kernels import dynamics, losses, parallel
+
+    p, a, c = spec.problem, spec.algorithm, spec.constraint
+    n_threads = parallel.n_threads(threads)
+    lr = a.lr
+    n_steps = spec.recording.n_steps(lr)
+    steps = spec.recording.steps(lr)
+    schedule = a.schedule()
+    temp_starts = np.array([int(round(t / lr)) for t, _ in schedule], dtype=np.int64)
+    temp_values = np.array([T for _, T in schedule], dtype=np.float64)
+    dtype = np.dtype(p.precision)
+    streams = seed_streams(spec)
+    empty_x = np.empty((0, p.n), dtype=dtype)
+    shared = (empty_x, np.empty(0), np.empty(0), empty_x, np.empty(0))
+    if p.share_data:
+        data_rng = np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
+        w0, X, h0, Xt, h0t = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype)
+        shared = (X, h0, w0, Xt, h0t)
+    p_on, p_off = a.switching_probabilities()
+    params = dict(eta=lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
+                  sphere=c.kind == "sphere", n_steps=n_steps, check_every=spec.stopping.check_every(lr),
+                  tol=spec.stopping.tol, early_stop=spec.stopping.early_stop)
+    progress_arr = np.zeros(spec.seeds, dtype=np.int64)
+    abort = np.zeros(1, dtype=np.int32)
+    result: dict = {}
+
+    def work():
+        try:
+            result["out"] = dynamics.run_seeds(
+                losses.capsule(p.name), *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
+                selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, m0=spec.init.m0,
+                params=params, record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
+                data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
+                progress=progress_arr, abort=abort, n_threads=n_threads)
+        except BaseException as exc:  # handed to the calling thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="prcy-kernels", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.2)
+            if progress is not None:
+                progress(int(progress_arr.sum()))
+    except KeyboardInterrupt:
+        abort[0] = 1
+        thread.join()
+        raise
+    if "error" in result:
+        raise result["error"]
+    if progress is not None:
+        progress(spec.seeds * n_steps, finished=True)
+    return _dataset(spec, result["out"], steps, n_threads)
+
+
+def _dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:
+    from prcy.analysis import test_error
+    from prcy.kernels import dynamics, parallel
+
+    lr = spec.algorithm.lr
+    seeds = np.arange(spec.first_seed, spec.first_seed + spec.seeds)
+    dims = ("seed", "time")
+    data = {name: (dims, out[name]) for name in ("magnetization", "norm", "train_loss")}
+    data["test_error"] = (dims, test_error(spec.problem.name, out["magnetization"], out["norm"]))
+    if spec.problem.n_test:
+        data["test_error_empirical"] = (dims, out["test_error"])
+    solved = out["solved_step"]
+    data["success"] = (("seed",), solved >= 0)
+    data["solved_time"] = (("seed",), np.where(solved >= 0, solved * lr, np.nan))
+    data["stop_time"] = (("seed",), out["stop_step"] * lr)
+    data["stop_reason"] = (("seed",), np.array([dynamics.STOP_REASONS[r] for r in out["stop_reason"]], dtype=object))
+    ds = xr.Dataset(data, coords={"seed": seeds, "time": steps * lr, "step": ("time", steps),
+                                  "algorithm": spec.algorithm.name})
+    for name, meta in {**VARIABLES, **COORDS}.items():
+        if name in ds.variables:
+            ds[name].attrs.update(meta)
+    ds.attrs.update(_attributes(spec, n_threads, parallel.build_info()))
+    return ds
+
+
+def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:
+    """File attributes: the spec as JSON plus flat scalars, provenance of the random numbers."""
+    p, a = spec.problem, spec.algorithm
+    return {
+        "title": "prcy simulation",
+        "Conventions": "CF-1.10",
+        "schema": SCHEMA,
+        "prcy_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "spec": spec.to_json(),
+        "problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "m0": spec.init.m0, "lr": a.lr,
+        "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
+        "tol": spec.stopping.tol, "precision": p.precision,
+        "rng_generator": "numpy.random.PCG64",
+        "rng_root_seed": spec.seed,
+        "rng_spawn_keys": "SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, 1 init, "
+                          "2 dynamics" + ("; shared data from seed 0's data stream" if p.share_data else ""),
+        "numpy_version": np.__version__,
+        "threads": n_threads,
+        "build_openmp": int(build["openmp"]),
+        "build_march": build["march"],
+    }

@@ -93,6 +93,8 @@ def simulate(
 
     if output.exists() and not overwrite:
         _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        _fail(f"output: folder {str(output.parent)!r} does not exist")
     algos = [a.strip() for a in algorithm.split(",") if a.strip()]
     options = dict(problem=problem.value, alpha=alpha, n=n, m0=m0, lr=lr, batch_fraction=batch_fraction,
                    persistence=persistence, temperature=temperature, constraint=constraint.value,

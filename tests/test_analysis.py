@@ -44,3 +44,12 @@ def test_wilson_interval():
     k, n, z = 7, 40, 1.959963984540054
     for p in wilson_interval(k, n):
         assert abs(p - k / n) == pytest.approx(z * np.sqrt(p * (1 - p) / n))
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    module = importlib.import_module("prcy.simulate")     # the module; prcy.simulate is the function
+    result = doctest.testmod(module, verbose=False)
+    assert result.attempted >= 1 and result.failed == 0

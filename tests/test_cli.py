@@ -82,6 +82,11 @@ def test_bad_options_end_in_one_line_and_exit_2(tmp_path, args, needle):
     assert not (tmp_path / "x.nc").exists()
 
 
+def test_missing_output_folder_fails_before_compute(tmp_path):
+    result = runner.invoke(app, ["simulate", *SMALL, "-o", str(tmp_path / "no" / "run.nc")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
 def test_info_describes_a_file_and_rejects_others(tmp_path):
     out = tmp_path / "run.nc"
     runner.invoke(app, ["simulate", "--algorithm", "gd,psgd", *SMALL, "-o", str(out)])

@@ -1,4 +1,6 @@
-"""Success fractions with Wilson score intervals, and per-algorithm summaries of a simulation."""
+"""Success fractions with Wilson score intervals, and summaries per grid point of a simulation or a
+sweep dataset."""
+import itertools
 import math
 
 import numpy as np
@@ -16,23 +18,27 @@ def wilson_interval(successes, trials, z=1.959963984540054):
 
 
 def success_summary(ds):
-    """One row per algorithm of a simulation dataset: seeds, successes, fraction and Wilson interval,
-    median solved time (over solved seeds), median final magnetization, diverged count."""
-    algos = np.atleast_1d(ds["algorithm"].values)
+    """One row per point of every dimension other than ``seed`` and ``time`` (for a simulation: per
+    algorithm): the point's coordinates, seeds, successes, fraction with its Wilson interval, median
+    solved time (over solved seeds), median final ``|m|``, number of diverged seeds."""
+    dims = [d for d in ds["success"].dims if d != "seed"]
     rows = []
-    for algo in algos:
-        sub = ds.sel(algorithm=algo) if "algorithm" in ds.dims else ds
+    for index in itertools.product(*(range(ds.sizes[d]) for d in dims)):
+        sub = ds.isel(dict(zip(dims, index)))
         success = np.asarray(sub["success"].values, dtype=bool)
         solved = np.asarray(sub["solved_time"].values, dtype=float)
         n, k = success.size, int(success.sum())
         lo, hi = wilson_interval(k, n)
-        final_m = np.asarray(sub["magnetization"].isel(time=-1).values, dtype=float)
+        final_m = np.abs(np.asarray(sub["magnetization"].isel(time=-1).values, dtype=float))
         reasons = np.asarray(sub["stop_reason"].values).astype(str)
+        point = {d: sub[d].values.item() for d in dims}
+        if not dims and "algorithm" in sub.coords:
+            point["algorithm"] = str(sub["algorithm"].values)
         rows.append({
-            "algorithm": str(algo), "seeds": n, "successes": k, "fraction": k / n if n else math.nan,
+            "point": point, "seeds": n, "successes": k, "fraction": k / n if n else math.nan,
             "ci_low": lo, "ci_high": hi,
             "median_solved_time": float(np.median(solved[success])) if k else math.nan,
-            "median_final_m": float(np.nanmedian(np.abs(final_m))) if np.isfinite(final_m).any() else math.nan,
+            "median_final_m": float(np.nanmedian(final_m)) if np.isfinite(final_m).any() else math.nan,
             "diverged": int((reasons == "diverged").sum()),
         })
     return rows

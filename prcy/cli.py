@@ -62,8 +62,8 @@ def simulate(
     n: int = typer.Option(256, "--n", help="Dimension N."),
     m0: float = typer.Option(0.2, help="Initial magnetization (0 = random start)."),
     lr: float = typer.Option(0.01, help="Learning rate eta (physical time per step)."),
-    batch_fraction: float = typer.Option(0.5, help="Mini-batch fraction ell (sgd, psgd)."),
-    persistence: float = typer.Option(1.0, help="Persistence time tau (psgd)."),
+    batch_fraction: Optional[float] = typer.Option(None, help="Mini-batch fraction ell (sgd, psgd) [default: 0.5]."),
+    persistence: Optional[float] = typer.Option(None, help="Persistence time tau (psgd) [default: 1]."),
     temperature: float = typer.Option(0.0, help="Langevin temperature T."),
     temperature_schedule: Optional[str] = typer.Option(
         None, help="Piecewise-constant temperature 't0:T0,t1:T1,...', e.g. '0:1,700:0'."),
@@ -106,8 +106,7 @@ def simulate(
         if temperature_schedule is not None:
             options["temperature_schedule"] = _parse_schedule(temperature_schedule)
             options.pop("temperature")
-        if len(algos) == 1:
-            options = _single_algorithm_options(algos[0], options)
+        options = {k: v for k, v in options.items() if v is not None}
         ds = run_simulation(algorithm=algos if len(algos) > 1 else (algos[0] if algos else ""),
                             threads=threads, progress=progress, **options)
         write_dataset(ds, output, overwrite=overwrite)
@@ -121,14 +120,91 @@ def simulate(
     typer.echo(f"wrote {output}")
 
 
-def _single_algorithm_options(algo: str, options: dict) -> dict:
-    """Drop the command-line defaults of options that do not apply to a lone ``algo``."""
-    options = dict(options)
-    if algo not in ("sgd", "psgd"):
-        options.pop("batch_fraction")
-    if algo != "psgd":
-        options.pop("persistence")
-    return options
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sweep(
+    ctx: typer.Context,
+    output: Path = typer.Option(..., "-o", "--output", help="Merged NetCDF file (parts go to OUTPUT.parts/)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing merged file (finished parts are reused)."),
+    processes: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
+    threads: Optional[int] = typer.Option(None, help="Threads per task (default: cores / processes)."),
+    dask_workers: Optional[int] = typer.Option(None, help="Run on a local Dask cluster with this many workers."),
+    scheduler: Optional[str] = typer.Option(None, help="Run on the Dask scheduler at this address (tcp://HOST:PORT)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+):
+    """Run a parameter grid into one labelled NetCDF dataset; rerunning the same command resumes.
+
+    Usage: prcy sweep [GRID.toml] [--OPTION VALUES ...] -o sweep.nc. The TOML file has sections problem,
+    dynamics, init, recording, stopping, run (see examples/). Any option of `prcy simulate` can be given after the grid, as one value, a list (--alpha 2,2.5,3) or an
+    inclusive range (--alpha 1.5:4:0.25); dotted names address the grid file's sections
+    (--dynamics.lr 0.02). --seeds-per-task splits the seeds of a grid point into several tasks.
+    """
+    from prcy.io import format_summary_row
+    from prcy.analysis import success_summary
+    from prcy.sweep import Sweep, load_grid_file, override_key, parse_value, run_sweep
+
+    args = list(ctx.args)
+    try:
+        grid = Path(args.pop(0)) if args and not args[0].startswith("-") else None
+        options = load_grid_file(grid) if grid is not None else {}
+        options.update(_parse_extra(args, override_key, parse_value))
+        plan = Sweep.from_options(options)
+        if output.exists() and not overwrite:
+            raise FileExistsError(f"output: {str(output)!r} exists; pass --overwrite to replace it "
+                                  f"(its parts are reused)")
+        reporter, bar = _task_bar(progress)
+        try:
+            ds = run_sweep(plan, output, processes=processes, threads=threads, scheduler=scheduler,
+                           dask_workers=dask_workers, overwrite=overwrite, progress=reporter,
+                           log=lambda text: typer.echo(text, err=True))
+        finally:
+            if bar is not None:
+                bar.stop()
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished tasks are kept; rerun the same command to resume", err=True)
+        raise typer.Exit(code=130)
+    for row in success_summary(ds):
+        typer.echo(format_summary_row(row))
+    typer.echo(f"wrote {output}")
+
+
+def _parse_extra(args: list[str], key_of, value_of) -> dict:
+    """``--name value`` pairs (``--flag`` alone is true, ``--no-flag`` false) from typer's extra args."""
+    out, i = {}, 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--"):
+            raise ValueError(f"option: unexpected argument {token!r}; options look like --alpha 1:4:0.5")
+        name, eq, inline = token.partition("=")
+        has_value = eq or (i + 1 < len(args) and not args[i + 1].startswith("--"))
+        if eq:
+            value = value_of(inline)
+        elif has_value:
+            value = value_of(args[i + 1])
+            i += 1
+        elif name.startswith("--no-"):
+            name, value = "--" + name[5:], False
+        else:
+            value = True
+        out[key_of(name)] = value
+        i += 1
+    return out
+
+
+def _task_bar(show: bool):
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("tasks"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
+                   TimeRemainingColumn(), transient=True)
+    task = bar.add_task("sweep", total=None)
+    bar.start()
+
+    def report(done, total):
+        bar.update(task, completed=done, total=total)
+    return report, bar
 
 
 @app.command()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-SCHEMAS = ("prcy-simulation/1",)
+SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1")
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -67,19 +67,22 @@ def describe(ds: xr.Dataset) -> str:
 
     dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     a = ds.attrs
+    fixed = "  ".join(f"{k}={a[k]}" for k in ("problem", "alpha", "n", "m0", "lr", "t_max", "constraint",
+                                                 "precision") if k in a)
+    swept = f"  swept: {a['dims_swept']}" if a.get("dims_swept") else ""
     lines = [f"{a.get('title', 'dataset')} ({a.get('schema')}, prcy {a.get('prcy_version')}, created {a.get('created')})",
-             f"dims: {dims}",
-             f"problem {a.get('problem')}  alpha={a.get('alpha')}  n={a.get('n')}  m0={a.get('m0')}  "
-             f"lr={a.get('lr')}  t_max={a.get('t_max')}  constraint={a.get('constraint')}  "
-             f"precision={a.get('precision')}",
+             f"dims: {dims}{swept}",
+             fixed,
              f"rng: {a.get('rng_generator')} root seed {a.get('rng_root_seed')}; {a.get('rng_spawn_keys')}"]
     lines += [format_summary_row(r) for r in success_summary(ds)]
     return "\n".join(lines)
 
 
 def format_summary_row(r: dict) -> str:
-    """One line per algorithm: success fraction with its Wilson interval, median solved time."""
+    """One line per grid point: success fraction with its Wilson interval, median solved time."""
     solved = "-" if np.isnan(r["median_solved_time"]) else f"{r['median_solved_time']:.4g}"
-    return (f"{r['algorithm']:>9}: success {r['successes']}/{r['seeds']} = {100 * r['fraction']:.0f}% "
+    label = " ".join(f"{v}" if k == "algorithm" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in r["point"].items())
+    return (f"{label:>9}: success {r['successes']}/{r['seeds']} = {100 * r['fraction']:.0f}% "
             f"[95% CI {100 * r['ci_low']:.0f}-{100 * r['ci_high']:.0f}%]  median solved time {solved}  "
             f"median final |m| {r['median_final_m']:.3f}  diverged {r['diverged']}")

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from prcy import __version__
-from prcy.specs import ALGORITHMS, SimulationSpec
+from prcy.specs import ALGORITHMS, SimulationSpec, applicable_options
 
 SCHEMA = "prcy-simulation/1"
 STREAMS = {"data": 0, "init": 1, "dynamics": 2}
@@ -102,19 +102,8 @@ def specs_from_options(**options) -> list[SimulationSpec]:
     if len(set(algos)) != len(algos):
         raise ValueError(f"algorithm: {algos!r} repeats a name")
     several = len(algos) > 1
-    specs = []
-    for algo in algos:
-        opts = dict(options)
-        if several:
-            if algo not in ("sgd", "psgd"):
-                opts.pop("batch_fraction", None)
-            if algo != "psgd":
-                opts.pop("persistence", None)
-            if algo == "gd":
-                opts.pop("temperature", None)
-                opts.pop("temperature_schedule", None)
-        specs.append(SimulationSpec.from_flat(algorithm=algo, **opts))
-    return specs
+    return [SimulationSpec.from_flat(algorithm=algo, **(applicable_options(algo, options) if several else options))
+            for algo in algos]
 
 
 def _make_reporter(progress, specs):
@@ -228,9 +217,16 @@ def _dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int)
     return ds
 
 
+def flat_attributes(spec: SimulationSpec) -> dict:
+    """The main parameters as flat scalar attributes (NetCDF cannot hold None, bools or lists)."""
+    p, a = spec.problem, spec.algorithm
+    return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "m0": spec.init.m0, "lr": a.lr,
+            "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
+            "tol": spec.stopping.tol, "precision": p.precision}
+
+
 def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:
     """File attributes: the spec as JSON plus flat scalars, provenance of the random numbers."""
-    p, a = spec.problem, spec.algorithm
     return {
         "title": "prcy simulation",
         "Conventions": "CF-1.10",
@@ -238,13 +234,11 @@ def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:
         "prcy_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "spec": spec.to_json(),
-        "problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "m0": spec.init.m0, "lr": a.lr,
-        "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
-        "tol": spec.stopping.tol, "precision": p.precision,
+        **flat_attributes(spec),
         "rng_generator": "numpy.random.PCG64",
         "rng_root_seed": spec.seed,
         "rng_spawn_keys": "SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, 1 init, "
-                          "2 dynamics" + ("; shared data from seed 0's data stream" if p.share_data else ""),
+                          "2 dynamics" + ("; shared data from seed 0's data stream" if spec.problem.share_data else ""),
         "numpy_version": np.__version__,
         "threads": n_threads,
         "build_openmp": int(build["openmp"]),

@@ -326,6 +326,22 @@ class SimulationSpec:
         return cls(**{name: _GROUPS[name](**g) for name, g in groups.items()}, **top)
 
 
+# options that an algorithm does not use (its spec rejects them when given explicitly)
+NOT_APPLICABLE = {
+    "gd": {"batch_fraction", "persistence", "temperature", "temperature_schedule"},
+    "langevin": {"batch_fraction", "persistence"},
+    "sgd": {"persistence"},
+    "psgd": set(),
+}
+
+
+def applicable_options(algorithm: str, options: dict) -> dict:
+    """``options`` without those that ``algorithm`` does not use (for runs and sweeps that combine
+    several algorithms under one set of options)."""
+    _choice("algorithm", algorithm, ALGORITHMS)
+    return {k: v for k, v in options.items() if k not in NOT_APPLICABLE[algorithm]}
+
+
 _GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
            "init": Initialization, "recording": Recording, "stopping": Stopping}
 

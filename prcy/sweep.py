@@ -1,0 +1,557 @@
+"""Parameter sweeps: a grid of simulation specs x seeds becomes tasks; each finished task is written
+atomically to its own part file; a rerun computes only what is missing; the parts merge, streaming,
+into one labelled NetCDF dataset.
+
+Grid. Any option of ``prcy.simulate`` is either fixed (one value) or swept (a list, or a range
+``start:stop:step`` that includes ``stop``). The merged dataset has one dimension per swept option, in
+the order given, then ``seed`` and ``time``.
+
+Options that do not apply to an algorithm (``batch_fraction`` for gd, ``persistence`` for gd, sgd and
+langevin, ``temperature`` for gd) are not passed to it: such an algorithm runs once per distinct spec
+and its result fills every cell of the dimensions it does not depend on (the cells hold the same
+bits, nothing is re-run or made up). The attribute ``independent_of`` lists, per algorithm, the swept
+dimensions it ignores.
+
+Time. All tasks share the recording times. When ``lr`` is swept the times are computed with the
+largest ``lr`` and every other ``lr`` must divide them (checked up front).
+
+Parts. ``<output>.parts/`` holds ``task-<key>.nc`` per task, where ``key`` hashes the task's spec and
+seed block, and ``sweep.json`` (the grid and its creation time). A part is trusted only when its stored
+key and spec match the task and its data checksum is right; anything else in the folder is reported
+and never merged, and a damaged part is recomputed. The merged file is written to a temporary file and
+renamed, and its content does not depend on interruptions, resumption, the executor or the number of
+workers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from prcy.specs import FLAT, NOT_APPLICABLE, SimulationSpec, applicable_options
+
+SCHEMA = "prcy-sweep/1"
+PART_SCHEMA = "prcy-sweep-part/1"
+
+# TOML sections: a place for every option (dotted overrides use the same names: --dynamics.lr 0.02)
+SECTIONS = {
+    "problem": ("problem", "alpha", "n", "n_test", "precision", "share_data"),
+    "dynamics": ("algorithm", "lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
+                 "rescale", "constraint", "ridge"),
+    "init": ("m0",),
+    "recording": ("t_max", "points", "grid", "times"),
+    "stopping": ("tol", "early_stop", "check_interval"),
+    "run": ("seeds", "first_seed", "seed", "seeds_per_task"),
+}
+OPTION_SECTION = {opt: sec for sec, opts in SECTIONS.items() for opt in opts}
+NOT_SWEPT = ("t_max", "points", "grid", "times", "seeds", "seed", "seeds_per_task", "temperature_schedule",
+             "first_seed")
+PER_SEED = ("success", "solved_time", "stop_time", "stop_reason")
+CURVES = ("magnetization", "norm", "train_loss", "test_error", "test_error_empirical")
+
+
+# --------------------------------------------------------------------------------------------------
+# parsing values and grids
+
+def parse_value(text: str):
+    """A command-line value: ``"1:4:0.5"`` (inclusive range), ``"gd,psgd"`` (list), or a scalar
+    (int, float, true/false, string). Lists come back as lists."""
+    if not isinstance(text, str):
+        return text
+    if "," in text:
+        return [parse_scalar(part.strip()) for part in text.split(",") if part.strip()]
+    if text.count(":") == 2 and all(_is_number(p) for p in text.split(":")):
+        return parse_range(text)
+    return parse_scalar(text)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_scalar(text: str):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_range(text: str) -> list[float]:
+    """``"start:stop:step"`` -> ``[start, start + step, ..., stop]`` (``stop`` included when the steps
+    land on it within 1e-9 of a step)."""
+    start, stop, step = (float(p) for p in text.split(":"))
+    if not (math.isfinite(start) and math.isfinite(stop) and math.isfinite(step)) or step <= 0 or stop < start:
+        raise ValueError(f"range: {text!r} is not allowed; allowed: start:stop:step with step > 0 and stop >= start")
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if count > 100_000:
+        raise ValueError(f"range: {text!r} has {count} values; allowed: at most 100000")
+    values = [round(start + i * step, 12) for i in range(count)]
+    return [int(v) if float(v).is_integer() and all(float(p).is_integer() for p in text.split(":")) else v
+            for v in values]
+
+
+def load_grid_file(path: str | os.PathLike) -> dict:
+    """Flat options from a TOML grid file: sections of ``SECTIONS``; a list or a range string sweeps."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"grid: {str(path)!r} does not exist")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"grid: {str(path)!r} is not valid TOML ({exc})") from None
+    options = {}
+    for section, table in doc.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise ValueError(f"grid: unknown section [{section}] in {str(path)!r}; allowed: "
+                             + ", ".join(f"[{s}]" for s in SECTIONS))
+        for key, value in table.items():
+            if key not in SECTIONS[section]:
+                raise ValueError(f"grid: [{section}] has no option {key!r}; allowed: {', '.join(SECTIONS[section])}")
+            options[key] = parse_value(value) if isinstance(value, str) else value
+    return options
+
+
+def override_key(text: str) -> str:
+    """``"--dynamics.lr"``, ``"--lr"``, ``"--batch-fraction"`` -> the flat option name."""
+    name = text.lstrip("-").replace("-", "_")
+    if "." in name:
+        section, _, key = name.partition(".")
+        if section not in SECTIONS or key not in SECTIONS[section]:
+            raise ValueError(f"option: --{text.lstrip('-')} is unknown; allowed: --SECTION.KEY with "
+                             + "; ".join(f"{s}: {', '.join(k)}" for s, k in SECTIONS.items()))
+        return key
+    if name not in OPTION_SECTION:
+        raise ValueError(f"option: --{text.lstrip('-')} is unknown; allowed: "
+                         + ", ".join("--" + k.replace("_", "-") for k in OPTION_SECTION))
+    return name
+
+
+# --------------------------------------------------------------------------------------------------
+# the sweep and its tasks
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    key: str
+    spec: SimulationSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A validated grid: ``axes`` (swept option -> values, in order) and ``fixed`` options."""
+    axes: tuple[tuple[str, tuple], ...]
+    fixed: tuple[tuple[str, object], ...]
+    seeds_per_task: int | None = None
+
+    @classmethod
+    def from_options(cls, options: dict) -> "Sweep":
+        options = dict(options)
+        seeds_per_task = options.pop("seeds_per_task", None)
+        axes, fixed = [], {}
+        for key, value in options.items():
+            if key not in OPTION_SECTION:
+                raise ValueError(f"option: {key!r} is unknown; allowed: {', '.join(OPTION_SECTION)}")
+            if isinstance(value, (list, tuple)) and key not in ("times", "temperature_schedule"):
+                values = list(value)
+                if not values:
+                    raise ValueError(f"{key}: the grid is empty; allowed: one or more values")
+                if len(set(map(repr, values))) != len(values):
+                    raise ValueError(f"{key}: {values!r} repeats a value")
+                if key in NOT_SWEPT:
+                    raise ValueError(f"{key}: cannot be swept (it shapes the shared time axis or the seeds); "
+                                     f"give one value")
+                if len(values) > 1:
+                    axes.append((key, tuple(values)))
+                    continue
+                value = values[0]
+            fixed[key] = value
+        if seeds_per_task is not None and (isinstance(seeds_per_task, bool) or not isinstance(seeds_per_task, int)
+                                           or seeds_per_task < 1):
+            raise ValueError(f"seeds_per_task: {seeds_per_task!r} is not allowed; allowed: an integer >= 1")
+        sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
+        sweep.tasks()          # builds and validates every spec before any compute
+        return sweep
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(values) for _, values in self.axes)
+
+    def points(self) -> Iterable[tuple[tuple[int, ...], dict]]:
+        """``(index, options)`` for every grid cell, in C order."""
+        for index in itertools.product(*(range(len(v)) for _, v in self.axes)):
+            opts = dict(self.fixed)
+            opts.update({name: values[i] for (name, values), i in zip(self.axes, index)})
+            yield index, opts
+
+    def _times(self) -> tuple[float, ...] | None:
+        lrs = dict(self.axes).get("lr")
+        if lrs is None:
+            return None
+        base = SimulationSpec.from_flat(**{k: v for k, v in self.fixed.items() if k in FLAT}, lr=max(lrs),
+                                        algorithm="gd")
+        return tuple(float(s) * max(lrs) for s in base.recording.steps(max(lrs)))
+
+    def cell_spec(self, opts: dict, times=None) -> SimulationSpec:
+        algo = opts.get("algorithm", "gd")
+        opts = applicable_options(algo, opts)
+        if times is not None:
+            opts["times"] = times
+            lr = opts["lr"]
+            steps = np.rint(np.asarray(times) / lr)
+            if np.any(np.abs(steps * lr - np.asarray(times)) > 1e-9 * max(1.0, max(times))):
+                raise ValueError(f"lr: {lr!r} does not divide the shared recording times (built with the largest "
+                                 f"lr, {max(dict(self.axes)['lr'])!r}); allowed: values of lr that divide it, "
+                                 f"e.g. halves or quarters")
+        return SimulationSpec.from_flat(**opts)
+
+    def tasks(self) -> dict[str, Task]:
+        """Distinct tasks (spec x seed block), by key, in grid order."""
+        out = {}
+        for _, spec in self.cell_specs():
+            for block in self._seed_blocks(spec):
+                key = task_key(block)
+                out.setdefault(key, Task(key, block))
+        if not out:
+            raise ValueError("grid: no task")
+        return out
+
+    def cell_specs(self) -> Iterable[tuple[tuple[int, ...], SimulationSpec]]:
+        times = self._times()
+        for index, opts in self.points():
+            yield index, self.cell_spec(opts, times)
+
+    def _seed_blocks(self, spec: SimulationSpec) -> list[SimulationSpec]:
+        per = self.seeds_per_task or spec.seeds
+        return [dataclasses.replace(spec, first_seed=spec.first_seed + start, seeds=min(per, spec.seeds - start))
+                for start in range(0, spec.seeds, per)]
+
+    def cell_tasks(self) -> Iterable[tuple[tuple[int, ...], list[str]]]:
+        """For each grid cell, the keys of its tasks (seed blocks in order)."""
+        for index, spec in self.cell_specs():
+            yield index, [task_key(b) for b in self._seed_blocks(spec)]
+
+    def independent_of(self) -> dict[str, list[str]]:
+        algos = dict(self.axes).get("algorithm") or [dict(self.fixed).get("algorithm", "gd")]
+        return {a: [d for d in self.dims if d in NOT_APPLICABLE[a]] for a in algos}
+
+    def to_dict(self) -> dict:
+        return {"axes": [[name, list(values)] for name, values in self.axes], "fixed": dict(self.fixed),
+                "seeds_per_task": self.seeds_per_task}
+
+
+def task_key(spec: SimulationSpec) -> str:
+    return hashlib.sha256(spec.to_json().encode()).hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------------------------------
+# running tasks
+
+def run_task(spec_json: str, threads: int) -> "xarray.Dataset":  # noqa: F821
+    """Run one task (in a worker process or on a Dask worker)."""
+    from prcy.simulate import run
+
+    return run(SimulationSpec.from_dict(json.loads(spec_json)), threads=threads)
+
+
+def checksum(ds) -> str:
+    """sha256 over the task's data arrays, in a fixed order."""
+    h = hashlib.sha256()
+    for name in sorted(ds.data_vars):
+        values = ds[name].values
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(values.astype(str) if values.dtype == object else values).tobytes())
+    return h.hexdigest()
+
+
+class PartStore:
+    """The folder of part files of one sweep output."""
+
+    def __init__(self, output: str | os.PathLike):
+        self.output = Path(output)
+        self.folder = self.output.with_name(self.output.name + ".parts")
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"task-{key}.nc"
+
+    def manifest(self, sweep: Sweep) -> dict:
+        """Create the folder and the manifest, or read the manifest of a previous run."""
+        self.folder.mkdir(exist_ok=True)
+        path = self.folder / "sweep.json"
+        if path.exists():
+            try:
+                manifest = json.loads(path.read_text())
+            except (ValueError, OSError):
+                manifest = None
+            if manifest and manifest.get("grid") == sweep.to_dict():
+                return manifest
+        manifest = {"grid": sweep.to_dict(),
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(manifest, sort_keys=True))
+        os.replace(tmp, path)
+        return manifest
+
+    def write(self, task: Task, ds) -> None:
+        from prcy.io import write_dataset
+
+        ds = ds.copy()
+        ds.attrs = {"schema": PART_SCHEMA, "task_key": task.key, "spec": task.spec.to_json(),
+                    "checksum": checksum(ds), "prcy_version": ds.attrs.get("prcy_version", "")}
+        write_dataset(ds, self.path(task.key), overwrite=True)
+
+    def read(self, task: Task):
+        """The task's part if it is present and valid; None if absent; raises ``ValueError`` if damaged."""
+        import xarray as xr
+
+        path = self.path(task.key)
+        if not path.exists():
+            return None
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ds = ds.load()
+        except Exception as exc:
+            raise ValueError(f"part {path.name}: unreadable ({type(exc).__name__}: {exc})") from None
+        if ds.attrs.get("schema") != PART_SCHEMA or ds.attrs.get("task_key") != task.key:
+            raise ValueError(f"part {path.name}: not a part of this task (schema {ds.attrs.get('schema')!r}, "
+                             f"key {ds.attrs.get('task_key')!r})")
+        if ds.attrs.get("spec") != task.spec.to_json():
+            raise ValueError(f"part {path.name}: its spec differs from the task's")
+        if "success" in ds:
+            ds["success"] = ds["success"].astype(bool)
+        if ds.attrs.get("checksum") != checksum(ds):
+            raise ValueError(f"part {path.name}: checksum mismatch (damaged)")
+        expected = {"seed": task.spec.seeds}
+        if any(ds.sizes.get(d) != n for d, n in expected.items()):
+            raise ValueError(f"part {path.name}: wrong shape {dict(ds.sizes)}")
+        return ds
+
+    def foreign(self, keys: set[str]) -> list[Path]:
+        """Files in the folder that are no part of this sweep (reported, never merged)."""
+        if not self.folder.exists():
+            return []
+        return sorted(p for p in self.folder.iterdir()
+                      if p.name != "sweep.json" and not (p.name.startswith("task-") and p.name[5:-3] in keys
+                                                         and p.suffix == ".nc"))
+
+
+def plan_workers(n_tasks: int, processes: int | None, threads: int | None) -> tuple[int, int]:
+    """``(processes, threads per process)``: all cores by default, never more threads than cores."""
+    cores = os.cpu_count() or 1
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+        raise ValueError(f"processes: {processes!r} is not allowed; allowed: an integer >= 1")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: {threads!r} is not allowed; allowed: an integer >= 1")
+    if processes is None:
+        processes = max(1, min(cores // (threads or 1), n_tasks))
+    if threads is None:
+        threads = max(1, cores // processes)
+    return processes, threads
+
+
+def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None = None,
+              threads: int | None = None, scheduler: str | None = None, dask_workers: int | None = None,
+              overwrite: bool = False, progress: Callable[[int, int], None] | None = None,
+              log: Callable[[str], None] = print):
+    """Run every missing task of ``sweep``, then merge all parts into ``output``; returns the merged
+    dataset (loaded from the file). Rerunning the same call resumes."""
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"output: {str(output)!r} exists; pass overwrite=True (--overwrite) to replace it "
+                              f"(its parts in {output.name}.parts/ are reused)")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"output: folder {str(output.parent)!r} does not exist")
+    if scheduler is not None and dask_workers is not None:
+        raise ValueError("scheduler: give either --scheduler or --dask-workers, not both")
+    tasks = sweep.tasks()
+    store = PartStore(output)
+    manifest = store.manifest(sweep)
+    for path in store.foreign(set(tasks)):
+        log(f"ignored: {path.name} in {store.folder.name}/ is no part of this sweep (not merged)")
+    missing = []
+    for task in tasks.values():
+        try:
+            if store.read(task) is None:
+                missing.append(task)
+        except ValueError as exc:
+            log(f"recomputing: {exc}")
+            missing.append(task)
+    done = len(tasks) - len(missing)
+    if progress:
+        progress(done, len(tasks))
+    if missing:
+        if scheduler is not None or dask_workers is not None:
+            _run_dask(missing, store, scheduler, dask_workers, threads or 1, progress, done, len(tasks))
+        else:
+            _run_local(missing, store, processes, threads, progress, done, len(tasks))
+    return merge(sweep, store, output, manifest["created"], tasks)
+
+
+def _run_local(missing, store, processes, threads, progress, done, total):
+    processes, threads = plan_workers(len(missing), processes, threads)
+    if processes == 1:
+        for task in missing:
+            store.write(task, run_task(task.spec.to_json(), threads))
+            done += 1
+            if progress:
+                progress(done, total)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")   # no fork after OpenMP has started threads
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+        futures = {pool.submit(run_task, t.spec.to_json(), threads): t for t in missing}
+        try:
+            for future in as_completed(futures):
+                store.write(futures[future], future.result())
+                done += 1
+                if progress:
+                    progress(done, total)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _run_dask(missing, store, scheduler, dask_workers, threads, progress, done, total):
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ValueError("scheduler: Dask distributed is not installed; pip install 'prcy[dask]'") from None
+    cluster = None
+    try:
+        if dask_workers is not None:
+            if isinstance(dask_workers, bool) or not isinstance(dask_workers, int) or dask_workers < 1:
+                raise ValueError(f"dask_workers: {dask_workers!r} is not allowed; allowed: an integer >= 1")
+            cluster = LocalCluster(n_workers=dask_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ValueError(f"scheduler: cannot reach {scheduler!r} ({exc})") from None
+        with client:
+            futures = {client.submit(run_task, t.spec.to_json(), threads, key=f"prcy-task-{t.key}",
+                                     pure=False, retries=2): t for t in missing}
+            for future in as_completed(futures):
+                store.write(futures[future], future.result())
+                done += 1
+                if progress:
+                    progress(done, total)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# merging
+
+def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dict[str, Task]):
+    """Stream every part into one NetCDF file (one task in memory at a time), atomically."""
+    import tempfile
+
+    import netCDF4
+    import xarray as xr
+
+    from prcy import __version__
+    from prcy.simulate import COORDS, VARIABLES, flat_attributes
+
+    first = store.read(next(iter(tasks.values())))
+    times, steps = first["time"].values, first["step"].values
+    cells = list(sweep.cell_tasks())
+    seeds = _seed_axis(sweep)
+    curves = [v for v in CURVES if v in first]
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+    os.close(fd)
+    try:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            for (name, values) in sweep.axes:
+                nc.createDimension(name, len(values))
+                arr = np.asarray(values)
+                var = nc.createVariable(name, str if arr.dtype.kind in "OU" else arr.dtype, (name,))
+                var[:] = arr.astype(object) if arr.dtype.kind in "OU" else arr
+            nc.createDimension("seed", len(seeds))
+            nc.createDimension("time", len(times))
+            nc.createVariable("seed", "i8", ("seed",))[:] = seeds
+            nc.createVariable("time", "f8", ("time",))[:] = times
+            nc.createVariable("step", "i8", ("time",))[:] = steps
+            for name in ("seed", "time", "step"):
+                nc[name].setncatts(COORDS[name])
+            nc["time"].setncattr("coordinates", "step")
+            dims = sweep.dims
+            chunk_cell = tuple(1 for _ in dims)
+            for name in curves:
+                nc.createVariable(name, "f8", dims + ("seed", "time"), zlib=True, complevel=4,
+                                  chunksizes=chunk_cell + (len(seeds), len(times)), fill_value=np.nan)
+            for name in ("solved_time", "stop_time"):
+                nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
+            nc.createVariable("success", "i1", dims + ("seed",)).setncattr("dtype", "bool")
+            nc.createVariable("stop_reason", str, dims + ("seed",))
+            for name in curves + list(PER_SEED):
+                nc[name].setncatts(VARIABLES[name])
+            cache: dict[str, object] = {}
+            for index, keys in cells:
+                parts = [cache[k] if k in cache else store.read(tasks[k]) for k in keys]
+                cache = dict(zip(keys, parts))            # consecutive cells often share their tasks
+                part = xr.concat(parts, dim="seed") if len(parts) > 1 else parts[0]
+                if not np.array_equal(part["time"].values, times):
+                    raise ValueError(f"part {keys[0]}: its time axis differs from the sweep's")
+                for name in curves:
+                    nc[name][index] = part[name].values
+                for name in ("solved_time", "stop_time"):
+                    nc[name][index] = part[name].values
+                nc["success"][index] = part["success"].values.astype(np.int8)
+                nc["stop_reason"][index] = part["stop_reason"].values.astype(object)
+            spec0 = json.loads(first.attrs["spec"])
+            nc.setncatts({
+                "title": "prcy sweep", "Conventions": "CF-1.10", "schema": SCHEMA,
+                "prcy_version": __version__, "created": created,
+                "grid": json.dumps(sweep.to_dict(), sort_keys=True),
+                "dims_swept": " ".join(sweep.dims),
+                "independent_of": json.dumps(sweep.independent_of(), sort_keys=True),
+                "spec": json.dumps(spec0, sort_keys=True),
+                "rng_generator": "numpy.random.PCG64",
+                "rng_root_seed": spec0["seed"],
+                "rng_spawn_keys": "SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, "
+                                  "1 init, 2 dynamics; identical for every grid cell (common random numbers)",
+                "numpy_version": np.__version__,
+                **{k: v for k, v in flat_attributes(SimulationSpec.from_dict(spec0)).items()
+                   if k not in sweep.dims and not (k == "m" and {"alpha", "n"} & set(sweep.dims))},
+            })
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    from prcy.io import open_dataset
+    return open_dataset(output)
+
+
+def _seed_axis(sweep: Sweep) -> np.ndarray:
+    _, spec = next(iter(sweep.cell_specs()))          # seeds and first_seed are never swept
+    return np.arange(spec.first_seed, spec.first_seed + spec.seeds)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prcy.specs import FLAT, NOT_APPLICABLE, SimulationSpec, applicable_options
+from prcy.specs import NOT_APPLICABLE, Recording, SimulationSpec, applicable_options
 
 SCHEMA = "prcy-sweep/1"
 PART_SCHEMA = "prcy-sweep-part/1"
@@ -209,9 +209,9 @@ class Sweep:
         lrs = dict(self.axes).get("lr")
         if lrs is None:
             return None
-        base = SimulationSpec.from_flat(**{k: v for k, v in self.fixed.items() if k in FLAT}, lr=max(lrs),
-                                        algorithm="gd")
-        return tuple(float(s) * max(lrs) for s in base.recording.steps(max(lrs)))
+        fixed = dict(self.fixed)
+        recording = Recording(**{k: fixed[k] for k in ("t_max", "points", "grid", "times") if k in fixed})
+        return tuple(float(s) * max(lrs) for s in recording.steps(max(lrs)))
 
     def cell_spec(self, opts: dict, times=None) -> SimulationSpec:
         algo = opts.get("algorithm", "gd")
@@ -316,8 +316,10 @@ class PartStore:
     def write(self, task: Task, ds) -> None:
         from prcy.io import write_dataset
 
+        if ds.attrs.get("spec") != task.spec.to_json():
+            raise ValueError(f"part {task.key}: the result was computed for another spec")
         ds = ds.copy()
-        ds.attrs = {"schema": PART_SCHEMA, "task_key": task.key, "spec": task.spec.to_json(),
+        ds.attrs = {"schema": PART_SCHEMA, "task_key": task.key, "spec": ds.attrs["spec"],
                     "checksum": checksum(ds), "prcy_version": ds.attrs.get("prcy_version", "")}
         write_dataset(ds, self.path(task.key), overwrite=True)
 

@@ -1,7 +1,11 @@
 """Analysis: generalization-error formulas and summaries over prcy datasets (pure functions)."""
 from prcy.analysis.generalization import (label_mse, linear_mse, test_error, three_cluster_error,
                                          two_cluster_error)
+from prcy.analysis import theory
 from prcy.analysis.success import success_summary, wilson_interval
+from prcy.analysis.theory import (ConvergenceError, alpha_amp, alpha_weak_recovery, se_alpha_of_overlap,
+                                 se_fixed_point, se_iterate)
 
 __all__ = ["label_mse", "linear_mse", "test_error", "success_summary", "wilson_interval",
-           "two_cluster_error", "three_cluster_error"]
+           "two_cluster_error", "three_cluster_error", "theory", "ConvergenceError", "alpha_amp",
+           "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate"]

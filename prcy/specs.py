@@ -105,7 +105,8 @@ class Algorithm:
     ``batch_fraction`` (``ell``) applies to sgd and psgd, ``persistence`` (``tau``) to psgd only;
     ``temperature``/``temperature_schedule`` to every algorithm but gd. ``temperature_schedule`` is a
     sequence of ``(t_start, T)`` pairs, starting at ``t = 0``: ``((0, 1.0), (700, 0.0))`` is "T = 1
-    until t = 700, then 0". ``rescale`` divides the stochastic gradient by ``ell`` (eq 8).
+    until t = 700, then 0"; ``anneal_at = 700`` says the same of a constant ``temperature`` (and can be
+    swept together with it). ``rescale`` divides the stochastic gradient by ``ell`` (eq 8).
     """
     name: str = "gd"
     lr: float = 0.01
@@ -113,6 +114,7 @@ class Algorithm:
     persistence: float | None = None
     temperature: float = 0.0
     temperature_schedule: tuple[tuple[float, float], ...] | None = None
+    anneal_at: float | None = None
     rescale: bool = True
 
     def __post_init__(self):
@@ -157,6 +159,10 @@ class Algorithm:
             if self.temperature != 0.0:
                 raise ValueError("temperature: give either temperature or temperature_schedule, not both")
             _set(self, "temperature_schedule", tuple(pairs))
+        if self.anneal_at is not None:
+            _set(self, "anneal_at", _number("anneal_at", self.anneal_at, low=0, low_open=True))
+            if self.temperature_schedule is not None:
+                raise ValueError("anneal_at: give either anneal_at or temperature_schedule, not both")
         temps = [T for _, T in self.schedule()]
         if name == "gd" and any(T > 0 for T in temps):
             raise ValueError(f"temperature: {max(temps):g} > 0 with gd; allowed: 0 (use algorithm 'langevin' "
@@ -168,6 +174,8 @@ class Algorithm:
 
     def schedule(self) -> tuple[tuple[float, float], ...]:
         """The temperature as ``(t_start, T)`` pairs (a constant temperature is one pair)."""
+        if self.anneal_at is not None:
+            return ((0.0, self.temperature), (self.anneal_at, 0.0))
         return self.temperature_schedule or ((0.0, self.temperature),)
 
     @property
@@ -328,7 +336,7 @@ class SimulationSpec:
 
 # options that an algorithm does not use (its spec rejects them when given explicitly)
 NOT_APPLICABLE = {
-    "gd": {"batch_fraction", "persistence", "temperature", "temperature_schedule"},
+    "gd": {"batch_fraction", "persistence", "temperature", "temperature_schedule", "anneal_at"},
     "langevin": {"batch_fraction", "persistence"},
     "sgd": {"persistence"},
     "psgd": set(),
@@ -353,7 +361,8 @@ FLAT = {
     "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
     "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
     "temperature": ("algorithm", "temperature"),
-    "temperature_schedule": ("algorithm", "temperature_schedule"), "rescale": ("algorithm", "rescale"),
+    "temperature_schedule": ("algorithm", "temperature_schedule"), "anneal_at": ("algorithm", "anneal_at"),
+    "rescale": ("algorithm", "rescale"),
     "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"),
     "m0": ("init", "m0"),
     "t_max": ("recording", "t_max"), "points": ("recording", "points"), "grid": ("recording", "grid"),

@@ -46,7 +46,7 @@ PART_SCHEMA = "prcy-sweep-part/1"
 SECTIONS = {
     "problem": ("problem", "alpha", "n", "n_test", "precision", "share_data"),
     "dynamics": ("algorithm", "lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
-                 "rescale", "constraint", "ridge"),
+                 "anneal_at", "rescale", "constraint", "ridge"),
     "init": ("m0",),
     "recording": ("t_max", "points", "grid", "times"),
     "stopping": ("tol", "early_stop", "check_interval"),

@@ -40,6 +40,14 @@ def test_results_are_bitwise_identical_for_any_thread_count(algorithm, extra):
     assert runs[0].attrs["threads"] == 1 and runs[1].attrs["threads"] == 2
 
 
+def test_anneal_at_equals_the_explicit_schedule():
+    a = prcy.simulate(algorithm="langevin", temperature=0.5, anneal_at=2.0, **SMALL)
+    b = prcy.simulate(algorithm="langevin", temperature_schedule=((0, 0.5), (2.0, 0.0)), **SMALL)
+    np.testing.assert_array_equal(a.magnetization.values, b.magnetization.values)
+    c = prcy.simulate(algorithm="langevin", temperature=0.5, **SMALL)
+    assert not np.array_equal(a.magnetization.values, c.magnetization.values)
+
+
 def test_a_seed_does_not_depend_on_the_others():
     full = prcy.simulate(algorithm="psgd", **{**SMALL, "seeds": 6})
     part = prcy.simulate(algorithm="psgd", **{**SMALL, "seeds": 2}, first_seed=3)

@@ -35,6 +35,8 @@ BAD = [
     (dict(algorithm="langevin", temperature_schedule=((0, 1.0), (0, 0.0))), "temperature_schedule", "strictly increasing"),
     (dict(algorithm="langevin", temperature_schedule=((0, -1.0),)), "temperature_schedule[0].T", ">= 0"),
     (dict(algorithm="langevin", temperature=1, temperature_schedule=((0, 1.0),)), "temperature", "not both"),
+    (dict(algorithm="langevin", temperature=1, anneal_at=0), "anneal_at", "> 0"),
+    (dict(algorithm="langevin", temperature_schedule=((0, 1.0),), anneal_at=5), "anneal_at", "not both"),
     (dict(m0=-0.1), "m0", "[0, 1]"),
     (dict(m0=1.5), "m0", "[0, 1]"),
     (dict(m0=math.nan), "m0", "[0, 1]"),
@@ -92,6 +94,12 @@ def test_defaults_follow_the_paper():
     assert p_on == pytest.approx(0.01) and p_off == pytest.approx(0.5 * 0.01 / 0.5)
     sgd = SimulationSpec.from_flat(algorithm="sgd", batch_fraction=0.3).algorithm
     assert sgd.switching_probabilities() == pytest.approx((0.3, 0.7))
+
+
+def test_anneal_at_is_a_two_piece_schedule():
+    algo = SimulationSpec.from_flat(algorithm="langevin", temperature=2.0, anneal_at=700).algorithm
+    assert algo.schedule() == ((0.0, 2.0), (700.0, 0.0))
+    assert SimulationSpec.from_flat(algorithm="langevin", temperature=2.0).algorithm.schedule() == ((0.0, 2.0),)
 
 
 def test_spec_round_trips_through_dict_and_json():

@@ -3,9 +3,11 @@ from prcy.analysis.generalization import (label_mse, linear_mse, test_error, thr
                                          two_cluster_error)
 from prcy.analysis import theory
 from prcy.analysis.success import success_summary, wilson_interval
+from prcy.analysis.thresholds import curve_bands, success_curve, threshold, threshold_table
 from prcy.analysis.theory import (ConvergenceError, alpha_amp, alpha_weak_recovery, se_alpha_of_overlap,
                                  se_fixed_point, se_iterate)
 
 __all__ = ["label_mse", "linear_mse", "test_error", "success_summary", "wilson_interval",
            "two_cluster_error", "three_cluster_error", "theory", "ConvergenceError", "alpha_amp",
-           "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate"]
+           "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate",
+           "curve_bands", "success_curve", "threshold", "threshold_table"]

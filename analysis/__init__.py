@@ -1,13 +1,15 @@
 """Analysis: generalization-error formulas and summaries over prcy datasets (pure functions)."""
 from prcy.analysis.generalization import (label_mse, linear_mse, test_error, three_cluster_error,
                                          two_cluster_error)
-from prcy.analysis import theory
+from prcy.analysis import theory, threshold_states
 from prcy.analysis.success import success_summary, wilson_interval
 from prcy.analysis.thresholds import curve_bands, success_curve, threshold, threshold_table
+from prcy.analysis.threshold_states import alpha_bbp, threshold_energy, threshold_state
 from prcy.analysis.theory import (ConvergenceError, alpha_amp, alpha_weak_recovery, se_alpha_of_overlap,
                                  se_fixed_point, se_iterate)
 
 __all__ = ["label_mse", "linear_mse", "test_error", "success_summary", "wilson_interval",
            "two_cluster_error", "three_cluster_error", "theory", "ConvergenceError", "alpha_amp",
-           "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate",
+           "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate", "threshold_states",
+           "alpha_bbp", "threshold_energy", "threshold_state",
            "curve_bands", "success_curve", "threshold", "threshold_table"]

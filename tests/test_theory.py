@@ -133,3 +133,123 @@ def test_state_evolution_domain_errors():
     with pytest.raises(T.ConvergenceError, match="residual") as info:
         T.se_iterate(1.12, m0=1e-3, max_iter=5)
     assert info.value.residual > 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1RSB threshold states and the BBP threshold (seed 003)
+# ---------------------------------------------------------------------------------------------------------
+from prcy.analysis import threshold_states as TS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def state8():
+    return TS.threshold_state(8.0)
+
+
+def test_proximal_field_is_the_global_minimizer():
+    rng = np.random.default_rng(5)
+    t = np.linspace(-6, 6, 240_001)
+    for chi in (0.05, 0.3, 2.0):
+        for u, y in zip(rng.normal(0, 1.5, 20), rng.normal(0, 1.5, 20)):
+            cost = (u - t) ** 2 / chi + (t * t - y * y) ** 2
+            assert TS.proximal_field(u, y, chi) == pytest.approx(t[np.argmin(cost)], abs=1e-4)
+            env = TS.moreau_envelope(u, y, chi)
+            assert env <= cost.min() + 1e-12 and env == pytest.approx(cost.min(), rel=1e-6, abs=1e-9)
+    # the jump at u = 0 when y^2 > 1/(2 chi)
+    assert TS.proximal_field(1e-12, 1.0, 1.0) == pytest.approx(np.sqrt(0.5))
+    assert TS.proximal_field(-1e-12, 1.0, 1.0) == pytest.approx(-np.sqrt(0.5))
+
+
+def test_label_law_against_monte_carlo(state8):
+    """Sample the derived eq 17 directly: y ~ N(0,1); given y, u ~ N(0,1) tilted by exp(-z V(u,y)/2) (V >= 0:
+    rejection, redrawing u for the same y until accepted); yhat = proximal_field(u, y).  Compare moments
+    with the quadrature law (5 standard errors)."""
+    rng = np.random.default_rng(6)
+    chi, z = state8.chi, state8.z
+    n = 2_000_000
+    y = rng.standard_normal(n)
+    u = np.empty(n)
+    todo = np.arange(n)
+    while todo.size:
+        prop = rng.standard_normal(todo.size)
+        ok = rng.random(todo.size) < np.exp(-0.5 * z * TS.moreau_envelope(prop, y[todo], chi))
+        u[todo[ok]] = prop[ok]
+        todo = todo[~ok]
+    yh = TS.proximal_field(u, y, chi)
+    l0, l1, l2 = TS.loss_derivatives(yh, y)
+    law = state8.law
+    checks = [(yh**2, law.moment(2)), (yh**4, law.moment(4)), (yh**2 * y**2, law.moment(2, 2)),
+              (l0, law.expect(law.l)), (l1 * yh, law.expect(law.dl * law.yhat)), (l1**2, law.expect(law.dl**2))]
+    for samples, value in checks:
+        se = samples.std() / np.sqrt(samples.size)
+        assert abs(samples.mean() - value) < 5 * se
+    # the minimizer condition 2 + chi l'' >= 0 holds on the whole support (lambda_bar = alpha/chi is the edge)
+    assert np.all(2 + chi * l2 >= 0) and np.all(law.jac >= 0)
+
+
+def test_threshold_equations_are_solved_and_quadrature_converges(state8):
+    assert state8.residual < 1e-9
+    coarse = TS.threshold_state(8.0, n_nodes=28)
+    fine = TS.threshold_state(8.0, n_nodes=64)
+    for name in ("chi", "z", "energy", "mu", "psi", "phi", "free_energy"):
+        assert getattr(coarse, name) == pytest.approx(getattr(fine, name), rel=1e-5, abs=1e-8), name
+        assert getattr(state8, name) == pytest.approx(getattr(fine, name), rel=1e-8, abs=1e-10), name
+
+
+def test_free_energy_is_stationary_in_chi_and_its_z_derivative_is_the_energy(state8):
+    """Eq 12 is df/dchi = 0; d(z f)/dz = alpha E[l]/2 = L/N (the energy of the label law): both by finite
+    differences of eq 11, which checks eqs 12 and 17 against the free energy they come from."""
+    a, chi, z = state8.alpha, state8.chi, state8.z
+    h = 1e-5
+    dchi = (TS.threshold_free_energy(chi * (1 + h), z, a) - TS.threshold_free_energy(chi * (1 - h), z, a)) / (2 * h)
+    assert abs(dchi) < 1e-7
+    zf = lambda zz: zz * TS.threshold_free_energy(chi, zz, a)  # noqa: E731
+    assert (zf(z * (1 + h)) - zf(z * (1 - h))) / (2 * h * z) == pytest.approx(state8.energy_per_dim, rel=1e-7)
+    assert state8.complexity == pytest.approx(z * (state8.energy_per_dim - state8.free_energy))
+
+
+def test_bbp_functions(state8):
+    """Eq 6 holds at lambda_bar = alpha/chi (it is eq 13 there); Psi is minimal at lambda_bar on its domain;
+    the BBP residual is -Phi(lambda_bar) - mu."""
+    law = state8.law
+    lam, res6 = TS.bbp_lambda_bar(law)
+    assert lam == pytest.approx(state8.alpha / state8.chi) and abs(res6) < 1e-8
+    assert TS.bbp_psi(lam, law) == pytest.approx(state8.psi, rel=1e-6)
+    assert TS.bbp_phi(lam, law) == pytest.approx(state8.phi, rel=1e-6)
+    psis = [TS.bbp_psi(lam * (1 + d), law) for d in (1e-3, 1e-2, 1e-1)]
+    assert psis[0] < psis[1] < psis[2] and state8.psi < psis[0]
+    assert state8.bbp_residual == pytest.approx(-state8.phi - state8.mu)
+    with pytest.raises(ValueError, match="^lam: "):
+        TS.bbp_psi(0.5 * lam, law)
+
+
+def test_threshold_energy_increases_with_alpha():
+    """003 fig 4 left: the threshold energy grows with alpha (and vanishes as alpha -> 1+)."""
+    alphas = np.array([1.2, 2.0, 4.0, 8.0, 14.0, 30.0])
+    e = TS.threshold_energy(alphas)
+    assert np.all(np.diff(e) > 0) and e[0] < 1e-3
+    assert TS.threshold_energy(4.0) == pytest.approx(e[2])
+
+
+def test_alpha_bbp_published_value_speed_and_sign():
+    TS._alpha_bbp.cache_clear()
+    TS._solutions.clear()
+    start = time.perf_counter()
+    a = TS.alpha_bbp()
+    assert time.perf_counter() - start < 20.0
+    assert a == pytest.approx(13.8, abs=0.1)                   # 003: alpha_BBP^1RSB ~ 13.8
+    assert TS.bbp_residual(a - 0.5) > 0 > TS.bbp_residual(a + 0.5)
+    assert TS.alpha_bbp(n_nodes=28) == pytest.approx(a, abs=1e-4)
+
+
+def test_threshold_state_domain_and_convergence_errors():
+    for bad in (1.0, 0.5, -2.0, np.nan):
+        with pytest.raises(ValueError, match=r"^alpha: .*allowed: alpha > 1"):
+            TS.threshold_state(bad)
+    with pytest.raises(ValueError, match="^chi: "):
+        TS.proximal_field(0.1, 0.2, 0.0)
+    with pytest.raises(T.ConvergenceError, match="residual") as info:
+        TS._solve_at(3.0, 1e6, 1e8, TS.DEFAULT_NODES)              # a hopeless starting point
+    assert info.value.residual > 1e-8
+    with pytest.raises(T.ConvergenceError, match="does not change sign"):
+        TS.alpha_bbp(bracket=(2.0, 4.0))

@@ -219,5 +219,94 @@ def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
     typer.echo(describe(ds))
 
 
+# --------------------------------------------------------------------------------------------------
+# analyze (a sub-app: `prcy analyze thresholds`, later `prcy analyze theory`) and plot
+
+analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of simulation and sweep files.")
+app.add_typer(analyze_app, name="analyze")
+
+
+class _Kind(str, Enum):
+    curves = "curves"
+    success = "success"
+    seeds = "seeds"
+
+
+class _Var(str, Enum):
+    magnetization = "magnetization"
+    train_loss = "train_loss"
+    test_error = "test_error"
+
+
+def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
+    if output.suffix.lower() not in suffixes:
+        _fail(f"output: {str(output)!r} must end in {' or '.join(suffixes)}")
+    if output.exists() and not overwrite:
+        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        _fail(f"output: folder {str(output.parent)!r} does not exist")
+
+
+@analyze_app.command("thresholds")
+def analyze_thresholds(
+    path: Path = typer.Argument(..., help="A sweep NetCDF file with a dimension to cross (e.g. alpha)."),
+    along: str = typer.Option("alpha", help="Swept parameter along which success crosses the level."),
+    level: float = typer.Option(0.5, help="Success probability that defines the threshold."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap replicas over seeds (0 = no interval)."),
+    seed: int = typer.Option(0, help="Random seed of the bootstrap."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table as CSV."),
+    overwrite: bool = typer.Option(False, help="Replace an existing CSV file."),
+):
+    """Threshold (e.g. alpha_c) per algorithm and n where success crosses LEVEL, with a bootstrap
+    interval over seeds: linear interpolation of the monotone fit of the success fractions."""
+    from prcy.io import open_dataset
+    from prcy.analysis.thresholds import format_threshold_row, threshold, threshold_table
+
+    if output is not None:
+        _check_output(output, overwrite, (".csv",))
+    try:
+        ds = open_dataset(path)
+        table = threshold_table(threshold(ds, along=along, level=level, n_boot=bootstrap, seed=seed))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for row in table.to_dict("records"):
+        typer.echo(format_threshold_row(row))
+    if output is not None:
+        table.to_csv(output, index=False)
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def plot(
+    files: list[Path] = typer.Argument(..., help="Simulation/sweep files and theory files (no seed dim)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Figure file: .png or .pdf."),
+    kind: _Kind = typer.Option(_Kind.curves, help="curves: median + quantile band; seeds: individual seeds; "
+                                                  "success: success probability vs --along."),
+    var: _Var = typer.Option(_Var.magnetization, help="Variable over time (kinds curves and seeds)."),
+    select: Optional[str] = typer.Option(None, help="One value per dimension, e.g. algorithm=psgd,alpha=3."),
+    along: str = typer.Option("alpha", help="x axis of kind success."),
+    max_seeds: int = typer.Option(50, help="Seeds drawn per curve group (kind seeds)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing figure."),
+):
+    """Plot curves vs time (log axis, t + lr), individual seeds, or success vs alpha; files without a
+    seed dimension are drawn as theory curves on the same axes."""
+    _check_output(output, overwrite, (".png", ".pdf"))
+    from prcy.analysis.plots import open_curves, parse_selection, plot as make_plot, save_figure
+
+    try:
+        selection = parse_selection(select)
+        datasets = [open_curves(f) for f in files]
+        fig = make_plot(datasets, kind=kind.value, var=var.value, selection=selection, along=along,
+                        max_seeds=max_seeds, names=[f.stem for f in files])
+        try:
+            save_figure(fig, output, overwrite=overwrite)
+        finally:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {output}")
+
+
 def main():
     app()

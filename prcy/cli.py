@@ -254,11 +254,17 @@ def analyze_thresholds(
     level: float = typer.Option(0.5, help="Success probability that defines the threshold."),
     bootstrap: int = typer.Option(1000, help="Bootstrap replicas over seeds (0 = no interval)."),
     seed: int = typer.Option(0, help="Random seed of the bootstrap."),
+    increasing: bool = typer.Option(True, "--increasing/--decreasing",
+                                    help="Success rises (alpha) or falls (e.g. n, lr) along the parameter."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table as CSV."),
     overwrite: bool = typer.Option(False, help="Replace an existing CSV file."),
 ):
-    """Threshold (e.g. alpha_c) per algorithm and n where success crosses LEVEL, with a bootstrap
-    interval over seeds: linear interpolation of the monotone fit of the success fractions."""
+    """Threshold (alpha_c) per algorithm and n, with a bootstrap interval over seeds.
+
+    The threshold is where the monotone (isotonic) fit of the success
+    fractions crosses --level, linearly interpolated between the grid points
+    around the crossing. No crossing is reported as such, never as a number.
+    """
     from prcy.io import open_dataset
     from prcy.analysis.thresholds import format_threshold_row, threshold, threshold_table
 
@@ -266,7 +272,8 @@ def analyze_thresholds(
         _check_output(output, overwrite, (".csv",))
     try:
         ds = open_dataset(path)
-        table = threshold_table(threshold(ds, along=along, level=level, n_boot=bootstrap, seed=seed))
+        table = threshold_table(threshold(ds, along=along, level=level, n_boot=bootstrap, seed=seed,
+                                          increasing=increasing))
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     for row in table.to_dict("records"):
@@ -288,8 +295,12 @@ def plot(
     max_seeds: int = typer.Option(50, help="Seeds drawn per curve group (kind seeds)."),
     overwrite: bool = typer.Option(False, help="Replace an existing figure."),
 ):
-    """Plot curves vs time (log axis, t + lr), individual seeds, or success vs alpha; files without a
-    seed dimension are drawn as theory curves on the same axes."""
+    """Plot curves vs time, individual seeds, or success vs alpha (PNG or PDF).
+
+    Kind curves: median and 10-90% band over seeds of |m|, train_loss or
+    test_error vs t + lr on a log axis. Files without a seed dimension
+    (e.g. DMFT) are drawn as dashed theory curves on the same axes.
+    """
     _check_output(output, overwrite, (".png", ".pdf"))
     from prcy.analysis.plots import open_curves, parse_selection, plot as make_plot, save_figure
 

@@ -247,6 +247,10 @@ def test_cli_reports_no_crossing(tmp_path):
 def test_cli_bad_input(sweep_file, tmp_path):
     missing = runner.invoke(app, ["analyze", "thresholds", str(tmp_path / "nope.nc")])
     assert missing.exit_code == 2 and "error: file" in missing.output and "Traceback" not in missing.output
+    decreasing = runner.invoke(app, ["analyze", "thresholds", str(sweep_file), "--along", "alpha",
+                                     "--decreasing", "--bootstrap", "0"])
+    assert decreasing.exit_code == 0, decreasing.output
+    assert decreasing.output.count("no crossing") == 2 and "alpha_c =" not in decreasing.output  # rising curves
     bad_dim = runner.invoke(app, ["analyze", "thresholds", str(sweep_file), "--along", "n"])
     assert bad_dim.exit_code == 2 and "'n' is not a dimension" in bad_dim.output
     bad_level = runner.invoke(app, ["analyze", "thresholds", str(sweep_file), "--level", "2"])

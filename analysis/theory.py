@@ -205,9 +205,16 @@ def alpha_weak_recovery():
 
 def se_fixed_point(alpha, n_nodes=DEFAULT_NODES):
     """The state-evolution fixed point reached from an infinitesimal positive overlap, as a function of
-    ``alpha > 0``: 0 for ``alpha <= alpha_WR``; the first root of ``se_alpha_of_overlap(m) = alpha`` for
-    ``alpha_WR < alpha < alpha_AMP``; 1 above ``alpha_AMP``.  Found by inverting the fixed-point curve
-    (Brent's method, ``|m|`` to 1e-14), not by iterating."""
+    ``alpha > 0`` (scalar or array): 0 for ``alpha <= alpha_WR``; the first root of
+    ``se_alpha_of_overlap(m) = alpha`` for ``alpha_WR < alpha < alpha_AMP``; 1 above ``alpha_AMP``.  Found by
+    inverting the fixed-point curve (Brent's method, ``m`` to 1e-14), not by iterating."""
+    if np.ndim(alpha):
+        a = np.asarray(alpha, dtype=float)
+        return np.array([_fixed_point(x, n_nodes) for x in a.ravel()]).reshape(a.shape)
+    return _fixed_point(alpha, n_nodes)
+
+
+def _fixed_point(alpha, n_nodes):
     alpha = _check_range("alpha", alpha, low=0.0)
     if alpha <= alpha_weak_recovery():
         return 0.0

@@ -118,6 +118,15 @@ def test_fixed_point_by_inversion_equals_iteration(alpha):
         assert m_star == 0.0
 
 
+def test_fixed_point_curve_is_vectorized():
+    alphas = np.array([[0.3, 0.8], [1.05, 1.5]])
+    out = T.se_fixed_point(alphas)
+    assert out.shape == (2, 2) and out[0, 0] == 0.0 and out[1, 1] == 1.0
+    assert out[0, 1] == T.se_fixed_point(0.8) and 0 < out[0, 1] < out[1, 0] < 1
+    with pytest.raises(ValueError, match="^alpha: "):
+        T.se_fixed_point(np.array([0.8, -1.0]))
+
+
 def test_state_evolution_domain_errors():
     for bad in (0.0, -1.0, np.nan):
         with pytest.raises(ValueError, match=r"^alpha: .*allowed: 0.0 < alpha"):

@@ -33,7 +33,7 @@ BBP (003 eqs 5-7; Lu & Li 2019 with ``T = -(alpha/2) l''``)::
     BBP:       -Phi(lam_bar) = mu                                                   (eq 7a)
 
 Eq 6 is eq 13 with ``lam_bar = alpha/chi``; ``lam_bar`` sits at the upper edge of the support of ``T``
-(``2 + chi l'' >= 0`` since ``yhat`` minimizes). ``alpha_BBP`` solves the last line: 13.835 (published 13.8).
+(``2 + chi l'' >= 0`` since ``yhat`` minimizes). ``alpha_BBP`` solves the last line: 13.853 (published 13.8).
 """
 import math
 from dataclasses import dataclass, field
@@ -394,7 +394,7 @@ def _alpha_bbp(n, lo, hi, xtol):
 
 
 def alpha_bbp(n_nodes=DEFAULT_NODES, bracket=(12.0, 16.0), xtol=1e-8):
-    """``alpha_BBP`` (003 eqs 6-7 with the 1RSB threshold-state law): 13.835 (published ~13.8)."""
+    """``alpha_BBP`` (003 eqs 6-7 with the 1RSB threshold-state law): 13.853 (published ~13.8)."""
     lo = _check_range("bracket[0]", bracket[0], low=1.0)
     hi = _check_range("bracket[1]", bracket[1], low=lo)
     return _alpha_bbp(int(n_nodes), lo, hi, float(xtol))

@@ -29,7 +29,7 @@ import xarray as xr
 
 from prcy.analysis.thresholds import curve_bands, success_curve
 
-KINDS = ("curves", "seeds", "success")
+KINDS = ("curves", "seeds", "success", "thresholds")
 LABELS = {"magnetization": "|m|  (magnetization, up to sign)", "train_loss": "training loss per sample",
           "test_error": "generalization error", "norm": "|w|^2 / N"}
 LOG_Y = ("train_loss", "test_error")
@@ -297,7 +297,7 @@ def plot(datasets, *, kind: str = "curves", var: str = "magnetization", selectio
     theory = [(n, ds) for n, ds in zip(names, datasets) if "seed" not in ds.dims]
     if not sims:
         raise ValueError("files: no simulation or sweep dataset (one with a 'seed' dimension) among them")
-    if kind == "success" and theory:
+    if kind in ("success", "thresholds") and theory:
         raise ValueError("kind: theory curves (datasets without seeds) overlay only kinds curves and seeds")
     fig, ax = _axes(None)
     for i, (_, ds) in enumerate(sims):
@@ -308,7 +308,24 @@ def plot(datasets, *, kind: str = "curves", var: str = "magnetization", selectio
             plot_seeds(ds, var, max_seeds=max_seeds, theory=overlay, selection=selection, ax=ax)
         else:
             plot_success(ds, along, selection=selection, ax=ax)
+    if kind == "thresholds":
+        draw_thresholds(ax)
     return fig
+
+
+def draw_thresholds(ax, rows=None):
+    """Vertical lines at the theory thresholds (``analysis.landscape.theory_thresholds``), labelled,
+    widening the x axis to hold them all (the "samples needed" picture of the thresholds landscape)."""
+    from prcy.analysis.landscape import theory_thresholds
+
+    rows = theory_thresholds() if rows is None else rows
+    lo, hi = ax.get_xlim()
+    for row, color in zip(rows, _colors()):
+        ax.axvline(row["alpha"], color=color, linestyle="--", linewidth=1.0)
+        ax.text(row["alpha"], 1.02, f" {row['symbol']} = {row['alpha']:.4g}", rotation=90, fontsize=7,
+                va="bottom", ha="center", color=color, transform=ax.get_xaxis_transform())
+    ax.set_xlim(min(lo, min(r["alpha"] for r in rows) - 0.3), max(hi, max(r["alpha"] for r in rows) + 0.5))
+    return ax
 
 
 def save_figure(fig, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 150) -> Path:

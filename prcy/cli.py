@@ -230,6 +230,7 @@ class _Kind(str, Enum):
     curves = "curves"
     success = "success"
     seeds = "seeds"
+    thresholds = "thresholds"
 
 
 class _Var(str, Enum):
@@ -288,7 +289,8 @@ def plot(
     files: list[Path] = typer.Argument(..., help="Simulation/sweep files and theory files (no seed dim)."),
     output: Path = typer.Option(..., "-o", "--output", help="Figure file: .png or .pdf."),
     kind: _Kind = typer.Option(_Kind.curves, help="curves: median + quantile band; seeds: individual seeds; "
-                                                  "success: success probability vs --along."),
+                                                  "success: success probability vs --along; thresholds: "
+                                                  "success with the theory thresholds as vertical lines."),
     var: _Var = typer.Option(_Var.magnetization, help="Variable over time (kinds curves and seeds)."),
     select: Optional[str] = typer.Option(None, help="One value per dimension, e.g. algorithm=psgd,alpha=3."),
     along: str = typer.Option("alpha", help="x axis of kind success."),
@@ -297,10 +299,16 @@ def plot(
 ):
     """Plot curves vs time, individual seeds, or success vs alpha (PNG or PDF).
 
+    `prcy plot thresholds SWEEP.nc -o fig.png` is `--kind thresholds`.
+
     Kind curves: median and 10-90% band over seeds of |m|, train_loss or
     test_error vs t + lr on a log axis. Files without a seed dimension
     (e.g. DMFT) are drawn as dashed theory curves on the same axes.
     """
+    if files and str(files[0]) in _Kind.__members__ and not files[0].exists():
+        kind, files = _Kind(str(files[0])), files[1:]
+    if not files:
+        _fail("files: give at least one simulation or sweep file")
     _check_output(output, overwrite, (".png", ".pdf"))
     from prcy.analysis.plots import open_curves, parse_selection, plot as make_plot, save_figure
 
@@ -317,6 +325,30 @@ def plot(
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         _fail(str(exc))
     typer.echo(f"wrote {output}")
+
+
+@analyze_app.command("theory")
+def analyze_theory(
+    bbp: bool = typer.Option(True, help="Include alpha_BBP (solves the 1RSB threshold states, a few seconds)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table as CSV."),
+    overwrite: bool = typer.Option(False, help="Replace an existing CSV file."),
+):
+    """The theory thresholds of phase retrieval (weak recovery, information-theoretic, AMP, BBP) and how
+    each was obtained."""
+    from prcy.analysis.landscape import theory_thresholds
+
+    if output is not None:
+        _check_output(output, overwrite, (".csv",))
+    rows = theory_thresholds(include_bbp=bbp)
+    for r in rows:
+        typer.echo(f"{r['symbol']:>10} = {r['alpha']:8.4f}  {r['name']}: {r['how']}")
+    if output is not None:
+        import csv
+        with open(output, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["symbol", "alpha", "name", "how"])
+            writer.writeheader()
+            writer.writerows({k: r[k] for k in ("symbol", "alpha", "name", "how")} for r in rows)
+        typer.echo(f"wrote {output}")
 
 
 def main():

@@ -60,6 +60,97 @@ STOP_REASONS = ("max_time", "converged", "diverged", "interrupted")
 # ---------------------------------------------------------------------------------------------
 # (a) row kernels. Plain loops with a fixed association order that the compiler vectorizes; the
 # eight-row block reads w (for the fields) and g (for the gradient) once per eight rows.
+#
+# float32 storage: every element is converted to double twice per step (fields, then gradient), and
+# the conversion, not memory, bounds the step. GCC vectorizes the plain loop by loading 16 floats
+# and splitting them (``vextractf32x8`` + two ``vcvtps2pd zmm``), which runs at ~2 cycles per 8
+# elements on Zen 4; converting 4 floats straight from memory (``vcvtps2pd ymm, m128``) runs at
+# ~1 cycle per 8. No loop shape or flag made GCC 12 emit the latter, so with AVX2 + FMA the float32
+# block kernels below are written with intrinsics (same arithmetic: exact float->double conversion,
+# float64 products and sums, a fixed summation order); without them the plain loops are used.
+cdef extern from *:
+    """
+    #if defined(__AVX2__) && defined(__FMA__)
+    #include <immintrin.h>
+    #define PRCY_F32_SIMD 1
+    #define PRCY_CV4(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+    static inline double prcy_hsum4(__m256d v) {
+        __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
+        __m128d s = _mm_add_pd(lo, hi);                       /* (l0 + l2), (l1 + l3) */
+        return _mm_cvtsd_f64(s) + _mm_cvtsd_f64(_mm_unpackhi_pd(s, s));
+    }
+    /* out[r] = sum_j x_r[j] w[j]: lane k of row r sums j = k mod 4, then the lanes, then the tail */
+    static inline void prcy_dot8_f32(const float* x0, const float* x1, const float* x2, const float* x3,
+                                     const float* x4, const float* x5, const float* x6, const float* x7,
+                                     const double* w, Py_ssize_t n, double* out) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        Py_ssize_t j, n4 = n - n % 4;
+        for (j = 0; j < n4; j += 4) {
+            __m256d wj = _mm256_loadu_pd(w + j);
+            a0 = _mm256_fmadd_pd(PRCY_CV4(x0 + j), wj, a0);
+            a1 = _mm256_fmadd_pd(PRCY_CV4(x1 + j), wj, a1);
+            a2 = _mm256_fmadd_pd(PRCY_CV4(x2 + j), wj, a2);
+            a3 = _mm256_fmadd_pd(PRCY_CV4(x3 + j), wj, a3);
+            a4 = _mm256_fmadd_pd(PRCY_CV4(x4 + j), wj, a4);
+            a5 = _mm256_fmadd_pd(PRCY_CV4(x5 + j), wj, a5);
+            a6 = _mm256_fmadd_pd(PRCY_CV4(x6 + j), wj, a6);
+            a7 = _mm256_fmadd_pd(PRCY_CV4(x7 + j), wj, a7);
+        }
+        out[0] = prcy_hsum4(a0); out[1] = prcy_hsum4(a1); out[2] = prcy_hsum4(a2); out[3] = prcy_hsum4(a3);
+        out[4] = prcy_hsum4(a4); out[5] = prcy_hsum4(a5); out[6] = prcy_hsum4(a6); out[7] = prcy_hsum4(a7);
+        for (j = n4; j < n; j++) {
+            double wj = w[j];
+            out[0] += (double)x0[j] * wj; out[1] += (double)x1[j] * wj;
+            out[2] += (double)x2[j] * wj; out[3] += (double)x3[j] * wj;
+            out[4] += (double)x4[j] * wj; out[5] += (double)x5[j] * wj;
+            out[6] += (double)x6[j] * wj; out[7] += (double)x7[j] * wj;
+        }
+    }
+    /* g[j] += sum_r c[r] x_r[j], as (g + c0 x0 + c2 x2 + c4 x4 + c6 x6) + (c1 x1 + c3 x3 + c5 x5 + c7 x7) */
+    static inline void prcy_axpy8_f32(const float* x0, const float* x1, const float* x2, const float* x3,
+                                      const float* x4, const float* x5, const float* x6, const float* x7,
+                                      const double* c, double* g, Py_ssize_t n) {
+        __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]);
+        __m256d c3 = _mm256_set1_pd(c[3]), c4 = _mm256_set1_pd(c[4]), c5 = _mm256_set1_pd(c[5]);
+        __m256d c6 = _mm256_set1_pd(c[6]), c7 = _mm256_set1_pd(c[7]);
+        Py_ssize_t j, n4 = n - n % 4;
+        for (j = 0; j < n4; j += 4) {
+            __m256d s = _mm256_fmadd_pd(c0, PRCY_CV4(x0 + j), _mm256_loadu_pd(g + j));
+            __m256d t = _mm256_mul_pd(c1, PRCY_CV4(x1 + j));
+            s = _mm256_fmadd_pd(c2, PRCY_CV4(x2 + j), s);
+            t = _mm256_fmadd_pd(c3, PRCY_CV4(x3 + j), t);
+            s = _mm256_fmadd_pd(c4, PRCY_CV4(x4 + j), s);
+            t = _mm256_fmadd_pd(c5, PRCY_CV4(x5 + j), t);
+            s = _mm256_fmadd_pd(c6, PRCY_CV4(x6 + j), s);
+            t = _mm256_fmadd_pd(c7, PRCY_CV4(x7 + j), t);
+            _mm256_storeu_pd(g + j, _mm256_add_pd(s, t));
+        }
+        for (j = n4; j < n; j++) {
+            double s = g[j] + c[0] * (double)x0[j], t = c[1] * (double)x1[j];
+            s += c[2] * (double)x2[j]; t += c[3] * (double)x3[j];
+            s += c[4] * (double)x4[j]; t += c[5] * (double)x5[j];
+            s += c[6] * (double)x6[j]; t += c[7] * (double)x7[j];
+            g[j] = s + t;
+        }
+    }
+    #else
+    #define PRCY_F32_SIMD 0
+    static inline void prcy_dot8_f32(const float* x0, const float* x1, const float* x2, const float* x3,
+                                     const float* x4, const float* x5, const float* x6, const float* x7,
+                                     const double* w, Py_ssize_t n, double* out) {}
+    static inline void prcy_axpy8_f32(const float* x0, const float* x1, const float* x2, const float* x3,
+                                      const float* x4, const float* x5, const float* x6, const float* x7,
+                                      const double* c, double* g, Py_ssize_t n) {}
+    #endif
+    """
+    const int PRCY_F32_SIMD
+    void prcy_dot8_f32(const float* x0, const float* x1, const float* x2, const float* x3,
+                       const float* x4, const float* x5, const float* x6, const float* x7,
+                       const double* w, Py_ssize_t n, double* out) noexcept nogil
+    void prcy_axpy8_f32(const float* x0, const float* x1, const float* x2, const float* x3,
+                        const float* x4, const float* x5, const float* x6, const float* x7,
+                        const double* c, double* g, Py_ssize_t n) noexcept nogil
+
 
 cdef double field_dot(const floating* x, const double* w, Py_ssize_t n) noexcept nogil:
     cdef double a = 0.0
@@ -74,6 +165,10 @@ cdef inline void _dot8(const floating* x0, const floating* x1, const floating* x
                        const double* w, Py_ssize_t n, double* out) noexcept nogil:
     cdef double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, wj
     cdef Py_ssize_t j
+    if floating is float:
+        if PRCY_F32_SIMD:
+            prcy_dot8_f32(x0, x1, x2, x3, x4, x5, x6, x7, w, n, out)
+            return
     for j in range(n):
         wj = w[j]
         a0 += x0[j] * wj
@@ -93,6 +188,10 @@ cdef inline void _axpy8(const floating* x0, const floating* x1, const floating* 
                         const double* c, double* g, Py_ssize_t n) noexcept nogil:
     cdef double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3], c4 = c[4], c5 = c[5], c6 = c[6], c7 = c[7]
     cdef Py_ssize_t j
+    if floating is float:
+        if PRCY_F32_SIMD:
+            prcy_axpy8_f32(x0, x1, x2, x3, x4, x5, x6, x7, c, g, n)
+            return
     for j in range(n):
         g[j] += (((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
                  + ((c4 * x4[j] + c5 * x5[j]) + (c6 * x6[j] + c7 * x7[j])))

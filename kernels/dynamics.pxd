@@ -53,7 +53,7 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
 cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* h0, const double* w,
                       const Loss* loss, int use_err) noexcept nogil
 cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test, double* w0,
-                        floating* X, double* h0, floating* Xt, double* h0t) noexcept nogil
+                        floating* X, double* h0, floating* Xt, double* h0t, int shuffle_labels) noexcept nogil
 cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0, int sphere,
                        double* w) noexcept nogil
 cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,

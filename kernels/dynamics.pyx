@@ -38,11 +38,11 @@ Random numbers: numpy's ``bitgen_t``. Per seed, three streams: data (teacher ``n
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, isfinite, NAN
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
-from numpy.random.c_distributions cimport random_standard_normal
+from numpy.random.c_distributions cimport random_standard_normal, random_interval
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
 from prcy.kernels.losses cimport Loss, loss_from_capsule
@@ -151,6 +151,8 @@ cdef extern from *:
                         const float* x4, const float* x5, const float* x6, const float* x7,
                         const double* c, double* g, Py_ssize_t n) noexcept nogil
 
+FLOAT32_SIMD = bool(PRCY_F32_SIMD)   # float32 row kernels built with AVX2/FMA intrinsics (else plain loops)
+
 
 cdef double field_dot(const floating* x, const double* w, Py_ssize_t n) noexcept nogil:
     cdef double a = 0.0
@@ -254,10 +256,13 @@ cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const doubl
 
 
 cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test, double* w0,
-                        floating* X, double* h0, floating* Xt, double* h0t) noexcept nogil:
+                        floating* X, double* h0, floating* Xt, double* h0t, int shuffle_labels) noexcept nogil:
     """Teacher uniform on the sphere ``|w0|^2 = n``; ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the
-    storage precision); ``h0 = X w0 / sqrt(n)`` from the rounded ``X``."""
-    cdef Py_ssize_t i
+    storage precision); ``h0 = X w0 / sqrt(n)`` from the rounded ``X``. ``shuffle_labels``: the
+    training ``h0`` are then permuted among the samples (reshuffled labels: same label law, no
+    information on ``X``), by the Fisher-Yates draws of ``numpy.random.Generator.shuffle``; the
+    held-out set keeps its teacher labels."""
+    cdef Py_ssize_t i, j
     cdef double norm2 = 0.0, s
     for i in range(n):
         w0[i] = random_standard_normal(rng)
@@ -274,6 +279,12 @@ cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_
         h0[i] = field_dot(X + i * n, w0, n) * s
     for i in range(m_test):
         h0t[i] = field_dot(Xt + i * n, w0, n) * s
+    if shuffle_labels:
+        for i in range(m - 1, 0, -1):
+            j = <Py_ssize_t>random_interval(rng, <uint64_t>i)
+            s = h0[i]
+            h0[i] = h0[j]
+            h0[j] = s
 
 
 cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0, int sphere,
@@ -454,6 +465,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
               const double[::1] w0_shared, const floating[:, ::1] Xt_shared,
               const double[::1] h0t_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
               Py_ssize_t m_test, str selection, double ell, double p_on, double p_off, double m0,
+              bint shuffle_labels=False,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
               int64_t[::1] progress, int[::1] abort, n_threads=None):
@@ -531,7 +543,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
             if failed[0]:
                 continue
             if not shared_data:
-                generate_data(<bitgen_t*>data_ptr[s], m, n, m_test, w0, X, h0, Xt, h0t)
+                generate_data(<bitgen_t*>data_ptr[s], m, n, m_test, w0, X, h0, Xt, h0t, shuffle_labels)
             init_weights(<bitgen_t*>init_ptr[s], w0, n, m0, d.sphere, w)
             switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
             _point_record(rec, o_mag, o_norm, o_loss, o_test, s)
@@ -628,24 +640,25 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] h0, const d
     return out
 
 
-def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtype=np.float64):
+def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtype=np.float64,
+             bint shuffle_labels=False):
     """The data draw of one seed: ``(w0, X, h0, Xt, h0t)``, exactly as ``run_seeds`` draws it."""
     w0 = np.empty(n)
     X = np.empty((m, n), dtype=dtype)
     Xt = np.empty((m_test, n), dtype=dtype)
     h0 = np.empty(m)
     h0t = np.empty(m_test)
-    _generate(bitgenerator, X, Xt, w0, h0, h0t)
+    _generate(bitgenerator, X, Xt, w0, h0, h0t, shuffle_labels)
     return w0, X, h0, Xt, h0t
 
 
 def _generate(bitgenerator, floating[:, ::1] X, floating[:, ::1] Xt, double[::1] w0, double[::1] h0,
-              double[::1] h0t):
+              double[::1] h0t, bint shuffle_labels):
     cdef bitgen_t* gen = _bitgen(bitgenerator)
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], m_test = Xt.shape[0]
     with bitgenerator.lock, nogil:
         generate_data(gen, m, n, m_test, &w0[0], &X[0, 0] if m else NULL, &h0[0] if m else NULL,
-                      &Xt[0, 0] if m_test else NULL, &h0t[0] if m_test else NULL)
+                      &Xt[0, 0] if m_test else NULL, &h0t[0] if m_test else NULL, shuffle_labels)
 
 
 def initial_weights(bitgenerator, const double[::1] w0, double m0, bint sphere):

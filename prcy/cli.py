@@ -28,6 +28,11 @@ class _Precision(str, Enum):
     float32 = "float32"
 
 
+class _Labels(str, Enum):
+    teacher = "teacher"
+    random = "random"
+
+
 class _Grid(str, Enum):
     log = "log"
     linear = "linear"
@@ -67,6 +72,7 @@ def simulate(
     temperature: float = typer.Option(0.0, help="Langevin temperature T."),
     temperature_schedule: Optional[str] = typer.Option(
         None, help="Piecewise-constant temperature 't0:T0,t1:T1,...', e.g. '0:1,700:0'."),
+    anneal_at: Optional[float] = typer.Option(None, help="Set the temperature to 0 from this time on."),
     constraint: _Constraint = typer.Option(_Constraint.sphere, help="Spherical projection or ridge term."),
     ridge: float = typer.Option(0.0, help="Ridge strength lambda (constraint ridge)."),
     rescale: bool = typer.Option(True, help="Divide the stochastic gradient by ell (eq 8)."),
@@ -82,6 +88,7 @@ def simulate(
     n_test: int = typer.Option(0, help="Held-out samples for an empirical test error."),
     precision: _Precision = typer.Option(_Precision.float64, help="Storage precision of the inputs X."),
     share_data: bool = typer.Option(False, help="One teacher and dataset for all seeds."),
+    labels: _Labels = typer.Option(_Labels.teacher, help="random: training labels reshuffled among samples."),
     threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -97,11 +104,12 @@ def simulate(
         _fail(f"output: folder {str(output.parent)!r} does not exist")
     algos = [a.strip() for a in algorithm.split(",") if a.strip()]
     options = dict(problem=problem.value, alpha=alpha, n=n, m0=m0, lr=lr, batch_fraction=batch_fraction,
-                   persistence=persistence, temperature=temperature, constraint=constraint.value,
+                   persistence=persistence, temperature=temperature, anneal_at=anneal_at,
+                   constraint=constraint.value,
                    ridge=ridge, rescale=rescale, t_max=t_max, points=points, grid=grid.value, seeds=seeds,
                    first_seed=first_seed, seed=seed, tol=tol, early_stop=early_stop,
                    check_interval=check_interval, n_test=n_test, precision=precision.value,
-                   share_data=share_data)
+                   share_data=share_data, labels=labels.value)
     try:
         if temperature_schedule is not None:
             options["temperature_schedule"] = _parse_schedule(temperature_schedule)

@@ -153,7 +153,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> x
     shared = (empty_x, np.empty(0), np.empty(0), empty_x, np.empty(0))
     if p.share_data:
         data_rng = np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
-        w0, X, h0, Xt, h0t = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype)
+        w0, X, h0, Xt, h0t = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype,
+                                               shuffle_labels=p.labels == "random")
         shared = (X, h0, w0, Xt, h0t)
     p_on, p_off = a.switching_probabilities()
     params = dict(eta=lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
@@ -168,6 +169,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> x
             result["out"] = dynamics.run_seeds(
                 losses.capsule(p.name), *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
                 selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, m0=spec.init.m0,
+                shuffle_labels=p.labels == "random",
                 params=params, record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
                 data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
                 progress=progress_arr, abort=abort, n_threads=n_threads)
@@ -213,7 +215,7 @@ def _dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int)
     for name, meta in {**VARIABLES, **COORDS}.items():
         if name in ds.variables:
             ds[name].attrs.update(meta)
-    ds.attrs.update(_attributes(spec, n_threads, parallel.build_info()))
+    ds.attrs.update(_attributes(spec, n_threads, {**parallel.build_info(), "float32_simd": dynamics.FLOAT32_SIMD}))
     return ds
 
 
@@ -222,7 +224,7 @@ def flat_attributes(spec: SimulationSpec) -> dict:
     p, a = spec.problem, spec.algorithm
     return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "m0": spec.init.m0, "lr": a.lr,
             "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
-            "tol": spec.stopping.tol, "precision": p.precision}
+            "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels}
 
 
 def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:
@@ -243,4 +245,5 @@ def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:
         "threads": n_threads,
         "build_openmp": int(build["openmp"]),
         "build_march": build["march"],
+        "build_float32_simd": int(build["float32_simd"]),
     }

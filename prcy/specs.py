@@ -19,6 +19,7 @@ PROBLEMS = ("phase-retrieval", "linear-regression")
 ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
 CONSTRAINTS = ("sphere", "ridge")
 PRECISIONS = ("float64", "float32")
+LABELS = ("teacher", "random")
 GRIDS = ("log", "linear")
 
 
@@ -80,9 +81,11 @@ class Problem:
     n_test: int = 0              # held-out samples for the empirical test error (0: formula only)
     precision: str = "float64"   # storage of X; fields and gradients are always accumulated in float64
     share_data: bool = False     # one teacher and dataset for all seeds (only init and noise vary)
+    labels: str = "teacher"      # "random": training labels permuted among the samples (003's reshuffled labels)
 
     def __post_init__(self):
         _choice("problem", self.name, PROBLEMS)
+        _choice("labels", self.labels, LABELS)
         _set(self, "alpha", _number("alpha", self.alpha, low=0, low_open=True))
         _set(self, "n", _integer("n", self.n, low=1))
         _set(self, "n_test", _integer("n_test", self.n_test, low=0))
@@ -357,7 +360,7 @@ _GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
 FLAT = {
     "problem": ("problem", "name"), "alpha": ("problem", "alpha"), "n": ("problem", "n"),
     "n_test": ("problem", "n_test"), "precision": ("problem", "precision"),
-    "share_data": ("problem", "share_data"),
+    "share_data": ("problem", "share_data"), "labels": ("problem", "labels"),
     "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
     "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
     "temperature": ("algorithm", "temperature"),

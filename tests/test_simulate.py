@@ -244,3 +244,26 @@ def test_reading_a_foreign_file_fails_clearly(tmp_path):
     junk.write_bytes(b"not a netcdf file")
     with pytest.raises(ValueError, match="not a readable NetCDF"):
         open_dataset(junk)
+
+
+def test_random_labels_are_the_teacher_labels_reshuffled():
+    """labels="random": the training h0 are permuted among the samples by the Fisher-Yates draws of
+    numpy's Generator.shuffle, after the teacher, X and held-out draws of the same stream."""
+    m, n, m_test = 37, 11, 5
+    w0, X, h0, Xt, h0t = dynamics.generate(np.random.PCG64(3), m, n, m_test, shuffle_labels=True)
+    g = np.random.Generator(np.random.PCG64(3))
+    z = g.standard_normal(n)
+    w0_ref = z * np.sqrt(n) / np.linalg.norm(z)
+    X_ref = g.standard_normal((m, n))
+    Xt_ref = g.standard_normal((m_test, n))
+    h0_ref = X_ref @ w0_ref / np.sqrt(n)
+    g.shuffle(h0_ref)
+    np.testing.assert_allclose(h0, h0_ref, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(h0t, Xt_ref @ w0_ref / np.sqrt(n), rtol=1e-13, atol=1e-13)
+    assert not np.allclose(h0, X @ w0 / np.sqrt(n))
+    ds = prcy.simulate(algorithm="gd", labels="random", **SMALL)
+    assert ds.attrs["labels"] == "random"
+    teacher = prcy.simulate(algorithm="gd", **SMALL)
+    # same X, teacher and start; reshuffled labels make the landscape at t = 0 look different
+    assert not np.array_equal(ds.train_loss.isel(time=0).values, teacher.train_loss.isel(time=0).values)
+    np.testing.assert_array_equal(ds.magnetization.isel(time=0).values, teacher.magnetization.isel(time=0).values)

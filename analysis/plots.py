@@ -50,18 +50,11 @@ def _pyplot():
 def open_curves(path: str | os.PathLike) -> xr.Dataset:
     """Open a file for plotting: a prcy simulation or sweep (validated by ``prcy.io.open_dataset``), or a
     theory dataset (any NetCDF file with a ``time`` dimension and no ``seed`` dimension, e.g. DMFT)."""
-    from prcy.io import SCHEMAS, open_dataset
+    from prcy.io import SCHEMAS, read_netcdf, validate
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"file: {str(path)!r} does not exist")
-    try:
-        with xr.open_dataset(path, engine="netcdf4") as raw:
-            ds = raw.load()
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"file: {str(path)!r} is not a readable NetCDF file ({exc})") from None
+    ds = read_netcdf(path)
     if ds.attrs.get("schema") in SCHEMAS:
-        return open_dataset(path)
+        return validate(ds, path)
     if "time" in ds.dims and "seed" not in ds.dims:
         return ds
     raise ValueError(f"file: {str(path)!r} has schema {ds.attrs.get('schema')!r} and is neither a prcy "

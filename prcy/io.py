@@ -1,6 +1,7 @@
 """NetCDF input/output: atomic writes, validated reads, a short description of a file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -12,21 +13,15 @@ import xarray as xr
 SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1")
 
 
-def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``ds`` to NetCDF4 at ``path`` atomically: a temporary file in the same folder is written,
-    flushed to disk and renamed over ``path``, so a crash or Ctrl-C leaves either the old file or the
-    new one, never a partial one. An existing ``path`` is kept unless ``overwrite``."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed over
+    ``path`` (atomic on POSIX), on any exception (Ctrl-C included) it is removed."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
-    encoding = {name: {"zlib": True, "complevel": 4}
-                for name, var in ds.data_vars.items() if var.dtype.kind == "f"}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,19 +29,42 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` to NetCDF4 at ``path`` atomically (``atomic_path``): a crash or Ctrl-C leaves either
+    the old file or the new one, never a partial one. An existing ``path`` is kept unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
+    encoding = {name: {"zlib": True, "complevel": 4}
+                for name, var in ds.data_vars.items() if var.dtype.kind == "f"}
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     return path
 
 
-def open_dataset(path: str | os.PathLike) -> xr.Dataset:
-    """Open a prcy NetCDF file (loaded into memory) and check that it is one."""
+def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Any NetCDF file, loaded into memory; a missing or unreadable file is a clear error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"file: {str(path)!r} does not exist")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()
-    except OSError as exc:
+            return ds.load()
+    except (OSError, ValueError) as exc:
         raise ValueError(f"file: {str(path)!r} is not a readable NetCDF file ({exc})") from None
+
+
+def open_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Open a prcy NetCDF file (loaded into memory) and check that it is one."""
+    return validate(read_netcdf(path), path)
+
+
+def validate(ds: xr.Dataset, path: str | os.PathLike = "dataset") -> xr.Dataset:
+    """Check the schema of a prcy dataset and restore what NetCDF cannot hold (booleans)."""
     schema = ds.attrs.get("schema")
     if schema not in SCHEMAS:
         raise ValueError(f"file: {str(path)!r} has schema {schema!r}; this prcy reads {', '.join(SCHEMAS)}")

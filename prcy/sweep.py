@@ -308,9 +308,9 @@ class PartStore:
                 return manifest
         manifest = {"grid": sweep.to_dict(),
                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        tmp = path.with_suffix(".json.part")
-        tmp.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(tmp, path)
+        from prcy.io import atomic_path
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(manifest, sort_keys=True))
         return manifest
 
     def write(self, task: Task, ds) -> None:
@@ -325,16 +325,15 @@ class PartStore:
 
     def read(self, task: Task):
         """The task's part if it is present and valid; None if absent; raises ``ValueError`` if damaged."""
-        import xarray as xr
+        from prcy.io import read_netcdf
 
         path = self.path(task.key)
         if not path.exists():
             return None
         try:
-            with xr.open_dataset(path, engine="netcdf4") as ds:
-                ds = ds.load()
-        except Exception as exc:
-            raise ValueError(f"part {path.name}: unreadable ({type(exc).__name__}: {exc})") from None
+            ds = read_netcdf(path)
+        except ValueError as exc:
+            raise ValueError(f"part {path.name}: unreadable ({exc})") from None
         if ds.attrs.get("schema") != PART_SCHEMA or ds.attrs.get("task_key") != task.key:
             raise ValueError(f"part {path.name}: not a part of this task (schema {ds.attrs.get('schema')!r}, "
                              f"key {ds.attrs.get('task_key')!r})")
@@ -473,12 +472,11 @@ def _run_dask(missing, store, scheduler, dask_workers, threads, progress, done, 
 
 def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dict[str, Task]):
     """Stream every part into one NetCDF file (one task in memory at a time), atomically."""
-    import tempfile
-
     import netCDF4
     import xarray as xr
 
     from prcy import __version__
+    from prcy.io import atomic_path, open_dataset
     from prcy.simulate import COORDS, VARIABLES, flat_attributes
 
     first = store.read(next(iter(tasks.values())))
@@ -486,9 +484,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
     curves = [v for v in CURVES if v in first]
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-    os.close(fd)
-    try:
+    with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for (name, values) in sweep.axes:
                 nc.createDimension(name, len(values))
@@ -506,8 +502,11 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
             dims = sweep.dims
             chunk_cell = tuple(1 for _ in dims)
             for name in curves:
-                nc.createVariable(name, "f8", dims + ("seed", "time"), zlib=True, complevel=4,
-                                  chunksizes=chunk_cell + (len(seeds), len(times)), fill_value=np.nan)
+                var = nc.createVariable(name, "f8", dims + ("seed", "time"), zlib=True, complevel=4,
+                                        chunksizes=chunk_cell + (len(seeds), len(times)), fill_value=np.nan)
+                # cells are written once, in order: a chunk cache of a few chunks is enough (HDF5's
+                # default would hold up to 64 MiB per variable)
+                var.set_var_chunk_cache(size=4 * len(seeds) * len(times) * 8, nelems=17, preemption=1.0)
             for name in ("solved_time", "stop_time"):
                 nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
             nc.createVariable("success", "i1", dims + ("seed",)).setncattr("dtype", "bool")
@@ -543,14 +542,6 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 **{k: v for k, v in flat_attributes(SimulationSpec.from_dict(spec0)).items()
                    if k not in sweep.dims and not (k == "m" and {"alpha", "n"} & set(sweep.dims))},
             })
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    from prcy.io import open_dataset
     return open_dataset(output)
 
 

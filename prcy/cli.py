@@ -172,8 +172,9 @@ def sweep(
     except KeyboardInterrupt:
         typer.secho("interrupted: finished tasks are kept; rerun the same command to resume", err=True)
         raise typer.Exit(code=130)
-    for row in success_summary(ds):
-        typer.echo(format_summary_row(row))
+    with ds:
+        for row in success_summary(ds):
+            typer.echo(format_summary_row(row))
     typer.echo(f"wrote {output}")
 
 

@@ -46,21 +46,25 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
     return path
 
 
-def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Any NetCDF file, loaded into memory; a missing or unreadable file is a clear error."""
+def read_netcdf(path: str | os.PathLike, *, load: bool = True) -> xr.Dataset:
+    """Any NetCDF file, loaded into memory (or opened lazily with ``load=False``: the caller then
+    closes it); a missing or unreadable file is a clear error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"file: {str(path)!r} does not exist")
     try:
+        if not load:
+            return xr.open_dataset(path, engine="netcdf4")
         with xr.open_dataset(path, engine="netcdf4") as ds:
             return ds.load()
     except (OSError, ValueError) as exc:
         raise ValueError(f"file: {str(path)!r} is not a readable NetCDF file ({exc})") from None
 
 
-def open_dataset(path: str | os.PathLike) -> xr.Dataset:
-    """Open a prcy NetCDF file (loaded into memory) and check that it is one."""
-    return validate(read_netcdf(path), path)
+def open_dataset(path: str | os.PathLike, *, load: bool = True) -> xr.Dataset:
+    """Open a prcy NetCDF file and check that it is one: loaded into memory, or lazily with
+    ``load=False`` (for large sweeps; close it when done)."""
+    return validate(read_netcdf(path, load=load), path)
 
 
 def validate(ds: xr.Dataset, path: str | os.PathLike = "dataset") -> xr.Dataset:

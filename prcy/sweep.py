@@ -376,7 +376,7 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
               overwrite: bool = False, progress: Callable[[int, int], None] | None = None,
               log: Callable[[str], None] = print):
     """Run every missing task of ``sweep``, then merge all parts into ``output``; returns the merged
-    dataset (loaded from the file). Rerunning the same call resumes."""
+    dataset, opened lazily from the file (close it when done). Rerunning the same call resumes."""
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"output: {str(output)!r} exists; pass overwrite=True (--overwrite) to replace it "
@@ -471,7 +471,8 @@ def _run_dask(missing, store, scheduler, dask_workers, threads, progress, done, 
 # merging
 
 def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dict[str, Task]):
-    """Stream every part into one NetCDF file (one task in memory at a time), atomically."""
+    """Stream every part into one NetCDF file (one task in memory at a time), atomically; returns the
+    file opened lazily."""
     import netCDF4
     import xarray as xr
 
@@ -542,7 +543,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 **{k: v for k, v in flat_attributes(SimulationSpec.from_dict(spec0)).items()
                    if k not in sweep.dims and not (k == "m" and {"alpha", "n"} & set(sweep.dims))},
             })
-    return open_dataset(output)
+    return open_dataset(output, load=False)      # lazily: a large sweep is never loaded whole
 
 
 def _seed_axis(sweep: Sweep) -> np.ndarray:

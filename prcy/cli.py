@@ -156,9 +156,6 @@ def sweep(
         options = load_grid_file(grid) if grid is not None else {}
         options.update(_parse_extra(args, override_key, parse_value))
         plan = Sweep.from_options(options)
-        if output.exists() and not overwrite:
-            raise FileExistsError(f"output: {str(output)!r} exists; pass --overwrite to replace it "
-                                  f"(its parts are reused)")
         reporter, bar = _task_bar(progress)
         try:
             ds = run_sweep(plan, output, processes=processes, threads=threads, scheduler=scheduler,
@@ -222,10 +219,11 @@ def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
     from prcy.io import describe, open_dataset
 
     try:
-        ds = open_dataset(path)
+        ds = open_dataset(path, load=False)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    typer.echo(describe(ds))
+    with ds:
+        typer.echo(describe(ds))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> x
             thread.join(timeout=0.2)
             if progress is not None:
                 progress(int(progress_arr.sum()))
-    except KeyboardInterrupt:
+    except BaseException:          # Ctrl-C, or an error in the progress callback: stop the kernels first
         abort[0] = 1
         thread.join()
         raise

@@ -187,6 +187,17 @@ def test_ctrl_c_stops_the_kernels_and_returns_nothing():
     assert calls and calls[0] < 2 * 100000
 
 
+def test_an_error_in_the_progress_callback_stops_the_kernels():
+    import threading
+
+    def progress(done, total):
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        prcy.simulate(algorithm="gd", n=300, alpha=3, t_max=1000, seeds=2, progress=progress)
+    assert not [t for t in threading.enumerate() if t.name == "prcy-kernels"]
+
+
 def test_progress_callback_reaches_the_total():
     seen = []
     prcy.simulate(algorithm=["gd", "psgd"], progress=lambda done, total: seen.append((done, total)), **SMALL)

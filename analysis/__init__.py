@@ -2,6 +2,7 @@
 from prcy.analysis.generalization import (label_mse, linear_mse, test_error, three_cluster_error,
                                          two_cluster_error)
 from prcy.analysis import theory, threshold_states
+from prcy.analysis.linear_ridge import linear_ridge_dynamics, marchenko_pastur
 from prcy.analysis.success import success_summary, wilson_interval
 from prcy.analysis.thresholds import curve_bands, success_curve, threshold, threshold_table
 from prcy.analysis.threshold_states import alpha_bbp, threshold_energy, threshold_state
@@ -12,4 +13,5 @@ __all__ = ["label_mse", "linear_mse", "test_error", "success_summary", "wilson_i
            "two_cluster_error", "three_cluster_error", "theory", "ConvergenceError", "alpha_amp",
            "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate", "threshold_states",
            "alpha_bbp", "threshold_energy", "threshold_state",
-           "curve_bands", "success_curve", "threshold", "threshold_table"]
+           "curve_bands", "success_curve", "threshold", "threshold_table", "linear_ridge_dynamics",
+           "marchenko_pastur"]

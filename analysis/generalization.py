@@ -13,6 +13,8 @@ Derivations: ``docs/theory.md``.  Out-of-domain arguments raise ``ValueError`` n
 import numpy as np
 from scipy.special import erf, erfc
 
+from prcy._xp import array_api_boundary
+
 # Cauchy-Schwarz ``m^2 <= q q0`` is checked up to this relative tolerance: overlaps measured in a
 # simulation (``w.w0/N`` and ``|w|^2/N`` in floating point) can break it by rounding only.
 CAUCHY_SCHWARZ_RTOL = 1e-9
@@ -48,6 +50,7 @@ def _scalar_or_array(out):
     return out[()] if out.ndim == 0 else out
 
 
+@array_api_boundary("m", "q", "q0")
 def label_mse(m, q=1.0, q0=1.0):
     """``E(|x| - |z|)^2`` for phase retrieval (eq B.8), in the arcsin form::
 
@@ -74,11 +77,13 @@ def label_mse(m, q=1.0, q0=1.0):
     return _scalar_or_array(out)
 
 
+@array_api_boundary("m", "q", "q0")
 def linear_mse(m, q=1.0, q0=1.0):
     """``E(x - z)^2 = q + q0 - 2 m`` for the linear teacher."""
     return np.asarray(q, dtype=float) + q0 - 2.0 * np.asarray(m, dtype=float)
 
 
+@array_api_boundary("m", "q", "q0")
 def test_error(problem, m, q=1.0, q0=1.0):
     """The generalization error of ``problem`` (``"phase-retrieval"`` or ``"linear-regression"``)."""
     if problem == "phase-retrieval":
@@ -96,6 +101,7 @@ def _mixture_args(m, norm, delta):
     return m, norm, delta
 
 
+@array_api_boundary("m", "norm", "delta")
 def two_cluster_error(m, norm, delta):
     """Classification error of ``sign(w.x/sqrt(d))`` on the two-cluster mixture (002 eq 24)::
 
@@ -109,6 +115,7 @@ def two_cluster_error(m, norm, delta):
     return _scalar_or_array(np.asarray(out))
 
 
+@array_api_boundary("m", "norm", "delta", "onset")
 def three_cluster_error(m, norm, delta, onset):
     """Classification error of the door ``sign((w.x/sqrt(d))^2 - L^2)`` on the three-cluster mixture
     (002 eq 25; centre cluster ``c = 0`` with label -1 and probability 1/2, ``c = +-1`` with label +1)::

@@ -21,6 +21,7 @@ supported on ``alpha [(1 - sqrt c)^2, (1 + sqrt c)^2]``, with an atom of mass ``
 import numpy as np
 from scipy.special import roots_legendre
 
+from prcy._xp import array_api_boundary
 from prcy.specs import _number
 
 
@@ -43,6 +44,7 @@ def marchenko_pastur(alpha, n_nodes=200):
     return x, w
 
 
+@array_api_boundary("t")
 def linear_ridge_dynamics(t, alpha, m0, ridge, lr=None, n_nodes=200):
     """``(m, q, train_loss)`` at the times ``t`` (array) for gradient flow (``lr=None``) or gradient
     descent with step ``lr`` (the Euler twin; ``t`` must then be multiples of ``lr``)."""

@@ -33,6 +33,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
+
+from prcy._xp import array_api_boundary
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import polygamma
 
@@ -203,6 +205,7 @@ def alpha_weak_recovery():
     return float(1.0 / (np.sum(w * (x**2 - 1.0) ** 2) / np.sqrt(2.0 * np.pi)))
 
 
+@array_api_boundary("alpha")
 def se_fixed_point(alpha, n_nodes=DEFAULT_NODES):
     """The state-evolution fixed point reached from an infinitesimal positive overlap, as a function of
     ``alpha > 0`` (scalar or array): 0 for ``alpha <= alpha_WR``; the first root of

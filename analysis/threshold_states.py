@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+
+from prcy._xp import array_api_boundary
 from scipy.optimize import brentq, root
 
 from prcy.analysis.theory import ConvergenceError, _check_range
@@ -368,6 +370,7 @@ def threshold_state(alpha, n_nodes=DEFAULT_NODES):
                           -phi - mu, res, law)
 
 
+@array_api_boundary("alpha")
 def threshold_energy(alpha, n_nodes=DEFAULT_NODES):
     """1RSB threshold energy per sample ``E[l]/2 = L/(alpha N)`` (003 conventions) at ``alpha`` (scalar or
     array, each ``> 1``); multiply by ``alpha`` for ``L/N``, halve for 000's ``v = l/4`` convention."""

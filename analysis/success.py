@@ -1,6 +1,7 @@
 """Success fractions with Wilson score intervals, and summaries per grid point of a simulation or a
 sweep dataset."""
 import itertools
+import json
 import math
 
 import numpy as np
@@ -20,18 +21,26 @@ def wilson_interval(successes, trials, z=1.959963984540054):
 def success_summary(ds):
     """One row per point of every dimension other than ``seed`` and ``time`` (for a simulation: per
     algorithm): the point's coordinates, seeds, successes, fraction with its Wilson interval, median
-    solved time (over solved seeds), median final ``|m|``, number of diverged seeds."""
+    solved time (over solved seeds), median final ``|m|``, number of diverged seeds. In a sweep, an
+    algorithm is listed once along the dimensions it does not depend on (attribute ``independent_of``),
+    with the value ``"any"`` there."""
     dims = [d for d in ds["success"].dims if d != "seed"]
+    independent = json.loads(ds.attrs.get("independent_of", "{}"))
     rows = []
     for index in itertools.product(*(range(ds.sizes[d]) for d in dims)):
-        sub = ds.isel(dict(zip(dims, index)))
+        where = dict(zip(dims, index))
+        algo = str(ds["algorithm"].values[where["algorithm"]]) if "algorithm" in where else None
+        ignored = [d for d in independent.get(algo, []) if d in where]
+        if any(where[d] != 0 for d in ignored):
+            continue                                    # the same run as at index 0 of that dimension
+        sub = ds.isel(where)
         success = np.asarray(sub["success"].values, dtype=bool)
         solved = np.asarray(sub["solved_time"].values, dtype=float)
         n, k = success.size, int(success.sum())
         lo, hi = wilson_interval(k, n)
         final_m = np.abs(np.asarray(sub["magnetization"].isel(time=-1).values, dtype=float))
         reasons = np.asarray(sub["stop_reason"].values).astype(str)
-        point = {d: sub[d].values.item() for d in dims}
+        point = {d: "any" if d in ignored else sub[d].values.item() for d in dims}
         if not dims and "algorithm" in sub.coords:
             point["algorithm"] = str(sub["algorithm"].values)
         rows.append({

@@ -93,6 +93,10 @@ def test_dataset_is_labelled_and_each_cell_is_the_simulation_at_that_point(tmp_p
     assert json.loads(ds.attrs["independent_of"]) == {"gd": ["batch_fraction"], "sgd": [], "psgd": []}
     assert ds.attrs["schema"] == "prcy-sweep/1" and ds.attrs["dims_swept"] == "algorithm batch_fraction alpha"
     assert ds.success.dtype == bool and set(np.unique(ds.stop_reason.values)) <= {"max_time", "converged"}
+    from prcy.analysis import success_summary
+    rows = success_summary(ds)
+    assert len(rows) == 2 + 2 * 2 * 2                 # gd once per alpha, listed with batch_fraction "any"
+    assert [r["point"]["batch_fraction"] for r in rows if r["point"]["algorithm"] == "gd"] == ["any", "any"]
 
 
 def test_seed_blocks_and_process_pool_give_the_same_file(tmp_path):

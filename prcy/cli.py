@@ -9,33 +9,22 @@ from typing import Optional
 
 import typer
 
+from prcy.specs import CONSTRAINTS, GRIDS, LABELS, PRECISIONS, PROBLEMS
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="prcy: gradient dynamics on rough landscapes (phase retrieval): simulations and theory.")
 
 
-class _Problem(str, Enum):
-    phase_retrieval = "phase-retrieval"
-    linear_regression = "linear-regression"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A typer choice type whose values are the spec's allowed values (one source of truth)."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
-class _Constraint(str, Enum):
-    sphere = "sphere"
-    ridge = "ridge"
-
-
-class _Precision(str, Enum):
-    float64 = "float64"
-    float32 = "float32"
-
-
-class _Labels(str, Enum):
-    teacher = "teacher"
-    random = "random"
-
-
-class _Grid(str, Enum):
-    log = "log"
-    linear = "linear"
+_Problem = _choices("_Problem", PROBLEMS)
+_Constraint = _choices("_Constraint", CONSTRAINTS)
+_Precision = _choices("_Precision", PRECISIONS)
+_Labels = _choices("_Labels", LABELS)
+_Grid = _choices("_Grid", GRIDS)
 
 
 def _fail(message: str) -> None:
@@ -61,7 +50,7 @@ def _parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
 @app.command()
 def simulate(
     output: Path = typer.Option(..., "-o", "--output", help="NetCDF file to write."),
-    problem: _Problem = typer.Option(_Problem.phase_retrieval, help="Teacher-student problem."),
+    problem: _Problem = typer.Option(_Problem("phase-retrieval"), help="Teacher-student problem."),
     algorithm: str = typer.Option("gd,sgd,psgd", help="One or more of gd, sgd, psgd, langevin (comma-separated)."),
     alpha: float = typer.Option(3.0, help="Samples per dimension, M = alpha N."),
     n: int = typer.Option(256, "--n", help="Dimension N."),
@@ -73,12 +62,12 @@ def simulate(
     temperature_schedule: Optional[str] = typer.Option(
         None, help="Piecewise-constant temperature 't0:T0,t1:T1,...', e.g. '0:1,700:0'."),
     anneal_at: Optional[float] = typer.Option(None, help="Set the temperature to 0 from this time on."),
-    constraint: _Constraint = typer.Option(_Constraint.sphere, help="Spherical projection or ridge term."),
+    constraint: _Constraint = typer.Option(_Constraint("sphere"), help="Spherical projection or ridge term."),
     ridge: float = typer.Option(0.0, help="Ridge strength lambda (constraint ridge)."),
     rescale: bool = typer.Option(True, help="Divide the stochastic gradient by ell (eq 8)."),
     t_max: float = typer.Option(100.0, help="Horizon (physical time)."),
     points: int = typer.Option(100, help="Recording points (always including 0 and t_max)."),
-    grid: _Grid = typer.Option(_Grid.log, help="Recording grid spacing."),
+    grid: _Grid = typer.Option(_Grid("log"), help="Recording grid spacing."),
     seeds: int = typer.Option(32, help="Number of seeds (independent trajectories)."),
     first_seed: int = typer.Option(0, help="Index of the first seed (to extend a run)."),
     seed: int = typer.Option(0, help="Root random seed."),
@@ -86,9 +75,9 @@ def simulate(
     early_stop: bool = typer.Option(False, help="Stop a seed once it succeeds (state carried forward)."),
     check_interval: float = typer.Option(1.0, help="Time between success checks for stochastic algorithms."),
     n_test: int = typer.Option(0, help="Held-out samples for an empirical test error."),
-    precision: _Precision = typer.Option(_Precision.float64, help="Storage precision of the inputs X."),
+    precision: _Precision = typer.Option(_Precision("float64"), help="Storage precision of the inputs X."),
     share_data: bool = typer.Option(False, help="One teacher and dataset for all seeds."),
-    labels: _Labels = typer.Option(_Labels.teacher, help="random: training labels reshuffled among samples."),
+    labels: _Labels = typer.Option(_Labels("teacher"), help="random: training labels reshuffled among samples."),
     threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),

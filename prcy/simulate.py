@@ -107,32 +107,34 @@ def specs_from_options(**options) -> list[SimulationSpec]:
 
 
 def _make_reporter(progress, specs):
+    """``report(steps_done_in_this_run, finished=False)`` feeding ``progress`` (a callable, or True for
+    a rich bar) with steps done over all the runs of ``specs``."""
     if not progress:
         return None
     total = sum(s.seeds * s.recording.n_steps(s.algorithm.lr) for s in specs)
-    if callable(progress):
-        offset = [0]
+    sink = progress if callable(progress) else _rich_bar(total)
+    offset = [0]
 
-        def report(done, finished=False):
-            progress(offset[0] + done, total)
-            if finished:
-                offset[0] += done
-        return report
+    def report(done, finished=False):
+        sink(offset[0] + done, total)
+        if finished:
+            offset[0] += done
+    return report
+
+
+def _rich_bar(total):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=True)
     task = bar.add_task("simulating", total=total)
-    offset = [0]
 
-    def report(done, finished=False):
+    def show(done, total):
         if not bar.live.is_started:
             bar.start()
-        bar.update(task, completed=offset[0] + done)
-        if finished:
-            offset[0] += done
-            if offset[0] >= total:
-                bar.stop()
-    return report
+        bar.update(task, completed=done)
+        if done >= total:
+            bar.stop()
+    return show
 
 
 def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> xr.Dataset:

@@ -117,6 +117,71 @@ def simulate(
     typer.echo(f"wrote {output}")
 
 
+@app.command()
+def dmft(
+    output: Path = typer.Option(..., "-o", "--output", help="NetCDF file to write."),
+    problem: _Problem = typer.Option(_Problem("phase-retrieval"), help="Teacher-student problem."),
+    algorithm: str = typer.Option("gd", help="One of gd, sgd, psgd, langevin."),
+    alpha: float = typer.Option(3.0, help="Samples per dimension, M = alpha N."),
+    m0: float = typer.Option(0.2, help="Initial magnetization."),
+    lr: float = typer.Option(0.01, help="Learning rate (the grid step of SGD's discretization)."),
+    batch_fraction: Optional[float] = typer.Option(None, help="Mini-batch fraction ell (sgd, psgd) [default: 0.5]."),
+    persistence: Optional[float] = typer.Option(None, help="Persistence time tau (psgd) [default: 1]."),
+    temperature: float = typer.Option(0.0, help="Langevin temperature T."),
+    temperature_schedule: Optional[str] = typer.Option(None, help="Piecewise-constant temperature 't0:T0,t1:T1,...'."),
+    anneal_at: Optional[float] = typer.Option(None, help="Set the temperature to 0 from this time on."),
+    constraint: _Constraint = typer.Option(_Constraint("sphere"), help="Spherical constraint or ridge term."),
+    ridge: float = typer.Option(0.0, help="Ridge strength lambda (constraint ridge)."),
+    rescale: bool = typer.Option(True, help="Divide the stochastic gradient by ell (eq 8)."),
+    dt: Optional[float] = typer.Option(None, help="Grid step [default: lr]."),
+    t_max: float = typer.Option(10.0, help="Horizon (physical time)."),
+    samples: int = typer.Option(10000, help="Samples of the effective process."),
+    damping: float = typer.Option(0.5, help="Weight of the previous M_R in the update, in [0, 1)."),
+    max_iter: int = typer.Option(100, help="Maximum number of iterations."),
+    tol: float = typer.Option(1e-8, help="Convergence: residual below tol."),
+    nu_form: str = typer.Option("A.29", help="Lagrange multiplier on the sphere: A.29 (kernels) or A.19 (samples)."),
+    seed: int = typer.Option(0, help="Root random seed."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file (written every iteration; resumed from)."),
+    threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    progress: bool = typer.Option(True, help="Print the residual after every iteration."),
+):
+    """Solve the DMFT of GD / SGD / persistent SGD / Langevin and write a NetCDF dataset."""
+    from prcy.dmft import solve
+    from prcy.io import write_dataset
+
+    if output.exists() and not overwrite:
+        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        _fail(f"output: folder {str(output.parent)!r} does not exist")
+    options = dict(problem=problem.value, algorithm=algorithm, alpha=alpha, m0=m0, lr=lr,
+                   batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
+                   anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
+                   t_max=t_max, samples=samples, damping=damping, max_iter=max_iter, tol=tol,
+                   nu_form=nu_form, seed=seed)
+    report = (lambda i, r: typer.echo(f"iteration {i}: residual {r:.3e}", err=True)) if progress else None
+    try:
+        if temperature_schedule is not None:
+            options["temperature_schedule"] = _parse_schedule(temperature_schedule)
+            options.pop("temperature")
+        options = {k: v for k, v in options.items() if v is not None}
+        ds = solve(threads=threads, checkpoint=checkpoint, progress=report, **options)
+        write_dataset(ds, output, overwrite=overwrite)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.secho("interrupted: nothing was written" + (f" (checkpoint {checkpoint} kept)" if checkpoint else ""),
+                    err=True)
+        raise typer.Exit(code=130)
+    a = ds.attrs
+    typer.echo(f"{a['status']} after {a['iterations']} iterations (residual {a['final_residual']:.3g}, "
+               f"{a['seconds_per_iteration']:.3g} s/iteration); m(t_max) = {float(ds.magnetization[-1]):.4f}")
+    if a["status"] == "diverged":
+        typer.echo(f"diverged: non-finite paths at iteration {a['diverged_iteration']}, grid index "
+                   f"{a['diverged_step']} (t = {a['diverged_time']:g}); try a smaller --dt")
+    typer.echo(f"wrote {output}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sweep(
     ctx: typer.Context,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1")
+SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1", "prcy-dmft/1")
 
 
 @contextlib.contextmanager
@@ -89,14 +89,20 @@ def describe(ds: xr.Dataset) -> str:
 
     dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     a = ds.attrs
-    fixed = "  ".join(f"{k}={a[k]}" for k in ("problem", "alpha", "n", "m0", "lr", "t_max", "constraint",
+    fixed = "  ".join(f"{k}={a[k]}" for k in ("problem", "alpha", "n", "m0", "lr", "dt", "t_max", "constraint",
                                                  "precision") if k in a)
     swept = f"  swept: {a['dims_swept']}" if a.get("dims_swept") else ""
     lines = [f"{a.get('title', 'dataset')} ({a.get('schema')}, prcy {a.get('prcy_version')}, created {a.get('created')})",
              f"dims: {dims}{swept}",
              fixed,
              f"rng: {a.get('rng_generator')} root seed {a.get('rng_root_seed')}; {a.get('rng_spawn_keys')}"]
-    lines += [format_summary_row(r) for r in success_summary(ds)]
+    if a.get("schema") == "prcy-dmft/1":
+        m = ds["magnetization"].values
+        lines.append(f"DMFT {a.get('status')} after {a.get('iterations')} iterations (residual "
+                     f"{a.get('final_residual'):.3g}); samples {a.get('samples')}, dt {a.get('dt')}; "
+                     f"m(0) = {m[0]:.4f}, m(t_max) = {m[-1]:.4f}")
+    else:
+        lines += [format_summary_row(r) for r in success_summary(ds)]
     return "\n".join(lines)
 
 

@@ -1,0 +1,377 @@
+"""Kernels of the dynamical mean-field theory (DMFT): the effective single-sample process of
+Mignacco et al. 2021 (section 4, appendix A) sampled on a time grid, and the estimators of its kernels.
+
+Discretization (explicit Euler, ``t_k = k dt``; ``g = c s dv(h~; h0)`` with ``c = 1/ell``, or 1
+without rescaling; ``h~ = h + h0 m``; ``D = s d2v``)::
+
+    h_{k+1} = h_k + dt [ -nut_k h_k - g_k + dt sum_{j<k} M_R(k, j) h_j + chi_k ],   nut = nu_hat + delta_nu
+    chi Gaussian, covariance M_C(k, j) + (2 T_k / dt) delta_kj:  chi = L z,  L L^T that covariance
+    m_{k+1} = m_k + dt (-nu_hat_k m_k - mu_k)                                          (eq 14)
+    M_C(k, j) = alpha <g_k g_j>,  delta_nu_k = alpha c <D_k>,  mu_k = alpha <g_k h0>,
+    nu_hat_k = -alpha <g_k h~_k> + T_k (A.19)  or A.29 (from C, R, the kernels)  or lambda (ridge)
+    T(j+1, j) = D_j,  T(k+1, j) = T(k, j) (1 - dt nut_k - dt c D_k) + dt^2 sum_{j<i<k} M_R(k, i) T(i, j)
+    M_R(k, j) = alpha c^2 <D_k T(k, j)>
+
+For ridge this is exactly the ``N -> infinity`` limit of the Euler-discretized algorithm with
+``lr = dt``; on the sphere the projection is replaced by ``nu_hat`` (an O(dt) difference).
+
+Two passes per fixed-point iteration, both causal and self-consistent:
+
+- ``march``: every sample advanced together, one grid step at a time. At step ``k`` the samples'
+  ``h_k`` give ``M_C(k, <=k)``, ``delta_nu_k``, ``mu_k``, ``nu_hat_k``, the next row of the Cholesky
+  factor of the noise covariance and ``m_{k+1}``, before any sample takes step ``k+1``: everything but
+  ``M_R`` is at its fixed point after one march (``M_R`` is taken from the previous iteration).
+- ``response``: ``M_R`` from the paths of the march, one column ``t' = t_j`` at a time in decreasing
+  ``j``: the recursion for ``T(., j)`` only needs ``M_R(k, i)`` with ``i > j``, already final, so this
+  pass is self-consistent too; the fixed-point iteration is left with the coupling of ``M_R`` to the
+  paths through the memory term.
+
+Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
+per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds, done for
+16 samples at once (each ``M_R(k, i)`` loaded once feeds a 16-wide FMA; the column's history, ``K x 16``
+doubles, stays in L1/L2). Scratch is O(K) per sample and thread; the paths ``h``, ``g``, ``D`` are
+``3 K S`` doubles.
+
+Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_BLOCK`` for the
+response); partial sums are kept per chunk (march) or per lane of blocks (response, ``n_lanes``
+lanes, block ``b`` in lane ``b mod n_lanes``) and added in a fixed order, so results are bitwise the
+same for any number of threads.
+
+Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no errors are raised):
+
+- ``cholesky_row(A, L, K, k, jitter) -> clipped``: row ``k`` of the lower Cholesky factor of the
+  row-major ``K x K`` ``A + jitter I`` given rows ``< k``; a pivot that is not positive is set to 0
+  with the column below it, and its magnitude returned (0 when nothing was clipped).
+- ``evaluate_chunk(loss, h, h0, sel, n, m, c, g, d, sums)``: for ``n`` samples, ``g = c s dv(h~)``,
+  ``d = s d2v(h~)`` and ``sums[0..3] += (sum d, sum s h~ dv, sum s h0 dv, sum v)`` (``sel`` NULL: all
+  selected).
+- ``response_column(D, S, c0, nb, K, j, nut, MR, dt, c, Tcol, acc)``: for samples ``c0 .. c0+nb-1``
+  (``nb <= DMFT_BLOCK``) of the ``K x S`` row-major ``D``, propagate ``T(., j)`` and add
+  ``sum_b D[k, b] T_b(k, j)`` to ``acc[k]``; ``Tcol`` is ``K x DMFT_BLOCK`` scratch.
+"""
+from libc.math cimport sqrt, isfinite
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from cython.parallel cimport prange
+cimport cython
+
+import numpy as np
+
+from prcy.kernels.losses cimport Loss, loss_fn, loss_from_capsule
+from prcy.kernels.parallel cimport effective_n_threads
+
+BLOCK = DMFT_BLOCK
+CHUNK = DMFT_CHUNK
+NU_FORMS = {"ridge": 0, "A.19": 1, "A.29": 2}
+
+
+cdef double cholesky_row(const double* A, double* L, Py_ssize_t K, Py_ssize_t k, double jitter) noexcept nogil:
+    cdef Py_ssize_t j, p
+    cdef double s, d
+    for j in range(k + 1):
+        s = A[k * K + j]
+        for p in range(j):
+            s = s - L[k * K + p] * L[j * K + p]
+        if j < k:
+            d = L[j * K + j]
+            L[k * K + j] = s / d if d > 0 else 0.0
+        else:
+            s = s + jitter
+            if s > 0:
+                L[k * K + k] = sqrt(s)
+                return 0.0
+            L[k * K + k] = 0.0
+            return -s
+    return 0.0
+
+
+cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, const unsigned char* sel,
+                         Py_ssize_t n, double m, double grad_scale, double* g, double* d,
+                         double* sums) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double ht, dv, s
+    cdef loss_fn f_v = loss.v, f_dv = loss.dv, f_d2v = loss.d2v
+    for i in range(n):
+        ht = h[i] + h0[i] * m
+        s = 1.0 if sel == NULL else <double>sel[i]
+        dv = s * f_dv(ht, h0[i])
+        g[i] = grad_scale * dv
+        d[i] = s * f_d2v(ht, h0[i])
+        sums[0] += d[i]
+        sums[1] += ht * dv
+        sums[2] += h0[i] * dv
+        sums[3] += f_v(ht, h0[i])
+
+
+cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
+                          Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
+                          double* Tcol, double* acc) noexcept nogil:
+    cdef Py_ssize_t k, i, b
+    cdef double dt2 = dt * dt, mr, tot
+    cdef double db[DMFT_BLOCK]
+    cdef double mem[DMFT_BLOCK]
+    cdef const double* row
+    for b in range(DMFT_BLOCK):
+        Tcol[(j + 1) * DMFT_BLOCK + b] = D[j * S + c0 + b] if b < nb else 0.0
+    for k in range(j + 1, K):
+        for b in range(DMFT_BLOCK):
+            db[b] = D[k * S + c0 + b] if b < nb else 0.0
+        tot = 0.0
+        for b in range(DMFT_BLOCK):
+            tot += db[b] * Tcol[k * DMFT_BLOCK + b]
+        acc[k] += tot
+        if k == K - 1:
+            break
+        for b in range(DMFT_BLOCK):
+            mem[b] = 0.0
+        row = MR + k * K
+        for i in range(j + 1, k):
+            mr = row[i]
+            for b in range(DMFT_BLOCK):
+                mem[b] += mr * Tcol[i * DMFT_BLOCK + b]
+        for b in range(DMFT_BLOCK):
+            Tcol[(k + 1) * DMFT_BLOCK + b] = (Tcol[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k] - dt * grad_scale * db[b])
+                                              + dt2 * mem[b])
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def march(loss, *, double alpha, double grad_scale, double dt, double m0, double q0, int nu_form,
+          double ridge, bint m_with_delta_nu, const double[::1] temps, double jitter_rel,
+          const double[:, ::1] MR, const double[::1] h_init, const double[::1] h0,
+          const double[:, ::1] Z, sel, n_threads=None, abort=None):
+    """Advance all ``S`` samples together over the ``K`` grid points with ``M_R`` given (see the
+    module docstring); returns a dict with the paths ``H``, ``G`` (``g``), ``D`` (``K x S``), the
+    functions ``m``, ``nu_hat``, ``delta_nu``, ``mu``, ``train_loss`` (length K), ``M_C``, the noise
+    factor ``L``, the weights' correlation ``C`` and response ``R`` (A.28); ``clipped`` (summed magnitude of
+    clipped pivots), ``n_clipped``, ``bad_step`` (first grid index where some ``h`` is not finite, -1
+    when none), ``aborted``.
+
+    ``nu_form``: 0 ridge (``nu_hat = ridge``), 1 A.19, 2 A.29. ``q0``: variance of ``h(0)``.
+    ``Z``: ``K x S`` standard normals; ``sel``: ``K x S`` uint8 selection or None (full batch).
+    """
+    cdef Py_ssize_t K = temps.shape[0], S = h0.shape[0]
+    for name, arr, shape in (("MR", MR, (K, K)), ("h_init", h_init, (S,)), ("Z", Z, (K, S))):
+        if tuple(arr.shape[:len(shape)]) != shape:
+            raise ValueError(f"{name}: shape {tuple(arr.shape[:len(shape)])} does not match {shape} "
+                             f"(K = {K} grid points, S = {S} samples)")
+    if K < 2 or S < 1:
+        raise ValueError(f"march: K = {K} grid points and S = {S} samples; allowed: K >= 2, S >= 1")
+    if nu_form not in (0, 1, 2):
+        raise ValueError(f"nu_form: {nu_form!r} is not allowed; allowed: 0 (ridge), 1 (A.19), 2 (A.29)")
+    cdef const unsigned char[:, ::1] sel_v
+    cdef const unsigned char* sel_ptr = NULL
+    if sel is not None:
+        sel_v = sel
+        if sel_v.shape[0] != K or sel_v.shape[1] != S:
+            raise ValueError(f"sel: shape {(sel_v.shape[0], sel_v.shape[1])} does not match {(K, S)}")
+        sel_ptr = &sel_v[0, 0]
+    abort_arr = np.zeros(1, dtype=np.int32) if abort is None else abort
+    cdef const int[::1] ab = abort_arr
+    cdef int nt = effective_n_threads(n_threads)
+    cdef const Loss* lp = loss_from_capsule(loss)
+    cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK
+    H_a, G_a, D_a = np.empty((K, S)), np.empty((K, S)), np.empty((K, S))
+    MC_a, L_a = np.zeros((K, K)), np.zeros((K, K))
+    C_a, R_a, V_a = np.zeros((K, K)), np.zeros((K, K)), np.zeros((K, K))
+    vec_a = np.zeros((6, K))          # m, nu_hat, delta_nu, mu, loss, nut
+    part_a = np.zeros((n_chunks, 4 + K))
+    cdef double[:, ::1] H = H_a, G = G_a, D = D_a, MC = MC_a, L = L_a, C = C_a, R = R_a, V = V_a
+    cdef double[:, ::1] vec = vec_a, part = part_a
+    cdef double* m = &vec[0, 0]
+    cdef double* nu_hat = &vec[1, 0]
+    cdef double* dnu = &vec[2, 0]
+    cdef double* mu = &vec[3, 0]
+    cdef double* lossv = &vec[4, 0]
+    cdef double* nut = &vec[5, 0]
+    cdef Py_ssize_t k, j, i, a, b, ch, c0, n, s_
+    cdef double sums0, sums1, sums2, sums3, x, noise_kk, diag_max = 0.0, clipped = 0.0, cl, q, nu_m
+    cdef double inv_s = 1.0 / S
+    cdef Py_ssize_t n_clipped = 0, bad = K
+    cdef double* acc
+    cdef double* pc
+    with nogil:
+        for s_ in range(S):
+            H[0, s_] = h_init[s_]
+        m[0] = m0
+        R[0, 0] = 1.0
+        for k in range(K):
+            if ab[0] != 0:
+                break
+            # --- samples: step k-1 -> k, then evaluate at k (parallel over fixed chunks) ---
+            for ch in prange(n_chunks, num_threads=nt, schedule="static"):
+                c0 = ch * DMFT_CHUNK
+                n = min(DMFT_CHUNK, S - c0)
+                pc = &part[ch, 0]
+                memset(pc, 0, (4 + k + 1) * sizeof(double))
+                if k > 0:
+                    _advance(&H[0, 0], &G[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], S, K, k, c0, n, dt, nut[k - 1])
+                evaluate_chunk(lp, &H[k, c0], &h0[c0], NULL if sel_ptr == NULL else sel_ptr + k * S + c0,
+                               n, m[k], grad_scale, &G[k, c0], &D[k, c0], pc)
+                for j in range(k + 1):
+                    x = 0.0
+                    for i in range(n):
+                        x = x + G[k, c0 + i] * G[j, c0 + i]
+                    pc[4 + j] = x
+            # --- reductions in chunk order (thread-count independent) ---
+            sums0 = sums1 = sums2 = sums3 = 0.0
+            for ch in range(n_chunks):
+                sums0 = sums0 + part[ch, 0]
+                sums1 = sums1 + part[ch, 1]
+                sums2 = sums2 + part[ch, 2]
+                sums3 = sums3 + part[ch, 3]
+            for j in range(k + 1):
+                x = 0.0
+                for ch in range(n_chunks):
+                    x = x + part[ch, 4 + j]
+                MC[k, j] = alpha * x * inv_s
+                MC[j, k] = MC[k, j]
+            for s_ in range(S):
+                if not isfinite(H[k, s_]):
+                    bad = k
+                    break
+            if bad < K:
+                break
+            dnu[k] = alpha * grad_scale * sums0 * inv_s
+            mu[k] = alpha * grad_scale * sums2 * inv_s
+            lossv[k] = sums3 * inv_s
+            # --- weight side: R row k, C row k (A.28), then nu_hat_k ---
+            if k > 0:
+                for j in range(k):
+                    R[k, j] = (1.0 - dt * nut[k - 1]) * R[k - 1, j]
+                for i in range(k - 1):
+                    x = dt * dt * MR[k - 1, i]
+                    for j in range(i + 1):
+                        R[k, j] += x * R[i, j]
+            R[k, k] = 1.0
+            # V(k, b) = sum_{a<k} dt R(k, a+1) N(a, b) with N = M_C + diag(2T/dt); C = Q + m m^T with
+            # Q(k, j) = q0 R(k, 0) R(j, 0) + sum_{b<j} V(k, b) dt R(j, b+1)
+            for b in range(k):
+                V[k, b] = 2.0 * temps[b] * R[k, b + 1]
+            for a in range(k):
+                x = dt * R[k, a + 1]
+                for b in range(k):
+                    V[k, b] += x * MC[a, b]
+            for j in range(k + 1):
+                q = q0 * R[k, 0] * R[j, 0]
+                for b in range(j):
+                    q = q + V[k, b] * dt * R[j, b + 1]
+                C[k, j] = q + m[k] * m[j]
+                C[j, k] = C[k, j]
+            if nu_form == 2:
+                x = 0.0
+                q = 0.0
+                for j in range(k):
+                    x = x + MR[k, j] * C[k, j] + MC[k, j] * R[k, j + 1]
+                    q = q + MR[k, j] * m[j]
+                nu_hat[k] = -dnu[k] + temps[k] + dt * x - m[k] * (mu[k] - dnu[k] * m[k] + dt * q)
+            elif nu_form == 1:
+                nu_hat[k] = -alpha * grad_scale * sums1 * inv_s + temps[k]
+            else:
+                nu_hat[k] = ridge
+            nut[k] = nu_hat[k] + dnu[k]
+            if k + 1 < K:
+                nu_m = nu_hat[k] + (dnu[k] if m_with_delta_nu else 0.0)
+                m[k + 1] = m[k] + dt * (-nu_m * m[k] - mu[k])
+            # --- next row of the noise factor: N = M_C + diag(2T/dt) + jitter ---
+            noise_kk = MC[k, k] + 2.0 * temps[k] / dt
+            if noise_kk > diag_max:
+                diag_max = noise_kk
+            MC[k, k] = noise_kk             # temporarily: the factor reads N's row k
+            cl = cholesky_row(&MC[0, 0], &L[0, 0], K, k, jitter_rel * diag_max)
+            MC[k, k] = noise_kk - 2.0 * temps[k] / dt
+            if cl > 0:
+                clipped += cl
+                n_clipped += 1
+    out = {"H": H_a, "G": G_a, "D": D_a, "m": vec_a[0], "nu_hat": vec_a[1], "delta_nu": vec_a[2],
+           "mu": vec_a[3], "train_loss": vec_a[4], "M_C": MC_a, "L": L_a, "clipped": clipped,
+           "n_clipped": int(n_clipped), "bad_step": int(bad) if bad < K else -1,
+           "aborted": bool(abort_arr[0]), "C": C_a, "R": R_a}
+    return out
+
+
+cdef inline void _advance(double* H, const double* G, const double* Z, const double* MR, const double* L,
+                          Py_ssize_t S, Py_ssize_t K, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double dt,
+                          double nut) noexcept nogil:
+    """``h_k`` of samples ``c0 .. c0+n-1`` from their past (memory term, noise ``chi_{k-1} = L z``)."""
+    cdef Py_ssize_t j, i
+    cdef double a, l
+    cdef double mem[DMFT_CHUNK]
+    cdef double chi[DMFT_CHUNK]
+    for i in range(n):
+        mem[i] = 0.0
+        chi[i] = 0.0
+    for j in range(k - 1):
+        a = MR[(k - 1) * K + j]
+        for i in range(n):
+            mem[i] += a * H[j * S + c0 + i]
+    for j in range(k):
+        l = L[(k - 1) * K + j]
+        for i in range(n):
+            chi[i] += l * Z[j * S + c0 + i]
+    for i in range(n):
+        H[k * S + c0 + i] = H[(k - 1) * S + c0 + i] + dt * (-nut * H[(k - 1) * S + c0 + i] - G[(k - 1) * S + c0 + i]
+                                                          + dt * mem[i] + chi[i])
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
+             Py_ssize_t n_lanes=8, n_threads=None, abort=None):
+    """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
+    ``nut``, columns in decreasing order so that each column uses only final entries (see the
+    module docstring)."""
+    cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
+    if nut.shape[0] != K:
+        raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
+    cdef int nt = effective_n_threads(n_threads)
+    cdef Py_ssize_t n_blocks = (S + DMFT_BLOCK - 1) // DMFT_BLOCK
+    cdef Py_ssize_t nl = max(1, min(n_lanes, n_blocks))
+    abort_arr = np.zeros(1, dtype=np.int32) if abort is None else abort
+    cdef const int[::1] ab = abort_arr
+    MR_a = np.zeros((K, K))
+    acc_a = np.zeros((nl, K))
+    cdef double[:, ::1] MR = MR_a, acc = acc_a
+    cdef double scale = alpha * grad_scale * grad_scale / S, x
+    cdef double* scratch = <double*> malloc(nl * K * DMFT_BLOCK * sizeof(double))
+    if scratch == NULL:
+        raise MemoryError(f"response: cannot allocate {nl * K * DMFT_BLOCK * 8} bytes of scratch")
+    try:
+        with nogil:
+            for j in range(K - 2, -1, -1):
+                if ab[0] != 0:
+                    break
+                for lane in prange(nl, num_threads=nt, schedule="static", chunksize=1):
+                    memset(&acc[lane, 0], 0, K * sizeof(double))
+                    blk = lane
+                    while blk < n_blocks:
+                        response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K, j,
+                                        &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * K * DMFT_BLOCK,
+                                        &acc[lane, 0])
+                        blk = blk + nl
+                for k in range(j + 1, K):
+                    x = 0.0
+                    for lane in range(nl):
+                        x = x + acc[lane, k]
+                    MR[k, j] = scale * x
+    finally:
+        free(scratch)
+    return MR_a
+
+
+def cholesky(const double[:, ::1] A, double jitter=0.0):
+    """``(L, n_clipped, clipped)``: the lower Cholesky factor of ``A + jitter I`` row by row with
+    ``cholesky_row`` (pivots that are not positive clipped to 0)."""
+    cdef Py_ssize_t K = A.shape[0], k, n = 0
+    if A.shape[1] != K:
+        raise ValueError(f"A: shape {(A.shape[0], A.shape[1])} is not square")
+    L = np.zeros((K, K))
+    cdef double[:, ::1] Lv = L
+    cdef double clipped = 0.0, c
+    with nogil:
+        for k in range(K):
+            c = cholesky_row(&A[0, 0], &Lv[0, 0], K, k, jitter)
+            if c > 0:
+                clipped += c
+                n += 1
+    return L, int(n), float(clipped)

@@ -1,0 +1,415 @@
+"""DMFT driver: the fixed point of the effective process (Mignacco et al. 2021, section 4, appendix A)
+for GD, multi-pass SGD, persistent SGD and Langevin dynamics, on the sphere or with a ridge.
+
+``prcy.dmft.solve(spec)`` (or ``solve(alpha=..., algorithm=..., ...)`` with the flat names of
+``prcy.simulate``) returns an ``xarray.Dataset`` on the grid ``t_k = k dt`` (the same ``time`` as a
+simulation with ``lr = dt``). Equations and their discretization: ``prcy.kernels.dmft`` and
+docs/dmft.md.
+
+The iteration. Every unknown but the memory kernel ``M_R`` is obtained causally in one "march" of all
+samples together (``prcy.kernels.dmft.march``): at grid step ``k`` the samples give ``M_C(t_k, <=t_k)``,
+``delta_nu``, ``mu``, ``nu_hat`` (A.29 from the kernels, A.19 from the samples, or ``lambda``) and the
+next row of the noise's Cholesky factor, before any sample moves on. ``M_R`` then follows from the
+marched paths in one response pass that is itself self-consistent (columns ``t'`` in decreasing
+order). What is iterated is therefore only the coupling of ``M_R`` to the paths through the memory
+term: ``M_R <- d M_R + (1 - d) F(M_R)`` with the damping ``d``, from A.1's guess ``M_R = 0`` (A.1's
+guesses for the other unknowns are not needed: the march computes them). The random numbers
+(``h0``, ``h(0)``, the selection paths and the standard normals behind the noise) are drawn once from
+the root seed and reused by every iteration, so ``F`` is deterministic: the residual can fall to
+rounding level instead of stalling at the Monte Carlo error ``~ S^-1/2``.
+
+Residual: ``max(max |m - m_prev|, max |F(M_R) - M_R| / (1 + max |F(M_R)|))``. Adaptive damping:
+when the residual grows, ``d <- (1 + d) / 2``; when it falls, ``d`` relaxes back towards the requested
+value. The solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter``
+(``max_iter``), or when a path is not finite (``diverged``, with the iteration and grid index); the
+``m(t)`` and residual of every iteration are kept.
+
+Checkpoints: with ``checkpoint=PATH``, ``M_R`` and the history are written atomically after every
+iteration; a solve of the same spec (``max_iter`` may differ) with an existing checkpoint resumes from
+it and ends bitwise where an uninterrupted solve ends.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from prcy import __version__
+from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice, _integer, _number,
+                        _set)
+
+SCHEMA = "prcy-dmft/1"
+NU_FORMS = ("A.29", "A.19")
+M_EQUATIONS = ("eq14", "A.23")
+STATUSES = ("converged", "max_iter", "diverged", "running")
+
+VARIABLES = {
+    "magnetization": dict(long_name="magnetization m(t)", units="1"),
+    "nu_hat": dict(long_name="Lagrange multiplier nu_hat(t) (ridge: lambda)", units="1"),
+    "delta_nu": dict(long_name="delta_nu(t) = alpha/ell <s d2v>", units="1"),
+    "mu": dict(long_name="mu(t) = alpha/ell <s h0 dv>", units="1"),
+    "M_C": dict(long_name="memory kernel M_C(t, t')", units="1"),
+    "M_R": dict(long_name="memory kernel M_R(t, t') (t' < t)", units="1"),
+    "C": dict(long_name="correlation C(t, t') = w(t).w(t')/N", units="1"),
+    "R": dict(long_name="response R(t, t') of w(t) to a kick at t' (R(t, t) = 1)", units="1"),
+    "norm": dict(long_name="squared norm C(t, t)", units="1"),
+    "train_loss": dict(long_name="training loss per sample <v(h~; h0)> (eq 20)", units="1"),
+    "test_error": dict(long_name="generalization error (formula of the problem from m and C(t, t))", units="1"),
+    "residual": dict(long_name="fixed-point residual of the iteration", units="1"),
+    "damping_used": dict(long_name="damping applied after the iteration", units="1"),
+    "magnetization_iterates": dict(long_name="m(t) after each iteration", units="1"),
+}
+
+
+@dataclass(frozen=True)
+class Solver:
+    """Numerical settings: grid step ``dt`` (default ``lr``; for SGD the grid step is the SGD step, so
+    ``dt = lr``), horizon ``t_max``, ``samples`` of the effective process per iteration, ``damping``
+    (weight of the old iterate, in [0, 1)), ``max_iter``, convergence ``tol`` on the residual, the
+    form of ``nu_hat`` on the sphere (``"A.29"`` from the kernels, ``"A.19"`` from the samples), the
+    magnetization equation (``"eq14"``: ``dm/dt = -nu_hat m - mu``; ``"A.23"``: ``nu_hat + delta_nu``
+    as printed in appendix A), ``adaptive`` damping, and the root ``seed``."""
+    dt: float | None = None
+    t_max: float = 10.0
+    samples: int = 10000
+    damping: float = 0.5
+    max_iter: int = 100
+    tol: float = 1e-8
+    nu_form: str = "A.29"
+    m_equation: str = "eq14"
+    adaptive: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dt is not None:
+            _set(self, "dt", _number("dt", self.dt, low=0, low_open=True))
+        _set(self, "t_max", _number("t_max", self.t_max, low=0, low_open=True))
+        _set(self, "samples", _integer("samples", self.samples, low=1))
+        _set(self, "damping", _number("damping", self.damping, low=0, high=1, high_open=True))
+        _set(self, "max_iter", _integer("max_iter", self.max_iter, low=1))
+        _set(self, "tol", _number("tol", self.tol, low=0, low_open=True))
+        _choice("nu_form", self.nu_form, NU_FORMS)
+        _choice("m_equation", self.m_equation, M_EQUATIONS)
+        if not isinstance(self.adaptive, (bool, np.bool_)):
+            raise ValueError(f"adaptive: {self.adaptive!r} is not allowed; allowed: true or false")
+        _set(self, "seed", _integer("seed", self.seed, low=0))
+
+
+@dataclass(frozen=True)
+class DMFTSpec:
+    """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
+    problem: str = "phase-retrieval"
+    alpha: float = 3.0
+    algorithm: Algorithm = field(default_factory=Algorithm)
+    constraint: Constraint = field(default_factory=Constraint)
+    init: Initialization = field(default_factory=Initialization)
+    solver: Solver = field(default_factory=Solver)
+
+    def __post_init__(self):
+        _choice("problem", self.problem, PROBLEMS)
+        _set(self, "alpha", _number("alpha", self.alpha, low=0, low_open=True))
+        for name, cls in (("algorithm", Algorithm), ("constraint", Constraint), ("init", Initialization),
+                          ("solver", Solver)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"{name}: expected a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        a, s = self.algorithm, self.solver
+        if a.name == "sgd" and s.dt is not None and not math.isclose(s.dt, a.lr, rel_tol=1e-12):
+            raise ValueError(f"dt: {s.dt!r} differs from lr = {a.lr!r}; allowed for sgd: dt = lr (the "
+                             f"SGD-inspired discretization draws a fresh batch at every grid step)")
+        if self.n_points < 3:
+            raise ValueError(f"t_max: {s.t_max!r} with dt = {self.dt!r} gives {self.n_points} grid points; "
+                             f"allowed: t_max >= 2 dt")
+        if a.name == "psgd" and self.dt > a.persistence * a.batch_fraction:
+            raise ValueError(f"dt: {self.dt!r} is longer than the persistence time ell tau = "
+                             f"{a.persistence * a.batch_fraction:g} of the selection chain; allowed: a smaller dt")
+
+    @property
+    def dt(self) -> float:
+        return self.solver.dt if self.solver.dt is not None else self.algorithm.lr
+
+    @property
+    def n_points(self) -> int:
+        return int(round(self.solver.t_max / self.dt)) + 1
+
+    def times(self) -> np.ndarray:
+        return np.arange(self.n_points) * self.dt
+
+    def temperatures(self) -> np.ndarray:
+        """``T(t_k)`` from the algorithm's (piecewise-constant) schedule."""
+        steps = np.arange(self.n_points)
+        out = np.zeros(self.n_points)
+        for start, T in self.algorithm.schedule():
+            out[steps >= int(round(start / self.dt))] = T
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DMFTSpec":
+        d = dict(d)
+        groups = {"algorithm": Algorithm, "constraint": Constraint, "init": Initialization, "solver": Solver}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"spec: unknown field(s) {sorted(unknown)}")
+        for name, group in groups.items():
+            sub = dict(d.get(name, {}))
+            if isinstance(sub.get("temperature_schedule"), list):
+                sub["temperature_schedule"] = tuple(tuple(p) for p in sub["temperature_schedule"])
+            d[name] = group(**sub)
+        return cls(**d)
+
+    @classmethod
+    def from_flat(cls, **kw) -> "DMFTSpec":
+        """From the flat names of ``prcy.simulate`` / the command line plus the solver's names."""
+        groups = {"algorithm": {}, "constraint": {}, "init": {}, "solver": {}}
+        top = {}
+        for key, value in kw.items():
+            if key not in FLAT:
+                raise ValueError(f"unknown option {key!r}; allowed: {', '.join(sorted(FLAT))}")
+            where, attr = FLAT[key]
+            (groups[where] if where else top)[attr] = value
+        return cls(**top, algorithm=Algorithm(**groups["algorithm"]),
+                   constraint=Constraint(**groups["constraint"]), init=Initialization(**groups["init"]),
+                   solver=Solver(**groups["solver"]))
+
+
+FLAT = {
+    "problem": (None, "problem"), "alpha": (None, "alpha"),
+    "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
+    "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
+    "temperature": ("algorithm", "temperature"), "temperature_schedule": ("algorithm", "temperature_schedule"),
+    "anneal_at": ("algorithm", "anneal_at"), "rescale": ("algorithm", "rescale"),
+    "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"), "m0": ("init", "m0"),
+    **{name: ("solver", name) for name in ("dt", "t_max", "samples", "damping", "max_iter", "tol",
+                                           "nu_form", "m_equation", "adaptive", "seed")},
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# random numbers (drawn once per solve) and the initial guess
+
+def draw_samples(spec: DMFTSpec) -> dict:
+    """``h0``, ``h_init``, ``Z`` (``K x S`` normals) and the selection ``sel`` (``K x S`` uint8, or
+    None for full batch) from ``Generator(PCG64(SeedSequence(seed)))``, in that order."""
+    K, S = spec.n_points, spec.solver.samples
+    a = spec.algorithm
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(spec.solver.seed)))
+    h0 = rng.standard_normal(S)
+    var0 = 1.0 - spec.init.m0 ** 2 if spec.constraint.kind == "sphere" else 1.0
+    h_init = math.sqrt(var0) * rng.standard_normal(S)
+    Z = rng.standard_normal((K, S))
+    sel = None
+    if a.name in ("sgd", "psgd"):
+        ell = a.batch_fraction
+        U = rng.random((K, S))
+        sel = np.empty((K, S), dtype=np.uint8)
+        if a.name == "sgd":
+            sel[:] = U < ell
+        else:
+            # the continuous-time chain (rates 1/tau on, (1-ell)/(ell tau) off) seen at the grid times:
+            # exact transition probabilities over dt
+            decay = -math.expm1(-spec.dt / (ell * a.persistence))
+            p_on, p_off = ell * decay, (1 - ell) * decay
+            sel[0] = U[0] < ell
+            for k in range(1, K):
+                prev = sel[k - 1].astype(bool)
+                sel[k] = np.where(prev, U[k] >= p_off, U[k] < p_on)
+    return {"h0": h0, "h_init": h_init, "Z": Z, "sel": sel}
+
+
+def _q0(spec: DMFTSpec) -> float:
+    return 1.0 - spec.init.m0 ** 2 if spec.constraint.kind == "sphere" else 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# the iteration
+
+JITTER = 1e-10
+
+
+def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort) -> dict:
+    """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``)."""
+    from prcy.kernels import dmft as kd, losses
+
+    a, c = spec.algorithm, spec.constraint
+    form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
+    with np.errstate(all="ignore"):
+        return kd.march(losses.capsule(spec.problem), alpha=spec.alpha,
+                        grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
+                        m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
+                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=spec.temperatures(),
+                        jitter_rel=JITTER, MR=MR, h_init=samples["h_init"], h0=samples["h0"], Z=samples["Z"],
+                        sel=samples["sel"], n_threads=n_threads, abort=abort)
+
+
+def residual(m_old: np.ndarray | None, MR_old: np.ndarray, m_new: np.ndarray, MR_new: np.ndarray) -> float:
+    """``max(max |m_new - m_old|, max |MR_new - MR_old| / (1 + max |MR_new|))``: the change of the
+    magnetization between two marches and the fixed-point defect of the memory kernel (inf without
+    a previous ``m``)."""
+    if m_old is None:
+        return math.inf
+    with np.errstate(all="ignore"):
+        r = max(float(np.max(np.abs(m_new - m_old))),
+                float(np.max(np.abs(MR_new - MR_old))) / (1.0 + float(np.max(np.abs(MR_new)))))
+    return r if math.isfinite(r) else math.inf
+
+
+def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoint: str | os.PathLike | None = None,
+          progress=None, **options) -> xr.Dataset:
+    """Solve the DMFT of ``spec`` (or of the flat ``options``) and return its dataset.
+
+    One iteration = a march (``prcy.kernels.dmft.march``: everything but ``M_R`` at its fixed point
+    for the current ``M_R``) and a response pass (``response``: the new ``M_R``, self-consistent in
+    itself); the next ``M_R`` is ``d M_R + (1 - d) M_R,new``. The first iteration starts from A.1's
+    ``M_R = 0``. Converged: ``residual`` (change of ``m`` and ``M_R`` between iterations) below ``tol``.
+
+    ``checkpoint``: a file written after every iteration (atomically); if it exists and belongs to the
+    same spec, the solve resumes from it and ends bitwise where an uninterrupted solve ends.
+    ``progress(iteration, residual)`` is called after every iteration. Bad parameters raise
+    ``ValueError`` before any computation; a solve that diverges or does not converge returns normally
+    with ``attrs["status"]`` saying so.
+    """
+    from prcy.io import atomic_path
+    from prcy.kernels import dmft as kd, parallel
+
+    if spec is None:
+        spec = DMFTSpec.from_flat(**options)
+    elif options:
+        raise ValueError(f"give either a spec or options, not both (got {sorted(options)})")
+    n_threads = parallel.n_threads(threads)
+    K = spec.n_points
+    samples = draw_samples(spec)
+    history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping}
+    MR = np.zeros((K, K))
+    if checkpoint is not None and Path(checkpoint).exists():
+        MR, history = _load_checkpoint(spec, checkpoint)
+    a = spec.algorithm
+    scale = 1.0 / a.batch_fraction if a.rescale else 1.0
+    status, bad, out = "max_iter", None, None
+    abort = np.zeros(1, dtype=np.int32)
+    if history["residual"] and history["residual"][-1] < spec.solver.tol:
+        status = "converged"
+    while True:
+        t0 = _time.perf_counter()
+        out = _march(spec, MR, samples, n_threads, abort)
+        iteration = len(history["residual"])
+        if out["bad_step"] >= 0:
+            status, bad = "diverged", (iteration, out["bad_step"])
+            break
+        if status == "converged" or iteration >= spec.solver.max_iter:
+            break                      # the last march gives the functions of the final M_R
+        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+        new_MR = kd.response(out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort)
+        res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
+        if spec.solver.adaptive and history["residual"] and math.isfinite(history["residual"][-1]):
+            if res > history["residual"][-1]:
+                history["damping"] = 0.5 * (1.0 + history["damping"])
+            else:
+                history["damping"] = max(spec.solver.damping, 0.5 * (history["damping"] + spec.solver.damping))
+        d = history["damping"]
+        if res < spec.solver.tol:
+            d, status = 0.0, "converged"
+        MR = d * MR + (1.0 - d) * new_MR
+        history["residual"].append(res)
+        history["damping_used"].append(d)
+        history["m"].append(out["m"].copy())
+        history["seconds"].append(_time.perf_counter() - t0)
+        if checkpoint is not None:
+            _save_checkpoint(spec, checkpoint, MR, history, atomic_path)
+        if progress is not None:
+            progress(iteration + 1, res)
+    return _dataset(spec, out, MR, history, status, bad, n_threads)
+
+
+def _checkpoint_key(spec: DMFTSpec) -> str:
+    """The spec without ``max_iter`` (a resumed solve may be given more iterations)."""
+    d = spec.to_dict()
+    d["solver"].pop("max_iter")
+    return json.dumps(d, sort_keys=True)
+
+
+def _save_checkpoint(spec, path, MR, history, atomic_path):
+    arrays = dict(M_R=MR, residual=np.array(history["residual"]), damping_used=np.array(history["damping_used"]),
+                  m_history=np.array(history["m"]), seconds=np.array(history["seconds"]),
+                  damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec)))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _load_checkpoint(spec, path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored = str(z["spec"])
+            MR = z["M_R"]
+            history = {"residual": list(z["residual"]), "damping_used": list(z["damping_used"]),
+                       "m": list(z["m_history"]), "seconds": list(z["seconds"]), "damping": float(z["damping"])}
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
+    if stored != _checkpoint_key(spec):
+        raise ValueError(f"checkpoint: {str(path)!r} belongs to another spec; remove it or give another path")
+    return MR, history
+
+
+def _dataset(spec, out, MR, history, status, bad, n_threads) -> xr.Dataset:
+    from prcy.analysis import test_error
+    from prcy.kernels import parallel
+
+    t = spec.times()
+    C, R = out["C"], out["R"]
+    norm = np.diag(C).copy()
+    with np.errstate(all="ignore"):
+        err = test_error(spec.problem, np.clip(out["m"], -np.sqrt(norm), np.sqrt(norm)), norm)
+    n_it = len(history["residual"])
+    tt = ("time", "time_prime")
+    data = {
+        "magnetization": ("time", out["m"]), "nu_hat": ("time", out["nu_hat"]),
+        "delta_nu": ("time", out["delta_nu"]), "mu": ("time", out["mu"]),
+        "M_C": (tt, out["M_C"]), "M_R": (tt, MR), "C": (tt, C), "R": (tt, R),
+        "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "test_error": ("time", err),
+        "residual": ("iteration", np.array(history["residual"], dtype=float)),
+        "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
+        "magnetization_iterates": (("iteration", "time"),
+                                   np.array(history["m"], dtype=float).reshape(n_it, len(t))),
+    }
+    ds = xr.Dataset(data, coords={"time": t, "time_prime": t, "iteration": np.arange(1, n_it + 1),
+                                  "algorithm": spec.algorithm.name})
+    for name, meta in VARIABLES.items():
+        ds[name].attrs.update(meta)
+    ds["time"].attrs.update(long_name="physical time", units="steps * lr", standard_name="time")
+    a = spec.algorithm
+    attrs = {
+        "title": "prcy DMFT", "Conventions": "CF-1.10", "schema": SCHEMA, "prcy_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "spec": spec.to_json(),
+        "problem": spec.problem, "alpha": spec.alpha, "m0": spec.init.m0, "lr": a.lr, "dt": spec.dt,
+        "constraint": spec.constraint.kind, "t_max": float(t[-1]), "samples": spec.solver.samples,
+        "status": status, "iterations": n_it,
+        "final_residual": float(history["residual"][-1]) if n_it else float("nan"),
+        "tol": spec.solver.tol, "nu_form": spec.solver.nu_form, "m_equation": spec.solver.m_equation,
+        "clipped_pivots": out["n_clipped"],
+        "clipped_relative": out["clipped"] / max(float(np.trace(out["M_C"])) + 2 * spec.temperatures().sum() / spec.dt, 1e-300),
+        "max_norm_deviation": float(np.max(np.abs(norm - 1.0))) if spec.constraint.kind == "sphere" else float("nan"),
+        "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
+        "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
+        "rng_spawn_keys": "Generator(PCG64(SeedSequence(rng_root_seed))): h0, h(0), normals, selection; "
+                          "drawn once, reused by every iteration",
+        "numpy_version": np.__version__, "threads": n_threads,
+        "build_openmp": int(parallel.build_info()["openmp"]), "build_march": parallel.build_info()["march"],
+    }
+    if bad is not None:
+        attrs["diverged_iteration"], attrs["diverged_step"] = bad[0] + 1, bad[1]
+        attrs["diverged_time"] = float(t[bad[1]])
+    ds.attrs.update(attrs)
+    return ds

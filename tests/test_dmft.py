@@ -1,0 +1,214 @@
+"""DMFT: kernels against a slow NumPy transcription of the documented equations, the solver against
+the exact linear-ridge solution and simulations, determinism, checkpoints, bad input."""
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.linalg import solve_triangular
+
+from prcy import dmft
+from prcy.analysis import linear_ridge_dynamics
+from prcy.io import open_dataset, write_dataset
+from prcy.kernels import dmft as kd, losses
+
+
+# ---------------------------------------------------------------------------------------------
+# slow references: the equations of prcy.kernels.dmft's docstring, one line each
+
+def ref_march(problem, alpha, c, dt, m0, q0, form, ridge, temps, jitter_rel, MR, h_init, h0, Z, sel):
+    K, S = Z.shape
+    H, G, D = np.zeros((K, S)), np.zeros((K, S)), np.zeros((K, S))
+    MC, L, R, C = (np.zeros((K, K)) for _ in range(4))
+    m, nu, dnu, mu, nut, loss = (np.zeros(K) for _ in range(6))
+    H[0], m[0] = h_init, m0
+    diag_max = 0.0
+    for k in range(K):
+        if k > 0:
+            H[k] = H[k - 1] + dt * (-nut[k - 1] * H[k - 1] - G[k - 1] + dt * MR[k - 1, :k - 1] @ H[:k - 1]
+                                    + L[k - 1, :k] @ Z[:k])
+        ht = H[k] + h0 * m[k]
+        s = 1.0 if sel is None else sel[k].astype(float)
+        G[k] = c * s * losses.derivative(problem, ht, h0)
+        D[k] = s * losses.second_derivative(problem, ht, h0)
+        MC[k, :k + 1] = alpha * (G[:k + 1] @ G[k]) / S
+        MC[:k + 1, k] = MC[k, :k + 1]
+        dnu[k] = alpha * c * D[k].mean()
+        mu[k] = alpha * np.mean(G[k] * h0)
+        loss[k] = losses.value(problem, ht, h0).mean()
+        R[k, k] = 1.0
+        if k > 0:
+            R[k, :k] = (1 - dt * nut[k - 1]) * R[k - 1, :k] + dt * dt * MR[k - 1, :k - 1] @ R[:k - 1, :k]
+        N = MC[:k, :k] + np.diag(2 * temps[:k] / dt)
+        for j in range(k + 1):
+            C[k, j] = C[j, k] = (q0 * R[k, 0] * R[j, 0] + (dt * R[k, 1:k + 1]) @ N[:, :j] @ (dt * R[j, 1:j + 1])
+                                 + m[k] * m[j])
+        if form == 2:
+            nu[k] = (-dnu[k] + temps[k] + dt * np.sum(MR[k, :k] * C[k, :k] + MC[k, :k] * R[k, 1:k + 1])
+                     - m[k] * (mu[k] - dnu[k] * m[k] + dt * MR[k, :k] @ m[:k]))
+        elif form == 1:
+            nu[k] = -alpha * np.mean(G[k] * ht) + temps[k]
+        else:
+            nu[k] = ridge
+        nut[k] = nu[k] + dnu[k]
+        if k + 1 < K:
+            m[k + 1] = m[k] + dt * (-nu[k] * m[k] - mu[k])
+        row = MC[k, :k + 1] + np.where(np.arange(k + 1) == k, 2 * temps[k] / dt, 0.0)
+        diag_max = max(diag_max, row[k])
+        if k:
+            L[k, :k] = solve_triangular(L[:k, :k], row[:k], lower=True)
+        L[k, k] = np.sqrt(row[k] + jitter_rel * diag_max - L[k, :k] @ L[k, :k])
+    return dict(H=H, G=G, D=D, M_C=MC, L=L, C=C, R=R, m=m, nu_hat=nu, delta_nu=dnu, mu=mu, train_loss=loss)
+
+
+def ref_response(D, nut, dt, alpha, c):
+    K, S = D.shape
+    MR = np.zeros((K, K))
+    for j in range(K - 2, -1, -1):
+        T = np.zeros((K, S))
+        T[j + 1] = D[j]
+        for k in range(j + 1, K):
+            MR[k, j] = alpha * c * c * np.mean(D[k] * T[k])
+            if k < K - 1:
+                T[k + 1] = T[k] * (1 - dt * nut[k] - dt * c * D[k]) + dt * dt * MR[k, j + 1:k] @ T[j + 1:k]
+    return MR
+
+
+def _inputs(K=9, S=37, seed=1):
+    rng = np.random.default_rng(seed)
+    MR = np.tril(rng.normal(0, 0.3, (K, K)), -1)
+    return dict(MR=MR, h_init=0.9 * rng.normal(size=S), h0=rng.normal(size=S), Z=rng.normal(size=(K, S)),
+                sel=(rng.random((K, S)) < 0.6).astype(np.uint8))
+
+
+@pytest.mark.parametrize("form, with_sel, temp", [(2, False, 0.0), (1, True, 0.0), (0, False, 0.0), (2, True, 0.7)])
+def test_march_matches_reference(form, with_sel, temp):
+    x = _inputs()
+    K = x["Z"].shape[0]
+    sel = x["sel"] if with_sel else None
+    temps = np.full(K, temp)
+    args = dict(alpha=2.5, c=1 / 0.6 if with_sel else 1.0, dt=0.05, m0=0.3, q0=0.91, ridge=0.4, temps=temps,
+                jitter_rel=1e-10)
+    ref = ref_march("phase-retrieval", form=form, sel=sel, MR=x["MR"], h_init=x["h_init"], h0=x["h0"], Z=x["Z"],
+                    **args)
+    out = kd.march(losses.capsule("phase-retrieval"), alpha=args["alpha"], grad_scale=args["c"], dt=args["dt"],
+                   m0=args["m0"], q0=args["q0"], nu_form=form, ridge=args["ridge"], m_with_delta_nu=False,
+                   temps=temps, jitter_rel=args["jitter_rel"], MR=x["MR"], h_init=x["h_init"], h0=x["h0"],
+                   Z=x["Z"], sel=sel, n_threads=2)
+    assert out["bad_step"] == -1 and out["n_clipped"] == 0
+    for key, val in ref.items():
+        np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11, err_msg=key)
+
+
+def test_response_matches_reference():
+    rng = np.random.default_rng(3)
+    K, S = 11, 45                                 # S not a multiple of the 16-sample block
+    D = rng.normal(1.0, 0.5, (K, S)) * (rng.random((K, S)) < 0.7)
+    nut = rng.normal(1.0, 0.2, K)
+    ref = ref_response(D, nut, 0.07, 2.0, 1.4)
+    for threads in (1, 2):
+        np.testing.assert_allclose(kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads), ref, rtol=1e-10, atol=1e-13)
+
+
+def test_cholesky_clips_and_reports():
+    A = np.array([[1.0, 1.0], [1.0, 1.0 - 1e-3]])          # indefinite by 1e-3
+    L, n, clipped = kd.cholesky(A)
+    assert n == 1 and clipped == pytest.approx(1e-3)
+    assert np.all(np.isfinite(L)) and L[1, 1] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the solver
+
+LINEAR = dict(problem="linear-regression", alpha=3.0, algorithm="gd", constraint="ridge", ridge=0.5, m0=0.2)
+
+
+@pytest.fixture(scope="module")
+def linear_solution():
+    return dmft.solve(**LINEAR, dt=0.1, t_max=10, samples=8000, damping=0.0, tol=1e-10)
+
+
+def test_linear_ridge_matches_marchenko_pastur(linear_solution):
+    ds = linear_solution
+    assert ds.attrs["status"] == "converged" and ds.attrs["iterations"] <= 5
+    m, q, loss = linear_ridge_dynamics(ds.time.values, 3.0, 0.2, 0.5, lr=0.1)     # the Euler twin, dt = lr
+    assert np.max(np.abs(ds.magnetization.values - m)) < 0.005
+    assert np.max(np.abs(ds.norm.values - q)) < 0.01
+    assert np.max(np.abs(ds.train_loss.values - loss)) < 0.01
+
+
+def test_magnetization_equation_is_eq14_not_a23():
+    """A.23 (nu_hat + delta_nu in dm/dt) misses the exact solution by far: eq 14 is right."""
+    ds = dmft.solve(**LINEAR, dt=0.1, t_max=5, samples=2000, damping=0.0, tol=1e-10, m_equation="A.23")
+    m, _, _ = linear_ridge_dynamics(ds.time.values, 3.0, 0.2, 0.5, lr=0.1)
+    assert np.max(np.abs(ds.magnetization.values - m)) > 0.3
+
+
+def test_phase_retrieval_gd_matches_simulation():
+    """Fig 1 (right) setting at reduced size: alpha = 2, m0 = 0.8; N = 1000 in docs/validation.md."""
+    import prcy
+
+    sim = prcy.simulate(problem="phase-retrieval", alpha=2.0, algorithm="gd", m0=0.8, n=400, lr=0.02, t_max=4,
+                        grid="linear", points=21, seeds=8)
+    ds = dmft.solve(problem="phase-retrieval", alpha=2.0, algorithm="gd", m0=0.8, dt=0.02, t_max=4,
+                    samples=2000, damping=0.0)
+    assert ds.attrs["status"] == "converged"
+    mean = sim.magnetization.mean("seed")
+    theory = ds.magnetization.sel(time=mean.time, method="nearest")
+    assert float(np.max(np.abs(theory.values - mean.values))) < 0.03
+    assert ds.attrs["max_norm_deviation"] < 0.02        # C(t, t) = 1 up to O(dt)
+
+
+def test_deterministic_across_threads_and_resumable(tmp_path):
+    kw = dict(problem="phase-retrieval", alpha=3.0, algorithm="psgd", m0=0.2, dt=0.05, t_max=1.5, samples=300,
+              damping=0.3, tol=1e-12, max_iter=6)
+    one = dmft.solve(**kw, threads=1)
+    two = dmft.solve(**kw, threads=2)
+    for name in ("magnetization", "M_R", "M_C", "C", "residual"):
+        np.testing.assert_array_equal(one[name].values, two[name].values)
+    ck = tmp_path / "ck.npz"
+    dmft.solve(**{**kw, "max_iter": 2}, checkpoint=ck)           # "interrupted" after 2 iterations
+    resumed = dmft.solve(**kw, checkpoint=ck)
+    np.testing.assert_array_equal(resumed.magnetization.values, one.magnetization.values)
+    np.testing.assert_array_equal(resumed.residual.values, one.residual.values)
+    with pytest.raises(ValueError, match="checkpoint.*another spec"):
+        dmft.solve(**{**kw, "alpha": 2.0}, checkpoint=ck)
+
+
+def test_divergence_is_reported_not_raised():
+    ds = dmft.solve(problem="phase-retrieval", alpha=2.0, algorithm="gd", m0=0.8, dt=0.2, t_max=6, samples=500)
+    assert ds.attrs["status"] == "diverged"
+    assert ds.attrs["diverged_step"] > 0 and ds.attrs["diverged_iteration"] >= 1
+
+
+def test_langevin_and_sgd_run_and_stay_on_the_sphere():
+    lang = dmft.solve(problem="phase-retrieval", alpha=3.0, algorithm="langevin", temperature=0.5, m0=0.2,
+                      dt=0.02, t_max=2, samples=1000)
+    assert lang.attrs["status"] == "converged" and lang.attrs["max_norm_deviation"] < 0.05   # O(dt)
+    sgd = dmft.solve(problem="phase-retrieval", alpha=3.0, algorithm="sgd", lr=0.02, m0=0.2, t_max=2, samples=1000)
+    assert sgd.attrs["status"] == "converged" and sgd.attrs["dt"] == 0.02
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(dt=-0.1), "dt: -0.1"), (dict(damping=1.0), "damping: 1.0"), (dict(samples=0), "samples: 0"),
+    (dict(algorithm="sgd", lr=0.01, dt=0.02), "dt: 0.02 differs from lr"), (dict(t_max=0.01, dt=0.01), "t_max"),
+    (dict(nu_form="A.30"), "nu_form"), (dict(algorithm="psgd", persistence=0.05, dt=0.05), "persistence time"),
+    (dict(bogus=1), "unknown option 'bogus'"),
+])
+def test_bad_input_is_named(options, match):
+    with pytest.raises(ValueError, match=match):
+        dmft.solve(**{"samples": 10, **options})
+
+
+def test_dataset_is_written_read_and_aligns_with_simulations(tmp_path):
+    import prcy
+
+    ds = dmft.solve(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.5, dt=0.05, t_max=1, samples=200)
+    assert set(ds.dims) == {"time", "time_prime", "iteration"}
+    path = write_dataset(ds, tmp_path / "d.nc")
+    back = open_dataset(path)
+    assert back.attrs["schema"] == "prcy-dmft/1" and json.loads(back.attrs["spec"])["alpha"] == 3.0
+    sim = prcy.simulate(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.5, n=64, lr=0.05, t_max=1,
+                        grid="linear", points=21, seeds=2)
+    a, b = xr.align(back.magnetization, sim.magnetization, join="inner")
+    assert a.sizes["time"] == 21

@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Time one DMFT iteration (march + response) against K, S and threads, and its peak memory.
+
+    python benchmarks/bench_dmft.py            # K = 50..400 at S = 2000, threads, S scaling (~3 min)
+    python benchmarks/bench_dmft.py --memory   # also one iteration at K = 1000, S = 10^4 (~4 min more)
+
+Problem: the linear-ridge model of issue 3 (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
+``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
+sample and step). One iteration = ``prcy.kernels.dmft.march`` + ``prcy.kernels.dmft.response``.
+
+Reference measured in the same run: a NumPy implementation of the same iteration, vectorized over
+the samples (the equations of tests/test_dmft.py's ``ref_march``/``ref_response`` without the
+per-step Cholesky solves), at K <= 100 only (it grows like K^3 S with a large constant). The
+numba+MPI figures quoted in issue 3 (not runnable here: 0.25 s at K = 50, 1.0 s at 100, 4.7 s at 200,
+42 s at 400, S = 2000, 2 cores) are printed beside prcy's for the 10x target.
+"""
+import argparse
+import resource
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from prcy import dmft
+from prcy.kernels import dmft as kd, parallel
+
+NUMBA = {50: 0.25, 100: 1.0, 200: 4.7, 400: 42.0}
+
+
+def spec(K, S):
+    return dmft.DMFTSpec.from_flat(problem="linear-regression", alpha=3.0, algorithm="gd", constraint="ridge",
+                                   ridge=0.5, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S)
+
+
+def one_iteration(sp, samples, MR, threads):
+    t0 = time.perf_counter()
+    out = dmft._march(sp, MR, samples, threads, None)
+    t1 = time.perf_counter()
+    kd.response(out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha, 1.0,
+                n_threads=threads)
+    t2 = time.perf_counter()
+    return t2 - t0, t1 - t0, t2 - t1
+
+
+def numpy_iteration(sp, samples, MR):
+    """The same equations, vectorized over samples with NumPy (one BLAS thread)."""
+    K, S, dt, alpha = sp.n_points, sp.solver.samples, sp.dt, sp.alpha
+    Z, h0 = samples["Z"], samples["h0"]
+    H, G = np.zeros((K, S)), np.zeros((K, S))
+    MC, L = np.zeros((K, K)), np.zeros((K, K))
+    m = np.full(K, sp.init.m0)
+    nut = np.zeros(K)
+    t0 = time.perf_counter()
+    H[0] = samples["h_init"]
+    for k in range(K):
+        if k:
+            H[k] = H[k - 1] + dt * (-nut[k - 1] * H[k - 1] - G[k - 1] + dt * MR[k - 1, :k - 1] @ H[:k - 1]
+                                    + L[k - 1, :k] @ Z[:k])
+        ht = H[k] + h0 * m[k]
+        G[k] = ht - h0
+        MC[k, :k + 1] = alpha * (G[:k + 1] @ G[k]) / S
+        MC[:k + 1, k] = MC[k, :k + 1]
+        nut[k] = 0.5 + alpha
+        if k + 1 < K:
+            m[k + 1] = m[k] + dt * (-0.5 * m[k] - alpha * np.mean(G[k] * h0))
+        L[:k + 1, :k + 1] = np.linalg.cholesky(MC[:k + 1, :k + 1] + 1e-10 * np.eye(k + 1))
+    D = np.ones((K, S))
+    MRn = np.zeros((K, K))
+    for j in range(K - 2, -1, -1):
+        T = np.zeros((K, S))
+        T[j + 1] = D[j]
+        for k in range(j + 1, K):
+            MRn[k, j] = alpha * np.mean(D[k] * T[k])
+            if k < K - 1:
+                T[k + 1] = T[k] * (1 - dt * nut[k] - dt * D[k]) + dt * dt * MRn[k, j + 1:k] @ T[j + 1:k]
+    return time.perf_counter() - t0
+
+
+def best(f, reps):
+    return min((f() for _ in range(reps)), key=lambda r: r[0] if isinstance(r, tuple) else r)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--memory", action="store_true", help="also K = 1000, S = 10^4 (peak memory)")
+    args = ap.parse_args()
+    nt = parallel.n_threads(None)
+    print(f"prcy DMFT iteration, linear ridge, t = 5; threads available: {nt}; build {parallel.build_info()}")
+    rows = []
+    with threadpool_limits(1):
+        print(f"\n{'K':>5} {'S':>6} {'thr':>4} {'total s':>9} {'march s':>8} {'resp s':>8} {'numpy s':>8} "
+              f"{'x numpy':>8} {'numba s':>8} {'x numba':>8}")
+        for K, S, threads in [(50, 2000, nt), (100, 2000, nt), (200, 2000, nt), (400, 2000, nt),
+                              (200, 2000, 1), (400, 2000, 1), (200, 1000, nt), (200, 4000, nt)]:
+            sp = spec(K, S)
+            samples = dmft.draw_samples(sp)
+            MR = np.tril(np.full((K, K), 0.01), -1)
+            reps = 3 if K <= 200 else 1
+            total, march, resp = best(lambda: one_iteration(sp, samples, MR, threads), reps)
+            ref = best(lambda: numpy_iteration(sp, samples, MR), 1) if K <= 100 and threads == nt else None
+            numba = NUMBA.get(K) if S == 2000 and threads == nt else None
+            print(f"{K:>5} {S:>6} {threads:>4} {total:>9.3f} {march:>8.3f} {resp:>8.3f} "
+                  f"{ref if ref is not None else float('nan'):>8.2f} "
+                  f"{ref / total if ref is not None else float('nan'):>8.1f} "
+                  f"{numba if numba else float('nan'):>8.2f} {numba / total if numba else float('nan'):>8.1f}",
+                  flush=True)
+            rows.append((K, S, threads, total))
+    t = {(K, S, th): v for K, S, th, v in rows}
+    if nt > 1:
+        print(f"\nthread scaling (1 -> {nt} threads): K=200 {t[(200, 2000, 1)] / t[(200, 2000, nt)]:.2f}x, "
+              f"K=400 {t[(400, 2000, 1)] / t[(400, 2000, nt)]:.2f}x")
+    print(f"K scaling at S=2000: t(400)/t(200) = {t[(400, 2000, nt)] / t[(200, 2000, nt)]:.2f} (K^3: 8)")
+    print(f"S scaling at K=200: t(4000)/t(1000) = {t[(200, 4000, nt)] / t[(200, 1000, nt)]:.2f} (S: 4)")
+    print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if args.memory:
+        sp = spec(1000, 10000)
+        samples = dmft.draw_samples(sp)
+        total, march, resp = one_iteration(sp, samples, np.zeros((1000, 1000)), nt)
+        print(f"K=1000, S=10^4: one iteration {total:.1f} s (march {march:.1f} s, response {resp:.1f} s); "
+              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,10 +19,12 @@ the root seed and reused by every iteration, so ``F`` is deterministic: the resi
 rounding level instead of stalling at the Monte Carlo error ``~ S^-1/2``.
 
 Residual: ``max(max |m - m_prev|, max |F(M_R) - M_R| / (1 + max |F(M_R)|))``. Adaptive damping:
-when the residual grows, ``d <- (1 + d) / 2``; when it falls, ``d`` relaxes back towards the requested
-value. The solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter``
+when the residual grows by more than 1%, ``d <- min(0.9, (1 + d) / 2)`` (and Anderson mixing, if on,
+restarts); when it does not, ``d`` relaxes back towards the requested value. The solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter``
 (``max_iter``), or when a path is not finite (``diverged``, with the iteration and grid index); the
-``m(t)`` and residual of every iteration are kept.
+``m(t)`` and residual of every iteration are kept. A march whose paths are not finite after an
+update is retried from halfway back to the last good ``M_R`` (up to 5 times, counted in
+``backtracks``) before the solve is declared diverged.
 
 Checkpoints: with ``checkpoint=PATH``, ``M_R`` and the history are written atomically after every
 iteration; a solve of the same spec (``max_iter`` may differ) with an existing checkpoint resumes from
@@ -76,7 +78,8 @@ class Solver:
     (weight of the old iterate, in [0, 1)), ``max_iter``, convergence ``tol`` on the residual, the
     form of ``nu_hat`` on the sphere (``"A.29"`` from the kernels, ``"A.19"`` from the samples), the
     magnetization equation (``"eq14"``: ``dm/dt = -nu_hat m - mu``; ``"A.23"``: ``nu_hat + delta_nu``
-    as printed in appendix A), ``adaptive`` damping, and the root ``seed``."""
+    as printed in appendix A), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
+    plain damped iteration) and the root ``seed``."""
     dt: float | None = None
     t_max: float = 10.0
     samples: int = 10000
@@ -85,7 +88,8 @@ class Solver:
     tol: float = 1e-8
     nu_form: str = "A.29"
     m_equation: str = "eq14"
-    adaptive: bool = True
+    adaptive: bool = False
+    anderson: int = 5
     seed: int = 0
 
     def __post_init__(self):
@@ -98,6 +102,7 @@ class Solver:
         _set(self, "tol", _number("tol", self.tol, low=0, low_open=True))
         _choice("nu_form", self.nu_form, NU_FORMS)
         _choice("m_equation", self.m_equation, M_EQUATIONS)
+        _set(self, "anderson", _integer("anderson", self.anderson, low=0))
         if not isinstance(self.adaptive, (bool, np.bool_)):
             raise ValueError(f"adaptive: {self.adaptive!r} is not allowed; allowed: true or false")
         _set(self, "seed", _integer("seed", self.seed, low=0))
@@ -193,7 +198,7 @@ FLAT = {
     "anneal_at": ("algorithm", "anneal_at"), "rescale": ("algorithm", "rescale"),
     "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"), "m0": ("init", "m0"),
     **{name: ("solver", name) for name in ("dt", "t_max", "samples", "damping", "max_iter", "tol",
-                                           "nu_form", "m_equation", "adaptive", "seed")},
+                                           "nu_form", "m_equation", "adaptive", "anderson", "seed")},
 }
 
 
@@ -237,6 +242,8 @@ def _q0(spec: DMFTSpec) -> float:
 # the iteration
 
 JITTER = 1e-10
+MAX_BACKTRACKS = 5
+MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
 
 def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort) -> dict:
@@ -252,6 +259,21 @@ def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort) -> d
                         m_with_delta_nu=spec.solver.m_equation == "A.23", temps=spec.temperatures(),
                         jitter_rel=JITTER, MR=MR, h_init=samples["h_init"], h0=samples["h0"], Z=samples["Z"],
                         sel=samples["sel"], n_threads=n_threads, abort=abort)
+
+
+def _next_iterate(pairs: list, beta: float) -> np.ndarray:
+    """Anderson mixing (type II) of the last pairs ``(x_i, F(x_i))``: with residuals ``r_i = F(x_i) - x_i``,
+    ``x_new = x + beta r - (dX + beta dR) gamma``, ``gamma`` the least-squares fit of ``r`` by the
+    differences ``dR``; one pair is plain damped mixing ``x + beta r``."""
+    x, g = pairs[-1]
+    if len(pairs) == 1:
+        return x + beta * (g - x)
+    X = np.stack([p[0].ravel() for p in pairs], axis=1)
+    R = np.stack([p[1].ravel() for p in pairs], axis=1) - X
+    dX, dR = np.diff(X, axis=1), np.diff(R, axis=1)
+    gamma = np.linalg.lstsq(dR, R[:, -1], rcond=None)[0]
+    new = X[:, -1] + beta * R[:, -1] - (dX + beta * dR) @ gamma
+    return np.tril(new.reshape(x.shape), -1)
 
 
 def residual(m_old: np.ndarray | None, MR_old: np.ndarray, m_new: np.ndarray, MR_new: np.ndarray) -> float:
@@ -291,13 +313,13 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     n_threads = parallel.n_threads(threads)
     K = spec.n_points
     samples = draw_samples(spec)
-    history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping}
+    history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": []}
     MR = np.zeros((K, K))
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, checkpoint)
     a = spec.algorithm
     scale = 1.0 / a.batch_fraction if a.rescale else 1.0
-    status, bad, out = "max_iter", None, None
+    status, bad, out, good, backtracks = "max_iter", None, None, None, 0
     abort = np.zeros(1, dtype=np.int32)
     if history["residual"] and history["residual"][-1] < spec.solver.tol:
         status = "converged"
@@ -306,22 +328,37 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         out = _march(spec, MR, samples, n_threads, abort)
         iteration = len(history["residual"])
         if out["bad_step"] >= 0:
-            status, bad = "diverged", (iteration, out["bad_step"])
-            break
+            if good is None or backtracks >= MAX_BACKTRACKS:
+                status, bad = "diverged", (iteration, out["bad_step"])
+                break
+            # the step from the last M_R whose paths stayed finite went too far: halve it
+            backtracks += 1
+            MR = 0.5 * (MR + good)
+            history["aa"] = []
+            history["damping"] = 0.5 * (1.0 + history["damping"])
+            continue
+        good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
         nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
         new_MR = kd.response(out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort)
         res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
+        grew = (bool(history["residual"]) and math.isfinite(history["residual"][-1])
+                and res > 1.01 * history["residual"][-1])
         if spec.solver.adaptive and history["residual"] and math.isfinite(history["residual"][-1]):
-            if res > history["residual"][-1]:
-                history["damping"] = 0.5 * (1.0 + history["damping"])
+            if grew:
+                history["damping"] = min(MAX_DAMPING, 0.5 * (1.0 + history["damping"]))
             else:
                 history["damping"] = max(spec.solver.damping, 0.5 * (history["damping"] + spec.solver.damping))
         d = history["damping"]
         if res < spec.solver.tol:
             d, status = 0.0, "converged"
-        MR = d * MR + (1.0 - d) * new_MR
+            MR = new_MR
+        else:
+            if grew:                   # restart the acceleration from the current pair
+                history["aa"] = []
+            history["aa"] = (history["aa"] + [(MR, new_MR)])[-(spec.solver.anderson + 1):]
+            MR = _next_iterate(history["aa"], 1.0 - d)
         history["residual"].append(res)
         history["damping_used"].append(d)
         history["m"].append(out["m"].copy())
@@ -343,7 +380,9 @@ def _checkpoint_key(spec: DMFTSpec) -> str:
 def _save_checkpoint(spec, path, MR, history, atomic_path):
     arrays = dict(M_R=MR, residual=np.array(history["residual"]), damping_used=np.array(history["damping_used"]),
                   m_history=np.array(history["m"]), seconds=np.array(history["seconds"]),
-                  damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec)))
+                  damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec)),
+                  aa_x=np.array([p[0] for p in history["aa"]]).reshape(-1, *MR.shape),
+                  aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -355,7 +394,8 @@ def _load_checkpoint(spec, path):
             stored = str(z["spec"])
             MR = z["M_R"]
             history = {"residual": list(z["residual"]), "damping_used": list(z["damping_used"]),
-                       "m": list(z["m_history"]), "seconds": list(z["seconds"]), "damping": float(z["damping"])}
+                       "m": list(z["m_history"]), "seconds": list(z["seconds"]), "damping": float(z["damping"]),
+                       "aa": list(zip(z["aa_x"], z["aa_g"]))}
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec):

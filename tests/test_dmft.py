@@ -212,3 +212,22 @@ def test_dataset_is_written_read_and_aligns_with_simulations(tmp_path):
                         grid="linear", points=21, seeds=2)
     a, b = xr.align(back.magnetization, sim.magnetization, join="inner")
     assert a.sizes["time"] == 21
+
+
+def test_anderson_mixing_solves_a_linear_fixed_point():
+    """Type-II Anderson mixing on x = A x + b (A with an eigenvalue > 1, where damping alone fails)
+    reaches the solution to rounding within a few steps; one pair is plain damped mixing."""
+    rng = np.random.default_rng(0)
+    n = 4
+    A = np.tril(rng.normal(0, 0.3, (n, n)), -1)
+    A[2, 1] = 1.5                                   # only the strictly lower part is iterated
+    b = np.tril(rng.normal(size=(n, n)), -1)
+    F = lambda x: np.tril(A @ x + b, -1)            # noqa: E731
+    exact = np.tril(np.linalg.solve(np.eye(n) - A, b), -1)
+    x, pairs = np.zeros((n, n)), []
+    for _ in range(12):
+        pairs = (pairs + [(x, F(x))])[-6:]
+        x = dmft._next_iterate(pairs, 0.5)
+    np.testing.assert_allclose(x, exact, atol=1e-9)
+    x0 = np.tril(np.ones((n, n)), -1)
+    np.testing.assert_allclose(dmft._next_iterate([(x0, F(x0))], 0.3), x0 + 0.3 * (F(x0) - x0))

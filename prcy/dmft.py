@@ -246,14 +246,15 @@ MAX_BACKTRACKS = 5
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
 
-def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort) -> dict:
-    """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``)."""
+def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss=None) -> dict:
+    """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``);
+    ``loss``: a ``"prcy.Loss"`` capsule, default the problem's built-in loss."""
     from prcy.kernels import dmft as kd, losses
 
     a, c = spec.algorithm, spec.constraint
     form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
     with np.errstate(all="ignore"):
-        return kd.march(losses.capsule(spec.problem), alpha=spec.alpha,
+        return kd.march(losses.capsule(spec.problem) if loss is None else loss, alpha=spec.alpha,
                         grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
                         m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
                         m_with_delta_nu=spec.solver.m_equation == "A.23", temps=spec.temperatures(),
@@ -289,13 +290,16 @@ def residual(m_old: np.ndarray | None, MR_old: np.ndarray, m_new: np.ndarray, MR
 
 
 def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoint: str | os.PathLike | None = None,
-          progress=None, **options) -> xr.Dataset:
+          progress=None, loss=None, **options) -> xr.Dataset:
     """Solve the DMFT of ``spec`` (or of the flat ``options``) and return its dataset.
 
     One iteration = a march (``prcy.kernels.dmft.march``: everything but ``M_R`` at its fixed point
     for the current ``M_R``) and a response pass (``response``: the new ``M_R``, self-consistent in
     itself); the next ``M_R`` is ``d M_R + (1 - d) M_R,new``. The first iteration starts from A.1's
     ``M_R = 0``. Converged: ``residual`` (change of ``m`` and ``M_R`` between iterations) below ``tol``.
+
+    ``loss``: a ``"prcy.Loss"`` capsule (any ``v`` with ``dv``, ``d2v``) instead of the problem's
+    built-in loss (the file records ``loss = "user capsule"``).
 
     ``checkpoint``: a file written after every iteration (atomically); if it exists and belongs to the
     same spec, the solve resumes from it and ends bitwise where an uninterrupted solve ends.
@@ -311,6 +315,8 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     elif options:
         raise ValueError(f"give either a spec or options, not both (got {sorted(options)})")
     n_threads = parallel.n_threads(threads)
+    from prcy.simulate import resolve_loss
+    capsule, loss_name = resolve_loss(spec.problem, loss)
     K = spec.n_points
     samples = draw_samples(spec)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": []}
@@ -325,7 +331,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         status = "converged"
     while True:
         t0 = _time.perf_counter()
-        out = _march(spec, MR, samples, n_threads, abort)
+        out = _march(spec, MR, samples, n_threads, abort, capsule)
         iteration = len(history["residual"])
         if out["bad_step"] >= 0:
             if good is None or backtracks >= MAX_BACKTRACKS:
@@ -367,7 +373,9 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
             _save_checkpoint(spec, checkpoint, MR, history, atomic_path)
         if progress is not None:
             progress(iteration + 1, res)
-    return _dataset(spec, out, MR, history, status, bad, n_threads)
+    ds = _dataset(spec, out, MR, history, status, bad, n_threads)
+    ds.attrs["loss"] = loss_name
+    return ds
 
 
 def _checkpoint_key(spec: DMFTSpec) -> str:

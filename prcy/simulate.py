@@ -53,7 +53,7 @@ def seed_streams(spec: SimulationSpec) -> dict[str, list[np.random.PCG64]]:
 
 
 def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
-             progress: bool | Callable[[int, int], None] = False, **options) -> xr.Dataset:
+             progress: bool | Callable[[int, int], None] = False, loss=None, **options) -> xr.Dataset:
     """Simulate gradient dynamics on phase retrieval (or linear regression); returns a dataset with
     ``magnetization``, ``norm``, ``train_loss``, ``test_error`` over ``(seed, time)`` and ``success``,
     ``solved_time``, ``stop_time``, ``stop_reason`` over ``seed``.
@@ -64,6 +64,10 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
     seeds, first_seed, seed``). ``algorithm`` may be a list: the runs share seeds (and so, seed by
     seed, the same teacher, data and initialization) and stack along an ``algorithm`` dimension;
     options that do not apply to one of them (``batch_fraction`` for gd, ...) are not passed to it.
+
+    ``loss``: a ``"prcy.Loss"`` capsule (a loss written in Cython, see ``prcy.kernels.losses``) used
+    instead of the problem's built-in loss; the data (teacher, inputs, ``h0``) and the test-error
+    formula still come from ``problem``; the file records ``loss = "user capsule"``.
 
     ``threads``: None (OpenMP default), -1 (all cores) or a count. ``progress``: True for a progress
     bar on stderr, or a callable ``f(steps_done, steps_total)``. Ctrl-C stops the kernels within a
@@ -80,7 +84,7 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
     else:
         specs = specs_from_options(**options)
     reporter = _make_reporter(progress, specs)
-    datasets = [run(s, threads=threads, progress=reporter) for s in specs]
+    datasets = [run(s, threads=threads, progress=reporter, loss=loss) for s in specs]
     if spec is not None or not _is_list(options.get("algorithm")):
         return datasets[0]
     ds = xr.concat(datasets, dim="algorithm", combine_attrs="drop_conflicts")
@@ -137,12 +141,26 @@ def _rich_bar(total):
     return show
 
 
-def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> xr.Dataset:
-    """Run one spec (one algorithm) and return its dataset."""
-    from prcy.kernels import dynamics, losses, parallel
+def resolve_loss(problem: str, loss=None):
+    """The capsule to run: ``loss`` (checked to be a ``"prcy.Loss"`` capsule) or the built-in loss
+    of ``problem``; and the name recorded in the file."""
+    from prcy.kernels import losses
+
+    if loss is None:
+        return losses.capsule(problem), problem
+    if isinstance(loss, str):
+        return losses.capsule(loss), loss
+    losses.value(loss, 0.0, 0.0)          # raises TypeError naming the loss when it is not a prcy.Loss capsule
+    return loss, "user capsule"
+
+
+def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss=None) -> xr.Dataset:
+    """Run one spec (one algorithm) and return its dataset (``loss``: see ``simulate``)."""
+    from prcy.kernels import dynamics, parallel
 
     p, a, c = spec.problem, spec.algorithm, spec.constraint
     n_threads = parallel.n_threads(threads)
+    capsule, loss_name = resolve_loss(p.name, loss)
     lr = a.lr
     n_steps = spec.recording.n_steps(lr)
     steps = spec.recording.steps(lr)
@@ -169,7 +187,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> x
     def work():
         try:
             result["out"] = dynamics.run_seeds(
-                losses.capsule(p.name), *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
+                capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
                 selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, m0=spec.init.m0,
                 shuffle_labels=p.labels == "random",
                 params=params, record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
@@ -193,7 +211,9 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None) -> x
         raise result["error"]
     if progress is not None:
         progress(spec.seeds * n_steps, finished=True)
-    return _dataset(spec, result["out"], steps, n_threads)
+    ds = _dataset(spec, result["out"], steps, n_threads)
+    ds.attrs["loss"] = loss_name
+    return ds
 
 
 def _dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:

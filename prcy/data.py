@@ -1,0 +1,149 @@
+"""Simulations on data you bring: inputs ``X``, a teacher or labels, initial weights, from any array
+library (NumPy, torch, jax, array_api_strict, Julia arrays through PythonCall or DLPack.jl).
+
+``prcy.data.simulate_data(X, teacher=..., sample_axis=0, algorithm="psgd", ...)`` runs the same kernels
+as ``prcy.simulate`` on the given data and returns the same kind of dataset.
+
+When is ``X`` copied? Never when, after taking the samples along ``sample_axis``, it is a float64 or
+float32 array whose samples are contiguous rows: a C-ordered ``M x N`` array with ``sample_axis=0``,
+or an ``N x M`` column-major (Fortran-ordered) array with ``sample_axis=1`` — which is how
+PythonCall.jl hands over a Julia ``N x M`` matrix whose columns are samples; DLPack.jl reverses the
+dimensions, so the same Julia matrix arrives as a C-ordered ``M x N`` array: ``sample_axis=0``. Arrays of
+other libraries are read through DLPack (zero-copy on the CPU). A copy is made, and recorded in the
+dataset's ``copied_inputs`` attribute, when the dtype is another real type (converted to float64) or
+the samples are not contiguous (e.g. a C-ordered ``N x M`` array with ``sample_axis=1``). ``teacher``,
+``labels`` and ``w_init`` are small and always converted to float64.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import xarray as xr
+
+from prcy._xp import to_numpy
+
+
+def _array(value, name: str) -> np.ndarray:
+    """``value`` (any array-API / DLPack / buffer-protocol / ``__array_interface__`` object) as NumPy,
+    without copying; a clear error when it cannot be read on the host or is not real numbers."""
+    if value is None:
+        raise ValueError(f"{name}: missing")
+    arr = to_numpy(value, name)
+    try:
+        arr = np.asarray(arr)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot be read as an array ({exc})") from None
+    if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
+        raise ValueError(f"{name}: dtype {arr.dtype} is not allowed; allowed: real numbers (float64 and float32 "
+                         f"are used as they are, other real types are converted to float64)")
+    return arr
+
+
+def _finite(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name}: entry {bad} is {arr[bad]}; allowed: finite numbers only")
+
+
+def as_samples(X, sample_axis: int = 0) -> tuple[np.ndarray, bool]:
+    """``(Xs, copied)``: ``X`` as a C-contiguous ``M x N`` float64/float32 NumPy array with one sample
+    per row, and whether that needed a copy (see the module docstring for when)."""
+    arr = _array(X, "X")
+    if arr.ndim != 2:
+        raise ValueError(f"X: {arr.ndim} dimensions (shape {arr.shape}); allowed: a matrix, samples along "
+                         f"sample_axis")
+    if sample_axis not in (0, 1):
+        raise ValueError(f"sample_axis: {sample_axis!r} is not allowed; allowed: 0 (rows are samples) or 1 "
+                         f"(columns are samples, e.g. a Julia N x M matrix)")
+    view = arr if sample_axis == 0 else arr.T
+    copied = False
+    if view.dtype not in (np.float64, np.float32):
+        view, copied = view.astype(np.float64), True
+    if not view.flags.c_contiguous:
+        view, copied = np.ascontiguousarray(view), True
+    if view.shape[0] < 1 or view.shape[1] < 1:
+        raise ValueError(f"X: shape {arr.shape} holds no sample or no feature")
+    _finite(view, "X")
+    return view, copied
+
+
+def _vector(value, name: str, length: int) -> np.ndarray:
+    arr = _array(value, name)
+    if arr.ndim != 1 or arr.shape[0] != length:
+        raise ValueError(f"{name}: shape {arr.shape} does not match ({length},)")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    _finite(arr, name)
+    return arr
+
+
+def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int = 0, seeds: int = 1,
+                  seed: int = 0, threads: int | None = None, loss=None, **options) -> xr.Dataset:
+    """Run ``algorithm`` (and the other options of ``prcy.simulate``: ``lr``, ``batch_fraction``,
+    ``persistence``, ``temperature``, ``constraint``, ``ridge``, ``m0``, ``t_max``, ``points``, ``grid``,
+    ``tol``, ...) on the given data; ``seeds`` runs differ only in their selection and Langevin noise
+    (stream ``SeedSequence(seed, spawn_key=(i, 2))``, as in ``prcy.simulate``).
+
+    ``X``: ``M x N`` with ``sample_axis=0`` or ``N x M`` with ``sample_axis=1``. ``teacher`` (length N,
+    fields ``h0 = X teacher / sqrt(N)``; its squared norm should be ``N``) or ``labels`` (length M, used
+    as ``h0``: phase retrieval only needs ``|h0|``). ``w_init`` (length N): the initial weights; without
+    it, the warm start of eq 11 around ``teacher`` with ``m0`` (``teacher`` needed). Without a teacher
+    the magnetization is NaN. Returns a dataset over ``(seed, time)`` as ``prcy.simulate`` does.
+    """
+    from prcy.kernels import dynamics, parallel
+    from prcy.simulate import _dataset, resolve_loss, STREAMS
+    from prcy.specs import SimulationSpec
+
+    Xs, copied = as_samples(X, sample_axis)
+    m, n = Xs.shape
+    if (teacher is None) == (labels is None):
+        raise ValueError("teacher, labels: give exactly one (teacher: length N; labels: length M)")
+    if teacher is not None:
+        w0 = _vector(teacher, "teacher", n)
+        h0 = np.asarray(Xs @ w0, dtype=np.float64) / math.sqrt(n)
+    else:
+        h0 = _vector(labels, "labels", m)
+        w0 = np.zeros(n)
+    spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
+    if spec.problem.m != m:
+        raise ValueError(f"X: {m} samples in dimension {n} cannot be represented as alpha * n")
+    if w_init is not None:
+        w = _vector(w_init, "w_init", n)
+    elif teacher is None:
+        raise ValueError("w_init: needed when no teacher is given (the warm start is built around the teacher)")
+    else:
+        w = dynamics.initial_weights(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0, STREAMS["init"]))),
+                                     w0, spec.init.m0, spec.constraint.kind == "sphere")
+    capsule, loss_name = resolve_loss(spec.problem.name, loss)
+    a, c = spec.algorithm, spec.constraint
+    lr = a.lr
+    steps = spec.recording.steps(lr)
+    schedule = a.schedule()
+    p_on, p_off = a.switching_probabilities()
+    params = dict(eta=lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
+                  sphere=c.kind == "sphere", n_steps=spec.recording.n_steps(lr),
+                  check_every=spec.stopping.check_every(lr), tol=spec.stopping.tol,
+                  early_stop=spec.stopping.early_stop)
+    temp_starts = np.array([int(round(t / lr)) for t, _ in schedule], dtype=np.int64)
+    temp_values = np.array([T for _, T in schedule], dtype=np.float64)
+    empty = np.empty((0, n), dtype=Xs.dtype)
+
+    def one(i):
+        rng = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i, STREAMS["dynamics"])))
+        return dynamics.run_trajectory(capsule, Xs, h0, w0, w, empty, np.empty(0), selection=a.selection,
+                                       ell=a.batch_fraction, p_on=p_on, p_off=p_off, params=params,
+                                       record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
+                                       rng=rng)
+
+    n_threads = parallel.n_threads(threads)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:          # the kernel releases the GIL
+        runs = list(pool.map(one, range(seeds)))
+    out = {k: np.concatenate([r[k] for r in runs]) for k in runs[0] if k != "w"}
+    if teacher is None:
+        out["magnetization"][:] = np.nan
+    ds = _dataset(spec, out, steps, n_threads)
+    ds.attrs.update(loss=loss_name, data="user", copied_inputs=int(copied), sample_axis=sample_axis,
+                    rng_spawn_keys="SeedSequence(rng_root_seed, spawn_key=(seed, 2)): selection and noise; "
+                                   "data and initial weights given by the user")
+    return ds

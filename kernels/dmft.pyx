@@ -375,3 +375,45 @@ def cholesky(const double[:, ::1] A, double jitter=0.0):
                 clipped += c
                 n += 1
     return L, int(n), float(clipped)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, sel, double alpha, double grad_scale,
+             const double[::1] temps):
+    """The march's estimators on given paths ``h~`` (``K x S``), teacher fields ``h0`` (``S``) and
+    selection (``K x S`` uint8, or None): ``(M_C, delta_nu, nu_hat (A.19), mu, train_loss, G, D)`` with
+    ``G = c s dv`` and ``D = s d2v`` (the inputs of ``response``)."""
+    cdef Py_ssize_t K = h_tilde.shape[0], S = h_tilde.shape[1], k, j, i
+    if h0.shape[0] != S or temps.shape[0] != K:
+        raise ValueError(f"h0, temperature: lengths {h0.shape[0]}, {temps.shape[0]} do not match h_tilde's "
+                         f"{S} samples and {K} times")
+    cdef const unsigned char[:, ::1] sel_v
+    cdef const unsigned char* sel_ptr = NULL
+    if sel is not None:
+        sel_v = sel
+        if sel_v.shape[0] != K or sel_v.shape[1] != S:
+            raise ValueError(f"selection: shape {(sel_v.shape[0], sel_v.shape[1])} does not match {(K, S)}")
+        sel_ptr = &sel_v[0, 0]
+    cdef const Loss* lp = loss_from_capsule(loss)
+    # evaluate_chunk takes h and m with h~ = h + h0 m: pass h~ itself with m = 0
+    G_a, D_a, MC_a, vec_a = np.empty((K, S)), np.empty((K, S)), np.zeros((K, K)), np.zeros((4, K))
+    cdef double[:, ::1] G = G_a, D = D_a, MC = MC_a, vec = vec_a
+    cdef double sums[4]
+    cdef double x
+    with nogil:
+        for k in range(K):
+            sums[0] = sums[1] = sums[2] = sums[3] = 0.0
+            evaluate_chunk(lp, &h_tilde[k, 0], &h0[0], NULL if sel_ptr == NULL else sel_ptr + k * S, S, 0.0,
+                           grad_scale, &G[k, 0], &D[k, 0], sums)
+            vec[0, k] = alpha * grad_scale * sums[0] / S
+            vec[1, k] = -alpha * grad_scale * sums[1] / S + temps[k]
+            vec[2, k] = alpha * grad_scale * sums[2] / S
+            vec[3, k] = sums[3] / S
+            for j in range(k + 1):
+                x = 0.0
+                for i in range(S):
+                    x = x + G[k, i] * G[j, i]
+                MC[k, j] = alpha * x / S
+                MC[j, k] = MC[k, j]
+    return MC_a, vec_a[0], vec_a[1], vec_a[2], vec_a[3], G_a, D_a

@@ -1,5 +1,7 @@
 """Simulations on data you bring: inputs ``X``, a teacher or labels, initial weights, from any array
-library (NumPy, torch, jax, array_api_strict, Julia arrays through PythonCall or DLPack.jl).
+library (NumPy, torch, jax, array_api_strict, Julia arrays through PythonCall or DLPack.jl); and the
+loss, fields and gradient evaluated on such arrays (``loss_value``, ``loss_derivative``,
+``loss_second_derivative``, ``fields``, ``gradient``: results in the caller's namespace).
 
 ``prcy.data.simulate_data(X, teacher=..., sample_axis=0, algorithm="psgd", ...)`` runs the same kernels
 as ``prcy.simulate`` on the given data and returns the same kind of dataset.
@@ -22,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import xarray as xr
 
-from prcy._xp import to_numpy
+from prcy._xp import array_api_boundary, to_numpy
 
 
 def _array(value, name: str) -> np.ndarray:
@@ -147,3 +149,57 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
                     rng_spawn_keys="SeedSequence(rng_root_seed, spawn_key=(seed, 2)): selection and noise; "
                                    "data and initial weights given by the user")
     return ds
+
+
+# ----------------------------------------------------------------------------------------------
+# the loss, fields and gradient on user arrays (results in the caller's namespace)
+
+
+def _loss_eval(which: int, h, h0, loss):
+    from prcy.kernels import losses
+    from prcy.simulate import resolve_loss
+
+    capsule, _ = resolve_loss("phase-retrieval", loss)
+    h, h0 = _array(h, "h"), _array(h0, "h0")
+    f = (losses.value, losses.derivative, losses.second_derivative)[which]
+    return f(capsule, h, h0)
+
+
+@array_api_boundary("h", "h0")
+def loss_value(h, h0, loss=None):
+    """``v(h; h0)`` elementwise (``loss``: a built-in name, default phase retrieval, or a capsule)."""
+    return _loss_eval(0, h, h0, loss)
+
+
+@array_api_boundary("h", "h0")
+def loss_derivative(h, h0, loss=None):
+    """``dv/dh`` elementwise."""
+    return _loss_eval(1, h, h0, loss)
+
+
+@array_api_boundary("h", "h0")
+def loss_second_derivative(h, h0, loss=None):
+    """``d^2v/dh^2`` elementwise."""
+    return _loss_eval(2, h, h0, loss)
+
+
+@array_api_boundary("X", "w")
+def fields(X, w, sample_axis: int = 0):
+    """``h_mu = x_mu . w / sqrt(N)`` for every sample (``X`` as in ``simulate_data``)."""
+    Xs, _ = as_samples(X, sample_axis)
+    w = _vector(w, "w", Xs.shape[1])
+    return (Xs @ w.astype(Xs.dtype, copy=False)).astype(np.float64) / math.sqrt(Xs.shape[1])
+
+
+@array_api_boundary("X", "w", "h0", "selection")
+def gradient(X, w, h0, sample_axis: int = 0, selection=None, grad_scale: float = 1.0, loss=None):
+    """The data term of one step's gradient, ``grad_scale * sum_mu s_mu dv(h_mu; h0_mu) x_mu / sqrt(N)``
+    (``selection``: 0/1 per sample, default all), as the simulation kernels compute it."""
+    Xs, _ = as_samples(X, sample_axis)
+    m, n = Xs.shape
+    h0 = _vector(h0, "h0", m)
+    h = fields(Xs, w)
+    coef = loss_derivative(h, h0, loss) * grad_scale
+    if selection is not None:
+        coef = coef * _vector(selection, "selection", m)
+    return (coef @ Xs) / math.sqrt(n)

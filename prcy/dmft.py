@@ -45,6 +45,7 @@ import numpy as np
 import xarray as xr
 
 from prcy import __version__
+from prcy._xp import array_api_boundary
 from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice, _integer, _number,
                         _set)
 
@@ -461,3 +462,28 @@ def _dataset(spec, out, MR, history, status, bad, n_threads) -> xr.Dataset:
         attrs["diverged_time"] = float(t[bad[1]])
     ds.attrs.update(attrs)
     return ds
+
+
+@array_api_boundary("h_tilde", "h0", "selection")
+def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float = 1.0, temperature: float = 0.0,
+               loss=None):
+    """The DMFT's estimators on paths you supply (from another solver, or from a simulation's fields):
+    ``h_tilde`` (``K x S``: ``h~(t_k)`` of ``S`` samples), ``h0`` (``S``), ``selection`` (``K x S`` 0/1,
+    default all selected). Returns ``(M_C, delta_nu, nu_hat, mu, train_loss)`` with
+    ``M_C(k, j) = alpha <g_k g_j>``, ``delta_nu = alpha c <s d2v>``, ``nu_hat = -alpha <g h~> + T`` (A.19),
+    ``mu = alpha <g h0>``, ``train_loss = <v>``, ``g = c s dv`` (``c = grad_scale``), computed by the
+    same kernel code as the solver's march; arrays come back in the caller's namespace."""
+    from prcy.data import _array
+    from prcy.kernels import dmft as kd
+    from prcy.simulate import resolve_loss
+
+    H = np.ascontiguousarray(_array(h_tilde, "h_tilde"), dtype=np.float64)
+    if H.ndim != 2:
+        raise ValueError(f"h_tilde: shape {H.shape}; allowed: K times x S samples")
+    h0 = np.ascontiguousarray(_array(h0, "h0"), dtype=np.float64)
+    sel = None if selection is None else np.ascontiguousarray(_array(selection, "selection"), dtype=np.uint8)
+    alpha = _number("alpha", alpha, low=0, low_open=True)
+    capsule, _ = resolve_loss("phase-retrieval", loss)
+    MC, dnu, nu, mu, loss_t, _, _ = kd.estimate(capsule, H, h0, sel, alpha, float(grad_scale),
+                                                 np.full(H.shape[0], float(temperature)))
+    return MC, dnu, nu, mu, loss_t

@@ -113,3 +113,45 @@ def test_read_only_inputs_are_fine(data, reference):
     for a in (Xr, hr, wr):
         a.flags.writeable = False
     _same(simulate_data(Xr, labels=hr, w_init=wr, **OPTS), reference)
+
+
+def test_loss_fields_gradient_on_foreign_arrays(data):
+    """Against the formulas of PHYSICS.md, for NumPy and array_api_strict inputs (answers in kind)."""
+    from prcy.data import fields, gradient, loss_derivative, loss_second_derivative, loss_value
+
+    X, h0, w0, w = data
+    h = X @ w / np.sqrt(40)
+    np.testing.assert_allclose(fields(X, w), h, rtol=1e-12)
+    np.testing.assert_allclose(fields(np.asfortranarray(X.T), w, sample_axis=1), h, rtol=1e-12)
+    np.testing.assert_allclose(loss_value(h, h0), (h**2 - h0**2) ** 2 / 4)
+    np.testing.assert_allclose(loss_derivative(h, h0), (h**2 - h0**2) * h)
+    np.testing.assert_allclose(loss_second_derivative(h, h0, loss="linear-regression"), np.ones_like(h))
+    s = (np.arange(100) % 3 == 0).astype(float)
+    expected = 2.0 * ((h**2 - h0**2) * h * s) @ X / np.sqrt(40)
+    np.testing.assert_allclose(gradient(X, w, h0, selection=s, grad_scale=2.0), expected, rtol=1e-12)
+    xps = pytest.importorskip("array_api_strict")
+    out = loss_value(xps.asarray(h), xps.asarray(h0))
+    assert type(out).__module__.startswith("array_api_strict")
+    np.testing.assert_allclose(np.asarray(out), (h**2 - h0**2) ** 2 / 4)
+
+
+def test_dmft_estimators_on_user_paths():
+    """prcy.dmft.estimators on given paths = the same averages written out in NumPy."""
+    from prcy import dmft
+
+    rng = np.random.default_rng(2)
+    K, S = 7, 300
+    ht, h0 = rng.normal(size=(K, S)), rng.normal(size=S)
+    sel = (rng.random((K, S)) < 0.5).astype(np.uint8)
+    MC, dnu, nu, mu, loss = dmft.estimators(ht, h0, alpha=3.0, selection=sel, grad_scale=2.0, temperature=0.1)
+    g = 2.0 * sel * (ht**2 - h0**2) * ht
+    np.testing.assert_allclose(MC, 3.0 * g @ g.T / S, rtol=1e-12)
+    np.testing.assert_allclose(dnu, 3.0 * 2.0 * np.mean(sel * (3 * ht**2 - h0**2), axis=1), rtol=1e-12)
+    np.testing.assert_allclose(nu, -3.0 * np.mean(g * ht, axis=1) + 0.1, rtol=1e-12)
+    np.testing.assert_allclose(mu, 3.0 * np.mean(g * h0, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(loss, np.mean((ht**2 - h0**2) ** 2 / 4, axis=1), rtol=1e-12)
+    xps = pytest.importorskip("array_api_strict")
+    out = dmft.estimators(xps.asarray(ht), xps.asarray(h0), alpha=3.0)
+    assert type(out[0]).__module__.startswith("array_api_strict")
+    with pytest.raises(ValueError, match="h_tilde"):
+        dmft.estimators(ht[0], h0, alpha=3.0)

@@ -78,6 +78,8 @@ def simulate(
     precision: _Precision = typer.Option(_Precision("float64"), help="Storage precision of the inputs X."),
     share_data: bool = typer.Option(False, help="One teacher and dataset for all seeds."),
     labels: _Labels = typer.Option(_Labels("teacher"), help="random: training labels reshuffled among samples."),
+    loss: Optional[str] = typer.Option(None, help="Loss: a built-in name or 'module:function' returning a "
+                                                  "prcy.Loss capsule [default: the problem's]."),
     threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -98,7 +100,7 @@ def simulate(
                    ridge=ridge, rescale=rescale, t_max=t_max, points=points, grid=grid.value, seeds=seeds,
                    first_seed=first_seed, seed=seed, tol=tol, early_stop=early_stop,
                    check_interval=check_interval, n_test=n_test, precision=precision.value,
-                   share_data=share_data, labels=labels.value)
+                   share_data=share_data, labels=labels.value, loss=loss)
     try:
         if temperature_schedule is not None:
             options["temperature_schedule"] = _parse_schedule(temperature_schedule)
@@ -122,6 +124,8 @@ def dmft(
     output: Path = typer.Option(..., "-o", "--output", help="NetCDF file to write."),
     problem: _Problem = typer.Option(_Problem("phase-retrieval"), help="Teacher-student problem."),
     algorithm: str = typer.Option("gd", help="One of gd, sgd, psgd, langevin."),
+    loss: Optional[str] = typer.Option(None, help="Loss: a built-in name or 'module:function' returning a "
+                                                  "prcy.Loss capsule [default: the problem's]."),
     alpha: float = typer.Option(3.0, help="Samples per dimension, M = alpha N."),
     m0: float = typer.Option(0.2, help="Initial magnetization."),
     lr: float = typer.Option(0.01, help="Learning rate (the grid step of SGD's discretization)."),
@@ -154,7 +158,7 @@ def dmft(
         _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
     if not output.parent.is_dir():
         _fail(f"output: folder {str(output.parent)!r} does not exist")
-    options = dict(problem=problem.value, algorithm=algorithm, alpha=alpha, m0=m0, lr=lr,
+    options = dict(problem=problem.value, algorithm=algorithm, loss=loss, alpha=alpha, m0=m0, lr=lr,
                    batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
                    anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
                    t_max=t_max, samples=samples, damping=damping, max_iter=max_iter, tol=tol,

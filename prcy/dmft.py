@@ -46,8 +46,8 @@ import xarray as xr
 
 from prcy import __version__
 from prcy._xp import array_api_boundary
-from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice, _integer, _number,
-                        _set)
+from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice, _integer, _number, _set,
+                        check_loss_reference)
 
 SCHEMA = "prcy-dmft/1"
 NU_FORMS = ("A.29", "A.19")
@@ -114,6 +114,7 @@ class DMFTSpec:
     """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
     problem: str = "phase-retrieval"
     alpha: float = 3.0
+    loss: str | None = None        # as problem.loss of a simulation: a built-in name or "module:function"
     algorithm: Algorithm = field(default_factory=Algorithm)
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)
@@ -122,6 +123,8 @@ class DMFTSpec:
     def __post_init__(self):
         _choice("problem", self.problem, PROBLEMS)
         _set(self, "alpha", _number("alpha", self.alpha, low=0, low_open=True))
+        if self.loss is not None:
+            check_loss_reference(self.loss)
         for name, cls in (("algorithm", Algorithm), ("constraint", Constraint), ("init", Initialization),
                           ("solver", Solver)):
             if not isinstance(getattr(self, name), cls):
@@ -192,7 +195,7 @@ class DMFTSpec:
 
 
 FLAT = {
-    "problem": (None, "problem"), "alpha": (None, "alpha"),
+    "problem": (None, "problem"), "alpha": (None, "alpha"), "loss": (None, "loss"),
     "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
     "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
     "temperature": ("algorithm", "temperature"), "temperature_schedule": ("algorithm", "temperature_schedule"),
@@ -317,7 +320,9 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         raise ValueError(f"give either a spec or options, not both (got {sorted(options)})")
     n_threads = parallel.n_threads(threads)
     from prcy.simulate import resolve_loss
-    capsule, loss_name = resolve_loss(spec.problem, loss)
+    if loss is not None and spec.loss is not None:
+        raise ValueError("loss: given both as a capsule and in the spec; give one")
+    capsule, loss_name = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
     K = spec.n_points
     samples = draw_samples(spec)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": []}

@@ -142,14 +142,16 @@ def _rich_bar(total):
 
 
 def resolve_loss(problem: str, loss=None):
-    """The capsule to run: ``loss`` (checked to be a ``"prcy.Loss"`` capsule) or the built-in loss
-    of ``problem``; and the name recorded in the file."""
+    """The capsule to run and the name recorded in the file: ``loss`` may be None (the problem's
+    built-in loss), a built-in name, ``"module:function"`` (see ``prcy.specs.load_loss``) or a
+    ``"prcy.Loss"`` capsule (recorded as ``"user capsule"``)."""
     from prcy.kernels import losses
+    from prcy.specs import load_loss
 
     if loss is None:
         return losses.capsule(problem), problem
     if isinstance(loss, str):
-        return losses.capsule(loss), loss
+        return load_loss(loss), loss
     losses.value(loss, 0.0, 0.0)          # raises TypeError naming the loss when it is not a prcy.Loss capsule
     return loss, "user capsule"
 
@@ -160,7 +162,9 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
 
     p, a, c = spec.problem, spec.algorithm, spec.constraint
     n_threads = parallel.n_threads(threads)
-    capsule, loss_name = resolve_loss(p.name, loss)
+    if loss is not None and p.loss is not None:
+        raise ValueError("loss: given both as a capsule and in the spec (problem.loss); give one")
+    capsule, loss_name = resolve_loss(p.name, loss if loss is not None else p.loss)
     lr = a.lr
     n_steps = spec.recording.n_steps(lr)
     steps = spec.recording.steps(lr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,32 @@ def _flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_loss_reference(value: Any) -> str:
+    """A loss given by name: a built-in problem name or ``"module:function"`` (an importable function
+    returning a ``"prcy.Loss"`` capsule; importable by every worker of a sweep)."""
+    if not isinstance(value, str) or not (value in PROBLEMS or re.fullmatch(r"[\w.]+:\w+", value)):
+        raise ValueError(f"loss: {value!r} is not allowed; allowed: {', '.join(PROBLEMS)} or 'module:function' "
+                         f"(a function returning a prcy.Loss capsule)")
+    return value
+
+
+def load_loss(value: str):
+    """The capsule named by ``value`` (see ``check_loss_reference``)."""
+    from prcy.kernels import losses
+
+    check_loss_reference(value)
+    if value in PROBLEMS:
+        return losses.capsule(value)
+    module, func = value.split(":")
+    import importlib
+    try:
+        capsule = getattr(importlib.import_module(module), func)()
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise ValueError(f"loss: cannot load {value!r} ({exc})") from None
+    losses.value(capsule, 0.0, 0.0)        # TypeError naming the loss when it is not a prcy.Loss capsule
+    return capsule
+
+
 def _set(obj, name, value):
     object.__setattr__(obj, name, value)
 
@@ -82,6 +109,7 @@ class Problem:
     precision: str = "float64"   # storage of X; fields and gradients are always accumulated in float64
     share_data: bool = False     # one teacher and dataset for all seeds (only init and noise vary)
     labels: str = "teacher"      # "random": training labels permuted among the samples (003's reshuffled labels)
+    loss: str | None = None      # None: the problem's loss; a built-in name; or "module:function" returning a prcy.Loss capsule
 
     def __post_init__(self):
         _choice("problem", self.name, PROBLEMS)
@@ -91,6 +119,8 @@ class Problem:
         _set(self, "n_test", _integer("n_test", self.n_test, low=0))
         _choice("precision", self.precision, PRECISIONS)
         _set(self, "share_data", _flag("share_data", self.share_data))
+        if self.loss is not None:
+            check_loss_reference(self.loss)
         if self.m < 1:
             raise ValueError(f"alpha: {self.alpha!r} with n = {self.n} gives no sample; "
                              f"allowed: alpha * n >= 0.5")
@@ -360,7 +390,7 @@ _GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
 FLAT = {
     "problem": ("problem", "name"), "alpha": ("problem", "alpha"), "n": ("problem", "n"),
     "n_test": ("problem", "n_test"), "precision": ("problem", "precision"),
-    "share_data": ("problem", "share_data"), "labels": ("problem", "labels"),
+    "share_data": ("problem", "share_data"), "labels": ("problem", "labels"), "loss": ("problem", "loss"),
     "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
     "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
     "temperature": ("algorithm", "temperature"),

@@ -44,7 +44,7 @@ PART_SCHEMA = "prcy-sweep-part/1"
 
 # TOML sections: a place for every option (dotted overrides use the same names: --dynamics.lr 0.02)
 SECTIONS = {
-    "problem": ("problem", "alpha", "n", "n_test", "precision", "share_data", "labels"),
+    "problem": ("problem", "alpha", "n", "n_test", "precision", "share_data", "labels", "loss"),
     "dynamics": ("algorithm", "lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
                  "anneal_at", "rescale", "constraint", "ridge"),
     "init": ("m0",),

@@ -200,12 +200,48 @@ def test_downstream_package_with_its_own_loss_matches_the_python_api(tmp_path):
         np.testing.assert_allclose(losses.value(cap, h, 0.7), (0.7 - np.sqrt(h**2 + 1e-2))**2)
         th = dmft.solve(loss=cap, alpha=2.0, algorithm="gd", m0=0.5, dt=0.05, t_max=1, samples=200)
         assert th.attrs["status"] == "converged" and th.attrs["loss"] == "user capsule"
+        by_name = prcy.simulate(loss="smoothabs:capsule", **kw)          # importable by sweep workers too
+        np.testing.assert_array_equal(by_name.magnetization.values, ds.magnetization.values)
+        assert by_name.attrs["loss"] == "smoothabs:capsule"
+        th2 = dmft.solve(loss="smoothabs:capsule", alpha=2.0, algorithm="gd", m0=0.5, dt=0.05, t_max=1, samples=200)
+        np.testing.assert_array_equal(th2.magnetization.values, th.magnetization.values)
         print("ok")
     """)
-    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+    sweep = subprocess.run([sys.executable, "-m", "prcy", "sweep", "--loss", "smoothabs:capsule", "--algorithm", "psgd",
+                            "--alpha", "2", "--n", "60", "--m0", "0.3", "--lr", "0.02", "--batch-fraction", "0.5",
+                            "--persistence", "0.5", "--t-max", "4", "--grid", "linear", "--points", "11",
+                            "--seeds", "1", "--seed", "7", "--processes", "1", "--no-progress", "-o", "sw.nc"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    compare = textwrap.dedent("""
+        import numpy as np, prcy, xarray as xr
+        sw = xr.open_dataset("sw.nc")
+        ds = prcy.simulate(loss="smoothabs:capsule", algorithm="psgd", alpha=2.0, n=60, m0=0.3, lr=0.02,
+                           batch_fraction=0.5, persistence=0.5, t_max=4, grid="linear", points=11, seeds=1, seed=7)
+        np.testing.assert_array_equal(sw.magnetization.values.reshape(-1), ds.magnetization.values.reshape(-1))
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", compare], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env=env)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
 
 
 def test_bad_loss_is_named():
     with pytest.raises(TypeError, match="loss"):
         prcy.simulate(loss=object(), n=8, seeds=1, t_max=0.1)
+
+
+@pytest.mark.parametrize("loss, error, match", [
+    ("no_such_module_xyz:capsule", ValueError, "loss: cannot load 'no_such_module_xyz:capsule'"),
+    ("not a reference", ValueError, "loss: 'not a reference' is not allowed"),
+    ("math:sqrt", ValueError, "loss: cannot load 'math:sqrt'"),
+    ("math:pi", ValueError, "loss: cannot load 'math:pi'"),
+    ("builtins:object", TypeError, "loss: expected a PyCapsule"),
+])
+def test_bad_loss_reference_is_named(loss, error, match):
+    with pytest.raises(error, match=match):
+        prcy.simulate(loss=loss, n=8, seeds=1, t_max=0.1)

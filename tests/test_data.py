@@ -68,6 +68,11 @@ def test_copies_only_when_layout_or_dtype_require_it(data, reference):
     view, copied = as_samples(memoryview(X))          # buffer protocol
     assert not copied and np.shares_memory(view, X)
 
+    class Interface:                                   # only __array_interface__ (what PythonCall exposes)
+        __array_interface__ = X.__array_interface__
+    view, copied = as_samples(Interface())
+    assert not copied and np.shares_memory(view, X)
+
 
 def test_other_array_libraries(data, reference):
     X, h0, _, w = data

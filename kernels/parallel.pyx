@@ -1,7 +1,8 @@
 """Threads and build facts.
 
-``effective_n_threads(n_threads)``: ``None`` -> OpenMP's default (honours ``OMP_NUM_THREADS``),
-``n >= 1`` -> ``n``, ``-1`` -> all cores; always 1 when prcy was built without OpenMP.
+``effective_n_threads(n_threads)`` (``cdef int ... except -1``, needs the GIL): ``None`` -> OpenMP's
+default (honours ``OMP_NUM_THREADS``), ``n >= 1`` -> ``n``, ``-1`` -> all cores; always 1 when prcy was
+built without OpenMP; any other value raises ``ValueError`` (returned as -1 to Cython callers).
 ``build_info()``: how the kernels were compiled (OpenMP, instruction set).
 """
 cimport openmp

@@ -8,6 +8,7 @@ Usable from Cython via ``cimport prcy.kernels.switching``:
 - ``switching_select(sw, step, rng, active) -> n``: writes the indices of the samples used at ``step``
   (increasing order) into ``active`` and returns their number. Steps must be visited in order
   ``0, 1, 2, ...``;
+- errors: none can occur; every function is ``noexcept nogil`` (the caller provides the buffers);
 - ``geometric(rng, log_stay) -> k >= 1``: a geometric holding time, ``P(k) = (1-p)^(k-1) p`` with
   ``log_stay = log(1-p)``, by inversion of one uniform draw.
 

@@ -12,19 +12,22 @@ samples together (``prcy.kernels.dmft.march``): at grid step ``k`` the samples g
 next row of the noise's Cholesky factor, before any sample moves on. ``M_R`` then follows from the
 marched paths in one response pass that is itself self-consistent (columns ``t'`` in decreasing
 order). What is iterated is therefore only the coupling of ``M_R`` to the paths through the memory
-term: ``M_R <- d M_R + (1 - d) F(M_R)`` with the damping ``d``, from A.1's guess ``M_R = 0`` (A.1's
-guesses for the other unknowns are not needed: the march computes them). The random numbers
+term, from A.1's guess ``M_R = 0`` (A.1's guesses for the other unknowns are not needed: the march
+computes them). The update is Anderson mixing (type II, depth ``anderson``, default 5) of the last
+pairs ``(M_R, F(M_R))`` with mixing ``1 - d`` (``d``: the damping); ``anderson = 0`` is the plain damped
+update ``M_R <- d M_R + (1 - d) F(M_R)``. The random numbers
 (``h0``, ``h(0)``, the selection paths and the standard normals behind the noise) are drawn once from
 the root seed and reused by every iteration, so ``F`` is deterministic: the residual can fall to
 rounding level instead of stalling at the Monte Carlo error ``~ S^-1/2``.
 
-Residual: ``max(max |m - m_prev|, max |F(M_R) - M_R| / (1 + max |F(M_R)|))``. Adaptive damping:
-when the residual grows by more than 1%, ``d <- min(0.9, (1 + d) / 2)`` (and Anderson mixing, if on,
-restarts); when it does not, ``d`` relaxes back towards the requested value. The solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter``
-(``max_iter``), or when a path is not finite (``diverged``, with the iteration and grid index); the
+Residual: ``max(max |m - m_prev|, max |F(M_R) - M_R| / (1 + max |F(M_R)|))``. Optional adaptive
+damping (``adaptive=True``): when the residual grows by more than 1%, ``d <- min(0.9, (1 + d) / 2)``
+and Anderson mixing restarts; when it does not, ``d`` relaxes back towards the requested value. The
+solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter`` (``max_iter``),
+or when a path is not finite (``diverged``, with the iteration and grid index); the
 ``m(t)`` and residual of every iteration are kept. A march whose paths are not finite after an
-update is retried from halfway back to the last good ``M_R`` (up to 5 times, counted in
-``backtracks``) before the solve is declared diverged.
+update is retried from halfway back to the last good ``M_R`` (up to 5 times) before the solve is
+declared diverged.
 
 Checkpoints: with ``checkpoint=PATH``, ``M_R`` and the history are written atomically after every
 iteration; a solve of the same spec (``max_iter`` may differ) with an existing checkpoint resumes from

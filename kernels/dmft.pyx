@@ -134,6 +134,16 @@ cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize
                                               + dt2 * mem[b])
 
 
+cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
+    """``sel`` as a ``K x S`` uint8 memoryview, or None (full batch); a shape mismatch names ``name``."""
+    if sel is None:
+        return None
+    cdef const unsigned char[:, ::1] v = sel
+    if v.shape[0] != K or v.shape[1] != S:
+        raise ValueError(f"{name}: shape {(v.shape[0], v.shape[1])} does not match {(K, S)}")
+    return v
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def march(loss, *, double alpha, double grad_scale, double dt, double m0, double q0, int nu_form,
@@ -159,13 +169,8 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
         raise ValueError(f"march: K = {K} grid points and S = {S} samples; allowed: K >= 2, S >= 1")
     if nu_form not in (0, 1, 2):
         raise ValueError(f"nu_form: {nu_form!r} is not allowed; allowed: 0 (ridge), 1 (A.19), 2 (A.29)")
-    cdef const unsigned char[:, ::1] sel_v
-    cdef const unsigned char* sel_ptr = NULL
-    if sel is not None:
-        sel_v = sel
-        if sel_v.shape[0] != K or sel_v.shape[1] != S:
-            raise ValueError(f"sel: shape {(sel_v.shape[0], sel_v.shape[1])} does not match {(K, S)}")
-        sel_ptr = &sel_v[0, 0]
+    cdef const unsigned char[:, ::1] sel_v = _selection(sel, K, S, "sel")
+    cdef const unsigned char* sel_ptr = NULL if sel_v is None else &sel_v[0, 0]
     abort_arr = np.zeros(1, dtype=np.int32) if abort is None else abort
     cdef const int[::1] ab = abort_arr
     cdef int nt = effective_n_threads(n_threads)
@@ -388,13 +393,8 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, sel, doub
     if h0.shape[0] != S or temps.shape[0] != K:
         raise ValueError(f"h0, temperature: lengths {h0.shape[0]}, {temps.shape[0]} do not match h_tilde's "
                          f"{S} samples and {K} times")
-    cdef const unsigned char[:, ::1] sel_v
-    cdef const unsigned char* sel_ptr = NULL
-    if sel is not None:
-        sel_v = sel
-        if sel_v.shape[0] != K or sel_v.shape[1] != S:
-            raise ValueError(f"selection: shape {(sel_v.shape[0], sel_v.shape[1])} does not match {(K, S)}")
-        sel_ptr = &sel_v[0, 0]
+    cdef const unsigned char[:, ::1] sel_v = _selection(sel, K, S, "selection")
+    cdef const unsigned char* sel_ptr = NULL if sel_v is None else &sel_v[0, 0]
     cdef const Loss* lp = loss_from_capsule(loss)
     # evaluate_chunk takes h and m with h~ = h + h0 m: pass h~ itself with m = 0
     G_a, D_a, MC_a, vec_a = np.empty((K, S)), np.empty((K, S)), np.zeros((K, K)), np.zeros((4, K))

@@ -47,6 +47,24 @@ def _parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
     return tuple(pairs)
 
 
+def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | None = None) -> None:
+    """Fail early on an output path that would be refused later: wrong suffix, existing file, no folder."""
+    if suffixes is not None and output.suffix.lower() not in suffixes:
+        _fail(f"output: {str(output)!r} must end in {' or '.join(suffixes)}")
+    if output.exists() and not overwrite:
+        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        _fail(f"output: folder {str(output.parent)!r} does not exist")
+
+
+def _given(options: dict, temperature_schedule: str | None) -> dict:
+    """The options that were given (None dropped), a parsed schedule replacing the temperature."""
+    if temperature_schedule is not None:
+        options = {**options, "temperature_schedule": _parse_schedule(temperature_schedule)}
+        options.pop("temperature")
+    return {k: v for k, v in options.items() if v is not None}
+
+
 @app.command()
 def simulate(
     output: Path = typer.Option(..., "-o", "--output", help="NetCDF file to write."),
@@ -89,10 +107,7 @@ def simulate(
     from prcy.simulate import simulate as run_simulation
     from prcy.analysis import success_summary
 
-    if output.exists() and not overwrite:
-        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        _fail(f"output: folder {str(output.parent)!r} does not exist")
+    _check_output(output, overwrite)
     algos = [a.strip() for a in algorithm.split(",") if a.strip()]
     options = dict(problem=problem.value, alpha=alpha, n=n, m0=m0, lr=lr, batch_fraction=batch_fraction,
                    persistence=persistence, temperature=temperature, anneal_at=anneal_at,
@@ -102,10 +117,7 @@ def simulate(
                    check_interval=check_interval, n_test=n_test, precision=precision.value,
                    share_data=share_data, labels=labels.value, loss=loss)
     try:
-        if temperature_schedule is not None:
-            options["temperature_schedule"] = _parse_schedule(temperature_schedule)
-            options.pop("temperature")
-        options = {k: v for k, v in options.items() if v is not None}
+        options = _given(options, temperature_schedule)
         ds = run_simulation(algorithm=algos if len(algos) > 1 else (algos[0] if algos else ""),
                             threads=threads, progress=progress, **options)
         write_dataset(ds, output, overwrite=overwrite)
@@ -154,10 +166,7 @@ def dmft(
     from prcy.dmft import solve
     from prcy.io import write_dataset
 
-    if output.exists() and not overwrite:
-        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        _fail(f"output: folder {str(output.parent)!r} does not exist")
+    _check_output(output, overwrite)
     options = dict(problem=problem.value, algorithm=algorithm, loss=loss, alpha=alpha, m0=m0, lr=lr,
                    batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
                    anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
@@ -165,10 +174,7 @@ def dmft(
                    nu_form=nu_form, seed=seed)
     report = (lambda i, r: typer.echo(f"iteration {i}: residual {r:.3e}", err=True)) if progress else None
     try:
-        if temperature_schedule is not None:
-            options["temperature_schedule"] = _parse_schedule(temperature_schedule)
-            options.pop("temperature")
-        options = {k: v for k, v in options.items() if v is not None}
+        options = _given(options, temperature_schedule)
         ds = solve(threads=threads, checkpoint=checkpoint, progress=report, **options)
         write_dataset(ds, output, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
@@ -302,15 +308,6 @@ class _Var(str, Enum):
     magnetization = "magnetization"
     train_loss = "train_loss"
     test_error = "test_error"
-
-
-def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
-    if output.suffix.lower() not in suffixes:
-        _fail(f"output: {str(output)!r} must end in {' or '.join(suffixes)}")
-    if output.exists() and not overwrite:
-        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        _fail(f"output: folder {str(output.parent)!r} does not exist")
 
 
 @analyze_app.command("thresholds")

@@ -55,7 +55,6 @@ from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice
 SCHEMA = "prcy-dmft/1"
 NU_FORMS = ("A.29", "A.19")
 M_EQUATIONS = ("eq14", "A.23")
-STATUSES = ("converged", "max_iter", "diverged", "running")
 
 VARIABLES = {
     "magnetization": dict(long_name="magnetization m(t)", units="1"),

@@ -15,7 +15,8 @@ Conventions.
 - kind "success": success fraction vs ``along`` (alpha) with Wilson 95% error bars, one series per
   combination of the other dimensions.
 - Theory: a dataset whose variable has a ``time`` dimension and no ``seed`` dimension (e.g. DMFT) is
-  drawn as a black dashed line (one per remaining combination) on the same axes.
+  drawn as a black dashed line (one per remaining combination) on the same axes; a DMFT ensemble
+  (``replica`` dimension) as the mean of its converged replicas with a grey band of +- 2 standard errors.
 """
 from __future__ import annotations
 
@@ -165,14 +166,25 @@ def _axes(ax):
 
 
 def _overlay_theory(ax, theory, var, t0, selection):
+    from prcy.dmft import replica_summary
+
     for name, ds in theory:
         ds = select(ds, selection, strict=False)
         da = _check_var(ds, var, theory=True)
+        error = None
+        if "replica" in da.dims:           # a DMFT ensemble: mean of the replicas +- 2 standard errors
+            summary = replica_summary(ds, var)
+            da, error = summary["mean"], summary["standard_error"]
+            name = f"{name} (mean of {summary.attrs['replicas_used']} replicas +- 2 s.e.)"
         for label, sub in _combinations(da, skip=("time",)):
             t = np.asarray(sub["time"].values, dtype=float)
             y = np.asarray(_values(sub, var).transpose("time").values, dtype=float)
             text = f"{name} {label}".strip()
             ax.plot(t + t0, y, color="black", linestyle="--", linewidth=1.6, label=text, zorder=5)
+            if error is not None:
+                se = np.asarray(error.sel({d: sub[d].item() for d in error.dims if d != "time"})
+                                .transpose("time").values, dtype=float)
+                ax.fill_between(t + t0, y - 2 * se, y + 2 * se, color="black", alpha=0.15, linewidth=0, zorder=4)
 
 
 def _finish_time_axes(ax, var, t0, title=None):

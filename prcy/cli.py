@@ -157,7 +157,11 @@ def dmft(
     tol: float = typer.Option(1e-8, help="Convergence: residual below tol."),
     nu_form: str = typer.Option("A.29", help="Lagrange multiplier on the sphere: A.29 (kernels) or A.19 (samples)."),
     seed: int = typer.Option(0, help="Root random seed."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file (written every iteration; resumed from)."),
+    replicas: Optional[int] = typer.Option(None, help="Independent solves (replica dim; mean and standard error "
+                                                      "with prcy.dmft.replica_summary) [default: one solve]."),
+    first_replica: int = typer.Option(0, help="Index of the first replica (to extend an ensemble)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file (written every iteration; resumed from; "
+                                                         "with --replicas one file PATH.replica-<i> per replica)."),
     threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     progress: bool = typer.Option(True, help="Print the residual after every iteration."),
@@ -171,8 +175,8 @@ def dmft(
                    batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
                    anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
                    t_max=t_max, samples=samples, damping=damping, max_iter=max_iter, tol=tol,
-                   nu_form=nu_form, seed=seed)
-    report = (lambda i, r: typer.echo(f"iteration {i}: residual {r:.3e}", err=True)) if progress else None
+                   nu_form=nu_form, seed=seed, replicas=replicas, first_replica=first_replica)
+    report = _dmft_report if progress else None
     try:
         options = _given(options, temperature_schedule)
         ds = solve(threads=threads, checkpoint=checkpoint, progress=report, **options)
@@ -183,13 +187,16 @@ def dmft(
         typer.secho("interrupted: nothing was written" + (f" (checkpoint {checkpoint} kept)" if checkpoint else ""),
                     err=True)
         raise typer.Exit(code=130)
-    a = ds.attrs
-    typer.echo(f"{a['status']} after {a['iterations']} iterations (residual {a['final_residual']:.3g}, "
-               f"{a['seconds_per_iteration']:.3g} s/iteration); m(t_max) = {float(ds.magnetization[-1]):.4f}")
-    if a["status"] == "diverged":
-        typer.echo(f"diverged: non-finite paths at iteration {a['diverged_iteration']}, grid index "
-                   f"{a['diverged_step']} (t = {a['diverged_time']:g}); try a smaller --dt")
+    from prcy.io import describe_dmft
+    typer.echo(describe_dmft(ds))
+    if ds.attrs["status"] == "diverged":
+        typer.echo("diverged: try a smaller --dt")
     typer.echo(f"wrote {output}")
+
+
+def _dmft_report(iteration: int, residual: float, replica: int | None = None) -> None:
+    where = "" if replica is None else f"replica {replica} "
+    typer.echo(f"{where}iteration {iteration}: residual {residual:.3e}", err=True)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

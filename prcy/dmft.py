@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -82,7 +83,9 @@ class Solver:
     form of ``nu_hat`` on the sphere (``"A.29"`` from the kernels, ``"A.19"`` from the samples), the
     magnetization equation (``"eq14"``: ``dm/dt = -nu_hat m - mu``; ``"A.23"``: ``nu_hat + delta_nu``
     as printed in appendix A), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
-    plain damped iteration) and the root ``seed``."""
+    plain damped iteration), the root ``seed``, and ``replicas``: ``None`` for one solve, or the number
+    of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
+    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``."""
     dt: float | None = None
     t_max: float = 10.0
     samples: int = 10000
@@ -94,6 +97,8 @@ class Solver:
     adaptive: bool = False
     anderson: int = 5
     seed: int = 0
+    replicas: int | None = None
+    first_replica: int = 0
 
     def __post_init__(self):
         if self.dt is not None:
@@ -109,6 +114,18 @@ class Solver:
         if not isinstance(self.adaptive, (bool, np.bool_)):
             raise ValueError(f"adaptive: {self.adaptive!r} is not allowed; allowed: true or false")
         _set(self, "seed", _integer("seed", self.seed, low=0))
+        if self.replicas is not None:
+            _set(self, "replicas", _integer("replicas", self.replicas, low=1))
+        _set(self, "first_replica", _integer("first_replica", self.first_replica, low=0))
+        if self.replicas is None and self.first_replica:
+            raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
+                             f"replicas as well")
+
+    def replica_indices(self) -> range | None:
+        """The replicas' indices (``None`` for a single solve)."""
+        if self.replicas is None:
+            return None
+        return range(self.first_replica, self.first_replica + self.replicas)
 
 
 @dataclass(frozen=True)
@@ -204,19 +221,23 @@ FLAT = {
     "anneal_at": ("algorithm", "anneal_at"), "rescale": ("algorithm", "rescale"),
     "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"), "m0": ("init", "m0"),
     **{name: ("solver", name) for name in ("dt", "t_max", "samples", "damping", "max_iter", "tol",
-                                           "nu_form", "m_equation", "adaptive", "anderson", "seed")},
+                                           "nu_form", "m_equation", "adaptive", "anderson", "seed",
+                                           "replicas", "first_replica")},
 }
 
 
 # ----------------------------------------------------------------------------------------------
 # random numbers (drawn once per solve) and the initial guess
 
-def draw_samples(spec: DMFTSpec) -> dict:
+def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     """``h0``, ``h_init``, ``Z`` (``K x S`` normals) and the selection ``sel`` (``K x S`` uint8, or
-    None for full batch) from ``Generator(PCG64(SeedSequence(seed)))``, in that order."""
+    None for full batch) from ``Generator(PCG64(SeedSequence(seed)))`` (replica ``i``:
+    ``SeedSequence(seed, spawn_key=(i,))``), in that order."""
     K, S = spec.n_points, spec.solver.samples
     a = spec.algorithm
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(spec.solver.seed)))
+    root = (np.random.SeedSequence(spec.solver.seed) if replica is None
+            else np.random.SeedSequence(spec.solver.seed, spawn_key=(replica,)))
+    rng = np.random.Generator(np.random.PCG64(root))
     h0 = rng.standard_normal(S)
     var0 = 1.0 - spec.init.m0 ** 2 if spec.constraint.kind == "sphere" else 1.0
     h_init = math.sqrt(var0) * rng.standard_normal(S)
@@ -312,25 +333,53 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     ``progress(iteration, residual)`` is called after every iteration. Bad parameters raise
     ``ValueError`` before any computation; a solve that diverges or does not converge returns normally
     with ``attrs["status"]`` saying so.
+
+    ``replicas = R`` (in the spec or the options): ``R`` independent solves, one after the other, each
+    with its own random numbers (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``), concatenated
+    along a ``replica`` dimension; their mean and standard error: ``replica_summary``. Per replica:
+    ``replica_status``, ``iterations``, ``final_residual``, ... (variables over ``replica``); the
+    attribute ``status`` is ``converged`` only if every replica converged (else the worst:
+    ``diverged``, then ``max_iter``). A checkpoint ``PATH`` becomes one file per replica,
+    ``PATH.replica-<i>``, so an interrupted ensemble resumes at the replica and iteration it reached;
+    ``progress`` gets ``replica=i`` as a keyword.
     """
-    from prcy.io import atomic_path
-    from prcy.kernels import dmft as kd, parallel
+    from prcy.kernels import parallel
+    from prcy.simulate import resolve_loss
 
     if spec is None:
         spec = DMFTSpec.from_flat(**options)
     elif options:
         raise ValueError(f"give either a spec or options, not both (got {sorted(options)})")
     n_threads = parallel.n_threads(threads)
-    from prcy.simulate import resolve_loss
     if loss is not None and spec.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec; give one")
     capsule, loss_name = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
+    indices = spec.solver.replica_indices()
+    if indices is None:
+        ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule)
+        ds.attrs["loss"] = loss_name
+        return ds
+    runs = []
+    for i in indices:
+        path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
+        report = None if progress is None else functools.partial(progress, replica=i)
+        runs.append(_solve_one(spec, i, n_threads, path, report, capsule))
+    ds = _replica_dataset(spec, runs, indices)
+    ds.attrs["loss"] = loss_name
+    return ds
+
+
+def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule) -> xr.Dataset:
+    """One solve with the random numbers of ``replica`` (``None``: the root seed's)."""
+    from prcy.io import atomic_path
+    from prcy.kernels import dmft as kd
+
     K = spec.n_points
-    samples = draw_samples(spec)
+    samples = draw_samples(spec, replica)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": []}
     MR = np.zeros((K, K))
     if checkpoint is not None and Path(checkpoint).exists():
-        MR, history = _load_checkpoint(spec, checkpoint)
+        MR, history = _load_checkpoint(spec, replica, checkpoint)
     a = spec.algorithm
     scale = 1.0 / a.batch_fraction if a.rescale else 1.0
     status, bad, out, good, backtracks = "max_iter", None, None, None, 0
@@ -372,31 +421,34 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
             if grew:                   # restart the acceleration from the current pair
                 history["aa"] = []
             history["aa"] = (history["aa"] + [(MR, new_MR)])[-(spec.solver.anderson + 1):]
-            MR = _next_iterate(history["aa"], 1.0 - d)
+            with np.errstate(all="ignore"):     # a non-finite F(M_R) is caught by the next march
+                MR = _next_iterate(history["aa"], 1.0 - d)
         history["residual"].append(res)
         history["damping_used"].append(d)
         history["m"].append(out["m"].copy())
         history["seconds"].append(_time.perf_counter() - t0)
         if checkpoint is not None:
-            _save_checkpoint(spec, checkpoint, MR, history, atomic_path)
+            _save_checkpoint(spec, replica, checkpoint, MR, history, atomic_path)
         if progress is not None:
             progress(iteration + 1, res)
-    ds = _dataset(spec, out, MR, history, status, bad, n_threads)
-    ds.attrs["loss"] = loss_name
-    return ds
+    return _dataset(spec, replica, out, MR, history, status, bad, n_threads)
 
 
-def _checkpoint_key(spec: DMFTSpec) -> str:
-    """The spec without ``max_iter`` (a resumed solve may be given more iterations)."""
+def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
+    """The spec without ``max_iter`` (a resumed solve may be given more iterations) and without the
+    ensemble's size, plus the replica's index (a replica's solve does not depend on the others)."""
     d = spec.to_dict()
-    d["solver"].pop("max_iter")
+    for name in ("max_iter", "replicas", "first_replica"):
+        d["solver"].pop(name)
+    if replica is not None:
+        d["replica"] = replica
     return json.dumps(d, sort_keys=True)
 
 
-def _save_checkpoint(spec, path, MR, history, atomic_path):
+def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
     arrays = dict(M_R=MR, residual=np.array(history["residual"]), damping_used=np.array(history["damping_used"]),
                   m_history=np.array(history["m"]), seconds=np.array(history["seconds"]),
-                  damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec)),
+                  damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
                   aa_x=np.array([p[0] for p in history["aa"]]).reshape(-1, *MR.shape),
                   aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape))
     with atomic_path(path) as tmp:
@@ -404,7 +456,7 @@ def _save_checkpoint(spec, path, MR, history, atomic_path):
             np.savez(f, **arrays)
 
 
-def _load_checkpoint(spec, path):
+def _load_checkpoint(spec, replica, path):
     try:
         with np.load(path, allow_pickle=False) as z:
             stored = str(z["spec"])
@@ -414,12 +466,12 @@ def _load_checkpoint(spec, path):
                        "aa": list(zip(z["aa_x"], z["aa_g"]))}
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
-    if stored != _checkpoint_key(spec):
+    if stored != _checkpoint_key(spec, replica):
         raise ValueError(f"checkpoint: {str(path)!r} belongs to another spec; remove it or give another path")
     return MR, history
 
 
-def _dataset(spec, out, MR, history, status, bad, n_threads) -> xr.Dataset:
+def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Dataset:
     from prcy.analysis import test_error
     from prcy.kernels import parallel
 
@@ -459,8 +511,9 @@ def _dataset(spec, out, MR, history, status, bad, n_threads) -> xr.Dataset:
         "max_norm_deviation": float(np.max(np.abs(norm - 1.0))) if spec.constraint.kind == "sphere" else float("nan"),
         "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
         "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
-        "rng_spawn_keys": "Generator(PCG64(SeedSequence(rng_root_seed))): h0, h(0), normals, selection; "
-                          "drawn once, reused by every iteration",
+        "rng_spawn_keys": ("Generator(PCG64(SeedSequence(rng_root_seed" + (")" if replica is None else
+                           ", spawn_key=(replica,))") + ")): h0, h(0), normals, selection; drawn once, reused "
+                           "by every iteration"),
         "numpy_version": np.__version__, "threads": n_threads,
         "build_openmp": int(parallel.build_info()["openmp"]), "build_march": parallel.build_info()["march"],
     }
@@ -469,6 +522,54 @@ def _dataset(spec, out, MR, history, status, bad, n_threads) -> xr.Dataset:
         attrs["diverged_time"] = float(t[bad[1]])
     ds.attrs.update(attrs)
     return ds
+
+
+# per-solve attributes that become variables over ``replica`` in an ensemble
+PER_REPLICA = {"status": "replica_status", "iterations": "iterations", "final_residual": "final_residual",
+               "clipped_pivots": "clipped_pivots", "clipped_relative": "clipped_relative",
+               "max_norm_deviation": "max_norm_deviation", "seconds_per_iteration": "seconds_per_iteration",
+               "diverged_iteration": "diverged_iteration", "diverged_step": "diverged_step",
+               "diverged_time": "diverged_time"}
+NOT_DIVERGED = {"diverged_iteration": -1, "diverged_step": -1, "diverged_time": float("nan")}
+STATUS_ORDER = ("converged", "max_iter", "diverged")
+
+
+def _replica_dataset(spec: DMFTSpec, runs: list, indices: range) -> xr.Dataset:
+    """The replicas' datasets along ``replica`` (iteration histories padded with NaN to the longest);
+    per-solve attributes become variables, ``status`` the worst of the replicas'."""
+    per = {var: ("replica", [r.attrs.get(attr, NOT_DIVERGED.get(attr)) for r in runs])
+           for attr, var in PER_REPLICA.items()}
+    attrs = {k: v for k, v in runs[0].attrs.items() if k not in PER_REPLICA}
+    statuses = [r.attrs["status"] for r in runs]
+    for r in runs:
+        r.attrs = {}
+    ds = xr.concat(runs, dim="replica", join="outer", coords="minimal", compat="override")
+    ds = ds.assign_coords(replica=("replica", np.asarray(indices, dtype=np.int64))).assign(per)
+    ds["replica"].attrs.update(long_name="replica: independent solve, random numbers from SeedSequence("
+                                         "seed, spawn_key=(replica,))")
+    for var in per:
+        ds[var].attrs["long_name"] = f"{var.replace('replica_', '')} of each replica"
+    attrs.update(status=max(statuses, key=STATUS_ORDER.index), replicas=len(runs), first_replica=indices.start,
+                 replicas_converged=statuses.count("converged"))
+    ds.attrs = attrs
+    return ds
+
+
+def replica_summary(ds: xr.Dataset, var: str = "magnetization") -> xr.Dataset:
+    """Mean and standard error of ``var`` over the converged replicas of an ensemble
+    (``solve(..., replicas=R)``): a dataset with ``mean``, ``standard_error`` (NaN with fewer than two
+    converged replicas) and the attribute ``replicas_used``."""
+    if "replica" not in ds.dims:
+        raise ValueError("ds: no 'replica' dimension; solve with replicas=R (or --replicas R)")
+    if var not in ds:
+        raise ValueError(f"var: {var!r} is not in the dataset; allowed: "
+                         f"{', '.join(v for v in ds.data_vars if 'replica' in ds[v].dims)}")
+    da = ds[var].where(ds["replica_status"] == "converged", drop=True)
+    n = da.sizes["replica"]
+    se = da.std("replica", ddof=1) / math.sqrt(n) if n > 1 else xr.full_like(da.isel(replica=0), np.nan)
+    out = xr.Dataset({"mean": da.mean("replica"), "standard_error": se})
+    out.attrs["replicas_used"] = n
+    return out
 
 
 @array_api_boundary("h_tilde", "h0", "selection")

@@ -97,12 +97,39 @@ def describe(ds: xr.Dataset) -> str:
              fixed,
              f"rng: {a.get('rng_generator')} root seed {a.get('rng_root_seed')}; {a.get('rng_spawn_keys')}"]
     if a.get("schema") == "prcy-dmft/1":
-        m = ds["magnetization"].values
-        lines.append(f"DMFT {a.get('status')} after {a.get('iterations')} iterations (residual "
-                     f"{a.get('final_residual'):.3g}); samples {a.get('samples')}, dt {a.get('dt')}; "
-                     f"m(0) = {m[0]:.4f}, m(t_max) = {m[-1]:.4f}")
+        lines.append(describe_dmft(ds))
     else:
         lines += [format_summary_row(r) for r in success_summary(ds)]
+    return "\n".join(lines)
+
+
+def describe_dmft(ds: xr.Dataset) -> str:
+    """How a DMFT solve (or each replica of an ensemble) ended, and m(t_max)."""
+    def one(status, iterations, residual, seconds, m_end, diverged):
+        text = (f"{status} after {iterations} iterations (residual {residual:.3g}, {seconds:.3g} s/iteration); "
+                f"m(t_max) = {m_end:.4f}")
+        if status == "diverged":
+            text += f"; non-finite paths at iteration {diverged[0]}, grid index {diverged[1]} (t = {diverged[2]:g})"
+        return text
+
+    a = ds.attrs
+    head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
+    if "replica" not in ds.dims:
+        return f"{head}; " + one(a["status"], a["iterations"], a["final_residual"], a["seconds_per_iteration"],
+                                 float(ds["magnetization"][-1]),
+                                 tuple(a.get(k) for k in ("diverged_iteration", "diverged_step", "diverged_time")))
+    from prcy.dmft import replica_summary
+
+    lines = [f"{head}; {ds.sizes['replica']} replicas, {a['replicas_converged']} converged"]
+    for i in range(ds.sizes["replica"]):
+        r = ds.isel(replica=i)
+        lines.append(f"  replica {int(r['replica'])}: " + one(
+            str(r["replica_status"].values), int(r["iterations"]), float(r["final_residual"]),
+            float(r["seconds_per_iteration"]), float(r["magnetization"][-1]),
+            tuple(r[k].values.item() for k in ("diverged_iteration", "diverged_step", "diverged_time"))))
+    summary = replica_summary(ds)
+    lines.append(f"m(t_max) over the {summary.attrs['replicas_used']} converged replicas: "
+                 f"{float(summary['mean'][-1]):.4f} +- {float(summary['standard_error'][-1]):.4f} (standard error)")
     return "\n".join(lines)
 
 

@@ -97,6 +97,30 @@ def test_info_describes_a_file_and_rejects_others(tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+DMFT_SMALL = ["--alpha", "2", "--m0", "0.8", "--dt", "0.05", "--t-max", "1", "--samples", "200", "--no-progress"]
+
+
+def test_dmft_single_solve_and_ensemble(tmp_path):
+    one, ens = tmp_path / "one.nc", tmp_path / "ens.nc"
+    result = runner.invoke(app, ["dmft", *DMFT_SMALL, "-o", str(one)])
+    assert result.exit_code == 0, result.output
+    assert "converged after" in result.output and "m(t_max) = " in result.output
+    assert open_dataset(one).attrs["schema"] == "prcy-dmft/1" and "replica" not in open_dataset(one).dims
+    result = runner.invoke(app, ["dmft", *DMFT_SMALL, "--replicas", "3", "--first-replica", "1", "-o", str(ens)])
+    assert result.exit_code == 0, result.output
+    assert [line.split(":")[0].strip() for line in result.output.splitlines() if line.startswith("  replica")] == \
+        ["replica 1", "replica 2", "replica 3"]
+    back = open_dataset(ens)
+    assert list(back.replica.values) == [1, 2, 3] and list(back.replica_status.values) == ["converged"] * 3
+    mean = float(back.magnetization[:, -1].mean())
+    assert f"m(t_max) over the 3 converged replicas: {mean:.4f} +-" in result.output
+    info = runner.invoke(app, ["info", str(ens)])
+    assert info.exit_code == 0 and "3 replicas, 3 converged" in info.output
+    for bad, needle in ((["--replicas", "0"], "replicas: 0"), (["--first-replica", "2"], "first_replica")):
+        result = runner.invoke(app, ["dmft", *DMFT_SMALL, *bad, "-o", str(tmp_path / "x.nc")])
+        assert result.exit_code == 2 and needle in result.output and not (tmp_path / "x.nc").exists()
+
+
 def test_python_dash_m_prcy_answers_help():
     done = subprocess.run([sys.executable, "-m", "prcy", "--help"], capture_output=True, text=True,
                           cwd="/", timeout=60)

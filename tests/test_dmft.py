@@ -231,3 +231,67 @@ def test_anderson_mixing_solves_a_linear_fixed_point():
     np.testing.assert_allclose(x, exact, atol=1e-9)
     x0 = np.tril(np.ones((n, n)), -1)
     np.testing.assert_allclose(dmft._next_iterate([(x0, F(x0))], 0.3), x0 + 0.3 * (F(x0) - x0))
+
+
+ENSEMBLE = dict(problem="phase-retrieval", alpha=3.0, algorithm="psgd", m0=0.2, dt=0.05, t_max=1.0, samples=200,
+                tol=1e-10, max_iter=40)
+
+
+def test_replicas_are_independent_solves_with_their_own_seeds():
+    ens = dmft.solve(**ENSEMBLE, replicas=3, first_replica=2)
+    assert list(ens.replica.values) == [2, 3, 4] and ens.magnetization.dims == ("replica", "time")
+    assert ens.attrs["status"] == "converged" and ens.attrs["replicas_converged"] == 3
+    # replica 3 alone (its solve does not depend on the other replicas) is bitwise replica 3 of the ensemble
+    alone = dmft.solve(**ENSEMBLE, replicas=1, first_replica=3)
+    np.testing.assert_array_equal(alone.magnetization.isel(replica=0).values, ens.magnetization.sel(replica=3).values)
+    np.testing.assert_array_equal(alone.M_R.isel(replica=0).values, ens.M_R.sel(replica=3).values)
+    assert int(ens.iterations.sel(replica=3)) == int(alone.iterations[0])
+    # the random numbers are SeedSequence(seed, spawn_key=(replica,)) and differ from the root seed's
+    spec = dmft.DMFTSpec.from_flat(**ENSEMBLE)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(0, spawn_key=(3,))))
+    np.testing.assert_array_equal(dmft.draw_samples(spec, 3)["h0"], rng.standard_normal(200))
+    assert not np.array_equal(dmft.draw_samples(spec, 3)["h0"], dmft.draw_samples(spec)["h0"])
+    assert not np.allclose(ens.magnetization.sel(replica=2), ens.magnetization.sel(replica=4))
+
+
+def test_replica_summary_is_mean_and_standard_error_of_converged_replicas():
+    ens = dmft.solve(**ENSEMBLE, replicas=4)
+    m = ens.magnetization.values
+    s = dmft.replica_summary(ens)
+    np.testing.assert_allclose(s["mean"].values, m.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(s["standard_error"].values, m.std(axis=0, ddof=1) / 2.0, rtol=1e-12)
+    ens["replica_status"][1] = "max_iter"                       # a replica that did not converge is left out
+    s = dmft.replica_summary(ens)
+    keep = m[[0, 2, 3]]
+    assert s.attrs["replicas_used"] == 3
+    np.testing.assert_allclose(s["standard_error"].values, keep.std(axis=0, ddof=1) / np.sqrt(3), rtol=1e-12)
+    with pytest.raises(ValueError, match="no 'replica' dimension"):
+        dmft.replica_summary(dmft.solve(**ENSEMBLE))
+
+
+def test_interrupted_ensemble_resumes_per_replica(tmp_path):
+    whole = dmft.solve(**ENSEMBLE, replicas=2)
+    ck = tmp_path / "ck.npz"
+    seen = []
+
+    def stop(iteration, residual, replica):
+        seen.append(replica)
+        if replica == 1 and iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dmft.solve(**ENSEMBLE, replicas=2, checkpoint=ck, progress=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz.replica-0", "ck.npz.replica-1"]
+    assert seen.count(1) == 3
+    resumed = dmft.solve(**ENSEMBLE, replicas=2, checkpoint=ck)
+    for name in ("magnetization", "M_R", "residual", "iterations"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values)
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(replicas=0), "replicas: 0"), (dict(first_replica=2), "first_replica: 2 without replicas"),
+    (dict(replicas=2, first_replica=-1), "first_replica: -1"),
+])
+def test_bad_replicas_are_named(options, match):
+    with pytest.raises(ValueError, match=match):
+        dmft.solve(**{"samples": 10, **options})

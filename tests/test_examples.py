@@ -27,8 +27,13 @@ def test_dmft_ensemble_example_runs(tmp_path):
 
     script = Path(__file__).resolve().parent.parent / "examples" / "dmft_ensemble.py"
     out = tmp_path / "fig.png"
-    run = subprocess.run([sys.executable, str(script), "--replicas", "2", "--samples", "64", "--n", "64",
-                          "--seeds", "2", "--t-max", "0.4", "-o", str(out)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    args = [sys.executable, str(script), "--replicas", "2", "--samples", "64", "--n", "64", "--seeds", "3",
+            "--points", "5", "--dt", "0.05", "--t-max", "0.4", "--dir", str(tmp_path / "runs"), "-o", str(out)]
+    run = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert out.exists() and "max |z|" in run.stdout
+    kept = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert "dmft_psgd_S64.nc" in kept and "sim_langevin_n64.nc" in kept
+    rerun = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # reads the files
+    summary = [line for line in run.stdout.splitlines() if "iteration" not in line]
+    assert "iteration" not in rerun.stdout and rerun.stdout.splitlines() == summary

@@ -83,6 +83,25 @@ def test_curves_without_selection_draw_every_combination_and_theory_overlays():
     assert theory_line.get_linestyle() == "--" and ax.get_yscale() == "log"
 
 
+def test_theory_ensemble_overlays_mean_and_two_standard_errors_of_converged_replicas():
+    rng = np.random.default_rng(0)
+    m = 0.5 + 0.1 * rng.standard_normal((4, TIME.size))
+    ens = xr.Dataset({"magnetization": (("replica", "time"), m),
+                      "replica_status": ("replica", ["converged", "converged", "max_iter", "converged"])},
+                     coords={"replica": np.arange(4), "time": TIME})
+    fig = plot_curves(sim_dataset(), "magnetization", selection={"alpha": "3"}, theory=[("dmft", ens)])
+    ax = fig.axes[0]
+    line = ax.get_lines()[-1]
+    kept = m[[0, 1, 3]]
+    assert line.get_label() == "dmft (mean of 3 replicas +- 2 s.e.)"
+    np.testing.assert_allclose(line.get_ydata(), kept.mean(axis=0))
+    band = ax.collections[-1].get_paths()[0].vertices
+    t = TIME[5] + LR
+    ys = band[np.isclose(band[:, 0], t, rtol=1e-12), 1]
+    se = kept[:, 5].std(ddof=1) / np.sqrt(3)
+    assert ys.min() == pytest.approx(kept[:, 5].mean() - 2 * se) and ys.max() == pytest.approx(kept[:, 5].mean() + 2 * se)
+
+
 def test_seeds_draws_each_seed_up_to_the_limit():
     ds = sim_dataset(seeds=60)
     fig = plot_seeds(ds, "magnetization", selection={"alpha": "4"})

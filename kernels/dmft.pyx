@@ -103,6 +103,46 @@ cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, co
         sums[3] += f_v(ht, h0[i])
 
 
+cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h0, const unsigned char* sel,
+                                Py_ssize_t S, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double m, double c,
+                                double* G, double* D, double* pc) noexcept nogil:
+    """Grid step ``k``, samples ``c0 .. c0+n-1`` of the ``K x S`` rows ``H`` (``h``, with ``h~ = h + h0 m``),
+    ``sel``, ``G``, ``D``: fill ``G``, ``D`` and the chunk's partial sums ``pc[0..3]`` (``evaluate_chunk``)
+    and ``pc[4 + j] = sum G_k G_j`` for ``j <= k``."""
+    cdef Py_ssize_t j, i
+    cdef double x
+    cdef const double* gk = G + k * S + c0
+    cdef const double* gj
+    memset(pc, 0, (4 + k + 1) * sizeof(double))
+    evaluate_chunk(lp, H + k * S + c0, h0 + c0, NULL if sel == NULL else sel + k * S + c0, n, m, c,
+                   G + k * S + c0, D + k * S + c0, pc)
+    for j in range(k + 1):
+        gj = G + j * S + c0
+        x = 0.0
+        for i in range(n):
+            x = x + gk[i] * gj[i]
+        pc[4 + j] = x
+
+
+cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize_t n_chunks, Py_ssize_t k,
+                                 Py_ssize_t K, double alpha, double inv_s, double* MC, double* sums) noexcept nogil:
+    """Add the chunks' partial sums in chunk order (so the result does not depend on the thread count):
+    ``sums[0..3]``, and ``M_C(k, j) = M_C(j, k) = alpha <g_k g_j>`` for ``j <= k``."""
+    cdef Py_ssize_t ch, j, a
+    cdef double x
+    for a in range(4):
+        x = 0.0
+        for ch in range(n_chunks):
+            x = x + part[ch * stride + a]
+        sums[a] = x
+    for j in range(k + 1):
+        x = 0.0
+        for ch in range(n_chunks):
+            x = x + part[ch * stride + 4 + j]
+        MC[k * K + j] = alpha * x * inv_s
+        MC[j * K + k] = MC[k * K + j]
+
+
 cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                           Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                           double* Tcol, double* acc) noexcept nogil:
@@ -190,11 +230,10 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     cdef double* lossv = &vec[4, 0]
     cdef double* nut = &vec[5, 0]
     cdef Py_ssize_t k, j, i, a, b, ch, c0, n, s_
-    cdef double sums0, sums1, sums2, sums3, x, noise_kk, diag_max = 0.0, clipped = 0.0, cl, q, nu_m
+    cdef double sums[4]
+    cdef double x, noise_kk, diag_max = 0.0, clipped = 0.0, cl, q, nu_m
     cdef double inv_s = 1.0 / S
     cdef Py_ssize_t n_clipped = 0, bad = K
-    cdef double* acc
-    cdef double* pc
     with nogil:
         for s_ in range(S):
             H[0, s_] = h_init[s_]
@@ -207,39 +246,20 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
             for ch in prange(n_chunks, num_threads=nt, schedule="static"):
                 c0 = ch * DMFT_CHUNK
                 n = min(DMFT_CHUNK, S - c0)
-                pc = &part[ch, 0]
-                memset(pc, 0, (4 + k + 1) * sizeof(double))
                 if k > 0:
                     _advance(&H[0, 0], &G[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], S, K, k, c0, n, dt, nut[k - 1])
-                evaluate_chunk(lp, &H[k, c0], &h0[c0], NULL if sel_ptr == NULL else sel_ptr + k * S + c0,
-                               n, m[k], grad_scale, &G[k, c0], &D[k, c0], pc)
-                for j in range(k + 1):
-                    x = 0.0
-                    for i in range(n):
-                        x = x + G[k, c0 + i] * G[j, c0 + i]
-                    pc[4 + j] = x
-            # --- reductions in chunk order (thread-count independent) ---
-            sums0 = sums1 = sums2 = sums3 = 0.0
-            for ch in range(n_chunks):
-                sums0 = sums0 + part[ch, 0]
-                sums1 = sums1 + part[ch, 1]
-                sums2 = sums2 + part[ch, 2]
-                sums3 = sums3 + part[ch, 3]
-            for j in range(k + 1):
-                x = 0.0
-                for ch in range(n_chunks):
-                    x = x + part[ch, 4 + j]
-                MC[k, j] = alpha * x * inv_s
-                MC[j, k] = MC[k, j]
+                _chunk_moments(lp, &H[0, 0], &h0[0], sel_ptr, S, k, c0, n, m[k], grad_scale, &G[0, 0], &D[0, 0],
+                               &part[ch, 0])
+            _reduce_moments(&part[0, 0], K + 4, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
             for s_ in range(S):
                 if not isfinite(H[k, s_]):
                     bad = k
                     break
             if bad < K:
                 break
-            dnu[k] = alpha * grad_scale * sums0 * inv_s
-            mu[k] = alpha * grad_scale * sums2 * inv_s
-            lossv[k] = sums3 * inv_s
+            dnu[k] = alpha * grad_scale * sums[0] * inv_s
+            mu[k] = alpha * grad_scale * sums[2] * inv_s
+            lossv[k] = sums[3] * inv_s
             # --- weight side: R row k, C row k (A.28), then nu_hat_k ---
             if k > 0:
                 for j in range(k):
@@ -271,7 +291,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
                     q = q + MR[k, j] * m[j]
                 nu_hat[k] = -dnu[k] + temps[k] + dt * x - m[k] * (mu[k] - dnu[k] * m[k] + dt * q)
             elif nu_form == 1:
-                nu_hat[k] = -alpha * grad_scale * sums1 * inv_s + temps[k]
+                nu_hat[k] = -alpha * grad_scale * sums[1] * inv_s + temps[k]
             else:
                 nu_hat[k] = ridge
             nut[k] = nu_hat[k] + dnu[k]
@@ -389,7 +409,7 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, sel, doub
     """The march's estimators on given paths ``h~`` (``K x S``), teacher fields ``h0`` (``S``) and
     selection (``K x S`` uint8, or None): ``(M_C, delta_nu, nu_hat (A.19), mu, train_loss, G, D)`` with
     ``G = c s dv`` and ``D = s d2v`` (the inputs of ``response``)."""
-    cdef Py_ssize_t K = h_tilde.shape[0], S = h_tilde.shape[1], k, j, i
+    cdef Py_ssize_t K = h_tilde.shape[0], S = h_tilde.shape[1], k
     if h0.shape[0] != S or temps.shape[0] != K:
         raise ValueError(f"h0, temperature: lengths {h0.shape[0]}, {temps.shape[0]} do not match h_tilde's "
                          f"{S} samples and {K} times")
@@ -397,23 +417,21 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, sel, doub
     cdef const unsigned char* sel_ptr = NULL if sel_v is None else &sel_v[0, 0]
     cdef const Loss* lp = loss_from_capsule(loss)
     # evaluate_chunk takes h and m with h~ = h + h0 m: pass h~ itself with m = 0
+    cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK, ch
     G_a, D_a, MC_a, vec_a = np.empty((K, S)), np.empty((K, S)), np.zeros((K, K)), np.zeros((4, K))
-    cdef double[:, ::1] G = G_a, D = D_a, MC = MC_a, vec = vec_a
+    part_a = np.zeros((n_chunks, K + 4))
+    cdef double[:, ::1] G = G_a, D = D_a, MC = MC_a, vec = vec_a, part = part_a
     cdef double sums[4]
-    cdef double x
+    cdef double inv_s = 1.0 / S
     with nogil:
         for k in range(K):
-            sums[0] = sums[1] = sums[2] = sums[3] = 0.0
-            evaluate_chunk(lp, &h_tilde[k, 0], &h0[0], NULL if sel_ptr == NULL else sel_ptr + k * S, S, 0.0,
-                           grad_scale, &G[k, 0], &D[k, 0], sums)
-            vec[0, k] = alpha * grad_scale * sums[0] / S
-            vec[1, k] = -alpha * grad_scale * sums[1] / S + temps[k]
-            vec[2, k] = alpha * grad_scale * sums[2] / S
-            vec[3, k] = sums[3] / S
-            for j in range(k + 1):
-                x = 0.0
-                for i in range(S):
-                    x = x + G[k, i] * G[j, i]
-                MC[k, j] = alpha * x / S
-                MC[j, k] = MC[k, j]
+            for ch in range(n_chunks):
+                _chunk_moments(lp, &h_tilde[0, 0], &h0[0], sel_ptr, S, k, ch * DMFT_CHUNK,
+                               min(DMFT_CHUNK, S - ch * DMFT_CHUNK), 0.0, grad_scale, &G[0, 0], &D[0, 0],
+                               &part[ch, 0])
+            _reduce_moments(&part[0, 0], K + 4, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
+            vec[0, k] = alpha * grad_scale * sums[0] * inv_s
+            vec[1, k] = -alpha * grad_scale * sums[1] * inv_s + temps[k]
+            vec[2, k] = alpha * grad_scale * sums[2] * inv_s
+            vec[3, k] = sums[3] * inv_s
     return MC_a, vec_a[0], vec_a[1], vec_a[2], vec_a[3], G_a, D_a

@@ -51,7 +51,7 @@ import xarray as xr
 from prcy import __version__
 from prcy._xp import array_api_boundary
 from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice, _integer, _number, _set,
-                        check_loss_reference)
+                        check_loss_reference, spec_from_dict, spec_from_flat)
 
 SCHEMA = "prcy-dmft/1"
 NU_FORMS = ("A.29", "A.19")
@@ -186,33 +186,15 @@ class DMFTSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DMFTSpec":
-        d = dict(d)
-        groups = {"algorithm": Algorithm, "constraint": Constraint, "init": Initialization, "solver": Solver}
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"spec: unknown field(s) {sorted(unknown)}")
-        for name, group in groups.items():
-            sub = dict(d.get(name, {}))
-            if isinstance(sub.get("temperature_schedule"), list):
-                sub["temperature_schedule"] = tuple(tuple(p) for p in sub["temperature_schedule"])
-            d[name] = group(**sub)
-        return cls(**d)
+        return spec_from_dict(cls, d, GROUPS)
 
     @classmethod
     def from_flat(cls, **kw) -> "DMFTSpec":
         """From the flat names of ``prcy.simulate`` / the command line plus the solver's names."""
-        groups = {"algorithm": {}, "constraint": {}, "init": {}, "solver": {}}
-        top = {}
-        for key, value in kw.items():
-            if key not in FLAT:
-                raise ValueError(f"unknown option {key!r}; allowed: {', '.join(sorted(FLAT))}")
-            where, attr = FLAT[key]
-            (groups[where] if where else top)[attr] = value
-        return cls(**top, algorithm=Algorithm(**groups["algorithm"]),
-                   constraint=Constraint(**groups["constraint"]), init=Initialization(**groups["init"]),
-                   solver=Solver(**groups["solver"]))
+        return spec_from_flat(cls, kw, GROUPS, FLAT)
 
 
+GROUPS = {"algorithm": Algorithm, "constraint": Constraint, "init": Initialization, "solver": Solver}
 FLAT = {
     "problem": (None, "problem"), "alpha": (None, "alpha"), "loss": (None, "loss"),
     "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),

@@ -336,35 +336,46 @@ class SimulationSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SimulationSpec":
-        d = dict(d)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"spec: unknown field(s) {sorted(unknown)}")
-        groups = {}
-        for name, group_cls in _GROUPS.items():
-            sub = dict(d.pop(name, {}))
-            bad = set(sub) - {f.name for f in dataclasses.fields(group_cls)}
-            if bad:
-                raise ValueError(f"spec.{name}: unknown field(s) {sorted(bad)}")
-            if isinstance(sub.get("temperature_schedule"), list):
-                sub["temperature_schedule"] = tuple(tuple(p) for p in sub["temperature_schedule"])
-            if isinstance(sub.get("times"), list):
-                sub["times"] = tuple(sub["times"])
-            groups[name] = group_cls(**sub)
-        return cls(**groups, **d)
+        return spec_from_dict(cls, d, _GROUPS)
 
     @classmethod
     def from_flat(cls, **kw) -> "SimulationSpec":
         """Build from the flat keyword names of ``prcy.simulate`` and the command line."""
-        unknown = set(kw) - set(FLAT)
-        if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)}; allowed: {', '.join(sorted(FLAT))}")
-        groups: dict[str, dict] = {name: {} for name in _GROUPS}
-        top = {}
-        for key, value in kw.items():
-            where, attr = FLAT[key]
-            (groups[where] if where else top)[attr] = value
-        return cls(**{name: _GROUPS[name](**g) for name, g in groups.items()}, **top)
+        return spec_from_flat(cls, kw, _GROUPS, FLAT)
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def spec_from_dict(cls, d: dict, groups: dict):
+    """A spec of class ``cls`` from its nested dict (``to_dict``, or JSON read back: lists become the
+    tuples the frozen groups hold); ``groups`` maps a field name to its group class. Unknown fields
+    are named."""
+    d = dict(d)
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"spec: unknown field(s) {sorted(unknown)}")
+    for name, group_cls in groups.items():
+        sub = {key: _tuples(value) for key, value in dict(d.get(name, {})).items()}
+        bad = set(sub) - {f.name for f in dataclasses.fields(group_cls)}
+        if bad:
+            raise ValueError(f"spec.{name}: unknown field(s) {sorted(bad)}")
+        d[name] = group_cls(**sub)
+    return cls(**d)
+
+
+def spec_from_flat(cls, kw: dict, groups: dict, flat: dict):
+    """A spec of class ``cls`` from flat option names; ``flat`` maps a name to ``(group or None, field)``."""
+    unknown = set(kw) - set(flat)
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)}; allowed: {', '.join(sorted(flat))}")
+    values: dict[str, dict] = {name: {} for name in groups}
+    top = {}
+    for key, value in kw.items():
+        where, attr = flat[key]
+        (values[where] if where else top)[attr] = value
+    return cls(**{name: groups[name](**v) for name, v in values.items()}, **top)
 
 
 # options that an algorithm does not use (its spec rejects them when given explicitly)

@@ -193,7 +193,7 @@ def test_langevin_and_sgd_run_and_stay_on_the_sphere():
     (dict(dt=-0.1), "dt: -0.1"), (dict(damping=1.0), "damping: 1.0"), (dict(samples=0), "samples: 0"),
     (dict(algorithm="sgd", lr=0.01, dt=0.02), "dt: 0.02 differs from lr"), (dict(t_max=0.01, dt=0.01), "t_max"),
     (dict(nu_form="A.30"), "nu_form"), (dict(algorithm="psgd", persistence=0.05, dt=0.05), "persistence time"),
-    (dict(bogus=1), "unknown option 'bogus'"),
+    (dict(bogus=1), r"unknown option\(s\) \['bogus'\]"),
 ])
 def test_bad_input_is_named(options, match):
     with pytest.raises(ValueError, match=match):
@@ -295,3 +295,13 @@ def test_interrupted_ensemble_resumes_per_replica(tmp_path):
 def test_bad_replicas_are_named(options, match):
     with pytest.raises(ValueError, match=match):
         dmft.solve(**{"samples": 10, **options})
+
+
+def test_spec_round_trips_through_json_and_names_unknown_fields():
+    spec = dmft.DMFTSpec.from_flat(algorithm="langevin", temperature_schedule=((0.0, 1.0), (2.0, 0.5)), dt=0.05,
+                                   t_max=3, samples=100, replicas=4, first_replica=2)
+    assert dmft.DMFTSpec.from_dict(json.loads(spec.to_json())) == spec
+    d = json.loads(spec.to_json())
+    d["solver"]["sample"] = 3
+    with pytest.raises(ValueError, match=r"spec.solver: unknown field\(s\) \['sample'\]"):
+        dmft.DMFTSpec.from_dict(d)

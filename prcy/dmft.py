@@ -339,14 +339,13 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     indices = spec.solver.replica_indices()
     if indices is None:
         ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule)
-        ds.attrs["loss"] = loss_name
-        return ds
-    runs = []
-    for i in indices:
-        path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
-        report = None if progress is None else functools.partial(progress, replica=i)
-        runs.append(_solve_one(spec, i, n_threads, path, report, capsule))
-    ds = _replica_dataset(spec, runs, indices)
+    else:
+        runs = []
+        for i in indices:
+            path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
+            report = None if progress is None else functools.partial(progress, replica=i)
+            runs.append(_solve_one(spec, i, n_threads, path, report, capsule))
+        ds = _replica_dataset(runs, indices)
     ds.attrs["loss"] = loss_name
     return ds
 
@@ -480,6 +479,8 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         ds[name].attrs.update(meta)
     ds["time"].attrs.update(long_name="physical time", units="steps * lr", standard_name="time")
     a = spec.algorithm
+    root = ("SeedSequence(rng_root_seed)" if replica is None
+            else "SeedSequence(rng_root_seed, spawn_key=(replica,))")
     attrs = {
         "title": "prcy DMFT", "Conventions": "CF-1.10", "schema": SCHEMA, "prcy_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "spec": spec.to_json(),
@@ -493,9 +494,8 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "max_norm_deviation": float(np.max(np.abs(norm - 1.0))) if spec.constraint.kind == "sphere" else float("nan"),
         "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
         "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
-        "rng_spawn_keys": ("Generator(PCG64(SeedSequence(rng_root_seed" + (")" if replica is None else
-                           ", spawn_key=(replica,))") + ")): h0, h(0), normals, selection; drawn once, reused "
-                           "by every iteration"),
+        "rng_spawn_keys": f"Generator(PCG64({root})): h0, h(0), normals, selection; drawn once, reused by "
+                          f"every iteration",
         "numpy_version": np.__version__, "threads": n_threads,
         "build_openmp": int(parallel.build_info()["openmp"]), "build_march": parallel.build_info()["march"],
     }
@@ -516,7 +516,7 @@ NOT_DIVERGED = {"diverged_iteration": -1, "diverged_step": -1, "diverged_time": 
 STATUS_ORDER = ("converged", "max_iter", "diverged")
 
 
-def _replica_dataset(spec: DMFTSpec, runs: list, indices: range) -> xr.Dataset:
+def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
     """The replicas' datasets along ``replica`` (iteration histories padded with NaN to the longest);
     per-solve attributes become variables, ``status`` the worst of the replicas'."""
     per = {var: ("replica", [r.attrs.get(attr, NOT_DIVERGED.get(attr)) for r in runs])

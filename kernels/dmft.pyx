@@ -49,7 +49,7 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
   (``nb <= DMFT_BLOCK``) of the ``K x S`` row-major ``D``, propagate ``T(., j)`` and add
   ``sum_b D[k, b] T_b(k, j)`` to ``acc[k]``; ``Tcol`` is ``K x DMFT_BLOCK`` scratch.
 """
-from libc.math cimport sqrt, isfinite
+from libc.math cimport sqrt, isfinite, fabs
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from cython.parallel cimport prange
@@ -146,8 +146,17 @@ cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize
 cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                           Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                           double* Tcol, double* acc) noexcept nogil:
+    _response_column(D, S, c0, nb, K, j, nut, MR, dt, grad_scale, Tcol, acc, NULL)
+
+
+cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
+                                  Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
+                                  double* Tcol, double* acc, double* stats) noexcept nogil:
+    """``response_column``; with ``stats`` (``2 x K``, or NULL) it also adds, for each ``k``, the
+    per-sample contributions ``x_b = D[k, b] T_b(k, j)`` as ``sum |x_b|`` (row 0) and ``sum x_b^2``
+    (row 1): the tail diagnostics of ``M_R``."""
     cdef Py_ssize_t k, i, b
-    cdef double dt2 = dt * dt, mr, tot
+    cdef double dt2 = dt * dt, mr, tot, x, ta, tq
     cdef double db[DMFT_BLOCK]
     cdef double mem[DMFT_BLOCK]
     cdef const double* row
@@ -160,6 +169,15 @@ cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize
         for b in range(DMFT_BLOCK):
             tot += db[b] * Tcol[k * DMFT_BLOCK + b]
         acc[k] += tot
+        if stats != NULL:
+            ta = 0.0
+            tq = 0.0
+            for b in range(DMFT_BLOCK):
+                x = fabs(db[b] * Tcol[k * DMFT_BLOCK + b])
+                ta = ta + x
+                tq = tq + x * x
+            stats[k] += ta
+            stats[K + k] += tq
         if k == K - 1:
             break
         for b in range(DMFT_BLOCK):
@@ -342,10 +360,17 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
-             Py_ssize_t n_lanes=8, n_threads=None, abort=None):
+             Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
-    module docstring)."""
+    module docstring).
+
+    ``stats=True`` returns ``(M_R, stderr, ess)`` instead: from the per-sample contributions
+    ``x_b = D[k, b] T_b(k, j)`` of each entry (``M_R = alpha c^2 mean(x)``), its Monte Carlo standard
+    error ``alpha c^2 sd(x) / sqrt(S)`` and the effective number of samples behind it,
+    ``ess = (sum |x|)^2 / sum x^2`` (``S`` when all samples contribute alike, 1 when one sample
+    carries the entry; NaN where no sample contributes). A small ``ess`` means that ``M_R`` rests on
+    a few samples: a heavy-tailed response, whose mean the solve at this ``S`` has not resolved."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -356,8 +381,15 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef const int[::1] ab = abort_arr
     MR_a = np.zeros((K, K))
     acc_a = np.zeros((nl, K))
+    st_a = np.zeros((nl if stats else 1, 2, K if stats else 1))
+    SE_a = np.full((K, K), np.nan) if stats else None
+    ESS_a = np.full((K, K), np.nan) if stats else None
     cdef double[:, ::1] MR = MR_a, acc = acc_a
-    cdef double scale = alpha * grad_scale * grad_scale / S, x
+    cdef double[:, :, ::1] st = st_a
+    cdef double[:, ::1] SE, ESS
+    if stats:
+        SE, ESS = SE_a, ESS_a
+    cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
     cdef double* scratch = <double*> malloc(nl * K * DMFT_BLOCK * sizeof(double))
     if scratch == NULL:
         raise MemoryError(f"response: cannot allocate {nl * K * DMFT_BLOCK * 8} bytes of scratch")
@@ -368,19 +400,32 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                     break
                 for lane in prange(nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
+                    if stats:
+                        memset(&st[lane, 0, 0], 0, 2 * K * sizeof(double))
                     blk = lane
                     while blk < n_blocks:
-                        response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K, j,
-                                        &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * K * DMFT_BLOCK,
-                                        &acc[lane, 0])
+                        _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K, j,
+                                         &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * K * DMFT_BLOCK,
+                                         &acc[lane, 0], &st[lane, 0, 0] if stats else NULL)
                         blk = blk + nl
                 for k in range(j + 1, K):
                     x = 0.0
                     for lane in range(nl):
                         x = x + acc[lane, k]
                     MR[k, j] = scale * x
+                    if stats:
+                        xa = 0.0
+                        xq = 0.0
+                        for lane in range(nl):
+                            xa = xa + st[lane, 0, k]
+                            xq = xq + st[lane, 1, k]
+                        if xq > 0:
+                            ESS[k, j] = xa * xa / xq
+                            SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
     finally:
         free(scratch)
+    if stats:
+        return MR_a, SE_a, ESS_a
     return MR_a
 
 

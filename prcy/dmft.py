@@ -29,6 +29,14 @@ or when a path is not finite (``diverged``, with the iteration and grid index); 
 update is retried from halfway back to the last good ``M_R`` (up to 5 times) before the solve is
 declared diverged.
 
+Response diagnostics: every response pass also gives, per entry of ``M_R``, the Monte Carlo
+standard error (``M_R_stderr``) and the effective number of samples behind it (``M_R_ess``,
+``(sum |x|)^2 / sum x^2`` over the per-sample contributions ``x``); the attribute
+``response_ess_min`` is its minimum. A loss with regions of negative curvature (phase retrieval:
+``d2v < 0`` near ``h~ = 0``) can make the per-sample responses heavy-tailed, so that a few samples
+carry ``M_R`` and the solve is not converged in ``samples`` however small its residual
+(docs/dmft.md); ``prcy info`` warns below ``ESS_WARN`` effective samples.
+
 Checkpoints: with ``checkpoint=PATH``, ``M_R`` and the history are written atomically after every
 iteration; a solve of the same spec (``max_iter`` may differ) with an existing checkpoint resumes from
 it and ends bitwise where an uninterrupted solve ends.
@@ -64,6 +72,10 @@ VARIABLES = {
     "mu": dict(long_name="mu(t) = alpha/ell <s h0 dv>", units="1"),
     "M_C": dict(long_name="memory kernel M_C(t, t')", units="1"),
     "M_R": dict(long_name="memory kernel M_R(t, t') (t' < t)", units="1"),
+    "M_R_stderr": dict(long_name="Monte Carlo standard error of M_R(t, t') from its per-sample contributions",
+                       units="1"),
+    "M_R_ess": dict(long_name="effective number of samples behind M_R(t, t'): (sum |x|)^2 / sum x^2 over the "
+                              "per-sample contributions x", units="1"),
     "C": dict(long_name="correlation C(t, t') = w(t).w(t')/N", units="1"),
     "R": dict(long_name="response R(t, t') of w(t) to a kick at t' (R(t, t) = 1)", units="1"),
     "norm": dict(long_name="squared norm C(t, t)", units="1"),
@@ -251,6 +263,9 @@ def _q0(spec: DMFTSpec) -> float:
 # the iteration
 
 JITTER = 1e-10
+# below this effective number of samples behind some entry of M_R (``M_R_ess``), ``prcy info`` warns
+# that the response is heavy-tailed and M_R not resolved at the solve's sample size (docs/dmft.md)
+ESS_WARN = 30.0
 MAX_BACKTRACKS = 5
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
@@ -357,7 +372,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
 
     K = spec.n_points
     samples = draw_samples(spec, replica)
-    history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": []}
+    history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
+               "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan)}
     MR = np.zeros((K, K))
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, replica, checkpoint)
@@ -385,7 +401,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
         nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
-        new_MR = kd.response(out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort)
+        new_MR, history["stderr"], history["ess"] = kd.response(out["D"], nut, spec.dt, spec.alpha, scale,
+                                                                n_threads=n_threads, abort=abort, stats=True)
         res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
         grew = (bool(history["residual"]) and math.isfinite(history["residual"][-1])
                 and res > 1.01 * history["residual"][-1])
@@ -431,7 +448,8 @@ def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
                   m_history=np.array(history["m"]), seconds=np.array(history["seconds"]),
                   damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
                   aa_x=np.array([p[0] for p in history["aa"]]).reshape(-1, *MR.shape),
-                  aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape))
+                  aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape),
+                  stderr=history["stderr"], ess=history["ess"])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -445,6 +463,9 @@ def _load_checkpoint(spec, replica, path):
             history = {"residual": list(z["residual"]), "damping_used": list(z["damping_used"]),
                        "m": list(z["m_history"]), "seconds": list(z["seconds"]), "damping": float(z["damping"]),
                        "aa": list(zip(z["aa_x"], z["aa_g"]))}
+            # checkpoints written before the response diagnostics existed have none
+            for name in ("stderr", "ess"):
+                history[name] = z[name] if name in z else np.full(MR.shape, np.nan)
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec, replica):
@@ -467,6 +488,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "magnetization": ("time", out["m"]), "nu_hat": ("time", out["nu_hat"]),
         "delta_nu": ("time", out["delta_nu"]), "mu": ("time", out["mu"]),
         "M_C": (tt, out["M_C"]), "M_R": (tt, MR), "C": (tt, C), "R": (tt, R),
+        "M_R_stderr": (tt, history["stderr"]), "M_R_ess": (tt, history["ess"]),
         "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "test_error": ("time", err),
         "residual": ("iteration", np.array(history["residual"], dtype=float)),
         "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
@@ -493,6 +515,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "clipped_relative": out["clipped"] / max(float(np.trace(out["M_C"])) + 2 * spec.temperatures().sum() / spec.dt, 1e-300),
         "max_norm_deviation": float(np.max(np.abs(norm - 1.0))) if spec.constraint.kind == "sphere" else float("nan"),
         "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
+        "response_ess_min": _nanmin(history["ess"]),
         "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
         "rng_spawn_keys": f"Generator(PCG64({root})): h0, h(0), normals, selection; drawn once, reused by "
                           f"every iteration",
@@ -506,10 +529,15 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
     return ds
 
 
+def _nanmin(a: np.ndarray) -> float:
+    return float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
+
+
 # per-solve attributes that become variables over ``replica`` in an ensemble
 PER_REPLICA = {"status": "replica_status", "iterations": "iterations", "final_residual": "final_residual",
                "clipped_pivots": "clipped_pivots", "clipped_relative": "clipped_relative",
                "max_norm_deviation": "max_norm_deviation", "seconds_per_iteration": "seconds_per_iteration",
+               "response_ess_min": "response_ess_min",
                "diverged_iteration": "diverged_iteration", "diverged_step": "diverged_step",
                "diverged_time": "diverged_time"}
 NOT_DIVERGED = {"diverged_iteration": -1, "diverged_step": -1, "diverged_time": float("nan")}

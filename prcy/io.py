@@ -105,11 +105,18 @@ def describe(ds: xr.Dataset) -> str:
 
 def describe_dmft(ds: xr.Dataset) -> str:
     """How a DMFT solve (or each replica of an ensemble) ended, and m(t_max)."""
-    def one(status, iterations, residual, seconds, m_end, diverged):
+    from prcy.dmft import ESS_WARN
+
+    def one(status, iterations, residual, seconds, m_end, diverged, ess):
         text = (f"{status} after {iterations} iterations (residual {residual:.3g}, {seconds:.3g} s/iteration); "
                 f"m(t_max) = {m_end:.4f}")
         if status == "diverged":
             text += f"; non-finite paths at iteration {diverged[0]}, grid index {diverged[1]} (t = {diverged[2]:g})"
+        if ess is not None and ess == ess:
+            text += f"; M_R rests on >= {ess:.3g} effective samples"
+            if ess < ESS_WARN:
+                text += (" (WARNING: heavy-tailed response, M_R not resolved at this sample size; "
+                         "see M_R_ess and docs/dmft.md)")
         return text
 
     a = ds.attrs
@@ -117,7 +124,8 @@ def describe_dmft(ds: xr.Dataset) -> str:
     if "replica" not in ds.dims:
         return f"{head}; " + one(a["status"], a["iterations"], a["final_residual"], a["seconds_per_iteration"],
                                  float(ds["magnetization"][-1]),
-                                 tuple(a.get(k) for k in ("diverged_iteration", "diverged_step", "diverged_time")))
+                                 tuple(a.get(k) for k in ("diverged_iteration", "diverged_step", "diverged_time")),
+                                 a.get("response_ess_min"))
     from prcy.dmft import replica_summary
 
     lines = [f"{head}; {ds.sizes['replica']} replicas, {a['replicas_converged']} converged"]
@@ -126,7 +134,8 @@ def describe_dmft(ds: xr.Dataset) -> str:
         lines.append(f"  replica {int(r['replica'])}: " + one(
             str(r["replica_status"].values), int(r["iterations"]), float(r["final_residual"]),
             float(r["seconds_per_iteration"]), float(r["magnetization"][-1]),
-            tuple(r[k].values.item() for k in ("diverged_iteration", "diverged_step", "diverged_time"))))
+            tuple(r[k].values.item() for k in ("diverged_iteration", "diverged_step", "diverged_time")),
+            float(r["response_ess_min"]) if "response_ess_min" in r else None))
     summary = replica_summary(ds)
     lines.append(f"m(t_max) over the {summary.attrs['replicas_used']} converged replicas: "
                  f"{float(summary['mean'][-1]):.4f} +- {float(summary['standard_error'][-1]):.4f} (standard error)")

@@ -62,16 +62,20 @@ def ref_march(problem, alpha, c, dt, m0, q0, form, ridge, temps, jitter_rel, MR,
 
 
 def ref_response(D, nut, dt, alpha, c):
+    """``M_R``, its standard error and effective sample size from the per-sample contributions."""
     K, S = D.shape
-    MR = np.zeros((K, K))
+    MR, SE, ESS = np.zeros((K, K)), np.full((K, K), np.nan), np.full((K, K), np.nan)
     for j in range(K - 2, -1, -1):
         T = np.zeros((K, S))
         T[j + 1] = D[j]
         for k in range(j + 1, K):
-            MR[k, j] = alpha * c * c * np.mean(D[k] * T[k])
+            x = D[k] * T[k]
+            MR[k, j] = alpha * c * c * np.mean(x)
+            SE[k, j] = alpha * c * c * np.std(x, ddof=1) / np.sqrt(S)
+            ESS[k, j] = np.sum(np.abs(x)) ** 2 / np.sum(x * x)
             if k < K - 1:
                 T[k + 1] = T[k] * (1 - dt * nut[k] - dt * c * D[k]) + dt * dt * MR[k, j + 1:k] @ T[j + 1:k]
-    return MR
+    return MR, SE, ESS
 
 
 def _inputs(K=9, S=37, seed=1):
@@ -105,9 +109,28 @@ def test_response_matches_reference():
     K, S = 11, 45                                 # S not a multiple of the 16-sample block
     D = rng.normal(1.0, 0.5, (K, S)) * (rng.random((K, S)) < 0.7)
     nut = rng.normal(1.0, 0.2, K)
-    ref = ref_response(D, nut, 0.07, 2.0, 1.4)
+    ref, ref_se, ref_ess = ref_response(D, nut, 0.07, 2.0, 1.4)
     for threads in (1, 2):
         np.testing.assert_allclose(kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads), ref, rtol=1e-10, atol=1e-13)
+        MR, se, ess = kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads, stats=True)
+        np.testing.assert_array_equal(MR, kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads))
+        np.testing.assert_allclose(se, ref_se, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(ess, ref_ess, rtol=1e-9)
+
+
+def test_effective_sample_size_flags_a_response_carried_by_one_sample():
+    """One sample whose D is 100 times the others' carries M_R: its effective sample size drops from
+    about S (all alike) to about 1; entries no sample contributes to are NaN."""
+    K, S = 6, 64
+    D = np.ones((K, S))
+    nut = np.zeros(K)
+    _, _, ess = kd.response(D, nut, 0.001, 1.0, 1.0, stats=True)
+    lower = np.tril(np.ones((K, K), bool), -1)
+    np.testing.assert_allclose(ess[lower], S)
+    assert np.isnan(ess[~lower]).all()
+    D[:, 5] = 100.0
+    _, _, ess = kd.response(D, nut, 0.001, 1.0, 1.0, stats=True)
+    assert np.all(ess[lower] < 1.5)
 
 
 def test_cholesky_clips_and_reports():
@@ -321,3 +344,25 @@ def test_persistent_sgd_normalization_on_the_linear_model_matches_simulation():
     assert theory.attrs["status"] == "converged"
     assert float(abs(theory.magnetization - sims.magnetization.mean("seed")).max()) < 0.012
     assert float(abs(theory.norm - sims.norm.mean("seed")).max()) < 0.015
+
+
+def test_response_diagnostics_separate_a_light_from_a_heavy_tailed_response(tmp_path):
+    """The linear model's response (d2v = 1) is carried by all samples alike; phase retrieval with
+    persistent SGD at alpha = 3, m0 = 0.2 has samples lingering on their own hilltop (d2v < 0) whose
+    responses grow exponentially, so a few samples carry M_R at long lags (docs/dmft.md); prcy info
+    says so."""
+    common = dict(alpha=3.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0, dt=0.02, t_max=2.0,
+                  samples=1000, threads=2)
+    light = dmft.solve(problem="linear-regression", constraint="ridge", ridge=0.5, **common)
+    heavy = dmft.solve(**common)
+    for ds in (light, heavy):
+        lower = np.tril(np.ones(ds.M_R.shape, bool), -1)
+        assert np.isfinite(ds.M_R_ess.values[lower]).all() and np.isnan(ds.M_R_ess.values[~lower]).all()
+        assert ds.attrs["response_ess_min"] == pytest.approx(float(ds.M_R_ess.min()))
+        assert np.all(ds.M_R_stderr.values[lower] >= 0)
+    assert light.attrs["response_ess_min"] > 1000 / 8
+    assert heavy.attrs["response_ess_min"] < dmft.ESS_WARN
+    path = write_dataset(heavy, tmp_path / "heavy.nc")
+    from prcy.io import describe
+    assert "WARNING: heavy-tailed response" in describe(open_dataset(path))
+    assert "WARNING" not in describe(light)

@@ -146,15 +146,16 @@ cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize
 cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                           Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                           double* Tcol, double* acc) noexcept nogil:
-    _response_column(D, S, c0, nb, K, j, nut, MR, dt, grad_scale, Tcol, acc, NULL)
+    _response_column(D, S, c0, nb, K, j, nut, MR, dt, grad_scale, Tcol, acc, NULL, NULL)
 
 
 cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                                   Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
-                                  double* Tcol, double* acc, double* stats) noexcept nogil:
+                                  double* Tcol, double* acc, double* stats, double* rowabs) noexcept nogil:
     """``response_column``; with ``stats`` (``2 x K``, or NULL) it also adds, for each ``k``, the
     per-sample contributions ``x_b = D[k, b] T_b(k, j)`` as ``sum |x_b|`` (row 0) and ``sum x_b^2``
-    (row 1): the tail diagnostics of ``M_R``."""
+    (row 1), and each ``|x_b|`` to ``rowabs[k, c0 + b]`` (``K x S`` row-major): the tail diagnostics
+    of ``M_R``."""
     cdef Py_ssize_t k, i, b
     cdef double dt2 = dt * dt, mr, tot, x, ta, tq
     cdef double db[DMFT_BLOCK]
@@ -178,6 +179,8 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                 tq = tq + x * x
             stats[k] += ta
             stats[K + k] += tq
+            for b in range(nb):
+                rowabs[k * S + c0 + b] += fabs(db[b] * Tcol[k * DMFT_BLOCK + b])
         if k == K - 1:
             break
         for b in range(DMFT_BLOCK):
@@ -365,12 +368,14 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
 
-    ``stats=True`` returns ``(M_R, stderr, ess)`` instead: from the per-sample contributions
+    ``stats=True`` returns ``(M_R, stderr, ess, row_ess)`` instead: from the per-sample contributions
     ``x_b = D[k, b] T_b(k, j)`` of each entry (``M_R = alpha c^2 mean(x)``), its Monte Carlo standard
     error ``alpha c^2 sd(x) / sqrt(S)`` and the effective number of samples behind it,
-    ``ess = (sum |x|)^2 / sum x^2`` (``S`` when all samples contribute alike, 1 when one sample
-    carries the entry; NaN where no sample contributes). A small ``ess`` means that ``M_R`` rests on
-    a few samples: a heavy-tailed response, whose mean the solve at this ``S`` has not resolved."""
+    ``ess = (sum_b |x_b|)^2 / sum_b x_b^2`` (``S`` when all samples contribute alike, 1 when one sample
+    carries the entry; NaN where no sample contributes); and the same for the whole row ``k`` (the
+    memory kernel at ``t_k``), with ``|x_b|`` replaced by the sample's ``sum_j |x_b(k, j)|``
+    (length ``K``; NaN for the first row). A small ``ess`` means that ``M_R`` rests on a few samples:
+    a heavy-tailed response, whose mean the solve at this ``S`` has not resolved."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -384,9 +389,10 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     st_a = np.zeros((nl if stats else 1, 2, K if stats else 1))
     SE_a = np.full((K, K), np.nan) if stats else None
     ESS_a = np.full((K, K), np.nan) if stats else None
+    ROW_a = np.zeros((K if stats else 1, S if stats else 1))
     cdef double[:, ::1] MR = MR_a, acc = acc_a
     cdef double[:, :, ::1] st = st_a
-    cdef double[:, ::1] SE, ESS
+    cdef double[:, ::1] SE, ESS, ROW = ROW_a
     if stats:
         SE, ESS = SE_a, ESS_a
     cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
@@ -406,7 +412,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                     while blk < n_blocks:
                         _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K, j,
                                          &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * K * DMFT_BLOCK,
-                                         &acc[lane, 0], &st[lane, 0, 0] if stats else NULL)
+                                         &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
+                                         &ROW[0, 0] if stats else NULL)
                         blk = blk + nl
                 for k in range(j + 1, K):
                     x = 0.0
@@ -425,7 +432,9 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     finally:
         free(scratch)
     if stats:
-        return MR_a, SE_a, ESS_a
+        with np.errstate(invalid="ignore", divide="ignore"):
+            row_ess = ROW_a.sum(axis=1) ** 2 / np.einsum("ks,ks->k", ROW_a, ROW_a)
+        return MR_a, SE_a, ESS_a, row_ess
     return MR_a
 
 

@@ -32,7 +32,8 @@ declared diverged.
 Response diagnostics: every response pass also gives, per entry of ``M_R``, the Monte Carlo
 standard error (``M_R_stderr``) and the effective number of samples behind it (``M_R_ess``,
 ``(sum |x|)^2 / sum x^2`` over the per-sample contributions ``x``); the attribute
-``response_ess_min`` is its minimum. A loss with regions of negative curvature (phase retrieval:
+``M_R_row_ess(time)`` is the same for a whole row (the memory kernel at ``t``, each sample weighted
+by its ``sum_t' |x(t, t')|``), and the attribute ``response_ess_min`` its minimum. A loss with regions of negative curvature (phase retrieval:
 ``d2v < 0`` near ``h~ = 0``) can make the per-sample responses heavy-tailed, so that a few samples
 carry ``M_R`` and the solve is not converged in ``samples`` however small its residual
 (docs/dmft.md); ``prcy info`` warns below ``ESS_WARN`` effective samples.
@@ -76,6 +77,8 @@ VARIABLES = {
                        units="1"),
     "M_R_ess": dict(long_name="effective number of samples behind M_R(t, t'): (sum |x|)^2 / sum x^2 over the "
                               "per-sample contributions x", units="1"),
+    "M_R_row_ess": dict(long_name="effective number of samples behind the row M_R(t, .): the same with each "
+                                  "sample's sum over t' of |x(t, t')|", units="1"),
     "C": dict(long_name="correlation C(t, t') = w(t).w(t')/N", units="1"),
     "R": dict(long_name="response R(t, t') of w(t) to a kick at t' (R(t, t) = 1)", units="1"),
     "norm": dict(long_name="squared norm C(t, t)", units="1"),
@@ -373,7 +376,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     K = spec.n_points
     samples = draw_samples(spec, replica)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
-               "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan)}
+               "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan)}
     MR = np.zeros((K, K))
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, replica, checkpoint)
@@ -401,8 +404,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
         nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
-        new_MR, history["stderr"], history["ess"] = kd.response(out["D"], nut, spec.dt, spec.alpha, scale,
-                                                                n_threads=n_threads, abort=abort, stats=True)
+        new_MR, history["stderr"], history["ess"], history["row_ess"] = kd.response(
+            out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True)
         res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
         grew = (bool(history["residual"]) and math.isfinite(history["residual"][-1])
                 and res > 1.01 * history["residual"][-1])
@@ -449,7 +452,7 @@ def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
                   damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
                   aa_x=np.array([p[0] for p in history["aa"]]).reshape(-1, *MR.shape),
                   aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape),
-                  stderr=history["stderr"], ess=history["ess"])
+                  stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -464,8 +467,8 @@ def _load_checkpoint(spec, replica, path):
                        "m": list(z["m_history"]), "seconds": list(z["seconds"]), "damping": float(z["damping"]),
                        "aa": list(zip(z["aa_x"], z["aa_g"]))}
             # checkpoints written before the response diagnostics existed have none
-            for name in ("stderr", "ess"):
-                history[name] = z[name] if name in z else np.full(MR.shape, np.nan)
+            for name, shape in (("stderr", MR.shape), ("ess", MR.shape), ("row_ess", MR.shape[:1])):
+                history[name] = z[name] if name in z else np.full(shape, np.nan)
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec, replica):
@@ -488,7 +491,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "magnetization": ("time", out["m"]), "nu_hat": ("time", out["nu_hat"]),
         "delta_nu": ("time", out["delta_nu"]), "mu": ("time", out["mu"]),
         "M_C": (tt, out["M_C"]), "M_R": (tt, MR), "C": (tt, C), "R": (tt, R),
-        "M_R_stderr": (tt, history["stderr"]), "M_R_ess": (tt, history["ess"]),
+        "M_R_stderr": (tt, history["stderr"]), "M_R_ess": (tt, history["ess"]), "M_R_row_ess": ("time", history["row_ess"]),
         "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "test_error": ("time", err),
         "residual": ("iteration", np.array(history["residual"], dtype=float)),
         "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
@@ -515,7 +518,8 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "clipped_relative": out["clipped"] / max(float(np.trace(out["M_C"])) + 2 * spec.temperatures().sum() / spec.dt, 1e-300),
         "max_norm_deviation": float(np.max(np.abs(norm - 1.0))) if spec.constraint.kind == "sphere" else float("nan"),
         "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
-        "response_ess_min": _nanmin(history["ess"]),
+        "response_ess_min": float(np.nanmin(history["row_ess"])) if np.isfinite(history["row_ess"]).any()
+                            else float("nan"),
         "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
         "rng_spawn_keys": f"Generator(PCG64({root})): h0, h(0), normals, selection; drawn once, reused by "
                           f"every iteration",
@@ -527,10 +531,6 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         attrs["diverged_time"] = float(t[bad[1]])
     ds.attrs.update(attrs)
     return ds
-
-
-def _nanmin(a: np.ndarray) -> float:
-    return float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
 
 
 # per-solve attributes that become variables over ``replica`` in an ensemble

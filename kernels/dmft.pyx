@@ -173,14 +173,13 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
         if stats != NULL:
             ta = 0.0
             tq = 0.0
-            for b in range(DMFT_BLOCK):
+            for b in range(nb):
                 x = fabs(db[b] * Tcol[k * DMFT_BLOCK + b])
                 ta = ta + x
                 tq = tq + x * x
+                rowabs[k * S + c0 + b] += x
             stats[k] += ta
             stats[K + k] += tq
-            for b in range(nb):
-                rowabs[k * S + c0 + b] += fabs(db[b] * Tcol[k * DMFT_BLOCK + b])
         if k == K - 1:
             break
         for b in range(DMFT_BLOCK):

@@ -31,9 +31,10 @@ declared diverged.
 
 Response diagnostics: every response pass also gives, per entry of ``M_R``, the Monte Carlo
 standard error (``M_R_stderr``) and the effective number of samples behind it (``M_R_ess``,
-``(sum |x|)^2 / sum x^2`` over the per-sample contributions ``x``); the attribute
-``M_R_row_ess(time)`` is the same for a whole row (the memory kernel at ``t``, each sample weighted
-by its ``sum_t' |x(t, t')|``), and the attribute ``response_ess_min`` its minimum. A loss with regions of negative curvature (phase retrieval:
+``(sum |x|)^2 / sum x^2`` over the per-sample contributions ``x``); ``M_R_row_ess(time)`` is the
+same for a whole row (the memory kernel at ``t``, each sample weighted by its
+``sum_t' |x(t, t')|``), and the attribute ``response_ess_min`` its minimum. A loss with regions of
+negative curvature (phase retrieval:
 ``d2v < 0`` near ``h~ = 0``) can make the per-sample responses heavy-tailed, so that a few samples
 carry ``M_R`` and the solve is not converged in ``samples`` however small its residual
 (docs/dmft.md); ``prcy info`` warns below ``ESS_WARN`` effective samples.
@@ -266,8 +267,9 @@ def _q0(spec: DMFTSpec) -> float:
 # the iteration
 
 JITTER = 1e-10
-# below this effective number of samples behind some entry of M_R (``M_R_ess``), ``prcy info`` warns
-# that the response is heavy-tailed and M_R not resolved at the solve's sample size (docs/dmft.md)
+# below this effective number of samples behind the memory kernel at some time (``M_R_row_ess``),
+# ``prcy info`` warns that the response is heavy-tailed and M_R not resolved at the solve's sample size
+# (docs/dmft.md)
 ESS_WARN = 30.0
 MAX_BACKTRACKS = 5
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate

@@ -113,10 +113,10 @@ def describe_dmft(ds: xr.Dataset) -> str:
         if status == "diverged":
             text += f"; non-finite paths at iteration {diverged[0]}, grid index {diverged[1]} (t = {diverged[2]:g})"
         if ess is not None and ess == ess:
-            text += f"; M_R rests on >= {ess:.3g} effective samples"
+            text += f"; memory kernel rests on >= {ess:.3g} effective samples"
             if ess < ESS_WARN:
                 text += (" (WARNING: heavy-tailed response, M_R not resolved at this sample size; "
-                         "see M_R_ess and docs/dmft.md)")
+                         "see M_R_row_ess and docs/dmft.md)")
         return text
 
     a = ds.attrs

@@ -154,8 +154,8 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                                   double* Tcol, double* acc, double* stats, double* rowabs) noexcept nogil:
     """``response_column``; with ``stats`` (``2 x K``, or NULL) it also adds, for each ``k``, the
     per-sample contributions ``x_b = D[k, b] T_b(k, j)`` as ``sum |x_b|`` (row 0) and ``sum x_b^2``
-    (row 1), and each ``|x_b|`` to ``rowabs[k, c0 + b]`` (``K x S`` row-major): the tail diagnostics
-    of ``M_R``."""
+    (row 1), and each ``|x_b|`` to ``rowabs[k, b]`` (the block's own ``K x DMFT_BLOCK`` accumulator):
+    the tail diagnostics of ``M_R``."""
     cdef Py_ssize_t k, i, b
     cdef double dt2 = dt * dt, mr, tot, x, ta, tq
     cdef double db[DMFT_BLOCK]
@@ -177,7 +177,7 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                 x = fabs(db[b] * Tcol[k * DMFT_BLOCK + b])
                 ta = ta + x
                 tq = tq + x * x
-                rowabs[k * S + c0 + b] += x
+                rowabs[k * DMFT_BLOCK + b] += x
             stats[k] += ta
             stats[K + k] += tq
         if k == K - 1:
@@ -388,10 +388,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     st_a = np.zeros((nl if stats else 1, 2, K if stats else 1))
     SE_a = np.full((K, K), np.nan) if stats else None
     ESS_a = np.full((K, K), np.nan) if stats else None
-    ROW_a = np.zeros((K if stats else 1, S if stats else 1))
+    ROW_a = np.zeros((n_blocks if stats else 1, K if stats else 1, DMFT_BLOCK))
     cdef double[:, ::1] MR = MR_a, acc = acc_a
     cdef double[:, :, ::1] st = st_a
-    cdef double[:, ::1] SE, ESS, ROW = ROW_a
+    cdef double[:, ::1] SE, ESS
+    cdef double[:, :, ::1] ROW = ROW_a
     if stats:
         SE, ESS = SE_a, ESS_a
     cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
@@ -412,7 +413,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K, j,
                                          &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * K * DMFT_BLOCK,
                                          &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
-                                         &ROW[0, 0] if stats else NULL)
+                                         &ROW[blk, 0, 0] if stats else NULL)
                         blk = blk + nl
                 for k in range(j + 1, K):
                     x = 0.0
@@ -432,7 +433,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
         free(scratch)
     if stats:
         with np.errstate(invalid="ignore", divide="ignore"):
-            row_ess = ROW_a.sum(axis=1) ** 2 / np.einsum("ks,ks->k", ROW_a, ROW_a)
+            row_ess = ROW_a.sum(axis=(0, 2)) ** 2 / np.einsum("nkb,nkb->k", ROW_a, ROW_a)
         return MR_a, SE_a, ESS_a, row_ess
     return MR_a
 

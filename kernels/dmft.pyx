@@ -149,16 +149,35 @@ cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize
     _response_column(D, S, c0, nb, K, j, nut, MR, dt, grad_scale, Tcol, acc, NULL, NULL)
 
 
+cdef inline void _contributions(const double* x, Py_ssize_t nb, Py_ssize_t k, Py_ssize_t K, double* acc,
+                                double* stats, double* rowabs) noexcept nogil:
+    """Add a block's contributions ``x_b`` (``DMFT_BLOCK`` of them, zero beyond ``nb``) to entry ``k``
+    of a column: ``acc[k] += sum x_b``; with ``stats`` (``2 x K``, or NULL) also ``sum |x_b|``
+    (row 0) and ``sum x_b^2`` (row 1), and each ``|x_b|`` to ``rowabs[k, b]`` (the block's own
+    ``K x DMFT_BLOCK`` accumulator): the tail diagnostics of ``M_R``."""
+    cdef Py_ssize_t b
+    cdef double tot = 0.0, ta = 0.0, tq = 0.0, a
+    for b in range(DMFT_BLOCK):
+        tot += x[b]
+    acc[k] += tot
+    if stats != NULL:
+        for b in range(nb):
+            a = fabs(x[b])
+            ta = ta + a
+            tq = tq + a * a
+            rowabs[k * DMFT_BLOCK + b] += a
+        stats[k] += ta
+        stats[K + k] += tq
+
+
 cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                                   Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                                   double* Tcol, double* acc, double* stats, double* rowabs) noexcept nogil:
-    """``response_column``; with ``stats`` (``2 x K``, or NULL) it also adds, for each ``k``, the
-    per-sample contributions ``x_b = D[k, b] T_b(k, j)`` as ``sum |x_b|`` (row 0) and ``sum x_b^2``
-    (row 1), and each ``|x_b|`` to ``rowabs[k, b]`` (the block's own ``K x DMFT_BLOCK`` accumulator):
-    the tail diagnostics of ``M_R``."""
+    """``response_column``, with the diagnostics of ``_contributions`` (``x_b = D[k, b] T_b(k, j)``)."""
     cdef Py_ssize_t k, i, b
-    cdef double dt2 = dt * dt, mr, tot, x, ta, tq
+    cdef double dt2 = dt * dt, mr
     cdef double db[DMFT_BLOCK]
+    cdef double xb[DMFT_BLOCK]
     cdef double mem[DMFT_BLOCK]
     cdef const double* row
     for b in range(DMFT_BLOCK):
@@ -166,20 +185,9 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
     for k in range(j + 1, K):
         for b in range(DMFT_BLOCK):
             db[b] = D[k * S + c0 + b] if b < nb else 0.0
-        tot = 0.0
         for b in range(DMFT_BLOCK):
-            tot += db[b] * Tcol[k * DMFT_BLOCK + b]
-        acc[k] += tot
-        if stats != NULL:
-            ta = 0.0
-            tq = 0.0
-            for b in range(nb):
-                x = fabs(db[b] * Tcol[k * DMFT_BLOCK + b])
-                ta = ta + x
-                tq = tq + x * x
-                rowabs[k * DMFT_BLOCK + b] += x
-            stats[k] += ta
-            stats[K + k] += tq
+            xb[b] = db[b] * Tcol[k * DMFT_BLOCK + b]
+        _contributions(xb, nb, k, K, acc, stats, rowabs)
         if k == K - 1:
             break
         for b in range(DMFT_BLOCK):
@@ -192,6 +200,88 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
         for b in range(DMFT_BLOCK):
             Tcol[(k + 1) * DMFT_BLOCK + b] = (Tcol[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k] - dt * grad_scale * db[b])
                                               + dt2 * mem[b])
+
+
+cdef struct KickPaths:
+    # what the finite-difference response needs besides D: the loss and the marched paths
+    const Loss* loss
+    const double* H          # h (K x S), h~ = h + h0 m
+    const double* h0
+    const double* m
+    const unsigned char* sel # K x S, or NULL (full batch)
+    double kick, cap         # kick size; bound on a kicked deviation |u|
+
+
+cdef inline int _clamp(double* u, double cap) noexcept nogil:
+    """Set ``u`` back into ``[-cap, cap]`` (0 if it is not a number); 1 if it was outside."""
+    if fabs(u[0]) <= cap:
+        return 0
+    u[0] = (cap if u[0] > 0 else -cap) if u[0] == u[0] else 0.0
+    return 1
+
+
+cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb,
+                              Py_ssize_t K, Py_ssize_t j, const double* nut, const double* MR, double dt,
+                              double grad_scale, double* Tcol, double* acc, double* stats,
+                              double* rowabs, Py_ssize_t* clamped) noexcept nogil:
+    """The column ``j`` of ``M_R`` from finite kicks instead of the linear response: each sample's
+    ``h(t_{j+1})`` is kicked by ``+kick`` and ``-kick`` and the two deviations ``u+-`` are marched
+    with the sample's own noise, selection and memory term,
+    ``u(k+1) = u(k) (1 - dt nut_k) - dt c s_k [dv(h~_k + u(k)) - dv(h~_k)] + dt^2 sum_{j<i<k} M_R(k, i) u(i)``;
+    the contribution is ``x_b = D_j s_k [dv(h~_k + u+) - dv(h~_k + u-)] / (2 kick)``, which tends to
+    ``D[k, b] T_b(k, j)`` as ``kick -> 0`` (exactly equal for a quadratic loss). A deviation that
+    leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
+    march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
+    ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``)."""
+    cdef Py_ssize_t k, i, b, s_
+    cdef double dt2 = dt * dt, mr, ht, base
+    cdef double inv = 0.5 / kp.kick
+    cdef double src[DMFT_BLOCK]
+    cdef double gp[DMFT_BLOCK]
+    cdef double gm[DMFT_BLOCK]
+    cdef double xb[DMFT_BLOCK]
+    cdef double memp[DMFT_BLOCK]
+    cdef double memm[DMFT_BLOCK]
+    cdef double* Up = Tcol
+    cdef double* Um = Tcol + K * DMFT_BLOCK
+    cdef const double* row
+    cdef loss_fn dv = kp.loss.dv
+    for b in range(DMFT_BLOCK):
+        src[b] = D[j * S + c0 + b] * inv if b < nb else 0.0
+        Up[(j + 1) * DMFT_BLOCK + b] = kp.kick
+        Um[(j + 1) * DMFT_BLOCK + b] = -kp.kick
+    for k in range(j + 1, K):
+        for b in range(DMFT_BLOCK):
+            gp[b] = 0.0
+            gm[b] = 0.0
+        for b in range(nb):
+            s_ = c0 + b
+            if kp.sel == NULL or kp.sel[k * S + s_] != 0:
+                ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
+                base = dv(ht, kp.h0[s_])
+                gp[b] = dv(ht + Up[k * DMFT_BLOCK + b], kp.h0[s_]) - base
+                gm[b] = dv(ht + Um[k * DMFT_BLOCK + b], kp.h0[s_]) - base
+        for b in range(DMFT_BLOCK):
+            xb[b] = src[b] * (gp[b] - gm[b])
+        _contributions(xb, nb, k, K, acc, stats, rowabs)
+        if k == K - 1:
+            break
+        for b in range(DMFT_BLOCK):
+            memp[b] = 0.0
+            memm[b] = 0.0
+        row = MR + k * K
+        for i in range(j + 1, k):
+            mr = row[i]
+            for b in range(DMFT_BLOCK):
+                memp[b] += mr * Up[i * DMFT_BLOCK + b]
+                memm[b] += mr * Um[i * DMFT_BLOCK + b]
+        for b in range(DMFT_BLOCK):
+            Up[(k + 1) * DMFT_BLOCK + b] = (Up[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gp[b]
+                                            + dt2 * memp[b])
+            Um[(k + 1) * DMFT_BLOCK + b] = (Um[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gm[b]
+                                            + dt2 * memm[b])
+        for b in range(nb):
+            clamped[0] += _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap) + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
 
 
 cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
@@ -362,7 +452,8 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
-             Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False):
+             Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
+             H=None, h0=None, m=None, sel=None, double cap=10.0, clamped=None):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -374,10 +465,39 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     carries the entry; NaN where no sample contributes); and the same for the whole row ``k`` (the
     memory kernel at ``t_k``), with ``|x_b|`` replaced by the sample's ``sum_j |x_b(k, j)|``
     (length ``K``; NaN for the first row). A small ``ess`` means that ``M_R`` rests on a few samples:
-    a heavy-tailed response, whose mean the solve at this ``S`` has not resolved."""
+    a heavy-tailed response, whose mean the solve at this ``S`` has not resolved.
+
+    ``kick > 0``: the finite-difference response of ``_kick_column`` (kicks of ``h`` by
+    ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, ``m`` and the
+    selection ``sel``, ``K x S`` uint8 or None) instead of the linear response ``T``: a sample
+    near a hilltop of the loss (``d2v < 0``) has a linear response growing without bound, but its
+    response to a finite kick saturates, so that the contributions keep a finite variance, at a
+    bias of order ``kick^2`` (docs/dmft.md). About twice the cost of the linear response. A kicked
+    deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
+    receives how many times it had to be set back."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
+    cdef KickPaths kp
+    cdef const double[:, ::1] H_v
+    cdef const double[::1] h0_v, m_v
+    cdef const unsigned char[:, ::1] sel_v
+    if not kick >= 0:
+        raise ValueError(f"kick: {kick!r} is not allowed; allowed: 0 (linear response) or a positive kick")
+    if kick > 0:
+        if loss is None or H is None or h0 is None or m is None:
+            raise ValueError("kick: the finite-difference response needs loss, H, h0 and m")
+        H_v, h0_v, m_v = H, h0, m
+        if H_v.shape[0] != K or H_v.shape[1] != S or h0_v.shape[0] != S or m_v.shape[0] != K:
+            raise ValueError(f"H, h0, m: shapes {(H_v.shape[0], H_v.shape[1])}, {h0_v.shape[0]}, {m_v.shape[0]} do "
+                             f"not match D's {(K, S)}")
+        sel_v = _selection(sel, K, S, "sel")
+        kp.loss = loss_from_capsule(loss)
+        kp.H, kp.h0, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &m_v[0], kick, cap
+        kp.sel = NULL if sel_v is None else &sel_v[0, 0]
+    cdef Py_ssize_t width = (2 if kick > 0 else 1) * K * DMFT_BLOCK
+    clamp_a = np.zeros(n_lanes if n_lanes > 0 else 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] clamp_n = clamp_a
     cdef int nt = effective_n_threads(n_threads)
     cdef Py_ssize_t n_blocks = (S + DMFT_BLOCK - 1) // DMFT_BLOCK
     cdef Py_ssize_t nl = max(1, min(n_lanes, n_blocks))
@@ -396,9 +516,9 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if stats:
         SE, ESS = SE_a, ESS_a
     cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
-    cdef double* scratch = <double*> malloc(nl * K * DMFT_BLOCK * sizeof(double))
+    cdef double* scratch = <double*> malloc(nl * width * sizeof(double))
     if scratch == NULL:
-        raise MemoryError(f"response: cannot allocate {nl * K * DMFT_BLOCK * 8} bytes of scratch")
+        raise MemoryError(f"response: cannot allocate {nl * width * 8} bytes of scratch")
     try:
         with nogil:
             for j in range(K - 2, -1, -1):
@@ -410,10 +530,16 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         memset(&st[lane, 0, 0], 0, 2 * K * sizeof(double))
                     blk = lane
                     while blk < n_blocks:
-                        _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K, j,
-                                         &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * K * DMFT_BLOCK,
+                        if kick > 0:
+                            _kick_column(&kp, &D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K,
+                                         j, &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * width,
                                          &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
-                                         &ROW[blk, 0, 0] if stats else NULL)
+                                         &ROW[blk, 0, 0] if stats else NULL, &clamp_n[lane])
+                        else:
+                            _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K,
+                                             j, &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * width,
+                                             &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
+                                             &ROW[blk, 0, 0] if stats else NULL)
                         blk = blk + nl
                 for k in range(j + 1, K):
                     x = 0.0
@@ -431,6 +557,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                             SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
     finally:
         free(scratch)
+    if clamped is not None:
+        clamped[0] = clamp_a.sum()
     if stats:
         with np.errstate(invalid="ignore", divide="ignore"):
             row_ess = ROW_a.sum(axis=(0, 2)) ** 2 / np.einsum("nkb,nkb->k", ROW_a, ROW_a)

@@ -157,6 +157,9 @@ def dmft(
     tol: float = typer.Option(1e-8, help="Convergence: residual below tol."),
     nu_form: str = typer.Option("A.29", help="Lagrange multiplier on the sphere: A.29 (kernels) or A.19 (samples)."),
     seed: int = typer.Option(0, help="Root random seed."),
+    response_kick: float = typer.Option(0.0, help="0: linear response (A.22); > 0: size of the kicks of h whose "
+                                                  "finite-difference response replaces it, for losses whose "
+                                                  "linear response is heavy-tailed (docs/dmft.md)."),
     replicas: Optional[int] = typer.Option(None, help="Independent solves (replica dim; mean and standard error "
                                                       "with prcy.dmft.replica_summary) [default: one solve]."),
     first_replica: int = typer.Option(0, help="Index of the first replica (to extend an ensemble)."),
@@ -175,7 +178,8 @@ def dmft(
                    batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
                    anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
                    t_max=t_max, samples=samples, damping=damping, max_iter=max_iter, tol=tol,
-                   nu_form=nu_form, seed=seed, replicas=replicas, first_replica=first_replica)
+                   nu_form=nu_form, seed=seed, response_kick=response_kick, replicas=replicas,
+                   first_replica=first_replica)
     report = _dmft_report if progress else None
     try:
         options = _given(options, temperature_schedule)

@@ -87,6 +87,8 @@ VARIABLES = {
     "test_error": dict(long_name="generalization error (formula of the problem from m and C(t, t))", units="1"),
     "residual": dict(long_name="fixed-point residual of the iteration", units="1"),
     "damping_used": dict(long_name="damping applied after the iteration", units="1"),
+    "response_clamped": dict(long_name="kicked deviations set back to |u| <= KICK_CAP in the iteration's response "
+                                       "pass (response_kick > 0)", units="1"),
     "magnetization_iterates": dict(long_name="m(t) after each iteration", units="1"),
 }
 
@@ -101,7 +103,10 @@ class Solver:
     as printed in appendix A), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
     plain damped iteration), the root ``seed``, and ``replicas``: ``None`` for one solve, or the number
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
-    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``."""
+    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``response_kick``: 0 for the
+    linear response of A.22, or the size of the kicks of ``h`` whose finite-difference response
+    replaces it (``prcy.kernels.dmft.response``; for losses with hilltops, ``d2v < 0``, whose linear
+    response is heavy-tailed; docs/dmft.md)."""
     dt: float | None = None
     t_max: float = 10.0
     samples: int = 10000
@@ -115,6 +120,7 @@ class Solver:
     seed: int = 0
     replicas: int | None = None
     first_replica: int = 0
+    response_kick: float = 0.0
 
     def __post_init__(self):
         if self.dt is not None:
@@ -133,6 +139,7 @@ class Solver:
         if self.replicas is not None:
             _set(self, "replicas", _integer("replicas", self.replicas, low=1))
         _set(self, "first_replica", _integer("first_replica", self.first_replica, low=0))
+        _set(self, "response_kick", _number("response_kick", self.response_kick, low=0))
         if self.replicas is None and self.first_replica:
             raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
                              f"replicas as well")
@@ -220,7 +227,7 @@ FLAT = {
     "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"), "m0": ("init", "m0"),
     **{name: ("solver", name) for name in ("dt", "t_max", "samples", "damping", "max_iter", "tol",
                                            "nu_form", "m_equation", "adaptive", "anderson", "seed",
-                                           "replicas", "first_replica")},
+                                           "replicas", "first_replica", "response_kick")},
 }
 
 
@@ -271,6 +278,8 @@ JITTER = 1e-10
 # ``prcy info`` warns that the response is heavy-tailed and M_R not resolved at the solve's sample size
 # (docs/dmft.md)
 ESS_WARN = 30.0
+# response_kick > 0: bound on a kicked deviation of h (prcy.kernels.dmft.response's cap)
+KICK_CAP = 10.0
 MAX_BACKTRACKS = 5
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
@@ -373,11 +382,12 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
 def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule) -> xr.Dataset:
     """One solve with the random numbers of ``replica`` (``None``: the root seed's)."""
     from prcy.io import atomic_path
-    from prcy.kernels import dmft as kd
+    from prcy.kernels import dmft as kd, losses
 
     K = spec.n_points
     samples = draw_samples(spec, replica)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
+               "clamped": [],
                "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan)}
     MR = np.zeros((K, K))
     if checkpoint is not None and Path(checkpoint).exists():
@@ -406,8 +416,12 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
         nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+        kick, clamped = spec.solver.response_kick, np.zeros(1, dtype=np.int64)
         new_MR, history["stderr"], history["ess"], history["row_ess"] = kd.response(
-            out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True)
+            out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True, kick=kick,
+            clamped=clamped, **({} if kick == 0 else dict(loss=losses.capsule(spec.problem) if capsule is None
+                                                          else capsule, H=out["H"], h0=samples["h0"], m=out["m"],
+                                                          sel=samples["sel"], cap=KICK_CAP)))
         res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
         grew = (bool(history["residual"]) and math.isfinite(history["residual"][-1])
                 and res > 1.01 * history["residual"][-1])
@@ -421,13 +435,14 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
             d, status = 0.0, "converged"
             MR = new_MR
         else:
-            if grew:                   # restart the acceleration from the current pair
+            if grew or not np.isfinite(new_MR).all():   # restart the acceleration from the current pair
                 history["aa"] = []
             history["aa"] = (history["aa"] + [(MR, new_MR)])[-(spec.solver.anderson + 1):]
             with np.errstate(all="ignore"):     # a non-finite F(M_R) is caught by the next march
                 MR = _next_iterate(history["aa"], 1.0 - d)
         history["residual"].append(res)
         history["damping_used"].append(d)
+        history["clamped"].append(int(clamped[0]))
         history["m"].append(out["m"].copy())
         history["seconds"].append(_time.perf_counter() - t0)
         if checkpoint is not None:
@@ -454,7 +469,8 @@ def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
                   damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
                   aa_x=np.array([p[0] for p in history["aa"]]).reshape(-1, *MR.shape),
                   aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape),
-                  stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"])
+                  stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"],
+                  clamped=np.array(history["clamped"], dtype=np.int64))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -471,6 +487,7 @@ def _load_checkpoint(spec, replica, path):
             # checkpoints written before the response diagnostics existed have none
             for name, shape in (("stderr", MR.shape), ("ess", MR.shape), ("row_ess", MR.shape[:1])):
                 history[name] = z[name] if name in z else np.full(shape, np.nan)
+            history["clamped"] = list(z["clamped"]) if "clamped" in z else [0] * len(history["residual"])
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec, replica):
@@ -497,6 +514,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "test_error": ("time", err),
         "residual": ("iteration", np.array(history["residual"], dtype=float)),
         "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
+        "response_clamped": ("iteration", np.array(history["clamped"], dtype=np.int64)),
         "magnetization_iterates": (("iteration", "time"),
                                    np.array(history["m"], dtype=float).reshape(n_it, len(t))),
     }

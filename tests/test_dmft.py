@@ -138,6 +138,68 @@ def test_effective_sample_size_flags_a_response_carried_by_one_sample():
     assert np.all(ess[lower] < 1.5)
 
 
+def ref_kicked_response(problem, H, h0, m, sel, D, nut, dt, alpha, c, kick):
+    """``M_R`` from the responses to kicks of ``h`` by ``+-kick`` (``response(..., kick=...)``'s
+    docstring), all samples at once."""
+    K, S = H.shape
+    ht = H + h0 * m[:, None]
+    s = np.ones((K, S)) if sel is None else sel.astype(float)
+    dv = lambda k, u: s[k] * (losses.derivative(problem, ht[k] + u, h0) - losses.derivative(problem, ht[k], h0))
+    MR = np.zeros((K, K))
+    for j in range(K - 2, -1, -1):
+        U = {sign: np.zeros((K, S)) for sign in (1, -1)}
+        for sign in U:
+            U[sign][j + 1] = sign * kick
+        for k in range(j + 1, K):
+            MR[k, j] = alpha * c * c * np.mean(D[j] * (dv(k, U[1][k]) - dv(k, U[-1][k])) / (2 * kick))
+            if k < K - 1:
+                for u in U.values():
+                    u[k + 1] = u[k] * (1 - dt * nut[k]) - dt * c * dv(k, u[k]) + dt * dt * MR[k, j + 1:k] @ u[j + 1:k]
+    return MR
+
+
+@pytest.mark.parametrize("problem", ["linear-regression", "phase-retrieval"])
+def test_kicked_response_matches_reference_and_tends_to_the_linear_response(problem):
+    """The kicked (finite-difference) response against its transcription; for the quadratic loss it
+    is the linear response exactly, for phase retrieval it tends to it like kick^2."""
+    rng = np.random.default_rng(4)
+    K, S = 12, 37
+    H, h0, m = rng.normal(size=(K, S)), rng.normal(size=S), np.linspace(0.2, 0.5, K)
+    sel = (rng.random((K, S)) < 0.6).astype(np.uint8)
+    nut = rng.normal(1.0, 0.2, K)
+    D = np.ascontiguousarray(sel * losses.second_derivative(problem, H + h0 * m[:, None], h0))
+    linear = kd.response(D, nut, 0.05, 2.0, 1.5)
+    cap = losses.capsule(problem)
+    errors = []
+    for kick in (0.2, 0.02):
+        kw = dict(kick=kick, loss=cap, H=H, h0=h0, m=m, sel=sel)
+        got = kd.response(D, nut, 0.05, 2.0, 1.5, **kw, n_threads=2)
+        np.testing.assert_allclose(got, ref_kicked_response(problem, H, h0, m, sel, D, nut, 0.05, 2.0, 1.5, kick),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(kd.response(D, nut, 0.05, 2.0, 1.5, **kw, n_threads=1), got)
+        errors.append(np.abs(got - linear).max() / np.abs(linear).max())
+    if problem == "linear-regression":
+        assert max(errors) < 1e-12
+    else:
+        assert 1e-4 < errors[0] and 80 < errors[0] / errors[1] < 120          # ~ kick^2
+    with pytest.raises(ValueError, match="kick"):
+        kd.response(D, nut, 0.05, 2.0, 1.5, kick=0.1)                          # paths missing
+
+
+def test_kicked_deviations_are_kept_bounded_and_counted():
+    """A kick that the explicit step cannot follow (a stiff cubic at large h) is set back to the cap,
+    counted, and leaves M_R finite."""
+    K, S = 30, 16
+    H = np.full((K, S), 3.0)
+    h0 = np.zeros(S)
+    D = 3 * H ** 2
+    nut = np.zeros(K)
+    clamped = np.zeros(1, dtype=np.int64)
+    MR = kd.response(D, nut, 0.1, 1.0, 1.0, kick=0.5, loss=losses.capsule("phase-retrieval"), H=H, h0=h0,
+                     m=np.zeros(K), cap=10.0, clamped=clamped)
+    assert clamped[0] > 0 and np.isfinite(MR).all()
+
+
 def test_cholesky_clips_and_reports():
     A = np.array([[1.0, 1.0], [1.0, 1.0 - 1e-3]])          # indefinite by 1e-3
     L, n, clipped = kd.cholesky(A)

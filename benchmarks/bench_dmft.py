@@ -8,7 +8,8 @@ Problem: the linear-ridge model of issue 3 (alpha = 3, m0 = 0.2, lambda = 0.5), 
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
 sample and step). One iteration = ``prcy.kernels.dmft.march`` + ``prcy.kernels.dmft.response`` with
 the tail diagnostics (``stats=True``, as the solver calls it); the cost of those diagnostics is
-printed as the ratio of the response pass with and without them.
+printed as the ratio of the response pass with and without them, and the cost of the kicked
+(finite-difference) response (``response_kick > 0``) as its ratio to the linear one.
 
 Reference measured in the same run: a NumPy implementation of the same iteration, vectorized over
 the samples (the equations of tests/test_dmft.py's ``ref_march``/``ref_response`` without the
@@ -25,7 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from prcy import dmft
-from prcy.kernels import dmft as kd, parallel
+from prcy.kernels import dmft as kd, losses, parallel
 
 NUMBA = {50: 0.25, 100: 1.0, 200: 4.7, 400: 42.0}
 
@@ -35,12 +36,14 @@ def spec(K, S):
                                    ridge=0.5, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S)
 
 
-def one_iteration(sp, samples, MR, threads, stats=True):
+def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0):
     t0 = time.perf_counter()
     out = dmft._march(sp, MR, samples, threads, None)
     t1 = time.perf_counter()
+    kw = {} if kick == 0 else dict(kick=kick, loss=losses.capsule(sp.problem), H=out["H"], h0=samples["h0"],
+                                   m=out["m"], sel=samples["sel"])
     kd.response(out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha, 1.0,
-                n_threads=threads, stats=stats)
+                n_threads=threads, stats=stats, **kw)
     t2 = time.perf_counter()
     return t2 - t0, t1 - t0, t2 - t1
 
@@ -122,8 +125,9 @@ def main():
             reps = 3 if K <= 200 else 2
             with_stats = best(lambda: one_iteration(sp, samples, MR, nt), reps)[2]
             without = best(lambda: one_iteration(sp, samples, MR, nt, stats=False), reps)[2]
+            kicked = best(lambda: one_iteration(sp, samples, MR, nt, kick=0.1), reps)[2]
             print(f"response pass at K={K}, S=2000: with diagnostics {with_stats:.3f} s, without {without:.3f} s "
-                  f"({with_stats / without:.3f}x)")
+                  f"({with_stats / without:.3f}x); kicked {kicked:.3f} s ({kicked / with_stats:.2f}x the linear)")
     print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if args.memory:
         sp = spec(1000, 10000)

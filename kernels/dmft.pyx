@@ -26,6 +26,11 @@ Two passes per fixed-point iteration, both causal and self-consistent:
   pass is self-consistent too; the fixed-point iteration is left with the coupling of ``M_R`` to the
   paths through the memory term.
 
+Heavy-tailed responses (docs/dmft.md): ``response(..., kick=...)`` replaces ``T`` by the response of
+each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_column``), which
+saturates where the linear response of a sample near a hilltop of the loss (``d2v < 0``) grows
+without bound.
+
 Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
 per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds, done for
 16 samples at once (each ``M_R(k, i)`` loaded once feeds a 16-wide FMA; the column's history, ``K x 16``

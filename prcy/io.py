@@ -116,7 +116,7 @@ def describe_dmft(ds: xr.Dataset) -> str:
             text += f"; memory kernel rests on >= {ess:.3g} effective samples"
             if ess < ESS_WARN:
                 text += (" (WARNING: heavy-tailed response, M_R not resolved at this sample size; "
-                         "see M_R_row_ess and docs/dmft.md)")
+                         "see M_R_row_ess and docs/dmft.md; try --response-kick 0.1)")
         return text
 
     a = ds.attrs

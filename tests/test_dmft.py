@@ -283,7 +283,7 @@ def test_langevin_and_sgd_run_and_stay_on_the_sphere():
     (dict(dt=-0.1), "dt: -0.1"), (dict(damping=1.0), "damping: 1.0"), (dict(samples=0), "samples: 0"),
     (dict(algorithm="sgd", lr=0.01, dt=0.02), "dt: 0.02 differs from lr"), (dict(t_max=0.01, dt=0.01), "t_max"),
     (dict(nu_form="A.30"), "nu_form"), (dict(algorithm="psgd", persistence=0.05, dt=0.05), "persistence time"),
-    (dict(bogus=1), r"unknown option\(s\) \['bogus'\]"),
+    (dict(response_kick=-0.1), "response_kick: -0.1"), (dict(bogus=1), r"unknown option\(s\) \['bogus'\]"),
 ])
 def test_bad_input_is_named(options, match):
     with pytest.raises(ValueError, match=match):
@@ -435,3 +435,8 @@ def test_response_diagnostics_separate_a_light_from_a_heavy_tailed_response(tmp_
     from prcy.io import describe
     assert "WARNING: heavy-tailed response" in describe(open_dataset(path))
     assert "WARNING" not in describe(light)
+    # the kicked response (docs/dmft.md; its variance: tests/test_dmft_tails.py) solves the same problem
+    kicked = dmft.solve(**common, response_kick=0.1)
+    assert (kicked.replica_status == "converged").all()
+    assert kicked.response_clamped.dims == ("replica", "iteration")
+    assert int(heavy.response_clamped.max()) == 0

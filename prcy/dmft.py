@@ -26,8 +26,9 @@ and Anderson mixing restarts; when it does not, ``d`` relaxes back towards the r
 solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter`` (``max_iter``),
 or when a path is not finite (``diverged``, with the iteration and grid index); the
 ``m(t)`` and residual of every iteration are kept. A march whose paths are not finite after an
-update is retried from halfway back to the last good ``M_R`` (up to 5 times) before the solve is
-declared diverged.
+update is retried from halfway back to the last good ``M_R`` (entries that are not finite: from the
+last good ``M_R`` itself; up to 5 times) before the solve is declared diverged; a non-finite ``F(M_R)``
+or a least-squares problem that cannot be solved restarts the Anderson mixing.
 
 Response diagnostics: every response pass also gives, per entry of ``M_R``, the Monte Carlo
 standard error (``M_R_stderr``) and the effective number of samples behind it (``M_R_ess``,
@@ -408,7 +409,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
                 break
             # the step from the last M_R whose paths stayed finite went too far: halve it
             backtracks += 1
-            MR = 0.5 * (MR + good)
+            MR = np.where(np.isfinite(MR), 0.5 * (MR + good), good)
             history["aa"] = []
             history["damping"] = 0.5 * (1.0 + history["damping"])
             continue
@@ -439,7 +440,11 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
                 history["aa"] = []
             history["aa"] = (history["aa"] + [(MR, new_MR)])[-(spec.solver.anderson + 1):]
             with np.errstate(all="ignore"):     # a non-finite F(M_R) is caught by the next march
-                MR = _next_iterate(history["aa"], 1.0 - d)
+                try:
+                    MR = _next_iterate(history["aa"], 1.0 - d)
+                except np.linalg.LinAlgError:   # differences too large to fit: restart the acceleration
+                    history["aa"] = history["aa"][-1:]
+                    MR = _next_iterate(history["aa"], 1.0 - d)
         history["residual"].append(res)
         history["damping_used"].append(d)
         history["clamped"].append(int(clamped[0]))

@@ -477,7 +477,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     selection ``sel``, ``K x S`` uint8 or None) instead of the linear response ``T``: a sample
     near a hilltop of the loss (``d2v < 0``) has a linear response growing without bound, but its
     response to a finite kick saturates, so that the contributions keep a finite variance, at a
-    bias of order ``kick^2`` (docs/dmft.md). About 3 times the cost of the linear response. A kicked
+    bias of order ``kick^2`` (docs/dmft.md). About 4 times the cost of the linear response. A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times it had to be set back."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k

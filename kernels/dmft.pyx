@@ -175,16 +175,28 @@ cdef inline void _contributions(const double* x, Py_ssize_t nb, Py_ssize_t k, Py
         stats[K + k] += tq
 
 
+cdef inline void _memory(const double* row, const double* T, Py_ssize_t j, Py_ssize_t k, double* mem) noexcept nogil:
+    """``mem[b] = sum_{j<i<k} row[i] T[i, b]`` for the ``K x DMFT_BLOCK`` history ``T`` of a column:
+    the memory term of the response recursions."""
+    cdef Py_ssize_t i, b
+    cdef double mr
+    for b in range(DMFT_BLOCK):
+        mem[b] = 0.0
+    for i in range(j + 1, k):
+        mr = row[i]
+        for b in range(DMFT_BLOCK):
+            mem[b] += mr * T[i * DMFT_BLOCK + b]
+
+
 cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                                   Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                                   double* Tcol, double* acc, double* stats, double* rowabs) noexcept nogil:
     """``response_column``, with the diagnostics of ``_contributions`` (``x_b = D[k, b] T_b(k, j)``)."""
-    cdef Py_ssize_t k, i, b
-    cdef double dt2 = dt * dt, mr
+    cdef Py_ssize_t k, b
+    cdef double dt2 = dt * dt
     cdef double db[DMFT_BLOCK]
     cdef double xb[DMFT_BLOCK]
     cdef double mem[DMFT_BLOCK]
-    cdef const double* row
     for b in range(DMFT_BLOCK):
         Tcol[(j + 1) * DMFT_BLOCK + b] = D[j * S + c0 + b] if b < nb else 0.0
     for k in range(j + 1, K):
@@ -195,13 +207,7 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
         _contributions(xb, nb, k, K, acc, stats, rowabs)
         if k == K - 1:
             break
-        for b in range(DMFT_BLOCK):
-            mem[b] = 0.0
-        row = MR + k * K
-        for i in range(j + 1, k):
-            mr = row[i]
-            for b in range(DMFT_BLOCK):
-                mem[b] += mr * Tcol[i * DMFT_BLOCK + b]
+        _memory(MR + k * K, Tcol, j, k, mem)
         for b in range(DMFT_BLOCK):
             Tcol[(k + 1) * DMFT_BLOCK + b] = (Tcol[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k] - dt * grad_scale * db[b])
                                               + dt2 * mem[b])
@@ -238,8 +244,8 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
     ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``)."""
-    cdef Py_ssize_t k, i, b, s_
-    cdef double dt2 = dt * dt, mr, ht, base
+    cdef Py_ssize_t k, b, s_
+    cdef double dt2 = dt * dt, ht, base
     cdef double inv = 0.5 / kp.kick
     cdef double src[DMFT_BLOCK]
     cdef double gp[DMFT_BLOCK]
@@ -249,7 +255,6 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     cdef double memm[DMFT_BLOCK]
     cdef double* Up = Tcol
     cdef double* Um = Tcol + K * DMFT_BLOCK
-    cdef const double* row
     cdef loss_fn dv = kp.loss.dv
     for b in range(DMFT_BLOCK):
         src[b] = D[j * S + c0 + b] * inv if b < nb else 0.0
@@ -271,15 +276,8 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
         _contributions(xb, nb, k, K, acc, stats, rowabs)
         if k == K - 1:
             break
-        for b in range(DMFT_BLOCK):
-            memp[b] = 0.0
-            memm[b] = 0.0
-        row = MR + k * K
-        for i in range(j + 1, k):
-            mr = row[i]
-            for b in range(DMFT_BLOCK):
-                memp[b] += mr * Up[i * DMFT_BLOCK + b]
-                memm[b] += mr * Um[i * DMFT_BLOCK + b]
+        _memory(MR + k * K, Up, j, k, memp)
+        _memory(MR + k * K, Um, j, k, memm)
         for b in range(DMFT_BLOCK):
             Up[(k + 1) * DMFT_BLOCK + b] = (Up[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gp[b]
                                             + dt2 * memp[b])
@@ -477,7 +475,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     selection ``sel``, ``K x S`` uint8 or None) instead of the linear response ``T``: a sample
     near a hilltop of the loss (``d2v < 0``) has a linear response growing without bound, but its
     response to a finite kick saturates, so that the contributions keep a finite variance, at a
-    bias of order ``kick^2`` (docs/dmft.md). About 4 times the cost of the linear response. A kicked
+    bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times it had to be set back."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
@@ -501,11 +499,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
         kp.H, kp.h0, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &m_v[0], kick, cap
         kp.sel = NULL if sel_v is None else &sel_v[0, 0]
     cdef Py_ssize_t width = (2 if kick > 0 else 1) * K * DMFT_BLOCK
-    clamp_a = np.zeros(n_lanes if n_lanes > 0 else 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] clamp_n = clamp_a
     cdef int nt = effective_n_threads(n_threads)
     cdef Py_ssize_t n_blocks = (S + DMFT_BLOCK - 1) // DMFT_BLOCK
     cdef Py_ssize_t nl = max(1, min(n_lanes, n_blocks))
+    clamp_a = np.zeros(nl, dtype=np.intp)
+    cdef Py_ssize_t[::1] clamp_n = clamp_a
     abort_arr = np.zeros(1, dtype=np.int32) if abort is None else abort
     cdef const int[::1] ab = abort_arr
     MR_a = np.zeros((K, K))

@@ -383,7 +383,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
 def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule) -> xr.Dataset:
     """One solve with the random numbers of ``replica`` (``None``: the root seed's)."""
     from prcy.io import atomic_path
-    from prcy.kernels import dmft as kd, losses
+    from prcy.kernels import dmft as kd
 
     K = spec.n_points
     samples = draw_samples(spec, replica)
@@ -420,9 +420,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         kick, clamped = spec.solver.response_kick, np.zeros(1, dtype=np.int64)
         new_MR, history["stderr"], history["ess"], history["row_ess"] = kd.response(
             out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True, kick=kick,
-            clamped=clamped, **({} if kick == 0 else dict(loss=losses.capsule(spec.problem) if capsule is None
-                                                          else capsule, H=out["H"], h0=samples["h0"], m=out["m"],
-                                                          sel=samples["sel"], cap=KICK_CAP)))
+            loss=capsule, H=out["H"], h0=samples["h0"], m=out["m"], sel=samples["sel"], cap=KICK_CAP, clamped=clamped)
         res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
         grew = (bool(history["residual"]) and math.isfinite(history["residual"][-1])
                 and res > 1.01 * history["residual"][-1])

@@ -165,6 +165,9 @@ def dmft(
     first_replica: int = typer.Option(0, help="Index of the first replica (to extend an ensemble)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file (written every iteration; resumed from; "
                                                          "with --replicas one file PATH.replica-<i> per replica)."),
+    initial: Optional[Path] = typer.Option(None, help="Warm start: a DMFT file on the same grid step whose M_R "
+                                                      "(replica mean) starts the iteration, e.g. a shorter "
+                                                      "horizon's solve [default: A.1's M_R = 0]."),
     threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     progress: bool = typer.Option(True, help="Print the residual after every iteration."),
@@ -183,7 +186,7 @@ def dmft(
     report = _dmft_report if progress else None
     try:
         options = _given(options, temperature_schedule)
-        ds = solve(threads=threads, checkpoint=checkpoint, progress=report, **options)
+        ds = solve(threads=threads, checkpoint=checkpoint, progress=report, initial=initial, **options)
         write_dataset(ds, output, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))

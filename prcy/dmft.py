@@ -329,7 +329,7 @@ def residual(m_old: np.ndarray | None, MR_old: np.ndarray, m_new: np.ndarray, MR
 
 
 def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoint: str | os.PathLike | None = None,
-          progress=None, loss=None, **options) -> xr.Dataset:
+          progress=None, loss=None, initial=None, **options) -> xr.Dataset:
     """Solve the DMFT of ``spec`` (or of the flat ``options``) and return its dataset.
 
     One iteration = a march (``prcy.kernels.dmft.march``: everything but ``M_R`` at its fixed point
@@ -339,6 +339,13 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
 
     ``loss``: a ``"prcy.Loss"`` capsule (any ``v`` with ``dv``, ``d2v``) instead of the problem's
     built-in loss (the file records ``loss = "user capsule"``).
+
+    ``initial``: a warm start instead of A.1's ``M_R = 0`` (every replica starts from it): a ``K x K``
+    array, or a DMFT dataset (or the path of its NetCDF file) on the same grid step, whose ``M_R``
+    (replica mean for an ensemble) fills the times both grids share; the rest starts at 0. ``M_R`` on
+    ``[0, t]`` depends only on earlier times, so a solve over a shorter horizon, or another replica, is a
+    good start. The fixed point does not depend on the start, the iterate count does; a checkpoint, if
+    one exists, wins over ``initial``. The file records ``initial_guess``.
 
     ``checkpoint``: a file written after every iteration (atomically); if it exists and belongs to the
     same spec, the solve resumes from it and ends bitwise where an uninterrupted solve ends.
@@ -366,21 +373,60 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     if loss is not None and spec.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec; give one")
     capsule, loss_name = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
+    guess, guess_name = _initial_guess(spec, initial)
     indices = spec.solver.replica_indices()
     if indices is None:
-        ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule)
+        ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess)
     else:
         runs = []
         for i in indices:
             path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
             report = None if progress is None else functools.partial(progress, replica=i)
-            runs.append(_solve_one(spec, i, n_threads, path, report, capsule))
+            runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess))
         ds = _replica_dataset(runs, indices)
     ds.attrs["loss"] = loss_name
+    ds.attrs["initial_guess"] = guess_name
     return ds
 
 
-def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule) -> xr.Dataset:
+def _initial_guess(spec: DMFTSpec, initial) -> tuple[np.ndarray, str]:
+    """The first ``M_R`` of a solve (``solve``'s ``initial``) and how the file names it."""
+    K = spec.n_points
+    if initial is None:
+        return np.zeros((K, K)), "A.1 (M_R = 0)"
+    if isinstance(initial, (str, os.PathLike)):
+        path = Path(initial)
+        if not path.exists():
+            raise ValueError(f"initial: {str(path)!r} does not exist; give a DMFT NetCDF file, a dataset or an array")
+        with xr.open_dataset(path) as ds:
+            guess, _ = _initial_guess(spec, ds.load())
+        return guess, f"M_R of {path.name}"
+    if isinstance(initial, xr.Dataset):
+        if "M_R" not in initial or "time" not in initial.coords:
+            raise ValueError("initial: the dataset has no M_R over time; give a prcy DMFT dataset")
+        t = initial["time"].values
+        step = float(t[1] - t[0]) if t.size > 1 else spec.dt
+        if not math.isclose(step, spec.dt, rel_tol=1e-9):
+            raise ValueError(f"initial: the dataset's grid step {step:g} differs from the solve's dt {spec.dt:g}; "
+                             f"a warm start needs the same grid step")
+        MR = initial["M_R"]
+        src = (MR.mean("replica") if "replica" in MR.dims else MR).transpose("time", "time_prime").values
+        name = "M_R of a dataset"
+    else:
+        src = np.asarray(initial, dtype=float)
+        if src.shape != (K, K):
+            raise ValueError(f"initial: an array must be K x K = {K} x {K} (the solve's grid), got shape {src.shape}")
+        name = "M_R of an array"
+    if not np.isfinite(src).all():
+        raise ValueError("initial: M_R has non-finite entries; a warm start must be finite")
+    guess = np.zeros((K, K))
+    n = min(K, src.shape[0])
+    guess[:n, :n] = src[:n, :n]
+    return guess, name
+
+
+def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule,
+               guess: np.ndarray) -> xr.Dataset:
     """One solve with the random numbers of ``replica`` (``None``: the root seed's)."""
     from prcy.io import atomic_path
     from prcy.kernels import dmft as kd
@@ -390,7 +436,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
                "clamped": [],
                "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan)}
-    MR = np.zeros((K, K))
+    MR = guess.copy()
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, replica, checkpoint)
     a = spec.algorithm

@@ -116,7 +116,13 @@ def test_dmft_single_solve_and_ensemble(tmp_path):
     assert f"m(t_max) over the 3 converged replicas: {mean:.4f} +-" in result.output
     info = runner.invoke(app, ["info", str(ens)])
     assert info.exit_code == 0 and "3 replicas, 3 converged" in info.output
-    for bad, needle in ((["--replicas", "0"], "replicas: 0"), (["--first-replica", "2"], "first_replica")):
+    warm = tmp_path / "warm.nc"
+    result = runner.invoke(app, ["dmft", *DMFT_SMALL, "--initial", str(one), "-o", str(warm)])
+    assert result.exit_code == 0, result.output
+    assert open_dataset(warm).attrs["initial_guess"] == "M_R of one.nc"
+    assert open_dataset(warm).attrs["iterations"] < open_dataset(one).attrs["iterations"]
+    for bad, needle in ((["--replicas", "0"], "replicas: 0"), (["--first-replica", "2"], "first_replica"),
+                        (["--initial", str(tmp_path / "none.nc")], "initial: ")):
         result = runner.invoke(app, ["dmft", *DMFT_SMALL, *bad, "-o", str(tmp_path / "x.nc")])
         assert result.exit_code == 2 and needle in result.output and not (tmp_path / "x.nc").exists()
 

@@ -395,6 +395,46 @@ def test_interrupted_ensemble_resumes_per_replica(tmp_path):
         np.testing.assert_array_equal(resumed[name].values, whole[name].values)
 
 
+def test_a_warm_start_reaches_the_same_fixed_point_in_fewer_iterations(tmp_path):
+    """M_R on [0, t] depends only on earlier times: the solve over t <= 0.5 starts the one over t <= 1,
+    which converges to the cold start's fixed point (to the tolerance) in fewer iterations."""
+    kw = {**ENSEMBLE, "tol": 1e-9}
+    cold = dmft.solve(**kw)
+    short = dmft.solve(**{**kw, "t_max": 0.5})
+    path = tmp_path / "short.nc"
+    write_dataset(short, path)
+    embedded = np.zeros(cold.M_R.shape)                # an array must be K x K: embed the short one by hand
+    embedded[:short.sizes["time"], :short.sizes["time"]] = short.M_R.values
+    for initial in (short, path, embedded):
+        warm = dmft.solve(**kw, initial=initial)
+        assert warm.attrs["status"] == "converged" and warm.attrs["iterations"] < cold.attrs["iterations"]
+        np.testing.assert_allclose(warm.M_R.values, cold.M_R.values, atol=1e-6)
+        np.testing.assert_allclose(warm.magnetization.values, cold.magnetization.values, atol=1e-7)
+    assert warm.attrs["initial_guess"] == "M_R of an array" and cold.attrs["initial_guess"] == "A.1 (M_R = 0)"
+    assert dmft.solve(**kw, initial=path).attrs["initial_guess"] == "M_R of short.nc"
+    # an ensemble's M_R is averaged over replicas; restarting from the converged fixed point takes one step
+    ens = dmft.solve(**kw, replicas=2)
+    again = dmft.solve(**kw, replicas=2, first_replica=1, initial=ens.sel(replica=[1]))
+    assert int(again.iterations.sel(replica=1)) <= 2
+    np.testing.assert_allclose(again.M_R.sel(replica=1).values, ens.M_R.sel(replica=1).values, atol=1e-8)
+
+
+@pytest.mark.parametrize("initial, match", [
+    (np.zeros((3, 3)), r"initial: an array must be K x K = 21 x 21 .*\(3, 3\)"),
+    (np.full((21, 21), np.nan), "initial: M_R has non-finite entries"),
+    ("missing.nc", "initial: 'missing.nc' does not exist"),
+])
+def test_bad_initial_guess_is_named(initial, match):
+    with pytest.raises(ValueError, match=match):
+        dmft.solve(**ENSEMBLE, initial=initial)
+
+
+def test_a_warm_start_on_another_grid_step_is_refused():
+    coarse = dmft.solve(**{**ENSEMBLE, "dt": 0.1, "max_iter": 1})
+    with pytest.raises(ValueError, match="initial: the dataset's grid step 0.1 differs from the solve's dt 0.05"):
+        dmft.solve(**ENSEMBLE, initial=coarse)
+
+
 @pytest.mark.parametrize("options, match", [
     (dict(replicas=0), "replicas: 0"), (dict(first_replica=2), "first_replica: 2 without replicas"),
     (dict(replicas=2, first_replica=-1), "first_replica: -1"),

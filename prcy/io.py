@@ -121,6 +121,8 @@ def describe_dmft(ds: xr.Dataset) -> str:
 
     a = ds.attrs
     head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
+    if a.get("initial_guess", "A.1").startswith("M_R of"):
+        head += f", warm start from {a['initial_guess']}"
     if "replica" not in ds.dims:
         return f"{head}; " + one(a["status"], a["iterations"], a["final_residual"], a["seconds_per_iteration"],
                                  float(ds["magnetization"][-1]),

@@ -120,6 +120,7 @@ def test_dmft_single_solve_and_ensemble(tmp_path):
     result = runner.invoke(app, ["dmft", *DMFT_SMALL, "--initial", str(one), "-o", str(warm)])
     assert result.exit_code == 0, result.output
     assert open_dataset(warm).attrs["initial_guess"] == "M_R of one.nc"
+    assert "warm start from M_R of one.nc" in result.output
     assert open_dataset(warm).attrs["iterations"] < open_dataset(one).attrs["iterations"]
     for bad, needle in ((["--replicas", "0"], "replicas: 0"), (["--first-replica", "2"], "first_replica"),
                         (["--initial", str(tmp_path / "none.nc")], "initial: ")):

@@ -398,9 +398,13 @@ def _initial_guess(spec: DMFTSpec, initial) -> tuple[np.ndarray, str]:
         path = Path(initial)
         if not path.exists():
             raise ValueError(f"initial: {str(path)!r} does not exist; give a DMFT NetCDF file, a dataset or an array")
-        with xr.open_dataset(path) as ds:
-            guess, _ = _initial_guess(spec, ds.load())
-        return guess, f"M_R of {path.name}"
+        from prcy.io import open_dataset
+
+        try:
+            ds = open_dataset(path)
+        except ValueError as exc:
+            raise ValueError(f"initial: {exc}") from None
+        return _initial_guess(spec, ds)[0], f"M_R of {path.name}"
     if isinstance(initial, xr.Dataset):
         if "M_R" not in initial or "time" not in initial.coords:
             raise ValueError("initial: the dataset has no M_R over time; give a prcy DMFT dataset")

@@ -405,13 +405,13 @@ def test_a_warm_start_reaches_the_same_fixed_point_in_fewer_iterations(tmp_path)
     write_dataset(short, path)
     embedded = np.zeros(cold.M_R.shape)                # an array must be K x K: embed the short one by hand
     embedded[:short.sizes["time"], :short.sizes["time"]] = short.M_R.values
-    for initial in (short, path, embedded):
+    for initial, name in ((short, "M_R of a dataset"), (path, "M_R of short.nc"), (embedded, "M_R of an array")):
         warm = dmft.solve(**kw, initial=initial)
         assert warm.attrs["status"] == "converged" and warm.attrs["iterations"] < cold.attrs["iterations"]
         np.testing.assert_allclose(warm.M_R.values, cold.M_R.values, atol=1e-6)
         np.testing.assert_allclose(warm.magnetization.values, cold.magnetization.values, atol=1e-7)
-    assert warm.attrs["initial_guess"] == "M_R of an array" and cold.attrs["initial_guess"] == "A.1 (M_R = 0)"
-    assert dmft.solve(**kw, initial=path).attrs["initial_guess"] == "M_R of short.nc"
+        assert warm.attrs["initial_guess"] == name
+    assert cold.attrs["initial_guess"] == "A.1 (M_R = 0)"
     # an ensemble's M_R is averaged over replicas; restarting from the converged fixed point takes one step
     ens = dmft.solve(**kw, replicas=2)
     again = dmft.solve(**kw, replicas=2, first_replica=1, initial=ens.sel(replica=[1]))

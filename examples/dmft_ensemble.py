@@ -36,11 +36,13 @@ PROBLEM = dict(problem="phase-retrieval", alpha=3.0, m0=0.2)
 
 
 def ensemble(name, args, folder):
-    stem = f"dmft_{name}_S{args.samples}" + (f"_kick{args.response_kick:g}" if args.response_kick else "")
+    stem = (f"dmft_{name}_S{args.samples}" + (f"_kick{args.response_kick:g}" if args.response_kick else "")
+            + (f"_window{args.window:g}" if args.window else ""))
     path = folder / f"{stem}.nc"
     if not path.exists():
         ds = dmft.solve(**PROBLEM, **CASES[name], dt=args.dt, t_max=args.t_max, samples=args.samples,
-                        replicas=args.replicas, response_kick=args.response_kick, checkpoint=folder / f"{stem}.ckpt",
+                        replicas=args.replicas, response_kick=args.response_kick, window=args.window,
+                        checkpoint=folder / f"{stem}.ckpt",
                         progress=lambda i, r, replica: print(f"{name} replica {replica} iteration {i}: "
                                                              f"residual {r:.2e}", flush=True))
         write_dataset(ds, path)
@@ -74,6 +76,8 @@ def main():
     ap.add_argument("--samples", type=int, default=4000)
     ap.add_argument("--dt", type=float, default=0.02, help="DMFT grid step = simulation learning rate")
     ap.add_argument("--response-kick", type=float, default=0.0, help="0: linear response; > 0: kicked response")
+    ap.add_argument("--window", type=float, default=None,
+                    help="horizon windows of this length (docs/dmft.md); default: the whole horizon at once")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=64)
     ap.add_argument("--points", type=int, default=101, help="simulation time points (linear grid)")

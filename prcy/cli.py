@@ -160,6 +160,10 @@ def dmft(
     response_kick: float = typer.Option(0.0, help="0: linear response (A.22); > 0: size of the kicks of h whose "
                                                   "finite-difference response replaces it, for losses whose "
                                                   "linear response is heavy-tailed (docs/dmft.md)."),
+    window: Optional[float] = typer.Option(None, help="Horizon windows: solve t <= window, then t <= 2 window, ... "
+                                                      "with the earlier M_R frozen (same fixed point; converges "
+                                                      "where the whole horizon at once stalls, docs/dmft.md) "
+                                                      "[default: the whole horizon at once]."),
     replicas: Optional[int] = typer.Option(None, help="Independent solves (replica dim; mean and standard error "
                                                       "with prcy.dmft.replica_summary) [default: one solve]."),
     first_replica: int = typer.Option(0, help="Index of the first replica (to extend an ensemble)."),
@@ -181,7 +185,7 @@ def dmft(
                    batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
                    anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
                    t_max=t_max, samples=samples, damping=damping, max_iter=max_iter, tol=tol,
-                   nu_form=nu_form, seed=seed, response_kick=response_kick, replicas=replicas,
+                   nu_form=nu_form, seed=seed, response_kick=response_kick, window=window, replicas=replicas,
                    first_replica=first_replica)
     report = _dmft_report if progress else None
     try:

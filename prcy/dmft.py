@@ -30,6 +30,12 @@ update is retried from halfway back to the last good ``M_R`` (entries that are n
 last good ``M_R`` itself; up to 5 times) before the solve is declared diverged; a non-finite ``F(M_R)``
 or a least-squares problem that cannot be solved restarts the Anderson mixing.
 
+Horizon windows (``window=W``): the equations are causal (row ``t_k`` of ``F(M_R)`` and ``m(t_k)``
+depend on the rows of ``M_R`` before ``t_k`` only), so the fixed point can be found on ``t <= W``, then
+on ``t <= 2W`` with the earlier rows frozen, and so on; marches and response passes stop at the
+window's end. Same fixed point; it converges where the whole-horizon iteration stalls, because an
+error in an early row is amplified on its way to later rows (docs/dmft.md, "Horizon windows").
+
 Response diagnostics: every response pass also gives, per entry of ``M_R``, the Monte Carlo
 standard error (``M_R_stderr``) and the effective number of samples behind it (``M_R_ess``,
 ``(sum |x|)^2 / sum x^2`` over the per-sample contributions ``x``); ``M_R_row_ess(time)`` is the
@@ -90,7 +96,8 @@ VARIABLES = {
     "damping_used": dict(long_name="damping applied after the iteration", units="1"),
     "response_clamped": dict(long_name="kicked deviations set back to |u| <= KICK_CAP in the iteration's response "
                                        "pass (response_kick > 0)", units="1"),
-    "magnetization_iterates": dict(long_name="m(t) after each iteration", units="1"),
+    "magnetization_iterates": dict(long_name="m(t) after each iteration (NaN beyond its horizon window)", units="1"),
+    "window_end": dict(long_name="end of the horizon window the iteration solved for (solver.window)", units="steps * lr"),
 }
 
 
@@ -107,7 +114,10 @@ class Solver:
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``response_kick``: 0 for the
     linear response of A.22, or the size of the kicks of ``h`` whose finite-difference response
     replaces it (``prcy.kernels.dmft.response``; for losses with hilltops, ``d2v < 0``, whose linear
-    response is heavy-tailed; docs/dmft.md)."""
+    response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
+    once, or a time span: the fixed point is then found on ``[0, window]``, then on
+    ``[0, 2 window]`` with the earlier rows of ``M_R`` frozen, and so on (the equations are causal, so
+    this is the same fixed point; docs/dmft.md, "Horizon windows")."""
     dt: float | None = None
     t_max: float = 10.0
     samples: int = 10000
@@ -122,6 +132,7 @@ class Solver:
     replicas: int | None = None
     first_replica: int = 0
     response_kick: float = 0.0
+    window: float | None = None
 
     def __post_init__(self):
         if self.dt is not None:
@@ -141,6 +152,8 @@ class Solver:
             _set(self, "replicas", _integer("replicas", self.replicas, low=1))
         _set(self, "first_replica", _integer("first_replica", self.first_replica, low=0))
         _set(self, "response_kick", _number("response_kick", self.response_kick, low=0))
+        if self.window is not None:
+            _set(self, "window", _number("window", self.window, low=0, low_open=True))
         if self.replicas is None and self.first_replica:
             raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
                              f"replicas as well")
@@ -194,6 +207,15 @@ class DMFTSpec:
     def times(self) -> np.ndarray:
         return np.arange(self.n_points) * self.dt
 
+    def window_ends(self) -> list[int]:
+        """The number of grid points solved for in each horizon window: ``[K]`` without a ``window``,
+        else ``1 + w, 1 + 2w, ..., K`` with ``w = max(1, round(window / dt))`` grid steps."""
+        K, window = self.n_points, self.solver.window
+        if window is None:
+            return [K]
+        w = max(1, int(round(window / self.dt)))
+        return list(range(1 + w, K, w)) + [K]
+
     def temperatures(self) -> np.ndarray:
         """``T(t_k)`` from the algorithm's (piecewise-constant) schedule."""
         steps = np.arange(self.n_points)
@@ -228,7 +250,8 @@ FLAT = {
     "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"), "m0": ("init", "m0"),
     **{name: ("solver", name) for name in ("dt", "t_max", "samples", "damping", "max_iter", "tol",
                                            "nu_form", "m_equation", "adaptive", "anderson", "seed",
-                                           "replicas", "first_replica", "response_kick")},
+                                           "replicas", "first_replica", "response_kick",
+                                           "window")},
 }
 
 
@@ -285,20 +308,28 @@ MAX_BACKTRACKS = 5
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
 
-def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss=None) -> dict:
-    """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``);
-    ``loss``: a ``"prcy.Loss"`` capsule, default the problem's built-in loss."""
+def _rows(x: np.ndarray | None, k: int) -> np.ndarray | None:
+    """The first ``k`` rows of ``x`` (grid points first), contiguous; ``None`` stays ``None``."""
+    return None if x is None else np.ascontiguousarray(x[:k])
+
+
+def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss=None, k=None) -> dict:
+    """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``) over the
+    first ``k`` grid points (default all; the march is causal, so this is the start of the full
+    march); ``loss``: a ``"prcy.Loss"`` capsule, default the problem's built-in loss."""
     from prcy.kernels import dmft as kd, losses
 
     a, c = spec.algorithm, spec.constraint
+    k = spec.n_points if k is None else k
     form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
     with np.errstate(all="ignore"):
         return kd.march(losses.capsule(spec.problem) if loss is None else loss, alpha=spec.alpha,
                         grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
                         m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
-                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=spec.temperatures(),
-                        jitter_rel=JITTER, MR=MR, h_init=samples["h_init"], h0=samples["h0"], Z=samples["Z"],
-                        sel=samples["sel"], n_threads=n_threads, abort=abort)
+                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
+                        jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
+                        h0=samples["h0"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k), n_threads=n_threads,
+                        abort=abort)
 
 
 def _next_iterate(pairs: list, beta: float) -> np.ndarray:
@@ -429,6 +460,17 @@ def _initial_guess(spec: DMFTSpec, initial) -> tuple[np.ndarray, str]:
     return guess, name
 
 
+def _extend_guess(MR: np.ndarray, guess: np.ndarray, lo: int, e: int) -> None:
+    """The starting rows ``lo <= k < e`` of a new horizon window: the initial guess where it has any
+    (a warm start), else the last solved row shifted in time, ``M_R(t_k, t_k - s) = M_R(t_lo-1, t_lo-1 - s)``
+    (a stationary continuation; it only shortens the iteration, the fixed point does not depend on it)."""
+    last = MR[lo - 1, :lo - 1]
+    for k in range(lo, e):
+        if not guess[k].any():
+            MR[k, :k] = 0.0
+            MR[k, k - lo + 1:k] = last
+
+
 def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule,
                guess: np.ndarray) -> xr.Dataset:
     """One solve with the random numbers of ``replica`` (``None``: the root seed's)."""
@@ -438,20 +480,28 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     K = spec.n_points
     samples = draw_samples(spec, replica)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
-               "clamped": [],
+               "clamped": [], "window_end": [],
                "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan)}
     MR = guess.copy()
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, replica, checkpoint)
     a = spec.algorithm
     scale = 1.0 / a.batch_fraction if a.rescale else 1.0
+    ends = spec.window_ends()
+    # the window being solved: the one of the last iteration, or the next one if that converged
+    w = ends.index(history["window_end"][-1]) if history["window_end"] else 0
     status, bad, out, good, backtracks = "max_iter", None, None, None, 0
-    abort = np.zeros(1, dtype=np.int32)
     if history["residual"] and history["residual"][-1] < spec.solver.tol:
-        status = "converged"
+        if w == len(ends) - 1:
+            status = "converged"
+        else:
+            w += 1
+            _extend_guess(MR, guess, ends[w - 1], ends[w])
+    abort = np.zeros(1, dtype=np.int32)
     while True:
         t0 = _time.perf_counter()
-        out = _march(spec, MR, samples, n_threads, abort, capsule)
+        e, lo = ends[w], (ends[w - 1] if w else 0)
+        out = _march(spec, MR, samples, n_threads, abort, capsule, k=e)
         iteration = len(history["residual"])
         if out["bad_step"] >= 0:
             if good is None or backtracks >= MAX_BACKTRACKS:
@@ -468,35 +518,48 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
             break                      # the last march gives the functions of the final M_R
         nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
         kick, clamped = spec.solver.response_kick, np.zeros(1, dtype=np.int64)
-        new_MR, history["stderr"], history["ess"], history["row_ess"] = kd.response(
+        F, stderr, ess, row_ess = kd.response(
             out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True, kick=kick,
-            loss=capsule, H=out["H"], h0=samples["h0"], m=out["m"], sel=samples["sel"], cap=KICK_CAP, clamped=clamped)
-        res = residual(history["m"][-1] if history["m"] else None, MR, out["m"], new_MR)
-        grew = (bool(history["residual"]) and math.isfinite(history["residual"][-1])
+            loss=capsule, H=out["H"], h0=samples["h0"], m=out["m"], sel=_rows(samples["sel"], e), cap=KICK_CAP,
+            clamped=clamped)
+        history["stderr"][:e, :e], history["ess"][:e, :e], history["row_ess"][:e] = stderr, ess, row_ess
+        x = MR[:e, :e]
+        F[:lo] = x[:lo]                # the rows of earlier windows are final
+        m_prev = history["m"][-1][:e] if history["m"] and history["window_end"][-1] == e else None
+        res = residual(m_prev, x, out["m"], F)
+        grew = (m_prev is not None and math.isfinite(history["residual"][-1])
                 and res > 1.01 * history["residual"][-1])
-        if spec.solver.adaptive and history["residual"] and math.isfinite(history["residual"][-1]):
+        if spec.solver.adaptive and m_prev is not None and math.isfinite(history["residual"][-1]):
             if grew:
                 history["damping"] = min(MAX_DAMPING, 0.5 * (1.0 + history["damping"]))
             else:
                 history["damping"] = max(spec.solver.damping, 0.5 * (history["damping"] + spec.solver.damping))
         d = history["damping"]
+        MR = MR.copy()
         if res < spec.solver.tol:
-            d, status = 0.0, "converged"
-            MR = new_MR
+            d = 0.0
+            MR[:e, :e] = F
+            history["aa"] = []
+            if w == len(ends) - 1:
+                status = "converged"
+            else:
+                w += 1
+                _extend_guess(MR, guess, ends[w - 1], ends[w])
         else:
-            if grew or not np.isfinite(new_MR).all():   # restart the acceleration from the current pair
+            if grew or not np.isfinite(F).all():   # restart the acceleration from the current pair
                 history["aa"] = []
-            history["aa"] = (history["aa"] + [(MR, new_MR)])[-(spec.solver.anderson + 1):]
+            history["aa"] = (history["aa"] + [(x, F)])[-(spec.solver.anderson + 1):]
             with np.errstate(all="ignore"):     # a non-finite F(M_R) is caught by the next march
                 try:
-                    MR = _next_iterate(history["aa"], 1.0 - d)
+                    MR[:e, :e] = _next_iterate(history["aa"], 1.0 - d)
                 except np.linalg.LinAlgError:   # differences too large to fit: restart the acceleration
                     history["aa"] = history["aa"][-1:]
-                    MR = _next_iterate(history["aa"], 1.0 - d)
+                    MR[:e, :e] = _next_iterate(history["aa"], 1.0 - d)
         history["residual"].append(res)
         history["damping_used"].append(d)
         history["clamped"].append(int(clamped[0]))
-        history["m"].append(out["m"].copy())
+        history["m"].append(np.concatenate([out["m"], np.full(K - e, np.nan)]))
+        history["window_end"].append(e)
         history["seconds"].append(_time.perf_counter() - t0)
         if checkpoint is not None:
             _save_checkpoint(spec, replica, checkpoint, MR, history, atomic_path)
@@ -511,17 +574,24 @@ def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
     d = spec.to_dict()
     for name in ("max_iter", "replicas", "first_replica"):
         d["solver"].pop(name)
+    if d["solver"]["window"] is None:     # the key of checkpoints written before windows existed
+        d["solver"].pop("window")
     if replica is not None:
         d["replica"] = replica
     return json.dumps(d, sort_keys=True)
+
+
+def _stack(pairs: list) -> np.ndarray:
+    """The Anderson history's matrices (all of one window's size) as one array, ``(0, 0, 0)`` if none."""
+    return np.array(pairs) if pairs else np.zeros((0, 0, 0))
 
 
 def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
     arrays = dict(M_R=MR, residual=np.array(history["residual"]), damping_used=np.array(history["damping_used"]),
                   m_history=np.array(history["m"]), seconds=np.array(history["seconds"]),
                   damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
-                  aa_x=np.array([p[0] for p in history["aa"]]).reshape(-1, *MR.shape),
-                  aa_g=np.array([p[1] for p in history["aa"]]).reshape(-1, *MR.shape),
+                  aa_x=_stack([p[0] for p in history["aa"]]), aa_g=_stack([p[1] for p in history["aa"]]),
+                  window_end=np.array(history["window_end"], dtype=np.int64),
                   stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"],
                   clamped=np.array(history["clamped"], dtype=np.int64))
     with atomic_path(path) as tmp:
@@ -541,6 +611,9 @@ def _load_checkpoint(spec, replica, path):
             for name, shape in (("stderr", MR.shape), ("ess", MR.shape), ("row_ess", MR.shape[:1])):
                 history[name] = z[name] if name in z else np.full(shape, np.nan)
             history["clamped"] = list(z["clamped"]) if "clamped" in z else [0] * len(history["residual"])
+            # checkpoints written before horizon windows existed solved the whole horizon every iteration
+            history["window_end"] = (list(z["window_end"]) if "window_end" in z
+                                     else [MR.shape[0]] * len(history["residual"]))
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec, replica):
@@ -548,11 +621,26 @@ def _load_checkpoint(spec, replica, path):
     return MR, history
 
 
+def _padded(out: dict, K: int) -> dict:
+    """A march over the first ``e < K`` grid points (a solve stopped in an earlier horizon window)
+    with its functions of time padded to ``K`` by NaN: nothing was solved for beyond ``t_e``."""
+    e = len(out["m"])
+    if e == K:
+        return out
+    padded = dict(out)
+    for name in ("m", "nu_hat", "delta_nu", "mu", "train_loss", "M_C", "C", "R"):
+        v = out[name]
+        padded[name] = np.full((K,) * v.ndim, np.nan)
+        padded[name][tuple(slice(0, e) for _ in range(v.ndim))] = v
+    return padded
+
+
 def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Dataset:
     from prcy.analysis import test_error
     from prcy.kernels import parallel
 
     t = spec.times()
+    out = _padded(out, len(t))
     C, R = out["C"], out["R"]
     norm = np.diag(C).copy()
     with np.errstate(all="ignore"):
@@ -568,6 +656,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "residual": ("iteration", np.array(history["residual"], dtype=float)),
         "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
         "response_clamped": ("iteration", np.array(history["clamped"], dtype=np.int64)),
+        "window_end": ("iteration", (np.array(history["window_end"], dtype=float) - 1) * spec.dt),
         "magnetization_iterates": (("iteration", "time"),
                                    np.array(history["m"], dtype=float).reshape(n_it, len(t))),
     }

@@ -123,6 +123,9 @@ def describe_dmft(ds: xr.Dataset) -> str:
     head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
     if a.get("initial_guess", "A.1").startswith("M_R of"):
         head += f", warm start from {a['initial_guess']}"
+    window = json.loads(a["spec"])["solver"].get("window") if "spec" in a else None
+    if window is not None:
+        head += f", horizon windows of {window:g}"
     if "replica" not in ds.dims:
         return f"{head}; " + one(a["status"], a["iterations"], a["final_residual"], a["seconds_per_iteration"],
                                  float(ds["magnetization"][-1]),

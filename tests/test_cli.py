@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -122,8 +123,14 @@ def test_dmft_single_solve_and_ensemble(tmp_path):
     assert open_dataset(warm).attrs["initial_guess"] == "M_R of one.nc"
     assert "warm start from M_R of one.nc" in result.output
     assert open_dataset(warm).attrs["iterations"] < open_dataset(one).attrs["iterations"]
+    windowed = tmp_path / "windowed.nc"
+    result = runner.invoke(app, ["dmft", *DMFT_SMALL, "--window", "0.5", "-o", str(windowed)])
+    assert result.exit_code == 0 and "horizon windows of 0.5" in result.output, result.output
+    back = open_dataset(windowed)
+    assert sorted(set(back.window_end.values)) == [0.5, 1.0] and back.attrs["status"] == "converged"
+    np.testing.assert_allclose(back.magnetization.values, open_dataset(one).magnetization.values, atol=1e-7)
     for bad, needle in ((["--replicas", "0"], "replicas: 0"), (["--first-replica", "2"], "first_replica"),
-                        (["--initial", str(tmp_path / "none.nc")], "initial: ")):
+                        (["--initial", str(tmp_path / "none.nc")], "initial: "), (["--window", "-1"], "window: -1")):
         result = runner.invoke(app, ["dmft", *DMFT_SMALL, *bad, "-o", str(tmp_path / "x.nc")])
         assert result.exit_code == 2 and needle in result.output and not (tmp_path / "x.nc").exists()
 

@@ -300,7 +300,8 @@ def test_langevin_and_sgd_run_and_stay_on_the_sphere():
     (dict(dt=-0.1), "dt: -0.1"), (dict(damping=1.0), "damping: 1.0"), (dict(samples=0), "samples: 0"),
     (dict(algorithm="sgd", lr=0.01, dt=0.02), "dt: 0.02 differs from lr"), (dict(t_max=0.01, dt=0.01), "t_max"),
     (dict(nu_form="A.30"), "nu_form"), (dict(algorithm="psgd", persistence=0.05, dt=0.05), "persistence time"),
-    (dict(response_kick=-0.1), "response_kick: -0.1"), (dict(bogus=1), r"unknown option\(s\) \['bogus'\]"),
+    (dict(response_kick=-0.1), "response_kick: -0.1"), (dict(window=0.0), "window: 0.0"),
+    (dict(window=float("nan")), "window: nan"), (dict(bogus=1), r"unknown option\(s\) \['bogus'\]"),
 ])
 def test_bad_input_is_named(options, match):
     with pytest.raises(ValueError, match=match):
@@ -417,6 +418,71 @@ def test_a_warm_start_reaches_the_same_fixed_point_in_fewer_iterations(tmp_path)
     again = dmft.solve(**kw, replicas=2, first_replica=1, initial=ens.sel(replica=[1]))
     assert int(again.iterations.sel(replica=1)) <= 2
     np.testing.assert_allclose(again.M_R.sel(replica=1).values, ens.M_R.sel(replica=1).values, atol=1e-8)
+
+
+def test_march_and_response_are_causal_so_a_horizon_window_is_the_start_of_the_full_solve():
+    """Everything at t_k depends on the kernels and samples up to t_k only: the march and the kicked
+    response over the first k grid points equal the first k rows of the full ones, bitwise."""
+    spec = dmft.DMFTSpec.from_flat(**{**ENSEMBLE, "response_kick": 0.1, "t_max": 2.0})
+    smp = dmft.draw_samples(spec)
+    K = spec.n_points
+    MR = np.tril(np.random.default_rng(5).normal(size=(K, K)) * 0.5, -1)
+    cap, abort = losses.capsule(spec.problem), np.zeros(1, dtype=np.int32)
+
+    def F(k):
+        out = dmft._march(spec, MR, smp, 1, abort, cap, k=k)
+        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+        return out, kd.response(out["D"], nut, spec.dt, spec.alpha, 2.0, n_threads=1, kick=0.1, loss=cap,
+                                H=out["H"], h0=smp["h0"], m=out["m"], sel=np.ascontiguousarray(smp["sel"][:k]))
+    full, F_full = F(K)
+    for k in (7, 23):
+        part, F_part = F(k)
+        assert part["m"].shape == (k,)
+        for name in ("m", "nu_hat", "delta_nu", "mu", "train_loss"):
+            np.testing.assert_array_equal(part[name], full[name][:k])
+        for name in ("M_C", "C", "R"):
+            np.testing.assert_array_equal(part[name], full[name][:k, :k])
+        np.testing.assert_array_equal(F_part, F_full[:k, :k])
+
+
+def test_horizon_windows_reach_the_same_fixed_point_and_resume_mid_window(tmp_path):
+    kw = dict(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.2, dt=0.05, t_max=2.0, samples=300,
+              tol=1e-10, max_iter=200)
+    whole = dmft.solve(**kw)
+    spec = dmft.DMFTSpec.from_flat(**kw, window=0.5)
+    assert spec.window_ends() == [11, 21, 31, 41] and dmft.DMFTSpec.from_flat(**kw).window_ends() == [41]
+    windowed = dmft.solve(**kw, window=0.5)
+    assert whole.attrs["status"] == windowed.attrs["status"] == "converged"
+    np.testing.assert_allclose(windowed.magnetization.values, whole.magnetization.values, atol=1e-9)
+    np.testing.assert_allclose(windowed.M_R.values, whole.M_R.values, atol=1e-8 * float(np.abs(whole.M_R).max()))
+    ends = windowed.window_end.values
+    assert list(np.unique(ends)) == pytest.approx([0.5, 1.0, 1.5, 2.0]) and (np.diff(ends) >= 0).all()
+    # an iteration's m is NaN beyond its window, and every window ends converged
+    it = windowed.magnetization_iterates.values
+    assert np.isnan(it[0, 11:]).all() and np.isfinite(it[0, :11]).all()
+    last_of_window = np.r_[np.diff(ends) > 0, True]
+    assert (windowed.residual.values[last_of_window] < kw["tol"]).all()
+    # stopped in the second window: NaN beyond it, then resumed to the uninterrupted end
+    ck = tmp_path / "ck.npz"
+    first = int(np.sum(ends == 0.5))
+    part = dmft.solve(**{**kw, "max_iter": first + 2}, window=0.5, checkpoint=ck)
+    assert part.attrs["status"] == "max_iter" and np.isnan(part.magnetization.values[21:]).all()
+    assert np.isfinite(part.magnetization.values[:21]).all()
+    resumed = dmft.solve(**kw, window=0.5, checkpoint=ck)
+    np.testing.assert_array_equal(resumed.magnetization.values, windowed.magnetization.values)
+    np.testing.assert_array_equal(resumed.residual.values, windowed.residual.values)
+    with pytest.raises(ValueError, match="checkpoint.*another spec"):
+        dmft.solve(**kw, window=1.0, checkpoint=ck)
+
+
+def test_horizon_windows_converge_where_the_whole_horizon_diverges():
+    """P-SGD with the kicked response at a coarse step: the iteration on the whole horizon at once
+    produces non-finite paths; window by window it converges (docs/dmft.md, "Horizon windows")."""
+    kw = dict(problem="phase-retrieval", alpha=3, algorithm="psgd", lr=0.05, batch_fraction=0.5, persistence=1,
+              m0=0.2, t_max=4, samples=500, seed=1, tol=1e-9, max_iter=200, response_kick=0.1)
+    assert dmft.solve(**kw).attrs["status"] == "diverged"
+    windowed = dmft.solve(**kw, window=1.0)
+    assert windowed.attrs["status"] == "converged" and windowed.attrs["final_residual"] < 1e-9
 
 
 @pytest.mark.parametrize("initial, match", [

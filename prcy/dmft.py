@@ -407,16 +407,15 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     guess, guess_name = _initial_guess(spec, initial)
     indices = spec.solver.replica_indices()
     if indices is None:
-        ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess)
+        ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess, guess_name)
     else:
         runs = []
         for i in indices:
             path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
             report = None if progress is None else functools.partial(progress, replica=i)
-            runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess))
+            runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
         ds = _replica_dataset(runs, indices)
     ds.attrs["loss"] = loss_name
-    ds.attrs["initial_guess"] = guess_name
     return ds
 
 
@@ -472,15 +471,16 @@ def _extend_guess(MR: np.ndarray, guess: np.ndarray, lo: int, e: int) -> None:
 
 
 def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule,
-               guess: np.ndarray) -> xr.Dataset:
-    """One solve with the random numbers of ``replica`` (``None``: the root seed's)."""
+               guess: np.ndarray, guess_name: str) -> xr.Dataset:
+    """One solve with the random numbers of ``replica`` (``None``: the root seed's) from ``guess``
+    (named ``guess_name``), or from its checkpoint, which records the guess it began from."""
     from prcy.io import atomic_path
     from prcy.kernels import dmft as kd
 
     K = spec.n_points
     samples = draw_samples(spec, replica)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
-               "clamped": [], "window_end": [],
+               "clamped": [], "window_end": [], "initial_guess": guess_name,
                "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan)}
     MR = guess.copy()
     if checkpoint is not None and Path(checkpoint).exists():
@@ -592,6 +592,7 @@ def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
                   damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
                   aa_x=_stack([p[0] for p in history["aa"]]), aa_g=_stack([p[1] for p in history["aa"]]),
                   window_end=np.array(history["window_end"], dtype=np.int64),
+                  initial_guess=np.array(history["initial_guess"]),
                   stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"],
                   clamped=np.array(history["clamped"], dtype=np.int64))
     with atomic_path(path) as tmp:
@@ -614,6 +615,8 @@ def _load_checkpoint(spec, replica, path):
             # checkpoints written before horizon windows existed solved the whole horizon every iteration
             history["window_end"] = (list(z["window_end"]) if "window_end" in z
                                      else [MR.shape[0]] * len(history["residual"]))
+            history["initial_guess"] = (str(z["initial_guess"]) if "initial_guess" in z
+                                        else "unknown (a checkpoint of an older prcy)")
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec, replica):
@@ -673,7 +676,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "spec": spec.to_json(),
         "problem": spec.problem, "alpha": spec.alpha, "m0": spec.init.m0, "lr": a.lr, "dt": spec.dt,
         "constraint": spec.constraint.kind, "t_max": float(t[-1]), "samples": spec.solver.samples,
-        "status": status, "iterations": n_it,
+        "status": status, "iterations": n_it, "initial_guess": history["initial_guess"],
         "final_residual": float(history["residual"][-1]) if n_it else float("nan"),
         "tol": spec.solver.tol, "nu_form": spec.solver.nu_form, "m_equation": spec.solver.m_equation,
         "clipped_pivots": out["n_clipped"],
@@ -712,6 +715,9 @@ def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
     per = {var: ("replica", [r.attrs.get(attr, NOT_DIVERGED.get(attr)) for r in runs])
            for attr, var in PER_REPLICA.items()}
     attrs = {k: v for k, v in runs[0].attrs.items() if k not in PER_REPLICA}
+    guesses = [r.attrs["initial_guess"] for r in runs]
+    if len(set(guesses)) > 1:       # some replicas resumed from checkpoints that began elsewhere
+        attrs["initial_guess"] = "; ".join(f"replica {i}: {g}" for i, g in zip(indices, guesses))
     statuses = [r.attrs["status"] for r in runs]
     for r in runs:
         r.attrs = {}

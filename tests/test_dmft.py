@@ -485,6 +485,19 @@ def test_horizon_windows_converge_where_the_whole_horizon_diverges():
     assert windowed.attrs["status"] == "converged" and windowed.attrs["final_residual"] < 1e-9
 
 
+def test_a_resumed_solve_names_the_guess_its_checkpoint_began_from(tmp_path):
+    kw = {**ENSEMBLE, "tol": 1e-9}
+    K = dmft.DMFTSpec.from_flat(**kw).n_points
+    start = np.tril(np.full((K, K), 0.1), -1)
+    dmft.solve(**{**kw, "max_iter": 1}, initial=start, checkpoint=tmp_path / "ck")
+    resumed = dmft.solve(**kw, checkpoint=tmp_path / "ck")      # no initial: the checkpoint's start
+    assert resumed.attrs["initial_guess"] == "M_R of an array"
+    dmft.solve(**{**kw, "max_iter": 1, "replicas": 2}, initial=start, checkpoint=tmp_path / "ens")
+    (tmp_path / "ens.replica-1").unlink()                        # replica 1 starts again, from A.1
+    ens = dmft.solve(**kw, replicas=2, checkpoint=tmp_path / "ens")
+    assert ens.attrs["initial_guess"] == "replica 0: M_R of an array; replica 1: A.1 (M_R = 0)"
+
+
 @pytest.mark.parametrize("initial, match", [
     (np.zeros((3, 3)), r"initial: an array must be K x K = 21 x 21 .*\(3, 3\)"),
     (np.full((21, 21), np.nan), "initial: M_R has non-finite entries"),

@@ -3,6 +3,7 @@
 
     python benchmarks/bench_dmft.py            # K = 50..400 at S = 2000, threads, S scaling (~3 min)
     python benchmarks/bench_dmft.py --memory   # also one iteration at K = 1000, S = 10^4 (~4 min more)
+    python benchmarks/bench_dmft.py --windows  # only: whole solves, whole horizon vs horizon windows (~5 min)
 
 Problem: the linear-ridge model of issue 3 (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
@@ -16,6 +17,10 @@ the samples (the equations of tests/test_dmft.py's ``ref_march``/``ref_response`
 per-step Cholesky solves), at K <= 100 only (it grows like K^3 S with a large constant). The
 numba+MPI figures quoted in issue 3 (not runnable here: 0.25 s at K = 50, 1.0 s at 100, 4.7 s at 200,
 42 s at 400, S = 2000, 2 cores) are printed beside prcy's for the 10x target.
+
+``--windows``: whole solves to ``tol = 1e-8`` on phase retrieval (alpha = 3, m0 = 0.2), the whole
+horizon at once (the reference, same run) against horizon windows (``window = 1``): iterations,
+wall time and their ratio (docs/dmft.md, "Horizon windows").
 """
 import argparse
 import resource
@@ -86,11 +91,42 @@ def best(f, reps):
     return min((f() for _ in range(reps)), key=lambda r: r[0] if isinstance(r, tuple) else r)
 
 
+WINDOW_CASES = {
+    "GD, t = 5": dict(algorithm="gd"),
+    "P-SGD kick 0.1, t = 5": dict(algorithm="psgd", batch_fraction=0.5, persistence=1.0, response_kick=0.1),
+    "P-SGD kick 0.1, t = 8": dict(algorithm="psgd", batch_fraction=0.5, persistence=1.0, response_kick=0.1,
+                                  t_max=8.0),
+}
+
+
+def windows(nt):
+    print(f"whole solves to tol 1e-8: phase retrieval alpha = 3, m0 = 0.2, dt = 0.025, S = 1000, {nt} threads")
+    print(f"{'case':<24} {'whole: status':>16} {'it':>4} {'s':>7} {'window 1: status':>18} {'it':>4} {'s':>7} "
+          f"{'speed-up':>9} {'max |dm|':>9}")
+    for name, case in WINDOW_CASES.items():
+        kw = {**dict(problem="phase-retrieval", alpha=3.0, m0=0.2, dt=0.025, t_max=5.0, samples=1000, seed=1,
+                     tol=1e-8, max_iter=300), **case}
+        runs = []
+        for window in (None, 1.0):
+            t0 = time.perf_counter()
+            ds = dmft.solve(**kw, window=window, threads=nt)
+            runs.append((ds, time.perf_counter() - t0))
+        (a, ta), (b, tb) = runs
+        dm = float(np.abs(a.magnetization - b.magnetization).max())
+        print(f"{name:<24} {a.attrs['status']:>16} {a.attrs['iterations']:>4} {ta:>7.1f} {b.attrs['status']:>18} "
+              f"{b.attrs['iterations']:>4} {tb:>7.1f} {ta / tb:>8.2f}x {dm:>9.1e}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--memory", action="store_true", help="also K = 1000, S = 10^4 (peak memory)")
+    ap.add_argument("--windows", action="store_true", help="only: whole solves, whole horizon vs horizon windows")
     args = ap.parse_args()
     nt = parallel.n_threads(None)
+    if args.windows:
+        with threadpool_limits(1):
+            windows(nt)
+        return 0
     print(f"prcy DMFT iteration, linear ridge, t = 5; threads available: {nt}; build {parallel.build_info()}")
     rows = []
     with threadpool_limits(1):

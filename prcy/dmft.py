@@ -470,6 +470,15 @@ def _extend_guess(MR: np.ndarray, guess: np.ndarray, lo: int, e: int) -> None:
             MR[k, k - lo + 1:k] = last
 
 
+def _after_converged_window(MR: np.ndarray, guess: np.ndarray, ends: list[int], w: int) -> tuple[int, str]:
+    """Window ``w`` has converged: the solve is converged after the last window, else the next
+    window's rows of ``MR`` are started (``_extend_guess``) and it is the one to solve."""
+    if w == len(ends) - 1:
+        return w, "converged"
+    _extend_guess(MR, guess, ends[w], ends[w + 1])
+    return w + 1, "max_iter"
+
+
 def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule,
                guess: np.ndarray, guess_name: str) -> xr.Dataset:
     """One solve with the random numbers of ``replica`` (``None``: the root seed's) from ``guess``
@@ -492,11 +501,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     w = ends.index(history["window_end"][-1]) if history["window_end"] else 0
     status, bad, out, good, backtracks = "max_iter", None, None, None, 0
     if history["residual"] and history["residual"][-1] < spec.solver.tol:
-        if w == len(ends) - 1:
-            status = "converged"
-        else:
-            w += 1
-            _extend_guess(MR, guess, ends[w - 1], ends[w])
+        w, status = _after_converged_window(MR, guess, ends, w)
     abort = np.zeros(1, dtype=np.int32)
     while True:
         t0 = _time.perf_counter()
@@ -540,11 +545,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
             d = 0.0
             MR[:e, :e] = F
             history["aa"] = []
-            if w == len(ends) - 1:
-                status = "converged"
-            else:
-                w += 1
-                _extend_guess(MR, guess, ends[w - 1], ends[w])
+            w, status = _after_converged_window(MR, guess, ends, w)
         else:
             if grew or not np.isfinite(F).all():   # restart the acceleration from the current pair
                 history["aa"] = []

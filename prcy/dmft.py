@@ -24,10 +24,11 @@ Residual: ``max(max |m - m_prev|, max |F(M_R) - M_R| / (1 + max |F(M_R)|))``. Op
 damping (``adaptive=True``): when the residual grows by more than 1%, ``d <- min(0.9, (1 + d) / 2)``
 and Anderson mixing restarts; when it does not, ``d`` relaxes back towards the requested value. The
 solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter`` (``max_iter``),
-or when a path is not finite (``diverged``, with the iteration and grid index); the
-``m(t)`` and residual of every iteration are kept. A march whose paths are not finite after an
-update is retried from halfway back to the last good ``M_R`` (entries that are not finite: from the
-last good ``M_R`` itself; up to 5 times) before the solve is declared diverged; a non-finite ``F(M_R)``
+or as ``diverged`` (with the iteration and grid index); the ``m(t)`` and residual of every iteration
+are kept. A march whose paths are not finite, or run away (``|m(t)| > M_RUNAWAY``: ``m`` is an overlap
+of order one), after an update is retried from halfway back to the last good ``M_R`` (entries that
+are not finite: from the last good ``M_R`` itself). The solve is diverged when ``MAX_BACKTRACKS``
+halvings do not help, or when ``MAX_SHORTENED`` iterations in a row had to be shortened; a non-finite ``F(M_R)``
 or a least-squares problem that cannot be solved restarts the Anderson mixing.
 
 Horizon windows (``window=W``): the equations are causal (row ``t_k`` of ``F(M_R)`` and ``m(t_k)``
@@ -98,6 +99,8 @@ VARIABLES = {
                                        "pass (response_kick > 0)", units="1"),
     "magnetization_iterates": dict(long_name="m(t) after each iteration (NaN beyond its horizon window)", units="1"),
     "window_end": dict(long_name="end of the horizon window the iteration solved for (solver.window)", units="steps * lr"),
+    "iteration_seconds": dict(long_name="wall time of the iteration (march and response pass over its horizon "
+                                        "window); seconds_per_iteration is their mean", units="s"),
 }
 
 
@@ -305,6 +308,8 @@ ESS_WARN = 30.0
 # response_kick > 0: bound on a kicked deviation of h (prcy.kernels.dmft.response's cap)
 KICK_CAP = 10.0
 MAX_BACKTRACKS = 5
+MAX_SHORTENED = 5      # iterations in a row whose step had to be shortened: the iteration is running away
+M_RUNAWAY = 1e6        # |m(t)| beyond this is a runaway path (m is an overlap of order one), like a non-finite one
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
 
@@ -323,13 +328,18 @@ def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss
     k = spec.n_points if k is None else k
     form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
     with np.errstate(all="ignore"):
-        return kd.march(losses.capsule(spec.problem) if loss is None else loss, alpha=spec.alpha,
-                        grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
-                        m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
-                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
-                        jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
-                        h0=samples["h0"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k), n_threads=n_threads,
-                        abort=abort)
+        out = kd.march(losses.capsule(spec.problem) if loss is None else loss, alpha=spec.alpha,
+                       grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
+                       m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
+                       m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
+                       jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
+                       h0=samples["h0"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k), n_threads=n_threads,
+                       abort=abort)
+    # finite but astronomically large paths (a kernel blown up by the iteration) are diverged too
+    runaway = np.flatnonzero(~(np.abs(out["m"]) <= M_RUNAWAY))
+    if runaway.size and (out["bad_step"] < 0 or runaway[0] < out["bad_step"]):
+        out["bad_step"] = int(runaway[0])
+    return out
 
 
 def _next_iterate(pairs: list, beta: float) -> np.ndarray:
@@ -499,7 +509,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     ends = spec.window_ends()
     # the window being solved: the one of the last iteration, or the next one if that converged
     w = ends.index(history["window_end"][-1]) if history["window_end"] else 0
-    status, bad, out, good, backtracks = "max_iter", None, None, None, 0
+    status, bad, out, good, backtracks, shortened = "max_iter", None, None, None, 0, 0
     if history["residual"] and history["residual"][-1] < spec.solver.tol:
         w, status = _after_converged_window(MR, guess, ends, w)
     abort = np.zeros(1, dtype=np.int32)
@@ -509,7 +519,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         out = _march(spec, MR, samples, n_threads, abort, capsule, k=e)
         iteration = len(history["residual"])
         if out["bad_step"] >= 0:
-            if good is None or backtracks >= MAX_BACKTRACKS:
+            if good is None or backtracks >= MAX_BACKTRACKS or shortened >= MAX_SHORTENED:
                 status, bad = "diverged", (iteration, out["bad_step"])
                 break
             # the step from the last M_R whose paths stayed finite went too far: halve it
@@ -518,6 +528,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
             history["aa"] = []
             history["damping"] = 0.5 * (1.0 + history["damping"])
             continue
+        shortened = shortened + 1 if backtracks else 0
         good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
@@ -661,6 +672,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
         "response_clamped": ("iteration", np.array(history["clamped"], dtype=np.int64)),
         "window_end": ("iteration", (np.array(history["window_end"], dtype=float) - 1) * spec.dt),
+        "iteration_seconds": ("iteration", np.array(history["seconds"], dtype=float)),
         "magnetization_iterates": (("iteration", "time"),
                                    np.array(history["m"], dtype=float).reshape(n_it, len(t))),
     }

@@ -111,7 +111,8 @@ def describe_dmft(ds: xr.Dataset) -> str:
         text = (f"{status} after {iterations} iterations (residual {residual:.3g}, {seconds:.3g} s/iteration); "
                 f"m(t_max) = {m_end:.4f}")
         if status == "diverged":
-            text += f"; non-finite paths at iteration {diverged[0]}, grid index {diverged[1]} (t = {diverged[2]:g})"
+            text += (f"; paths not finite or running away at iteration {diverged[0]}, grid index {diverged[1]} "
+                     f"(t = {diverged[2]:g})")
         if ess is not None and ess == ess:
             text += f"; memory kernel rests on >= {ess:.3g} effective samples"
             if ess < ESS_WARN:
@@ -121,8 +122,11 @@ def describe_dmft(ds: xr.Dataset) -> str:
 
     a = ds.attrs
     head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
-    if a.get("initial_guess", "A.1").startswith("M_R of"):
-        head += f", warm start from {a['initial_guess']}"
+    guess = a.get("initial_guess", "A.1")
+    if guess.startswith("M_R of"):
+        head += f", warm start from {guess}"
+    elif not guess.startswith("A.1"):      # replicas begun from different guesses, or an older checkpoint's
+        head += f", initial guess: {guess}"
     window = json.loads(a["spec"])["solver"].get("window") if "spec" in a else None
     if window is not None:
         head += f", horizon windows of {window:g}"

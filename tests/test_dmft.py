@@ -9,7 +9,7 @@ from scipy.linalg import solve_triangular
 
 from prcy import dmft
 from prcy.analysis import linear_ridge_dynamics
-from prcy.io import open_dataset, write_dataset
+from prcy.io import describe_dmft, open_dataset, write_dataset
 from prcy.kernels import dmft as kd, losses
 
 
@@ -288,6 +288,18 @@ def test_divergence_is_reported_not_raised():
     assert ds.attrs["diverged_step"] > 0 and ds.attrs["diverged_iteration"] >= 1
 
 
+def test_a_runaway_step_is_shortened_like_a_non_finite_one():
+    """P-SGD with the linear response at a coarse step: the second iterate's paths stay finite but
+    m(t) reaches ~1e198 (before M_RUNAWAY, the iteration then shrank it by ~3x per iteration and ran to
+    max_iter). Shortened like a non-finite step, it converges to the windowed solve's fixed point."""
+    kw = dict(problem="phase-retrieval", alpha=3, algorithm="psgd", lr=0.05, batch_fraction=0.5, persistence=1,
+              m0=0.2, t_max=4, samples=500, seed=1, tol=1e-9)
+    whole, windowed = dmft.solve(**kw), dmft.solve(**kw, window=1.0)
+    assert whole.attrs["status"] == windowed.attrs["status"] == "converged"
+    np.testing.assert_allclose(whole.magnetization.values, windowed.magnetization.values, atol=1e-7)
+    assert np.abs(whole.magnetization_iterates.values).max() <= dmft.M_RUNAWAY
+
+
 def test_langevin_and_sgd_run_and_stay_on_the_sphere():
     lang = dmft.solve(problem="phase-retrieval", alpha=3.0, algorithm="langevin", temperature=0.5, m0=0.2,
                       dt=0.02, t_max=2, samples=1000)
@@ -462,6 +474,9 @@ def test_horizon_windows_reach_the_same_fixed_point_and_resume_mid_window(tmp_pa
     assert np.isnan(it[0, 11:]).all() and np.isfinite(it[0, :11]).all()
     last_of_window = np.r_[np.diff(ends) > 0, True]
     assert (windowed.residual.values[last_of_window] < kw["tol"]).all()
+    secs = windowed.iteration_seconds.values
+    assert secs.shape == ends.shape and (secs > 0).all()
+    assert windowed.attrs["seconds_per_iteration"] == pytest.approx(secs.mean())
     # stopped in the second window: NaN beyond it, then resumed to the uninterrupted end
     ck = tmp_path / "ck.npz"
     first = int(np.sum(ends == 0.5))
@@ -477,7 +492,8 @@ def test_horizon_windows_reach_the_same_fixed_point_and_resume_mid_window(tmp_pa
 
 def test_horizon_windows_converge_where_the_whole_horizon_diverges():
     """P-SGD with the kicked response at a coarse step: the iteration on the whole horizon at once
-    produces non-finite paths; window by window it converges (docs/dmft.md, "Horizon windows")."""
+    runs away (every step shortened, MAX_SHORTENED times in a row); window by window it converges
+    (docs/dmft.md, "Horizon windows")."""
     kw = dict(problem="phase-retrieval", alpha=3, algorithm="psgd", lr=0.05, batch_fraction=0.5, persistence=1,
               m0=0.2, t_max=4, samples=500, seed=1, tol=1e-9, max_iter=200, response_kick=0.1)
     assert dmft.solve(**kw).attrs["status"] == "diverged"
@@ -496,6 +512,7 @@ def test_a_resumed_solve_names_the_guess_its_checkpoint_began_from(tmp_path):
     (tmp_path / "ens.replica-1").unlink()                        # replica 1 starts again, from A.1
     ens = dmft.solve(**kw, replicas=2, checkpoint=tmp_path / "ens")
     assert ens.attrs["initial_guess"] == "replica 0: M_R of an array; replica 1: A.1 (M_R = 0)"
+    assert "initial guess: replica 0: M_R of an array; replica 1: A.1" in describe_dmft(ens)
 
 
 @pytest.mark.parametrize("initial, match", [

@@ -200,8 +200,12 @@ def dmft(
         raise typer.Exit(code=130)
     from prcy.io import describe_dmft
     typer.echo(describe_dmft(ds))
-    if ds.attrs["status"] == "diverged":
-        typer.echo("diverged: try a smaller --dt")
+    hints = {"diverged": "diverged: try a smaller --dt, or --window (docs/dmft.md, \"Horizon windows\")",
+             "max_iter": "not converged: give more --max-iter (with --checkpoint the solve resumes)"
+                         + ("" if window is not None else ", or solve window by window with --window "
+                            "(e.g. 1 or 2; docs/dmft.md, \"Horizon windows\")")}
+    if ds.attrs["status"] in hints:
+        typer.echo(hints[ds.attrs["status"]])
     typer.echo(f"wrote {output}")
 
 

@@ -200,10 +200,10 @@ def dmft(
         raise typer.Exit(code=130)
     from prcy.io import describe_dmft
     typer.echo(describe_dmft(ds))
-    hints = {"diverged": "diverged: try a smaller --dt, or --window (docs/dmft.md, \"Horizon windows\")",
+    windows = "--window (e.g. 1 or 2; docs/dmft.md, \"Horizon windows\")"
+    hints = {"diverged": f"diverged: try a smaller --dt, or {windows}",
              "max_iter": "not converged: give more --max-iter (with --checkpoint the solve resumes)"
-                         + ("" if window is not None else ", or solve window by window with --window "
-                            "(e.g. 1 or 2; docs/dmft.md, \"Horizon windows\")")}
+                         + ("" if window is not None else f", or solve window by window with {windows}")}
     if ds.attrs["status"] in hints:
         typer.echo(hints[ds.attrs["status"]])
     typer.echo(f"wrote {output}")

@@ -28,7 +28,8 @@ or as ``diverged`` (with the iteration and grid index); the ``m(t)`` and residua
 are kept. A march whose paths are not finite, or run away (``|m(t)| > M_RUNAWAY``: ``m`` is an overlap
 of order one), after an update is retried from halfway back to the last good ``M_R`` (entries that
 are not finite: from the last good ``M_R`` itself). The solve is diverged when ``MAX_BACKTRACKS``
-halvings do not help, or when ``MAX_SHORTENED`` iterations in a row had to be shortened; a non-finite ``F(M_R)``
+halvings do not help, or when a step needs shortening after ``MAX_SHORTENED`` iterations in a row
+that did; a non-finite ``F(M_R)``
 or a least-squares problem that cannot be solved restarts the Anderson mixing.
 
 Horizon windows (``window=W``): the equations are causal (row ``t_k`` of ``F(M_R)`` and ``m(t_k)``
@@ -308,7 +309,7 @@ ESS_WARN = 30.0
 # response_kick > 0: bound on a kicked deviation of h (prcy.kernels.dmft.response's cap)
 KICK_CAP = 10.0
 MAX_BACKTRACKS = 5
-MAX_SHORTENED = 5      # iterations in a row whose step had to be shortened: the iteration is running away
+MAX_SHORTENED = 5      # shortened iterations in a row after which one more is diverged: the iteration runs away
 M_RUNAWAY = 1e6        # |m(t)| beyond this is a runaway path (m is an overlap of order one), like a non-finite one
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
@@ -522,7 +523,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
             if good is None or backtracks >= MAX_BACKTRACKS or shortened >= MAX_SHORTENED:
                 status, bad = "diverged", (iteration, out["bad_step"])
                 break
-            # the step from the last M_R whose paths stayed finite went too far: halve it
+            # the step from the last M_R whose paths stayed finite and tame went too far: halve it
             backtracks += 1
             MR = np.where(np.isfinite(MR), 0.5 * (MR + good), good)
             history["aa"] = []

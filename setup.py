@@ -78,7 +78,7 @@ class BuildExt(build_ext):
 
 
 NPY_RANDOM_LIB = os.path.join(os.path.dirname(numpy.__file__), "random", "lib")
-KERNELS = ["losses", "switching", "dynamics", "parallel", "dmft"]
+KERNELS = ["losses", "problems", "optimizers", "switching", "dynamics", "parallel", "dmft"]
 
 extensions = [
     Extension(

@@ -46,7 +46,7 @@ def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0):
     out = dmft._march(sp, MR, samples, threads, None)
     t1 = time.perf_counter()
     kw = {} if kick == 0 else dict(kick=kick, loss=losses.capsule(sp.problem), H=out["H"], h0=samples["h0"],
-                                   m=out["m"], sel=samples["sel"])
+                                   y=samples["y"], m=out["m"], sel=samples["sel"])
     kd.response(out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha, 1.0,
                 n_threads=threads, stats=stats, **kw)
     t2 = time.perf_counter()

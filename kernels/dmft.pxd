@@ -9,6 +9,6 @@ cdef double cholesky_row(const double* A, double* L, Py_ssize_t K, Py_ssize_t k,
 cdef void response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                           Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                           double* Tcol, double* acc) noexcept nogil
-cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, const unsigned char* sel,
-                         Py_ssize_t n, double m, double grad_scale, double* g, double* d,
+cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, const double* y,
+                         const unsigned char* sel, Py_ssize_t n, double m, double grad_scale, double* g, double* d,
                          double* sums) noexcept nogil

@@ -1,8 +1,8 @@
 """Kernels of the dynamical mean-field theory (DMFT): the effective single-sample process of
 Mignacco et al. 2021 (section 4, appendix A) sampled on a time grid, and the estimators of its kernels.
 
-Discretization (explicit Euler, ``t_k = k dt``; ``g = c s dv(h~; h0)`` with ``c = 1/ell``, or 1
-without rescaling; ``h~ = h + h0 m``; ``D = s d2v``)::
+Discretization (explicit Euler, ``t_k = k dt``; ``g = c s dv(h~; y)`` with ``c = 1/ell``, or 1
+without rescaling; ``h~ = h + h0 m``; ``y`` the label of the teacher field ``h0``; ``D = s d2v``)::
 
     h_{k+1} = h_k + dt [ -nut_k h_k - g_k + dt sum_{j<k} M_R(k, j) h_j + chi_k ],   nut = nu_hat + delta_nu
     chi Gaussian, covariance M_C(k, j) + (2 T_k / dt) delta_kj:  chi = L z,  L L^T that covariance
@@ -47,7 +47,7 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
 - ``cholesky_row(A, L, K, k, jitter) -> clipped``: row ``k`` of the lower Cholesky factor of the
   row-major ``K x K`` ``A + jitter I`` given rows ``< k``; a pivot that is not positive is set to 0
   with the column below it, and its magnitude returned (0 when nothing was clipped).
-- ``evaluate_chunk(loss, h, h0, sel, n, m, c, g, d, sums)``: for ``n`` samples, ``g = c s dv(h~)``,
+- ``evaluate_chunk(loss, h, h0, y, sel, n, m, c, g, d, sums)``: for ``n`` samples, ``g = c s dv(h~)``,
   ``d = s d2v(h~)`` and ``sums[0..3] += (sum d, sum s h~ dv, sum s h0 dv, sum v)`` (``sel`` NULL: all
   selected).
 - ``response_column(D, S, c0, nb, K, j, nut, MR, dt, c, Tcol, acc)``: for samples ``c0 .. c0+nb-1``
@@ -90,8 +90,8 @@ cdef double cholesky_row(const double* A, double* L, Py_ssize_t K, Py_ssize_t k,
     return 0.0
 
 
-cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, const unsigned char* sel,
-                         Py_ssize_t n, double m, double grad_scale, double* g, double* d,
+cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, const double* y,
+                         const unsigned char* sel, Py_ssize_t n, double m, double grad_scale, double* g, double* d,
                          double* sums) noexcept nogil:
     cdef Py_ssize_t i
     cdef double ht, dv, s
@@ -99,16 +99,17 @@ cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, co
     for i in range(n):
         ht = h[i] + h0[i] * m
         s = 1.0 if sel == NULL else <double>sel[i]
-        dv = s * f_dv(ht, h0[i])
+        dv = s * f_dv(ht, y[i], loss.theta)
         g[i] = grad_scale * dv
-        d[i] = s * f_d2v(ht, h0[i])
+        d[i] = s * f_d2v(ht, y[i], loss.theta)
         sums[0] += d[i]
         sums[1] += ht * dv
         sums[2] += h0[i] * dv
-        sums[3] += f_v(ht, h0[i])
+        sums[3] += f_v(ht, y[i], loss.theta)
 
 
-cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h0, const unsigned char* sel,
+cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h0, const double* y,
+                                const unsigned char* sel,
                                 Py_ssize_t S, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double m, double c,
                                 double* G, double* D, double* pc) noexcept nogil:
     """Grid step ``k``, samples ``c0 .. c0+n-1`` of the ``K x S`` rows ``H`` (``h``, with ``h~ = h + h0 m``),
@@ -119,7 +120,7 @@ cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h
     cdef const double* gk = G + k * S + c0
     cdef const double* gj
     memset(pc, 0, (4 + k + 1) * sizeof(double))
-    evaluate_chunk(lp, H + k * S + c0, h0 + c0, NULL if sel == NULL else sel + k * S + c0, n, m, c,
+    evaluate_chunk(lp, H + k * S + c0, h0 + c0, y + c0, NULL if sel == NULL else sel + k * S + c0, n, m, c,
                    G + k * S + c0, D + k * S + c0, pc)
     for j in range(k + 1):
         gj = G + j * S + c0
@@ -218,6 +219,7 @@ cdef struct KickPaths:
     const Loss* loss
     const double* H          # h (K x S), h~ = h + h0 m
     const double* h0
+    const double* y          # labels of h0
     const double* m
     const unsigned char* sel # K x S, or NULL (full batch)
     double kick, cap         # kick size; bound on a kicked deviation |u|
@@ -268,9 +270,9 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
             s_ = c0 + b
             if kp.sel == NULL or kp.sel[k * S + s_] != 0:
                 ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
-                base = dv(ht, kp.h0[s_])
-                gp[b] = dv(ht + Up[k * DMFT_BLOCK + b], kp.h0[s_]) - base
-                gm[b] = dv(ht + Um[k * DMFT_BLOCK + b], kp.h0[s_]) - base
+                base = dv(ht, kp.y[s_], kp.loss.theta)
+                gp[b] = dv(ht + Up[k * DMFT_BLOCK + b], kp.y[s_], kp.loss.theta) - base
+                gm[b] = dv(ht + Um[k * DMFT_BLOCK + b], kp.y[s_], kp.loss.theta) - base
         for b in range(DMFT_BLOCK):
             xb[b] = src[b] * (gp[b] - gm[b])
         _contributions(xb, nb, k, K, acc, stats, rowabs)
@@ -301,7 +303,7 @@ cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
 @cython.wraparound(False)
 def march(loss, *, double alpha, double grad_scale, double dt, double m0, double q0, int nu_form,
           double ridge, bint m_with_delta_nu, const double[::1] temps, double jitter_rel,
-          const double[:, ::1] MR, const double[::1] h_init, const double[::1] h0,
+          const double[:, ::1] MR, const double[::1] h_init, const double[::1] h0, const double[::1] y,
           const double[:, ::1] Z, sel, n_threads=None, abort=None):
     """Advance all ``S`` samples together over the ``K`` grid points with ``M_R`` given (see the
     module docstring); returns a dict with the paths ``H``, ``G`` (``g``), ``D`` (``K x S``), the
@@ -311,10 +313,11 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     when none), ``aborted``.
 
     ``nu_form``: 0 ridge (``nu_hat = ridge``), 1 A.19, 2 A.29. ``q0``: variance of ``h(0)``.
+    ``h0``: the samples' teacher fields, ``y``: their labels (``prcy.kernels.problems.labels``).
     ``Z``: ``K x S`` standard normals; ``sel``: ``K x S`` uint8 selection or None (full batch).
     """
     cdef Py_ssize_t K = temps.shape[0], S = h0.shape[0]
-    for name, arr, shape in (("MR", MR, (K, K)), ("h_init", h_init, (S,)), ("Z", Z, (K, S))):
+    for name, arr, shape in (("MR", MR, (K, K)), ("h_init", h_init, (S,)), ("y", y, (S,)), ("Z", Z, (K, S))):
         if tuple(arr.shape[:len(shape)]) != shape:
             raise ValueError(f"{name}: shape {tuple(arr.shape[:len(shape)])} does not match {shape} "
                              f"(K = {K} grid points, S = {S} samples)")
@@ -361,7 +364,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
                 n = min(DMFT_CHUNK, S - c0)
                 if k > 0:
                     _advance(&H[0, 0], &G[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], S, K, k, c0, n, dt, nut[k - 1])
-                _chunk_moments(lp, &H[0, 0], &h0[0], sel_ptr, S, k, c0, n, m[k], grad_scale, &G[0, 0], &D[0, 0],
+                _chunk_moments(lp, &H[0, 0], &h0[0], &y[0], sel_ptr, S, k, c0, n, m[k], grad_scale, &G[0, 0], &D[0, 0],
                                &part[ch, 0])
             _reduce_moments(&part[0, 0], K + 4, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
             for s_ in range(S):
@@ -456,7 +459,7 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 @cython.wraparound(False)
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
              Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
-             H=None, h0=None, m=None, sel=None, double cap=10.0, clamped=None):
+             H=None, h0=None, y=None, m=None, sel=None, double cap=10.0, clamped=None):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -471,7 +474,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     a heavy-tailed response, whose mean the solve at this ``S`` has not resolved.
 
     ``kick > 0``: the finite-difference response of ``_kick_column`` (kicks of ``h`` by
-    ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, ``m`` and the
+    ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, labels ``y``, ``m`` and the
     selection ``sel``, ``K x S`` uint8 or None) instead of the linear response ``T``: a sample
     near a hilltop of the loss (``d2v < 0``) has a linear response growing without bound, but its
     response to a finite kick saturates, so that the contributions keep a finite variance, at a
@@ -483,20 +486,21 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
     cdef KickPaths kp
     cdef const double[:, ::1] H_v
-    cdef const double[::1] h0_v, m_v
+    cdef const double[::1] h0_v, y_v, m_v
     cdef const unsigned char[:, ::1] sel_v
     if not kick >= 0:
         raise ValueError(f"kick: {kick!r} is not allowed; allowed: 0 (linear response) or a positive kick")
     if kick > 0:
-        if loss is None or H is None or h0 is None or m is None:
-            raise ValueError("kick: the finite-difference response needs loss, H, h0 and m")
-        H_v, h0_v, m_v = H, h0, m
-        if H_v.shape[0] != K or H_v.shape[1] != S or h0_v.shape[0] != S or m_v.shape[0] != K:
-            raise ValueError(f"H, h0, m: shapes {(H_v.shape[0], H_v.shape[1])}, {h0_v.shape[0]}, {m_v.shape[0]} do "
-                             f"not match D's {(K, S)}")
+        if loss is None or H is None or h0 is None or y is None or m is None:
+            raise ValueError("kick: the finite-difference response needs loss, H, h0, y and m")
+        H_v, h0_v, y_v, m_v = H, h0, y, m
+        if (H_v.shape[0] != K or H_v.shape[1] != S or h0_v.shape[0] != S or y_v.shape[0] != S
+                or m_v.shape[0] != K):
+            raise ValueError(f"H, h0, y, m: shapes {(H_v.shape[0], H_v.shape[1])}, {h0_v.shape[0]}, {y_v.shape[0]}, "
+                             f"{m_v.shape[0]} do not match D's {(K, S)}")
         sel_v = _selection(sel, K, S, "sel")
         kp.loss = loss_from_capsule(loss)
-        kp.H, kp.h0, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &m_v[0], kick, cap
+        kp.H, kp.h0, kp.y, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &y_v[0], &m_v[0], kick, cap
         kp.sel = NULL if sel_v is None else &sel_v[0, 0]
     cdef Py_ssize_t width = (2 if kick > 0 else 1) * K * DMFT_BLOCK
     cdef int nt = effective_n_threads(n_threads)
@@ -589,14 +593,14 @@ def cholesky(const double[:, ::1] A, double jitter=0.0):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, sel, double alpha, double grad_scale,
-             const double[::1] temps):
-    """The march's estimators on given paths ``h~`` (``K x S``), teacher fields ``h0`` (``S``) and
+def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, const double[::1] y, sel, double alpha,
+             double grad_scale, const double[::1] temps):
+    """The march's estimators on given paths ``h~`` (``K x S``), teacher fields ``h0`` and labels ``y`` (``S``) and
     selection (``K x S`` uint8, or None): ``(M_C, delta_nu, nu_hat (A.19), mu, train_loss, G, D)`` with
     ``G = c s dv`` and ``D = s d2v`` (the inputs of ``response``)."""
     cdef Py_ssize_t K = h_tilde.shape[0], S = h_tilde.shape[1], k
-    if h0.shape[0] != S or temps.shape[0] != K:
-        raise ValueError(f"h0, temperature: lengths {h0.shape[0]}, {temps.shape[0]} do not match h_tilde's "
+    if h0.shape[0] != S or y.shape[0] != S or temps.shape[0] != K:
+        raise ValueError(f"h0, y, temperature: lengths {h0.shape[0]}, {y.shape[0]}, {temps.shape[0]} do not match h_tilde's "
                          f"{S} samples and {K} times")
     cdef const unsigned char[:, ::1] sel_v = _selection(sel, K, S, "selection")
     cdef const unsigned char* sel_ptr = NULL if sel_v is None else &sel_v[0, 0]
@@ -611,7 +615,7 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, sel, doub
     with nogil:
         for k in range(K):
             for ch in range(n_chunks):
-                _chunk_moments(lp, &h_tilde[0, 0], &h0[0], sel_ptr, S, k, ch * DMFT_CHUNK,
+                _chunk_moments(lp, &h_tilde[0, 0], &h0[0], &y[0], sel_ptr, S, k, ch * DMFT_CHUNK,
                                min(DMFT_CHUNK, S - ch * DMFT_CHUNK), 0.0, grad_scale, &G[0, 0], &D[0, 0],
                                &part[ch, 0])
             _reduce_moments(&part[0, 0], K + 4, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)

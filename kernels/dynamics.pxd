@@ -3,6 +3,8 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 from numpy.random cimport bitgen_t
 from prcy.kernels.losses cimport Loss
+from prcy.kernels.optimizers cimport Optimizer
+from prcy.kernels.problems cimport Problem
 from prcy.kernels.switching cimport Switching
 
 cdef enum StopReason:
@@ -10,6 +12,11 @@ cdef enum StopReason:
     STOP_CONVERGED = 1
     STOP_DIVERGED = 2
     STOP_INTERRUPTED = 3
+    STOP_STATIONARY = 4          # max_j |G_j| < grad_tol (G: the step's gradient, tangent part on the sphere)
+
+cdef enum InitKind:
+    INIT_WARM = 0                # w(0) = m0 w0 + c z_perp on the sphere; m0 w0 + z with the ridge
+    INIT_RANDOM = 1              # uniform on the sphere; N(0, variance I) with the ridge
 
 ctypedef struct Dynamics:
     const Loss* loss
@@ -24,6 +31,8 @@ ctypedef struct Dynamics:
     int64_t check_every          # full-loss check period when not every sample is active
     double tol                   # success: training loss per sample < tol
     int early_stop               # stop a seed at success, carrying its state forward
+    double grad_tol              # > 0: stop a seed when max_j |G_j| < grad_tol (STOP_STATIONARY)
+    Optimizer opt                # the update rule
     const int64_t* record_steps  # increasing, first 0, last n_steps
     Py_ssize_t n_record
     const int64_t* temp_starts   # temp_values[i] applies from step temp_starts[i]; temp_starts[0] = 0
@@ -34,7 +43,7 @@ ctypedef struct Dynamics:
 ctypedef struct Record:
     double* magnetization        # n_record values each: w.w0/n
     double* norm                 # |w|^2/n
-    double* train_loss           # sum_mu v / m
+    double* train_loss           # sum_mu v(h_mu; y_mu) / m
     double* test_error           # empirical held-out error (NaN when m_test = 0)
     int64_t solved_step          # first checked step with train_loss < tol, -1 if never
     int64_t stop_step
@@ -42,20 +51,22 @@ ctypedef struct Record:
 
 ctypedef struct Scratch:
     double* g                    # n
+    double* opt_state            # opt.n_state * n, zero at the start of a trajectory
     Py_ssize_t* active           # m
     unsigned char* state         # m
     int64_t* next_flip           # m
 
 cdef double field_dot(const floating* x, const double* w, Py_ssize_t n) noexcept nogil
 cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
-                          const double* h0, const double* w, const Loss* loss, double coef,
+                          const double* y, const double* w, const Loss* loss, double coef,
                           double* g) noexcept nogil
-cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* h0, const double* w,
+cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* y, const double* w,
                       const Loss* loss, int use_err) noexcept nogil
-cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test, double* w0,
-                        floating* X, double* h0, floating* Xt, double* h0t, int shuffle_labels) noexcept nogil
-cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0, int sphere,
-                       double* w) noexcept nogil
-cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,
-                     const double* h0t, const double* w0, double* w, Switching* sw, Scratch* work,
+cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
+                        double* w0, floating* X, double* y, floating* Xt, double* yt,
+                        int shuffle_labels) noexcept nogil
+cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, int kind, double m0, double variance,
+                       int sphere, double* w) noexcept nogil
+cdef void trajectory(const Dynamics* d, const floating* X, const double* y, const floating* Xt,
+                     const double* yt, const double* w0, double* w, Switching* sw, Scratch* work,
                      bitgen_t* rng, const double* noise_replay, Record* rec, int64_t* progress) noexcept nogil

@@ -1,5 +1,6 @@
 """Gradient dynamics of a single-layer model on Gaussian data: GD, multi-pass SGD, persistent SGD and
-Langevin, on the sphere or with a ridge term.
+Langevin, with a plain, momentum, Nesterov or Adam update (``prcy.kernels.optimizers``), on the sphere
+or with a ridge term.
 
 Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
 
@@ -8,8 +9,10 @@ Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
     ``X`` is read from memory once per step;
 (b) passes over the data: ``gradient_pass`` (fields, loss derivative and gradient of the given rows
     in one pass; returns the summed loss of those rows), ``loss_pass`` (summed loss or test error);
+    the data draw ``generate_data`` (teacher and labels from a ``prcy.kernels.problems.Problem``) and
+    the initialization ``init_weights``;
 (c) ``trajectory``: one seed from its initial weights to ``n_steps``, with observables on a recording
-    grid, success/stop bookkeeping and Langevin noise; ``run_seeds``: many seeds in parallel
+    grid, success/stop bookkeeping, the optimizer's step and Langevin noise; ``run_seeds``: many seeds in parallel
     (``prange``, one RNG stream per seed, so results do not depend on the number of threads);
 (d) Python twins: ``run_seeds``, ``run_trajectory`` (one seed on given data, optionally replaying a
     given selection matrix and noise matrix), ``generate`` (the data draw), ``initial_weights``.
@@ -17,12 +20,15 @@ Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
 One step at physical time ``t = k eta`` (eqs 5-9 of Mignacco et al. 2021)::
 
     h_mu = x_mu.w / sqrt(n)                                  (active rows only)
-    g    = grad_scale * sum_{mu active} dv(h_mu; h0_mu) x_mu / sqrt(n)
-    w   <- w - eta (g + ridge w) + sqrt(2 T(t) eta) z,        z ~ N(0, I_n)
+    g    = grad_scale * sum_{mu active} dv(h_mu; y_mu) x_mu / sqrt(n)
+    w   <- step(w, g + ridge w)                               (plain: w - eta (g + ridge w))
+    w   <- w + sqrt(2 T(t) eta) z,                            z ~ N(0, I_n)
     w   <- w sqrt(n) / |w|                                    (sphere only)
 
 Observables at recording steps, on the state *before* that step's update: ``w.w0/n``,
-``|w|^2/n``, ``sum_mu v(h_mu; h0_mu)/m`` over all samples, and the empirical test error.
+``|w|^2/n``, ``sum_mu v(h_mu; y_mu)/m`` over all samples, and the empirical test error.
+A seed also stops (``STOP_STATIONARY``) when ``grad_tol > 0`` and the step's gradient
+``G = g + ridge w`` (on the sphere its part tangent to the sphere) has ``max_j |G_j| < grad_tol``.
 Success: the training loss per sample is checked at every step when every sample is active (the
 step's own pass yields it), else every ``check_every`` steps and at the recording steps; the first
 checked step with a loss below ``tol`` is ``solved_step``.
@@ -32,8 +38,9 @@ Errors: kernels never raise. A seed whose ``|w|^2`` becomes non-finite stops wit
 ``STOP_INTERRUPTED``; allocation failures are reported to Python after the parallel loop.
 
 Random numbers: numpy's ``bitgen_t``. Per seed, three streams: data (teacher ``n`` normals, then
-``X`` row-major, then the held-out set), initialization (``n`` normals), dynamics (selection draws of
-``prcy.kernels.switching``, then, per step with ``T > 0``, ``n`` normals for the noise).
+``X`` row-major, then the held-out set, then the permutation of reshuffled labels), initialization
+(``n`` normals), dynamics (selection draws of ``prcy.kernels.switching``, then, per step with
+``T > 0``, ``n`` normals for the noise).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -46,6 +53,8 @@ from numpy.random.c_distributions cimport random_standard_normal, random_interva
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
 from prcy.kernels.losses cimport Loss, loss_from_capsule
+from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
+from prcy.kernels.problems cimport Problem, problem_init, TEACHER_RADEMACHER
 from prcy.kernels.switching cimport (Switching, switching_init, switching_start, switching_select,
                                      SELECT_FULL, SELECT_BERNOULLI, SELECT_PERSISTENT, SELECT_REPLAY)
 from prcy.kernels.parallel cimport effective_n_threads
@@ -54,7 +63,8 @@ import numpy as np
 
 SELECTION = {"full": SELECT_FULL, "bernoulli": SELECT_BERNOULLI, "persistent": SELECT_PERSISTENT,
              "replay": SELECT_REPLAY}
-STOP_REASONS = ("max_time", "converged", "diverged", "interrupted")
+STOP_REASONS = ("max_time", "converged", "diverged", "interrupted", "stationary")
+INIT_KINDS = {"warm": INIT_WARM, "random": INIT_RANDOM}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,9 +213,9 @@ cdef inline void _axpy8(const floating* x0, const floating* x1, const floating* 
 # (b) passes over the data
 
 cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
-                          const double* h0, const double* w, const Loss* loss, double coef,
+                          const double* y, const double* w, const Loss* loss, double coef,
                           double* g) noexcept nogil:
-    """``g = coef sum_{mu in rows} dv(h_mu; h0_mu) x_mu / sqrt(n)``; returns ``sum_{mu in rows} v``."""
+    """``g = coef sum_{mu in rows} dv(h_mu; y_mu) x_mu / sqrt(n)``; returns ``sum_{mu in rows} v``."""
     cdef double s = 1.0 / sqrt(<double>n)
     cdef double total = 0.0, hr
     cdef double h[8]
@@ -221,24 +231,24 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
         for r in range(8):
             mu = rows[b + r]
             hr = h[r] * s
-            total += loss.v(hr, h0[mu])
-            c[r] = coef * s * loss.dv(hr, h0[mu])
+            total += loss.v(hr, y[mu], loss.theta)
+            c[r] = coef * s * loss.dv(hr, y[mu], loss.theta)
         _axpy8(X + rows[b] * n, X + rows[b + 1] * n, X + rows[b + 2] * n, X + rows[b + 3] * n,
                X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
                c, g, n)
     for b in range(n_blocks, n_rows):
         mu = rows[b]
         hr = field_dot(X + mu * n, w, n) * s
-        total += loss.v(hr, h0[mu])
-        hr = coef * s * loss.dv(hr, h0[mu])
+        total += loss.v(hr, y[mu], loss.theta)
+        hr = coef * s * loss.dv(hr, y[mu], loss.theta)
         for j in range(n):
             g[j] += hr * X[mu * n + j]
     return total
 
 
-cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* h0, const double* w,
+cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const double* y, const double* w,
                       const Loss* loss, int use_err) noexcept nogil:
-    """``sum_mu v(h_mu; h0_mu)`` over all ``m`` rows (``err`` instead of ``v`` when ``use_err``)."""
+    """``sum_mu v(h_mu; y_mu)`` over all ``m`` rows (``err`` instead of ``v`` when ``use_err``)."""
     cdef double s = 1.0 / sqrt(<double>n)
     cdef double total = 0.0
     cdef double h[8]
@@ -248,54 +258,73 @@ cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const doubl
         _dot8(X + b * n, X + (b + 1) * n, X + (b + 2) * n, X + (b + 3) * n,
               X + (b + 4) * n, X + (b + 5) * n, X + (b + 6) * n, X + (b + 7) * n, w, n, h)
         for r in range(8):
-            total += loss.err(h[r] * s, h0[b + r]) if use_err else loss.v(h[r] * s, h0[b + r])
+            total += (loss.err(h[r] * s, y[b + r], loss.theta) if use_err
+                      else loss.v(h[r] * s, y[b + r], loss.theta))
     for b in range(n_blocks, m):
         h[0] = field_dot(X + b * n, w, n) * s
-        total += loss.err(h[0], h0[b]) if use_err else loss.v(h[0], h0[b])
+        total += loss.err(h[0], y[b], loss.theta) if use_err else loss.v(h[0], y[b], loss.theta)
     return total
 
 
-cdef void generate_data(bitgen_t* rng, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test, double* w0,
-                        floating* X, double* h0, floating* Xt, double* h0t, int shuffle_labels) noexcept nogil:
-    """Teacher uniform on the sphere ``|w0|^2 = n``; ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the
-    storage precision); ``h0 = X w0 / sqrt(n)`` from the rounded ``X``. ``shuffle_labels``: the
-    training ``h0`` are then permuted among the samples (reshuffled labels: same label law, no
-    information on ``X``), by the Fisher-Yates draws of ``numpy.random.Generator.shuffle``; the
-    held-out set keeps its teacher labels."""
+cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
+                        double* w0, floating* X, double* y, floating* Xt, double* yt,
+                        int shuffle_labels) noexcept nogil:
+    """Teacher from ``n`` standard normals: normalized to ``|w0|^2 = n`` (Gaussian teacher) or their
+    signs (Rademacher); ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the storage precision); labels
+    ``y = problem.label(h0)`` with ``h0 = X w0 / sqrt(n)`` from the rounded ``X``.
+    ``shuffle_labels``: the training labels are then permuted among the samples (reshuffled labels:
+    same label law, no information on ``X``), by the Fisher-Yates draws of
+    ``numpy.random.Generator.shuffle``; the held-out set keeps its teacher labels."""
     cdef Py_ssize_t i, j
     cdef double norm2 = 0.0, s
     for i in range(n):
         w0[i] = random_standard_normal(rng)
         norm2 += w0[i] * w0[i]
-    s = sqrt(n / norm2)
-    for i in range(n):
-        w0[i] *= s
+    if problem.teacher == TEACHER_RADEMACHER:
+        for i in range(n):
+            w0[i] = 1.0 if w0[i] >= 0 else -1.0
+    else:
+        s = sqrt(n / norm2)
+        for i in range(n):
+            w0[i] *= s
     for i in range(m * n):
         X[i] = <floating>random_standard_normal(rng)
     for i in range(m_test * n):
         Xt[i] = <floating>random_standard_normal(rng)
     s = 1.0 / sqrt(<double>n)
     for i in range(m):
-        h0[i] = field_dot(X + i * n, w0, n) * s
+        y[i] = problem.label(field_dot(X + i * n, w0, n) * s, problem.theta)
     for i in range(m_test):
-        h0t[i] = field_dot(Xt + i * n, w0, n) * s
+        yt[i] = problem.label(field_dot(Xt + i * n, w0, n) * s, problem.theta)
     if shuffle_labels:
         for i in range(m - 1, 0, -1):
             j = <Py_ssize_t>random_interval(rng, <uint64_t>i)
-            s = h0[i]
-            h0[i] = h0[j]
-            h0[j] = s
+            s = y[i]
+            y[i] = y[j]
+            y[j] = s
 
 
-cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0, int sphere,
-                       double* w) noexcept nogil:
-    """Sphere (eq 11): ``w = m0 w0 + c z_perp`` with ``z_perp`` the part of ``z ~ N(0, I)``
-    orthogonal to ``w0`` and ``c`` such that ``|w|^2 = n`` (so ``w.w0/n = m0`` exactly).
-    Ridge (eq C.2): ``w = m0 w0 + z``."""
+cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, int kind, double m0, double variance,
+                       int sphere, double* w) noexcept nogil:
+    """From ``z ~ N(0, I)`` (``n`` normals of the initialization stream). Warm start on the sphere
+    (eq 11): ``w = m0 w0 + c z_perp`` with ``z_perp`` the part of ``z`` orthogonal to ``w0`` and ``c``
+    such that ``|w|^2 = n`` (so ``w.w0/n = m0`` exactly); with the ridge (eq C.2): ``w = m0 w0 + z``.
+    Random start (``INIT_RANDOM``), independent of the teacher: ``w = z sqrt(n) / |z|``, uniform on
+    the sphere (so ``w.w0/n ~ N(0, 1/n)``); with the ridge ``w = sqrt(variance) z``."""
     cdef Py_ssize_t i
     cdef double proj = 0.0, norm2 = 0.0, c
     for i in range(n):
         w[i] = random_standard_normal(rng)
+    if kind == INIT_RANDOM:
+        if sphere:
+            for i in range(n):
+                norm2 += w[i] * w[i]
+            c = sqrt(n / norm2)
+        else:
+            c = sqrt(variance)
+        for i in range(n):
+            w[i] *= c
+        return
     if not sphere:
         for i in range(n):
             w[i] += m0 * w0[i]
@@ -314,8 +343,8 @@ cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, double m0,
 # ---------------------------------------------------------------------------------------------
 # (c) one trajectory
 
-cdef inline void _observe(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,
-                          const double* h0t, const double* w0, const double* w, Record* rec,
+cdef inline void _observe(const Dynamics* d, const floating* X, const double* y, const floating* Xt,
+                          const double* yt, const double* w0, const double* w, Record* rec,
                           Py_ssize_t i) noexcept nogil:
     cdef double mag = 0.0, q = 0.0
     cdef Py_ssize_t j
@@ -324,8 +353,8 @@ cdef inline void _observe(const Dynamics* d, const floating* X, const double* h0
         q += w[j] * w[j]
     rec.magnetization[i] = mag / d.n
     rec.norm[i] = q / d.n
-    rec.train_loss[i] = loss_pass(X, d.n, d.m, h0, w, d.loss, 0) / d.m
-    rec.test_error[i] = loss_pass(Xt, d.n, d.m_test, h0t, w, d.loss, 1) / d.m_test if d.m_test else NAN
+    rec.train_loss[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 0) / d.m
+    rec.test_error[i] = loss_pass(Xt, d.n, d.m_test, yt, w, d.loss, 1) / d.m_test if d.m_test else NAN
 
 
 cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
@@ -338,17 +367,36 @@ cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t
         rec.test_error[i] = rec.test_error[src] if src >= 0 else NAN
 
 
-cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, const floating* Xt,
-                     const double* h0t, const double* w0, double* w, Switching* sw, Scratch* work,
+cdef inline double _gradient_max(const Dynamics* d, const double* g, const double* w) noexcept nogil:
+    """``max_j |G_j|`` of ``G = g + ridge w``; on the sphere of ``G - (G.w / w.w) w``."""
+    cdef Py_ssize_t j
+    cdef double gw = 0.0, ww = 0.0, c = 0.0, G, top = 0.0
+    if d.sphere:
+        for j in range(d.n):
+            gw += (g[j] + d.ridge * w[j]) * w[j]
+            ww += w[j] * w[j]
+        c = gw / ww
+    for j in range(d.n):
+        G = g[j] + d.ridge * w[j] - c * w[j]
+        G = G if G >= 0 else -G
+        if G > top:
+            top = G
+    return top
+
+
+cdef void trajectory(const Dynamics* d, const floating* X, const double* y, const floating* Xt,
+                     const double* yt, const double* w0, double* w, Switching* sw, Scratch* work,
                      bitgen_t* rng, const double* noise_replay, Record* rec, int64_t* progress) noexcept nogil:
     cdef Py_ssize_t n = d.n, j, rec_i = 0, n_active, temp_i = 0
     cdef int64_t k
     cdef int full_batch = sw.kind == SELECT_FULL
-    cdef int recorded, have_loss
+    cdef int recorded, have_loss, stop = -1
     cdef double loss_k = 0.0, step_loss, amp, norm2, scale
     rec.solved_step = -1
     rec.stop_reason = STOP_MAX_TIME
     rec.stop_step = d.n_steps
+    for j in range(d.opt.n_state * n):
+        work.opt_state[j] = 0.0
     switching_start(sw, rng)
     k = 0
     while True:
@@ -361,38 +409,41 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, con
         recorded = rec_i < d.n_record and d.record_steps[rec_i] == k
         have_loss = 0
         if recorded:
-            _observe(d, X, h0, Xt, h0t, w0, w, rec, rec_i)
+            _observe(d, X, y, Xt, yt, w0, w, rec, rec_i)
             loss_k = rec.train_loss[rec_i] * d.m
             have_loss = 1
             rec_i += 1
         elif rec.solved_step < 0 and not full_batch and k % d.check_every == 0:
-            loss_k = loss_pass(X, n, d.m, h0, w, d.loss, 0)
+            loss_k = loss_pass(X, n, d.m, y, w, d.loss, 0)
             have_loss = 1
         if k < d.n_steps:
             n_active = switching_select(sw, k, rng, work.active)
-            step_loss = gradient_pass(X, n, work.active, n_active, h0, w, d.loss, d.grad_scale, work.g)
+            step_loss = gradient_pass(X, n, work.active, n_active, y, w, d.loss, d.grad_scale, work.g)
             if full_batch:
                 loss_k = step_loss
                 have_loss = 1
+            if d.grad_tol > 0.0 and _gradient_max(d, work.g, w) < d.grad_tol:
+                stop = STOP_STATIONARY
         if rec.solved_step < 0 and have_loss and loss_k < d.tol * d.m:
             rec.solved_step = k
             if d.early_stop:
-                rec.stop_reason = STOP_CONVERGED
-                rec.stop_step = k
-                if not recorded:
-                    _observe(d, X, h0, Xt, h0t, w0, w, rec, rec_i)
-                    rec_i += 1
-                _fill(rec, rec_i - 1, rec_i, d.n_record)
-                return
+                stop = STOP_CONVERGED
+        if stop >= 0:                 # the state at step k stands for the rest of the record
+            rec.stop_reason = stop
+            rec.stop_step = k
+            if not recorded:
+                _observe(d, X, y, Xt, yt, w0, w, rec, rec_i)
+                rec_i += 1
+            _fill(rec, rec_i - 1, rec_i, d.n_record)
+            return
         if k == d.n_steps:
             return
-        # update: w <- w - eta (g + ridge w) + sqrt(2 T eta) z, then the constraint
+        # update: the optimizer's step, sqrt(2 T eta) z, then the constraint
         while temp_i + 1 < d.n_temp and d.temp_starts[temp_i + 1] <= k:
             temp_i += 1
         amp = sqrt(2.0 * d.temp_values[temp_i] * d.eta) if d.n_temp else 0.0
         norm2 = 0.0
-        for j in range(n):
-            w[j] -= d.eta * (work.g[j] + d.ridge * w[j])
+        optimizer_step(&d.opt, w, work.g, d.ridge, d.eta, work.opt_state, k + 1, n)
         if noise_replay != NULL:
             for j in range(n):
                 w[j] += amp * noise_replay[k * n + j]
@@ -411,6 +462,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* h0, con
             scale = sqrt(n / norm2)
             for j in range(n):
                 w[j] *= scale
+            optimizer_project(&d.opt, work.opt_state, w, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,6 +487,9 @@ cdef int _fill_dynamics(Dynamics* d, object loss, Py_ssize_t m, Py_ssize_t n, Py
     d.check_every = p["check_every"]
     d.tol = p["tol"]
     d.early_stop = p["early_stop"]
+    d.grad_tol = p["grad_tol"]
+    optimizer_init(&d.opt, p["optimizer"], p["momentum"], p["beta1"], p["beta2"], p["adam_eps"],
+                   p["project_velocity"])
     d.record_steps = &record_steps[0]
     d.n_record = record_steps.shape[0]
     d.temp_starts = &temp_starts[0]
@@ -461,20 +516,23 @@ cdef inline void _point_record(Record* rec, double[:, ::1] mag, double[:, ::1] n
     rec.test_error = &test[s, 0]
 
 
-def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared,
+def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               const double[::1] w0_shared, const floating[:, ::1] Xt_shared,
-              const double[::1] h0t_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
-              Py_ssize_t m_test, str selection, double ell, double p_on, double p_off, double m0,
-              bint shuffle_labels=False,
+              const double[::1] yt_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
+              Py_ssize_t m_test, str problem, str teacher, double onset, str selection, double ell,
+              double p_on, double p_off, str init, double m0, double init_variance, bint shuffle_labels=False,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
               int64_t[::1] progress, int[::1] abort, n_threads=None):
     """Run ``len(init_rngs)`` seeds in parallel; returns a dict of record arrays.
 
-    ``loss``: a ``"prcy.Loss"`` capsule. ``X_shared`` etc.: the data used by every seed when
-    ``shared_data`` (else empty arrays of the storage dtype; each seed then draws its own data from
-    ``data_rngs[s]``). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
-    early_stop``. The ``*_rngs`` are ``numpy.random.BitGenerator`` objects, one per seed and stream.
+    ``loss``: a ``"prcy.Loss.v2"`` capsule. ``X_shared`` etc.: the data (inputs, labels, teacher)
+    used by every seed when ``shared_data`` (else empty arrays of the storage dtype; each seed then
+    draws its own data from ``data_rngs[s]`` for ``problem``, ``teacher``, ``onset``: see
+    ``prcy.kernels.problems``). ``init``: ``"warm"`` (``m0``) or ``"random"`` (``init_variance``
+    with the ridge). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
+    early_stop, grad_tol, optimizer, momentum, beta1, beta2, adam_eps, project_velocity``. The
+    ``*_rngs`` are ``numpy.random.BitGenerator`` objects, one per seed and stream.
     ``progress[s]`` holds the step seed ``s`` is at; ``abort[0] = 1`` stops all seeds.
     This is the kernel boundary: ``prcy.simulate`` validates every argument before calling it.
     """
@@ -488,6 +546,9 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
     cdef int kind = SELECTION[selection]
     if kind == SELECT_REPLAY:
         raise ValueError("run_seeds: use run_trajectory to replay a selection")
+    cdef Problem prob
+    problem_init(&prob, problem, teacher, onset)
+    cdef int init_kind = INIT_KINDS[init]
     out = _record_arrays(n_seeds, n_record)
     cdef double[:, ::1] o_mag = out["magnetization"], o_norm = out["norm"]
     cdef double[:, ::1] o_loss = out["train_loss"], o_test = out["test_error"]
@@ -507,23 +568,24 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
     cdef Record* rec
     cdef floating* X
     cdef floating* Xt
-    cdef double* h0
-    cdef double* h0t
+    cdef double* y
+    cdef double* yt
     cdef double* w0
     cdef double* w
     cdef size_t fsize = sizeof(floating)
+    cdef Py_ssize_t n_state = d.opt.n_state
     with nogil, parallel(num_threads=threads):
         if shared_data:
             X = <floating*>&X_shared[0, 0] if m else NULL
             Xt = <floating*>&Xt_shared[0, 0] if m_test else NULL
-            h0 = <double*>&h0_shared[0] if m else NULL
-            h0t = <double*>&h0t_shared[0] if m_test else NULL
+            y = <double*>&y_shared[0] if m else NULL
+            yt = <double*>&yt_shared[0] if m_test else NULL
             w0 = <double*>&w0_shared[0]
         else:
             X = <floating*>malloc(m * n * fsize + 1)
             Xt = <floating*>malloc(m_test * n * fsize + 1)
-            h0 = <double*>malloc(m * sizeof(double) + 1)
-            h0t = <double*>malloc(m_test * sizeof(double) + 1)
+            y = <double*>malloc(m * sizeof(double) + 1)
+            yt = <double*>malloc(m_test * sizeof(double) + 1)
             w0 = <double*>malloc(n * sizeof(double))
         w = <double*>malloc(n * sizeof(double))
         sw = <Switching*>malloc(sizeof(Switching))
@@ -531,23 +593,24 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
         work = <Scratch*>malloc(sizeof(Scratch))
         if work != NULL:
             work.g = <double*>malloc(n * sizeof(double))
+            work.opt_state = <double*>malloc(n_state * n * sizeof(double) + 1)
             work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t) + 1)
             work.state = <unsigned char*>malloc(m + 1)
             work.next_flip = <int64_t*>malloc(m * sizeof(int64_t) + 1)
         if (w == NULL or sw == NULL or rec == NULL or work == NULL or work.g == NULL
-                or work.active == NULL or work.state == NULL or work.next_flip == NULL
-                or (not shared_data and (X == NULL or Xt == NULL or h0 == NULL or h0t == NULL
+                or work.opt_state == NULL or work.active == NULL or work.state == NULL or work.next_flip == NULL
+                or (not shared_data and (X == NULL or Xt == NULL or y == NULL or yt == NULL
                                          or w0 == NULL))):
             failed[0] = 1
         for s in prange(n_seeds, schedule="dynamic"):
             if failed[0]:
                 continue
             if not shared_data:
-                generate_data(<bitgen_t*>data_ptr[s], m, n, m_test, w0, X, h0, Xt, h0t, shuffle_labels)
-            init_weights(<bitgen_t*>init_ptr[s], w0, n, m0, d.sphere, w)
+                generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, shuffle_labels)
+            init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w)
             switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
             _point_record(rec, o_mag, o_norm, o_loss, o_test, s)
-            trajectory(&d, X, h0, Xt, h0t, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
+            trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
                        &progress[s])
             o_solved[s] = rec.solved_step
             o_stop[s] = rec.stop_step
@@ -555,12 +618,13 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
         if not shared_data:
             free(X)
             free(Xt)
-            free(h0)
-            free(h0t)
+            free(y)
+            free(yt)
             free(w0)
         free(w)
         if work != NULL:
             free(work.g)
+            free(work.opt_state)
             free(work.active)
             free(work.state)
             free(work.next_flip)
@@ -573,12 +637,13 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] h0_shared
     return out
 
 
-def run_trajectory(loss, const floating[:, ::1] X, const double[::1] h0, const double[::1] w0,
-                   const double[::1] w_init, const floating[:, ::1] Xt, const double[::1] h0t, *,
+def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const double[::1] w0,
+                   const double[::1] w_init, const floating[:, ::1] Xt, const double[::1] yt, *,
                    str selection, double ell=1.0, double p_on=1.0, double p_off=0.0, dict params,
                    const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
                    const double[::1] temp_values, rng=None, selection_replay=None, noise_replay=None):
-    """One seed on given data, from given initial weights: the Python twin of ``trajectory``.
+    """One seed on given data (inputs ``X``, labels ``y``, teacher ``w0``; held-out ``Xt``, ``yt``),
+    from given initial weights: the Python twin of ``trajectory``.
 
     ``selection`` is ``"full"``, ``"bernoulli"``, ``"persistent"`` (drawn from ``rng``) or
     ``"replay"`` (``selection_replay``: an ``(n_steps, m)`` 0/1 uint8 matrix, row ``k`` used at step
@@ -612,15 +677,18 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] h0, const d
     w = np.array(w_init, dtype=np.float64)
     cdef double[::1] wv = w
     g = np.zeros(n)
+    opt_state = np.zeros(d.opt.n_state * n + 1)
     active = np.zeros(max(m, 1), dtype=np.intp)
     state = np.zeros(max(m, 1), dtype=np.uint8)
     next_flip = np.zeros(max(m, 1), dtype=np.int64)
     cdef double[::1] gv = g
+    cdef double[::1] ov = opt_state
     cdef Py_ssize_t[::1] av = active
     cdef unsigned char[::1] sv = state
     cdef int64_t[::1] nv = next_flip
     cdef Scratch work
     work.g = &gv[0]
+    work.opt_state = &ov[0]
     work.active = &av[0]
     work.state = &sv[0]
     work.next_flip = &nv[0]
@@ -631,7 +699,7 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] h0, const d
     _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["test_error"], 0)
     cdef int64_t progress = 0
     with nogil:
-        trajectory(&d, &X[0, 0], &h0[0], &Xt[0, 0] if m_test else NULL, &h0t[0] if m_test else NULL,
+        trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL,
                    &w0[0], &wv[0], &sw, &work, gen, noise_ptr, &rec, &progress)
     out["solved_step"][0] = rec.solved_step
     out["stop_step"][0] = rec.stop_step
@@ -641,31 +709,36 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] h0, const d
 
 
 def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtype=np.float64,
-             bint shuffle_labels=False):
-    """The data draw of one seed: ``(w0, X, h0, Xt, h0t)``, exactly as ``run_seeds`` draws it."""
+             bint shuffle_labels=False, str problem="phase-retrieval", str teacher="gaussian", double onset=0.0):
+    """The data draw of one seed: ``(w0, X, y, Xt, yt)`` (teacher, inputs, labels, held-out inputs
+    and labels), exactly as ``run_seeds`` draws it."""
     w0 = np.empty(n)
     X = np.empty((m, n), dtype=dtype)
     Xt = np.empty((m_test, n), dtype=dtype)
-    h0 = np.empty(m)
-    h0t = np.empty(m_test)
-    _generate(bitgenerator, X, Xt, w0, h0, h0t, shuffle_labels)
-    return w0, X, h0, Xt, h0t
+    y = np.empty(m)
+    yt = np.empty(m_test)
+    _generate(bitgenerator, X, Xt, w0, y, yt, shuffle_labels, problem, teacher, onset)
+    return w0, X, y, Xt, yt
 
 
-def _generate(bitgenerator, floating[:, ::1] X, floating[:, ::1] Xt, double[::1] w0, double[::1] h0,
-              double[::1] h0t, bint shuffle_labels):
+def _generate(bitgenerator, floating[:, ::1] X, floating[:, ::1] Xt, double[::1] w0, double[::1] y,
+              double[::1] yt, bint shuffle_labels, str problem, str teacher, double onset):
+    cdef Problem prob
+    problem_init(&prob, problem, teacher, onset)
     cdef bitgen_t* gen = _bitgen(bitgenerator)
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], m_test = Xt.shape[0]
     with bitgenerator.lock, nogil:
-        generate_data(gen, m, n, m_test, &w0[0], &X[0, 0] if m else NULL, &h0[0] if m else NULL,
-                      &Xt[0, 0] if m_test else NULL, &h0t[0] if m_test else NULL, shuffle_labels)
+        generate_data(gen, &prob, m, n, m_test, &w0[0], &X[0, 0] if m else NULL, &y[0] if m else NULL,
+                      &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL, shuffle_labels)
 
 
-def initial_weights(bitgenerator, const double[::1] w0, double m0, bint sphere):
+def initial_weights(bitgenerator, const double[::1] w0, double m0, bint sphere, str init="warm",
+                    double init_variance=1.0):
     """The initialization draw of one seed, exactly as ``run_seeds`` draws it."""
     w = np.empty(w0.shape[0])
     cdef double[::1] wv = w
     cdef bitgen_t* gen = _bitgen(bitgenerator)
+    cdef int kind = INIT_KINDS[init]
     with bitgenerator.lock, nogil:
-        init_weights(gen, &w0[0], w0.shape[0], m0, sphere, &wv[0])
+        init_weights(gen, &w0[0], w0.shape[0], kind, m0, init_variance, sphere, &wv[0])
     return w

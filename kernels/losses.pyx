@@ -1,103 +1,224 @@
-"""Loss families as structs of ``nogil`` function pointers.
+"""Loss families as structs of ``nogil`` function pointers, on the student's field and the label.
 
 Usable from Cython via ``cimport prcy.kernels.losses``. Layers, as in the other kernels:
 
-(a) single-sample functions ``double f(double h, double h0) noexcept nogil``;
+(a) single-sample functions ``double f(double h, double y, const double* theta) noexcept nogil``:
+    ``h`` the student's field ``w.x/sqrt(N)``, ``y`` the sample's label, ``theta`` the loss's
+    parameters (``Loss.theta``);
 (b) the struct ``Loss`` that groups ``v``, ``dv = dv/dh``, ``d2v = d^2v/dh^2`` and ``err`` (the test
-    error of one sample: predicted field ``h``, teacher field ``h0``);
-(c) array loops live in ``prcy.kernels.dynamics``, which calls a ``Loss`` through its pointers;
+    error of one sample predicted with field ``h`` when its label is ``y``), with its parameters;
+(c) array loops live in ``prcy.kernels.dynamics`` and ``prcy.kernels.dmft``, which call a ``Loss``
+    through its pointers as ``loss.dv(h, y, loss.theta)``;
 (d) Python twins here (``value``, ``derivative``, ``second_derivative``, ``test_error``) for tests.
 
-Built-in families (names as used by ``prcy.simulate(problem=...)``):
+Built-in losses (``capsule(name, **parameters)``; ``a = sqrt(h^2 + eps)`` is the smoothed modulus,
+``eps = theta[0]`` (``smoothing``), ``K = theta[1]`` (``onset``)):
 
-- ``"phase-retrieval"``: ``v = (h^2 - h0^2)^2 / 4``, ``dv = (h^2 - h0^2) h``, ``d2v = 3 h^2 - h0^2``,
-  ``err = (|h0| - |h|)^2`` (labels ``y = |h0|``);
-- ``"linear-regression"``: ``v = (h - h0)^2 / 2``, ``dv = h - h0``, ``d2v = 1``, ``err = (h0 - h)^2``.
+- ``"phase-retrieval"``: ``v = (h^2 - y^2)^2 / 4`` (Mignacco et al. 2021, eq 4, labels ``y = |h0|``),
+  ``err = (y - |h|)^2``;
+- ``"linear-regression"``: ``v = (h - y)^2 / 2``, ``err = (y - h)^2``;
+- ``"absolute"``: ``v = (y - a)^2`` (Dmitriev 2021, eq 2.6), ``err = (y - |h|)^2``;
+- ``"door-square"``: ``v = (y - a + K)^2`` (eq 2.7), labels ``y = +-1``;
+- ``"door-logistic"``: ``v = log(1 + exp(-y (a - K)))`` (eq 2.8), evaluated without overflow;
+  both door losses have ``err = 1`` when ``sign(|h| - K) != y``, else 0.
 
-A loss of your own: write the four functions in Cython, fill a ``Loss`` and hand its address to prcy
-in a ``PyCapsule`` named ``"prcy.Loss"`` (see ``capsule``). ``loss_from_capsule`` checks the name and
-that no pointer is NULL. The functions must be pure, thread-safe and ``noexcept nogil``.
+ABI (version ``LOSS_ABI_VERSION`` = 2). A loss of your own: write the four functions in Cython, fill
+a ``Loss`` with ``loss_init`` (it sets ``magic``, ``version`` and ``size``) and your parameters in
+``theta``, and hand its address to prcy in a ``PyCapsule`` named ``"prcy.Loss.v2"``; the struct must
+outlive every run that uses it. ``loss_from_capsule`` checks the capsule's name, then ``magic``,
+``version`` and ``size``, and that no function pointer is NULL: a capsule of the first ABI
+(``"prcy.Loss"``, functions of ``(h, h0)``) is refused with a message saying so. Nothing can check
+the functions themselves: they must be pure, thread-safe, ``noexcept nogil``, read nothing but their
+arguments and ``theta``, and return a finite number for finite arguments.
 """
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer, PyCapsule_IsValid
+from libc.math cimport sqrt, exp, log1p, fabs
+from libc.stdlib cimport malloc, free
 import numpy as np
 
-CAPSULE_NAME = "prcy.Loss"
-cdef const char* _CAPSULE_NAME = b"prcy.Loss"   # static storage: a capsule keeps the pointer
+CAPSULE_NAME = "prcy.Loss.v2"
+cdef const char* _CAPSULE_NAME = b"prcy.Loss.v2"   # static storage: a capsule keeps the pointer
+cdef const char* _CAPSULE_NAME_V1 = b"prcy.Loss"
 
 
-cdef double phase_retrieval_v(double h, double h0) noexcept nogil:
-    cdef double d = h * h - h0 * h0
+cdef double phase_retrieval_v(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = h * h - y * y
     return 0.25 * d * d
 
-cdef double phase_retrieval_dv(double h, double h0) noexcept nogil:
-    return (h * h - h0 * h0) * h
+cdef double phase_retrieval_dv(double h, double y, const double* theta) noexcept nogil:
+    return (h * h - y * y) * h
 
-cdef double phase_retrieval_d2v(double h, double h0) noexcept nogil:
-    return 3.0 * h * h - h0 * h0
+cdef double phase_retrieval_d2v(double h, double y, const double* theta) noexcept nogil:
+    return 3.0 * h * h - y * y
 
-cdef double phase_retrieval_err(double h, double h0) noexcept nogil:
-    cdef double d = (h0 if h0 >= 0 else -h0) - (h if h >= 0 else -h)
+cdef double phase_retrieval_err(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = (y if y >= 0 else -y) - (h if h >= 0 else -h)
     return d * d
 
 
-cdef double linear_v(double h, double h0) noexcept nogil:
-    return 0.5 * (h - h0) * (h - h0)
+cdef double linear_v(double h, double y, const double* theta) noexcept nogil:
+    return 0.5 * (h - y) * (h - y)
 
-cdef double linear_dv(double h, double h0) noexcept nogil:
-    return h - h0
+cdef double linear_dv(double h, double y, const double* theta) noexcept nogil:
+    return h - y
 
-cdef double linear_d2v(double h, double h0) noexcept nogil:
+cdef double linear_d2v(double h, double y, const double* theta) noexcept nogil:
     return 1.0
 
-cdef double linear_err(double h, double h0) noexcept nogil:
-    return (h0 - h) * (h0 - h)
+cdef double linear_err(double h, double y, const double* theta) noexcept nogil:
+    return (y - h) * (y - h)
 
 
-cdef Loss _PHASE_RETRIEVAL
-_PHASE_RETRIEVAL.v = phase_retrieval_v
-_PHASE_RETRIEVAL.dv = phase_retrieval_dv
-_PHASE_RETRIEVAL.d2v = phase_retrieval_d2v
-_PHASE_RETRIEVAL.err = phase_retrieval_err
+# absolute loss: v = (y - a)^2, a = sqrt(h^2 + eps); da/dh = h/a, d2a/dh2 = eps/a^3
+cdef double absolute_v(double h, double y, const double* theta) noexcept nogil:
+    cdef double r = y - sqrt(h * h + theta[0])
+    return r * r
 
-cdef Loss _LINEAR
-_LINEAR.v = linear_v
-_LINEAR.dv = linear_dv
-_LINEAR.d2v = linear_d2v
-_LINEAR.err = linear_err
+cdef double absolute_dv(double h, double y, const double* theta) noexcept nogil:
+    cdef double a = sqrt(h * h + theta[0])
+    return -2.0 * (y - a) * h / a
 
-cdef dict _BUILTIN = {
-    "phase-retrieval": PyCapsule_New(<void*>&_PHASE_RETRIEVAL, _CAPSULE_NAME, NULL),
-    "linear-regression": PyCapsule_New(<void*>&_LINEAR, _CAPSULE_NAME, NULL),
+cdef double absolute_d2v(double h, double y, const double* theta) noexcept nogil:
+    cdef double a = sqrt(h * h + theta[0])
+    return 2.0 * h * h / (a * a) - 2.0 * (y - a) * theta[0] / (a * a * a)
+
+
+# symmetric door, square loss: v = r^2, r = y - a + K
+cdef double door_square_v(double h, double y, const double* theta) noexcept nogil:
+    cdef double r = y - sqrt(h * h + theta[0]) + theta[1]
+    return r * r
+
+cdef double door_square_dv(double h, double y, const double* theta) noexcept nogil:
+    cdef double a = sqrt(h * h + theta[0])
+    return -2.0 * (y - a + theta[1]) * h / a
+
+cdef double door_square_d2v(double h, double y, const double* theta) noexcept nogil:
+    cdef double a = sqrt(h * h + theta[0])
+    return 2.0 * h * h / (a * a) - 2.0 * (y - a + theta[1]) * theta[0] / (a * a * a)
+
+
+# symmetric door, logistic loss: v = softplus(-z), z = y (a - K); sigma(-z) = 1 / (1 + e^z)
+cdef inline double _sigmoid(double x) noexcept nogil:
+    cdef double e
+    if x >= 0:
+        return 1.0 / (1.0 + exp(-x))
+    e = exp(x)
+    return e / (1.0 + e)
+
+cdef double door_logistic_v(double h, double y, const double* theta) noexcept nogil:
+    cdef double z = y * (sqrt(h * h + theta[0]) - theta[1])
+    return (-z if z < 0 else 0.0) + log1p(exp(-fabs(z)))
+
+cdef double door_logistic_dv(double h, double y, const double* theta) noexcept nogil:
+    cdef double a = sqrt(h * h + theta[0])
+    return -y * _sigmoid(-y * (a - theta[1])) * h / a
+
+cdef double door_logistic_d2v(double h, double y, const double* theta) noexcept nogil:
+    cdef double a = sqrt(h * h + theta[0])
+    cdef double z = y * (a - theta[1])
+    cdef double sm = _sigmoid(-z)
+    return y * y * sm * (1.0 - sm) * h * h / (a * a) - y * sm * theta[0] / (a * a * a)
+
+cdef double door_err(double h, double y, const double* theta) noexcept nogil:
+    cdef double predicted = 1.0 if fabs(h) > theta[1] else -1.0
+    return 0.0 if predicted == y else 1.0
+
+
+cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil:
+    """Fill ``loss``'s header (magic, version, size) and functions; ``theta`` set to 0."""
+    cdef Py_ssize_t i
+    loss.magic = LOSS_MAGIC
+    loss.version = LOSS_ABI_VERSION
+    loss.size = sizeof(Loss)
+    loss.v = v
+    loss.dv = dv
+    loss.d2v = d2v
+    loss.err = err
+    for i in range(LOSS_N_PARAMS):
+        loss.theta[i] = 0.0
+
+
+# the parameters of each built-in loss, in the order of theta
+PARAMETERS = {
+    "phase-retrieval": (),
+    "linear-regression": (),
+    "absolute": ("smoothing",),
+    "door-square": ("smoothing", "onset"),
+    "door-logistic": ("smoothing", "onset"),
 }
+NAMES = tuple(PARAMETERS)
 
-NAMES = tuple(_BUILTIN)
+
+cdef void _free_loss(object cap) noexcept:
+    free(PyCapsule_GetPointer(cap, _CAPSULE_NAME))
 
 
-def capsule(name):
-    """The ``PyCapsule`` (name ``"prcy.Loss"``) holding the built-in loss ``name``."""
-    try:
-        return _BUILTIN[name]
-    except KeyError:
-        raise ValueError(f"loss: unknown name {name!r}; allowed: {', '.join(NAMES)}") from None
+def capsule(name, **parameters):
+    """A new ``PyCapsule`` (name ``"prcy.Loss.v2"``) holding the built-in loss ``name`` with its
+    ``parameters`` (``PARAMETERS[name]``, each a finite number: ``smoothing > 0``, ``onset > 0``).
+    The capsule owns its ``Loss`` and frees it when it is collected."""
+    if name not in PARAMETERS:
+        raise ValueError(f"loss: unknown name {name!r}; allowed: {', '.join(NAMES)}")
+    wanted = PARAMETERS[name]
+    if set(parameters) != set(wanted):
+        raise ValueError(f"loss {name!r}: parameters {sorted(parameters)} given; needed: {list(wanted) or 'none'}")
+    for key in wanted:
+        value = parameters[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < float(value) < float("inf")):
+            raise ValueError(f"{key}: {value!r} is not allowed; allowed: a finite number > 0")
+    cdef Loss* loss = <Loss*>malloc(sizeof(Loss))
+    if loss == NULL:
+        raise MemoryError("loss: could not allocate a Loss")
+    if name == "phase-retrieval":
+        loss_init(loss, phase_retrieval_v, phase_retrieval_dv, phase_retrieval_d2v, phase_retrieval_err)
+    elif name == "linear-regression":
+        loss_init(loss, linear_v, linear_dv, linear_d2v, linear_err)
+    elif name == "absolute":
+        loss_init(loss, absolute_v, absolute_dv, absolute_d2v, phase_retrieval_err)
+    elif name == "door-square":
+        loss_init(loss, door_square_v, door_square_dv, door_square_d2v, door_err)
+    else:
+        loss_init(loss, door_logistic_v, door_logistic_dv, door_logistic_d2v, door_err)
+    for i, key in enumerate(wanted):
+        loss.theta[i] = float(parameters[key])
+    return PyCapsule_New(<void*>loss, _CAPSULE_NAME, <void (*)(object) noexcept>_free_loss)
 
 
 cdef const Loss* loss_from_capsule(object cap) except NULL:
-    """The ``Loss`` inside ``cap``; raises when it is not a ``"prcy.Loss"`` capsule or has NULLs."""
+    """The ``Loss`` inside ``cap``; raises ``TypeError`` when ``cap`` is not a ``"prcy.Loss.v2"``
+    capsule (naming a first-ABI capsule as such) or its header is not that of this ABI, and
+    ``ValueError`` when a function pointer is NULL."""
+    if PyCapsule_IsValid(cap, _CAPSULE_NAME_V1):
+        raise TypeError("loss: a capsule named 'prcy.Loss' has the first loss ABI (functions of (h, h0)); "
+                        "prcy needs ABI 2: functions of (h, y, theta), a Loss filled by loss_init, a capsule "
+                        "named 'prcy.Loss.v2' (see prcy.kernels.losses)")
     if not PyCapsule_IsValid(cap, _CAPSULE_NAME):
-        raise TypeError(f"loss: expected a PyCapsule named 'prcy.Loss', got {type(cap).__name__}")
+        raise TypeError(f"loss: expected a PyCapsule named 'prcy.Loss.v2', got {type(cap).__name__}")
     cdef const Loss* loss = <const Loss*> PyCapsule_GetPointer(cap, _CAPSULE_NAME)
+    if loss.magic != LOSS_MAGIC or loss.version != LOSS_ABI_VERSION or loss.size != sizeof(Loss):
+        raise TypeError(f"loss: the capsule's Loss header (magic {loss.magic:#x}, version {loss.version}, size "
+                        f"{loss.size}) is not ABI {LOSS_ABI_VERSION}'s (magic {LOSS_MAGIC:#x}, size "
+                        f"{sizeof(Loss)}): fill it with loss_init")
     if loss.v == NULL or loss.dv == NULL or loss.d2v == NULL or loss.err == NULL:
         raise ValueError("loss: the capsule's Loss has a NULL function pointer")
     return loss
 
 
-def _resolve(loss):
-    """A built-in name or a capsule -> a capsule."""
-    return capsule(loss) if isinstance(loss, str) else loss
+def check_capsule(cap):
+    """Raise as ``loss_from_capsule`` does when ``cap`` is not a usable loss capsule."""
+    loss_from_capsule(cap)
 
 
-cdef _apply(object loss_or_name, int which, h, h0):
-    cdef const Loss* loss = loss_from_capsule(_resolve(loss_or_name))
+def parameters(cap):
+    """The ``theta`` of the loss in ``cap``."""
+    cdef const Loss* loss = loss_from_capsule(cap)
+    return tuple(loss.theta[i] for i in range(LOSS_N_PARAMS))
+
+
+cdef _apply(object cap, int which, h, y):
+    if isinstance(cap, str):
+        cap = capsule(cap)
+    cdef const Loss* loss = loss_from_capsule(cap)
     cdef loss_fn f
     if which == 0:
         f = loss.v
@@ -107,30 +228,31 @@ cdef _apply(object loss_or_name, int which, h, h0):
         f = loss.d2v
     else:
         f = loss.err
-    hb, h0b = np.broadcast_arrays(np.asarray(h, dtype=np.float64), np.asarray(h0, dtype=np.float64))
+    hb, yb = np.broadcast_arrays(np.asarray(h, dtype=np.float64), np.asarray(y, dtype=np.float64))
     out = np.empty(hb.shape, dtype=np.float64)
     cdef double[::1] o = out.reshape(-1)
     cdef double[::1] a = np.ascontiguousarray(hb).reshape(-1)
-    cdef double[::1] b = np.ascontiguousarray(h0b).reshape(-1)
+    cdef double[::1] b = np.ascontiguousarray(yb).reshape(-1)
     cdef Py_ssize_t i
     with nogil:
         for i in range(o.shape[0]):
-            o[i] = f(a[i], b[i])
+            o[i] = f(a[i], b[i], loss.theta)
     return out
 
 
-def value(name, h, h0):
-    """``v(h; h0)`` of the built-in loss ``name`` (or a ``"prcy.Loss"`` capsule), elementwise."""
-    return _apply(name, 0, h, h0)
+def value(cap, h, y):
+    """``v(h; y)`` of the loss in the ``"prcy.Loss.v2"`` capsule ``cap`` (or the built-in loss without
+    parameters that ``cap`` names), elementwise."""
+    return _apply(cap, 0, h, y)
 
-def derivative(name, h, h0):
+def derivative(cap, h, y):
     """``dv/dh`` elementwise."""
-    return _apply(name, 1, h, h0)
+    return _apply(cap, 1, h, y)
 
-def second_derivative(name, h, h0):
+def second_derivative(cap, h, y):
     """``d^2v/dh^2`` elementwise."""
-    return _apply(name, 2, h, h0)
+    return _apply(cap, 2, h, y)
 
-def test_error(name, h, h0):
-    """Per-sample test error ``err(h; h0)`` elementwise."""
-    return _apply(name, 3, h, h0)
+def test_error(cap, h, y):
+    """Per-sample test error ``err(h; y)`` elementwise."""
+    return _apply(cap, 3, h, y)

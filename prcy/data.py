@@ -88,26 +88,29 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     (stream ``SeedSequence(seed, spawn_key=(i, 2))``, as in ``prcy.simulate``).
 
     ``X``: ``M x N`` with ``sample_axis=0`` or ``N x M`` with ``sample_axis=1``. ``teacher`` (length N,
-    fields ``h0 = X teacher / sqrt(N)``; its squared norm should be ``N``) or ``labels`` (length M, used
-    as ``h0``: phase retrieval only needs ``|h0|``). ``w_init`` (length N): the initial weights; without
+    fields ``h0 = X teacher / sqrt(N)``, labels ``y`` from them as the problem says,
+    ``prcy.kernels.problems``; its squared norm should be ``N``) or ``labels`` (length M: the labels
+    ``y`` themselves, e.g. ``|h0|`` for phase retrieval). ``w_init`` (length N): the initial weights; without
     it, the warm start of eq 11 around ``teacher`` with ``m0`` (``teacher`` needed). Without a teacher
     the magnetization is NaN. Returns a dataset over ``(seed, time)`` as ``prcy.simulate`` does.
     """
     from prcy.kernels import dynamics, parallel
-    from prcy.simulate import _dataset, resolve_loss, STREAMS
+    from prcy.kernels.problems import labels as problem_labels
+    from prcy.problems import resolve_loss
+    from prcy.simulate import STREAMS, _dataset, kernel_parameters, temperature_steps
     from prcy.specs import SimulationSpec
 
     Xs, copied = as_samples(X, sample_axis)
     m, n = Xs.shape
     if (teacher is None) == (labels is None):
         raise ValueError("teacher, labels: give exactly one (teacher: length N; labels: length M)")
+    spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
     if teacher is not None:
         w0 = _vector(teacher, "teacher", n)
-        h0 = np.asarray(Xs @ w0, dtype=np.float64) / math.sqrt(n)
+        y = problem_labels(spec.problem.name, np.asarray(Xs @ w0, dtype=np.float64) / math.sqrt(n))
     else:
-        h0 = _vector(labels, "labels", m)
+        y = _vector(labels, "labels", m)
         w0 = np.zeros(n)
-    spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
     if spec.problem.m != m:
         raise ValueError(f"X: {m} samples in dimension {n} cannot be represented as alpha * n")
     if w_init is not None:
@@ -118,22 +121,16 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
         w = dynamics.initial_weights(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0, STREAMS["init"]))),
                                      w0, spec.init.m0, spec.constraint.kind == "sphere")
     capsule, loss_name = resolve_loss(spec.problem.name, loss)
-    a, c = spec.algorithm, spec.constraint
-    lr = a.lr
-    steps = spec.recording.steps(lr)
-    schedule = a.schedule()
+    a = spec.algorithm
+    steps = spec.recording.steps(a.lr)
     p_on, p_off = a.switching_probabilities()
-    params = dict(eta=lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
-                  sphere=c.kind == "sphere", n_steps=spec.recording.n_steps(lr),
-                  check_every=spec.stopping.check_every(lr), tol=spec.stopping.tol,
-                  early_stop=spec.stopping.early_stop)
-    temp_starts = np.array([int(round(t / lr)) for t, _ in schedule], dtype=np.int64)
-    temp_values = np.array([T for _, T in schedule], dtype=np.float64)
+    params = kernel_parameters(spec)
+    temp_starts, temp_values = temperature_steps(spec)
     empty = np.empty((0, n), dtype=Xs.dtype)
 
     def one(i):
         rng = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i, STREAMS["dynamics"])))
-        return dynamics.run_trajectory(capsule, Xs, h0, w0, w, empty, np.empty(0), selection=a.selection,
+        return dynamics.run_trajectory(capsule, Xs, y, w0, w, empty, np.empty(0), selection=a.selection,
                                        ell=a.batch_fraction, p_on=p_on, p_off=p_off, params=params,
                                        record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
                                        rng=rng)
@@ -155,32 +152,33 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
 # the loss, fields and gradient on user arrays (results in the caller's namespace)
 
 
-def _loss_eval(which: int, h, h0, loss):
+def _loss_eval(which: int, h, y, loss):
     from prcy.kernels import losses
-    from prcy.simulate import resolve_loss
+    from prcy.problems import resolve_loss
 
     capsule, _ = resolve_loss("phase-retrieval", loss)
-    h, h0 = _array(h, "h"), _array(h0, "h0")
+    h, y = _array(h, "h"), _array(y, "y")
     f = (losses.value, losses.derivative, losses.second_derivative)[which]
-    return f(capsule, h, h0)
+    return f(capsule, h, y)
 
 
-@array_api_boundary("h", "h0")
-def loss_value(h, h0, loss=None):
-    """``v(h; h0)`` elementwise (``loss``: a built-in name, default phase retrieval, or a capsule)."""
-    return _loss_eval(0, h, h0, loss)
+@array_api_boundary("h", "y")
+def loss_value(h, y, loss=None):
+    """``v(h; y)`` elementwise: field ``h``, label ``y`` (``loss``: a built-in loss name without
+    parameters, default phase retrieval, or a ``"prcy.Loss.v2"`` capsule)."""
+    return _loss_eval(0, h, y, loss)
 
 
-@array_api_boundary("h", "h0")
-def loss_derivative(h, h0, loss=None):
+@array_api_boundary("h", "y")
+def loss_derivative(h, y, loss=None):
     """``dv/dh`` elementwise."""
-    return _loss_eval(1, h, h0, loss)
+    return _loss_eval(1, h, y, loss)
 
 
-@array_api_boundary("h", "h0")
-def loss_second_derivative(h, h0, loss=None):
+@array_api_boundary("h", "y")
+def loss_second_derivative(h, y, loss=None):
     """``d^2v/dh^2`` elementwise."""
-    return _loss_eval(2, h, h0, loss)
+    return _loss_eval(2, h, y, loss)
 
 
 @array_api_boundary("X", "w")
@@ -191,15 +189,15 @@ def fields(X, w, sample_axis: int = 0):
     return (Xs @ w.astype(Xs.dtype, copy=False)).astype(np.float64) / math.sqrt(Xs.shape[1])
 
 
-@array_api_boundary("X", "w", "h0", "selection")
-def gradient(X, w, h0, sample_axis: int = 0, selection=None, grad_scale: float = 1.0, loss=None):
-    """The data term of one step's gradient, ``grad_scale * sum_mu s_mu dv(h_mu; h0_mu) x_mu / sqrt(N)``
+@array_api_boundary("X", "w", "y", "selection")
+def gradient(X, w, y, sample_axis: int = 0, selection=None, grad_scale: float = 1.0, loss=None):
+    """The data term of one step's gradient, ``grad_scale * sum_mu s_mu dv(h_mu; y_mu) x_mu / sqrt(N)``
     (``selection``: 0/1 per sample, default all), as the simulation kernels compute it."""
     Xs, _ = as_samples(X, sample_axis)
     m, n = Xs.shape
-    h0 = _vector(h0, "h0", m)
+    y = _vector(y, "y", m)
     h = fields(Xs, w)
-    coef = loss_derivative(h, h0, loss) * grad_scale
+    coef = loss_derivative(h, y, loss) * grad_scale
     if selection is not None:
         coef = coef * _vector(selection, "selection", m)
     return (coef @ Xs) / math.sqrt(n)

@@ -265,7 +265,9 @@ FLAT = {
 def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     """``h0``, ``h_init``, ``Z`` (``K x S`` normals) and the selection ``sel`` (``K x S`` uint8, or
     None for full batch) from ``Generator(PCG64(SeedSequence(seed)))`` (replica ``i``:
-    ``SeedSequence(seed, spawn_key=(i,))``), in that order."""
+    ``SeedSequence(seed, spawn_key=(i,))``), in that order; and the labels ``y`` of ``h0``."""
+    from prcy.kernels.problems import labels
+
     K, S = spec.n_points, spec.solver.samples
     a = spec.algorithm
     root = (np.random.SeedSequence(spec.solver.seed) if replica is None
@@ -291,7 +293,7 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
             for k in range(1, K):
                 prev = sel[k - 1].astype(bool)
                 sel[k] = np.where(prev, U[k] >= p_off, U[k] < p_on)
-    return {"h0": h0, "h_init": h_init, "Z": Z, "sel": sel}
+    return {"h0": h0, "y": labels(spec.problem, h0), "h_init": h_init, "Z": Z, "sel": sel}
 
 
 def _q0(spec: DMFTSpec) -> float:
@@ -322,19 +324,20 @@ def _rows(x: np.ndarray | None, k: int) -> np.ndarray | None:
 def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss=None, k=None) -> dict:
     """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``) over the
     first ``k`` grid points (default all; the march is causal, so this is the start of the full
-    march); ``loss``: a ``"prcy.Loss"`` capsule, default the problem's built-in loss."""
-    from prcy.kernels import dmft as kd, losses
+    march); ``loss``: a ``"prcy.Loss.v2"`` capsule, default the problem's built-in loss."""
+    from prcy.kernels import dmft as kd
+    from prcy.problems import resolve_loss
 
     a, c = spec.algorithm, spec.constraint
     k = spec.n_points if k is None else k
     form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
     with np.errstate(all="ignore"):
-        out = kd.march(losses.capsule(spec.problem) if loss is None else loss, alpha=spec.alpha,
+        out = kd.march(resolve_loss(spec.problem)[0] if loss is None else loss, alpha=spec.alpha,
                        grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
                        m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
                        jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
-                       h0=samples["h0"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k), n_threads=n_threads,
+                       h0=samples["h0"], y=samples["y"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k), n_threads=n_threads,
                        abort=abort)
     # finite but astronomically large paths (a kernel blown up by the iteration) are diverged too
     runaway = np.flatnonzero(~(np.abs(out["m"]) <= M_RUNAWAY))
@@ -405,7 +408,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     ``progress`` gets ``replica=i`` as a keyword.
     """
     from prcy.kernels import parallel
-    from prcy.simulate import resolve_loss
+    from prcy.problems import resolve_loss
 
     if spec is None:
         spec = DMFTSpec.from_flat(**options)
@@ -537,7 +540,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         kick, clamped = spec.solver.response_kick, np.zeros(1, dtype=np.int64)
         F, stderr, ess, row_ess = kd.response(
             out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True, kick=kick,
-            loss=capsule, H=out["H"], h0=samples["h0"], m=out["m"], sel=_rows(samples["sel"], e), cap=KICK_CAP,
+            loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m"], sel=_rows(samples["sel"], e), cap=KICK_CAP,
             clamped=clamped)
         history["stderr"][:e, :e], history["ess"][:e, :e], history["row_ess"][:e] = stderr, ess, row_ess
         x = MR[:e, :e]
@@ -766,16 +769,17 @@ def replica_summary(ds: xr.Dataset, var: str = "magnetization") -> xr.Dataset:
 
 @array_api_boundary("h_tilde", "h0", "selection")
 def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float = 1.0, temperature: float = 0.0,
-               loss=None):
+               loss=None, problem: str = "phase-retrieval"):
     """The DMFT's estimators on paths you supply (from another solver, or from a simulation's fields):
-    ``h_tilde`` (``K x S``: ``h~(t_k)`` of ``S`` samples), ``h0`` (``S``), ``selection`` (``K x S`` 0/1,
-    default all selected). Returns ``(M_C, delta_nu, nu_hat, mu, train_loss)`` with
+    ``h_tilde`` (``K x S``: ``h~(t_k)`` of ``S`` samples), ``h0`` (``S``, labelled as ``problem`` says),
+    ``selection`` (``K x S`` 0/1, default all selected). Returns ``(M_C, delta_nu, nu_hat, mu, train_loss)`` with
     ``M_C(k, j) = alpha <g_k g_j>``, ``delta_nu = alpha c <s d2v>``, ``nu_hat = -alpha <g h~> + T`` (A.19),
     ``mu = alpha <g h0>``, ``train_loss = <v>``, ``g = c s dv`` (``c = grad_scale``), computed by the
     same kernel code as the solver's march; arrays come back in the caller's namespace."""
     from prcy.data import _array
     from prcy.kernels import dmft as kd
-    from prcy.simulate import resolve_loss
+    from prcy.kernels.problems import labels
+    from prcy.problems import resolve_loss
 
     H = np.ascontiguousarray(_array(h_tilde, "h_tilde"), dtype=np.float64)
     if H.ndim != 2:
@@ -783,7 +787,7 @@ def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float =
     h0 = np.ascontiguousarray(_array(h0, "h0"), dtype=np.float64)
     sel = None if selection is None else np.ascontiguousarray(_array(selection, "selection"), dtype=np.uint8)
     alpha = _number("alpha", alpha, low=0, low_open=True)
-    capsule, _ = resolve_loss("phase-retrieval", loss)
-    MC, dnu, nu, mu, loss_t, _, _ = kd.estimate(capsule, H, h0, sel, alpha, float(grad_scale),
+    capsule, _ = resolve_loss(problem, loss)
+    MC, dnu, nu, mu, loss_t, _, _ = kd.estimate(capsule, H, h0, labels(problem, h0), sel, alpha, float(grad_scale),
                                                  np.full(H.shape[0], float(temperature)))
     return MC, dnu, nu, mu, loss_t

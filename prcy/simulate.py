@@ -141,26 +141,30 @@ def _rich_bar(total):
     return show
 
 
-def resolve_loss(problem: str, loss=None):
-    """The capsule to run and the name recorded in the file: ``loss`` may be None (the problem's
-    built-in loss), a built-in name, ``"module:function"`` (see ``prcy.specs.load_loss``) or a
-    ``"prcy.Loss"`` capsule (recorded as ``"user capsule"``)."""
-    from prcy.kernels import losses
-    from prcy.specs import load_loss
+def kernel_parameters(spec: SimulationSpec) -> dict:
+    """The ``params`` of ``prcy.kernels.dynamics.run_seeds``/``run_trajectory`` for ``spec``."""
+    a, c, st = spec.algorithm, spec.constraint, spec.stopping
+    return dict(eta=a.lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
+                sphere=c.kind == "sphere", n_steps=spec.recording.n_steps(a.lr), check_every=st.check_every(a.lr),
+                tol=st.tol, early_stop=st.early_stop, grad_tol=0.0, optimizer="plain", momentum=0.0,
+                beta1=0.0, beta2=0.0, adam_eps=0.0, project_velocity=False)
 
-    if loss is None:
-        return losses.capsule(problem), problem
-    if isinstance(loss, str):
-        return load_loss(loss), loss
-    losses.value(loss, 0.0, 0.0)          # raises TypeError naming the loss when it is not a prcy.Loss capsule
-    return loss, "user capsule"
+
+def temperature_steps(spec: SimulationSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(temp_starts, temp_values)``: the temperature schedule by step (``temp_values[i]`` from step
+    ``temp_starts[i]`` on)."""
+    lr = spec.algorithm.lr
+    schedule = spec.algorithm.schedule()
+    return (np.array([int(round(t / lr)) for t, _ in schedule], dtype=np.int64),
+            np.array([T for _, T in schedule], dtype=np.float64))
 
 
 def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss=None) -> xr.Dataset:
     """Run one spec (one algorithm) and return its dataset (``loss``: see ``simulate``)."""
     from prcy.kernels import dynamics, parallel
+    from prcy.problems import resolve_loss
 
-    p, a, c = spec.problem, spec.algorithm, spec.constraint
+    p, a = spec.problem, spec.algorithm
     n_threads = parallel.n_threads(threads)
     if loss is not None and p.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec (problem.loss); give one")
@@ -168,22 +172,17 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     lr = a.lr
     n_steps = spec.recording.n_steps(lr)
     steps = spec.recording.steps(lr)
-    schedule = a.schedule()
-    temp_starts = np.array([int(round(t / lr)) for t, _ in schedule], dtype=np.int64)
-    temp_values = np.array([T for _, T in schedule], dtype=np.float64)
+    temp_starts, temp_values = temperature_steps(spec)
     dtype = np.dtype(p.precision)
     streams = seed_streams(spec)
     empty_x = np.empty((0, p.n), dtype=dtype)
     shared = (empty_x, np.empty(0), np.empty(0), empty_x, np.empty(0))
     if p.share_data:
         data_rng = np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
-        w0, X, h0, Xt, h0t = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype,
-                                               shuffle_labels=p.labels == "random")
-        shared = (X, h0, w0, Xt, h0t)
+        w0, X, y, Xt, yt = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype,
+                                             shuffle_labels=p.labels == "random", problem=p.name)
+        shared = (X, y, w0, Xt, yt)
     p_on, p_off = a.switching_probabilities()
-    params = dict(eta=lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
-                  sphere=c.kind == "sphere", n_steps=n_steps, check_every=spec.stopping.check_every(lr),
-                  tol=spec.stopping.tol, early_stop=spec.stopping.early_stop)
     progress_arr = np.zeros(spec.seeds, dtype=np.int64)
     abort = np.zeros(1, dtype=np.int32)
     result: dict = {}
@@ -192,9 +191,10 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         try:
             result["out"] = dynamics.run_seeds(
                 capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
-                selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, m0=spec.init.m0,
-                shuffle_labels=p.labels == "random",
-                params=params, record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
+                problem=p.name, teacher="gaussian", onset=0.0,
+                selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init="warm",
+                m0=spec.init.m0, init_variance=1.0, shuffle_labels=p.labels == "random",
+                params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
                 data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
                 progress=progress_arr, abort=abort, n_threads=n_threads)
         except BaseException as exc:  # handed to the calling thread

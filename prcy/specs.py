@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 PROBLEMS = ("phase-retrieval", "linear-regression")
+LOSSES = ("phase-retrieval", "linear-regression", "absolute", "door-square", "door-logistic")
 ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
 CONSTRAINTS = ("sphere", "ridge")
 PRECISIONS = ("float64", "float32")
@@ -70,28 +71,27 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def check_loss_reference(value: Any) -> str:
-    """A loss given by name: a built-in problem name or ``"module:function"`` (an importable function
-    returning a ``"prcy.Loss"`` capsule; importable by every worker of a sweep)."""
-    if not isinstance(value, str) or not (value in PROBLEMS or re.fullmatch(r"[\w.]+:\w+", value)):
-        raise ValueError(f"loss: {value!r} is not allowed; allowed: {', '.join(PROBLEMS)} or 'module:function' "
-                         f"(a function returning a prcy.Loss capsule)")
+    """A loss given by name: a built-in loss name or ``"module:function"`` (an importable function
+    returning a ``"prcy.Loss.v2"`` capsule; importable by every worker of a sweep)."""
+    if not isinstance(value, str) or not (value in LOSSES or re.fullmatch(r"[\w.]+:\w+", value)):
+        raise ValueError(f"loss: {value!r} is not allowed; allowed: {', '.join(LOSSES)} or 'module:function' "
+                         f"(a function returning a prcy.Loss.v2 capsule)")
     return value
 
 
 def load_loss(value: str):
-    """The capsule named by ``value`` (see ``check_loss_reference``)."""
+    """The capsule returned by the function ``"module:function"`` names (see ``check_loss_reference``;
+    built-in names are resolved by ``prcy.problems.resolve_loss``)."""
     from prcy.kernels import losses
 
     check_loss_reference(value)
-    if value in PROBLEMS:
-        return losses.capsule(value)
     module, func = value.split(":")
     import importlib
     try:
         capsule = getattr(importlib.import_module(module), func)()
     except (ImportError, AttributeError, TypeError) as exc:
         raise ValueError(f"loss: cannot load {value!r} ({exc})") from None
-    losses.value(capsule, 0.0, 0.0)        # TypeError naming the loss when it is not a prcy.Loss capsule
+    losses.check_capsule(capsule)          # TypeError naming the loss when it is not a prcy.Loss.v2 capsule
     return capsule
 
 

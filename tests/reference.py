@@ -4,8 +4,8 @@ the kernels), used by ``test_reference.py`` to check ``prcy.kernels.dynamics`` s
 One step ``k`` (physical time ``k eta``), eqs 5-10 of Mignacco et al. 2021::
 
     h_mu = x_mu.w / sqrt(n)
-    g    = (1/ell) sum_{mu: s_mu(k) = 1} dv(h_mu; h0_mu) x_mu / sqrt(n)      (1/ell only when rescaled)
-    w   <- w - eta (g + ridge w) + sqrt(2 T_k eta) z_k
+    g    = (1/ell) sum_{mu: s_mu(k) = 1} dv(h_mu; y_mu) x_mu / sqrt(n)       (1/ell only when rescaled)
+    w   <- w - eta (g + ridge w) + sqrt(2 T_k eta) z_k                        (plain; or the optimizer's step)
     w   <- w sqrt(n) / |w|                                                  (sphere only)
 
 Observables at a recording step ``k`` are those of the state *before* step ``k``'s update (so the
@@ -13,40 +13,77 @@ record at ``k = n_steps`` is the final state).
 """
 import numpy as np
 
-# --- losses: v(h; h0), dv/dh, and the test error of one held-out sample --------------------------
+# --- losses: v(h; y), dv/dh, and the test error of one held-out sample --------------------------
+# Phase retrieval and linear regression are written out with their derivatives (Mignacco et al. 2021,
+# eq 4); the losses of Dmitriev 2021 (eqs 2.6-2.8) are written as v only, and their derivative is the
+# complex-step derivative Im v(h + i e) / e, exact to rounding for these analytic functions.
 
 
-def _pr_v(h, h0):
-    return (h * h - h0 * h0) ** 2 / 4.0
+def _pr_v(h, y, theta):
+    return (h * h - y * y) ** 2 / 4.0
 
 
-def _pr_dv(h, h0):
-    return (h * h - h0 * h0) * h
+def _pr_dv(h, y, theta):
+    return (h * h - y * y) * h
 
 
-def _pr_err(h, h0):
-    return (np.abs(h0) - np.abs(h)) ** 2
+def _modulus_err(h, y, theta):
+    return (np.abs(y) - np.abs(h)) ** 2
 
 
-def _lin_v(h, h0):
-    return (h - h0) ** 2 / 2.0
+def _lin_v(h, y, theta):
+    return (h - y) ** 2 / 2.0
 
 
-def _lin_dv(h, h0):
-    return h - h0
+def _lin_dv(h, y, theta):
+    return h - y
 
 
-def _lin_err(h, h0):
-    return (h0 - h) ** 2
+def _lin_err(h, y, theta):
+    return (y - h) ** 2
 
 
-LOSSES = {
-    "phase-retrieval": (_pr_v, _pr_dv, _pr_err),
+def _smooth_modulus(h, eps):
+    return np.sqrt(h * h + eps)
+
+
+def _absolute_v(h, y, theta):
+    return (y - _smooth_modulus(h, theta[0])) ** 2
+
+
+def _door_square_v(h, y, theta):
+    return (y - _smooth_modulus(h, theta[0]) + theta[1]) ** 2
+
+
+def _door_logistic_v(h, y, theta):
+    return np.log(1.0 + np.exp(-y * (_smooth_modulus(h, theta[0]) - theta[1])))
+
+
+def _door_err(h, y, theta):
+    return (np.where(np.abs(h) > theta[1], 1.0, -1.0) != y).astype(float)
+
+
+def complex_step(v, step=1e-30):
+    """``dv/dh`` of an analytic ``v(h, y, theta)`` by the complex step."""
+    return lambda h, y, theta: np.imag(v(np.asarray(h, dtype=complex) + 1j * step, y, theta)) / step
+
+
+LOSSES = {        # name: (v, dv, err)
+    "phase-retrieval": (_pr_v, _pr_dv, _modulus_err),
     "linear-regression": (_lin_v, _lin_dv, _lin_err),
+    "absolute": (_absolute_v, complex_step(_absolute_v), _modulus_err),
+    "door-square": (_door_square_v, complex_step(_door_square_v), _door_err),
+    "door-logistic": (_door_logistic_v, complex_step(_door_logistic_v), _door_err),
+}
+
+LABELS = {        # label of the teacher field h0; theta = (onset K,)
+    "phase-retrieval": lambda h0, theta: np.abs(h0),
+    "linear-regression": lambda h0, theta: h0,
+    "door": lambda h0, theta: np.where(np.abs(h0) > theta[0], 1.0, -1.0),
 }
 
 
-def observables(w, w0, X, h0, Xt, h0t, loss):
+def observables(w, w0, X, y, Xt, yt, loss, theta=()):
     """``(magnetization, norm, train loss per sample, test error)`` of the weights ``w``."""
     v, _, err = LOSSES[loss]
     n = w.shape[0]
@@ -55,27 +92,32 @@ def observables(w, w0, X, h0, Xt, h0t, loss):
     return (
         float(w @ w0) / n,
         float(w @ w) / n,
-        float(np.mean(v(h, h0))),
-        float(np.mean(err(ht, h0t))) if len(h0t) else np.nan,
+        float(np.mean(v(h, y, theta))),
+        float(np.mean(err(ht, yt, theta))) if len(yt) else np.nan,
     )
 
 
-def reference_trajectory(X, h0, w0, w_init, selection, noise, *, loss, eta, rescale_ell, ridge, sphere,
-                         temperatures, record_steps, Xt=None, h0t=None):
+def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, rescale_ell, ridge, sphere,
+                         temperatures, record_steps, Xt=None, yt=None, theta=(), optimizer="plain", momentum=0.0,
+                         beta1=0.9, beta2=0.999, adam_eps=1e-8, project_velocity=False, grad_tol=0.0):
     """Run ``len(selection)`` steps from ``w_init``.
 
-    ``selection``: ``(n_steps, m)`` 0/1 matrix, row ``k`` = samples used at step ``k``;
+    ``y``: the labels; ``selection``: ``(n_steps, m)`` 0/1 matrix, row ``k`` = samples used at step ``k``;
     ``noise``: ``(n_steps, n)`` standard normals, row ``k`` used at step ``k`` (only when ``T_k > 0``);
-    ``rescale_ell``: ``ell`` (gradient divided by it) or ``None``; ``temperatures``: ``T_k`` per step.
+    ``rescale_ell``: ``ell`` (gradient divided by it) or ``None``; ``temperatures``: ``T_k`` per step;
+    ``theta``: the loss's parameters. The update with ``G = g + ridge w`` (Dmitriev 2021, eqs 2.9, 2.13,
+    2.14; Kingma & Ba 2015 for Adam), then the noise, then the projection to the sphere (and, with
+    ``project_velocity``, of the velocity to the sphere's tangent space). ``grad_tol > 0``: stop before the
+    update of the first step whose ``max |G|`` (on the sphere: of G's part tangent to the sphere) is below it.
 
-    Returns a dict with ``magnetization``, ``norm``, ``train_loss``, ``test_error`` at ``record_steps``,
-    the final weights ``w`` and ``weights`` (the state before every step, ``n_steps + 1`` rows) and the
-    full training-loss history ``loss_history`` (per sample, before every step).
+    Returns a dict with ``magnetization``, ``norm``, ``train_loss``, ``test_error`` at ``record_steps``
+    (up to the stop), the final weights ``w`` and ``weights`` (the state before every step), the full
+    training-loss history ``loss_history`` (per sample, before every step) and ``stop_step``.
     """
     X = np.asarray(X, dtype=np.float64)
     Xt = np.zeros((0, X.shape[1])) if Xt is None else np.asarray(Xt, dtype=np.float64)
-    h0t = np.zeros(0) if h0t is None else np.asarray(h0t, dtype=np.float64)
-    h0 = np.asarray(h0, dtype=np.float64)
+    yt = np.zeros(0) if yt is None else np.asarray(yt, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     selection = np.asarray(selection)
     noise = np.asarray(noise, dtype=np.float64)
     temperatures = np.asarray(temperatures, dtype=np.float64)
@@ -86,13 +128,16 @@ def reference_trajectory(X, h0, w0, w_init, selection, noise, *, loss, eta, resc
     _, dv, _ = LOSSES[loss]
 
     w = np.array(w_init, dtype=np.float64)
+    v1 = np.zeros(n)       # velocity, or Adam's first moment
+    v2 = np.zeros(n)       # Adam's second moment
     weights = [w.copy()]
     history = []
     record = {k: [] for k in ("magnetization", "norm", "train_loss", "test_error")}
     record_set = set(int(r) for r in record_steps)
+    stop = n_steps
     with np.errstate(all="ignore"):
         for k in range(n_steps + 1):
-            obs = observables(w, w0, X, h0, Xt, h0t, loss)
+            obs = observables(w, w0, X, y, Xt, yt, loss, theta)
             history.append(obs[2])
             if k in record_set:
                 for key, value in zip(record, obs):
@@ -103,19 +148,39 @@ def reference_trajectory(X, h0, w0, w_init, selection, noise, *, loss, eta, resc
             g = np.zeros(n)
             for mu in range(m):
                 if selection[k, mu]:
-                    g += dv(h[mu], h0[mu]) * X[mu] / np.sqrt(n)
+                    g += dv(h[mu], y[mu], theta) * X[mu] / np.sqrt(n)
             if rescale_ell is not None:
                 g = g / rescale_ell
-            w = w - eta * (g + ridge * w)
+            G = g + ridge * w
+            if grad_tol > 0:
+                tangent = G - (G @ w) / (w @ w) * w if sphere else G
+                if np.max(np.abs(tangent)) < grad_tol:
+                    stop = k
+                    break
+            if optimizer == "plain":
+                w = w - eta * (g + ridge * w)
+            elif optimizer in ("momentum", "nesterov"):
+                v1 = momentum * v1 + G
+                w = w - eta * (G + momentum * v1 if optimizer == "nesterov" else v1)
+            elif optimizer == "adam":
+                t = k + 1
+                v1 = beta1 * v1 + (1 - beta1) * G
+                v2 = beta2 * v2 + (1 - beta2) * G * G
+                w = w - eta * (v1 / (1 - beta1 ** t)) / (np.sqrt(v2 / (1 - beta2 ** t)) + adam_eps)
+            else:
+                raise ValueError(optimizer)
             if temperatures[k] > 0:
                 w = w + np.sqrt(2.0 * temperatures[k] * eta) * noise[k]
             if sphere:
                 w = w * np.sqrt(n) / np.sqrt(w @ w)
+                if project_velocity:
+                    v1 = v1 - (v1 @ w) / (w @ w) * w
             weights.append(w.copy())
     out = {key: np.array(value) for key, value in record.items()}
     out["w"] = w
     out["weights"] = np.array(weights)
     out["loss_history"] = np.array(history)
+    out["stop_step"] = stop
     return out
 
 

@@ -27,7 +27,7 @@ def test_thread_count_helper(monkeypatch):
 
 def test_public_pxd_files_are_installed():
     folder = os.path.dirname(parallel.__file__)
-    for name in ("losses", "switching", "dynamics", "parallel", "dmft"):
+    for name in ("losses", "problems", "optimizers", "switching", "dynamics", "parallel", "dmft"):
         assert os.path.exists(os.path.join(folder, f"{name}.pxd")), name
     assert os.path.exists(os.path.join(prcy.get_include(), "prcy", "kernels", "losses.pxd"))
 
@@ -41,9 +41,9 @@ def test_third_party_cython_can_cimport_the_kernels(tmp_path):
         from prcy.kernels.losses cimport Loss, loss_from_capsule, phase_retrieval_dv
         from prcy.kernels.dynamics cimport field_dot
 
-        def dv(capsule, double h, double h0):
+        def dv(capsule, double h, double y):
             cdef const Loss* loss = loss_from_capsule(capsule)
-            return loss.dv(h, h0), phase_retrieval_dv(h, h0)
+            return loss.dv(h, y, loss.theta), phase_retrieval_dv(h, y, NULL)
 
         def dot(double[::1] x, double[::1] w):
             cdef double r
@@ -64,7 +64,7 @@ def test_third_party_cython_can_cimport_the_kernels(tmp_path):
     check = textwrap.dedent("""
         import numpy as np, downstream
         from prcy.kernels import losses
-        a, b = downstream.dv(losses.capsule("phase-retrieval"), 0.7, -1.3)
+        a, b = downstream.dv(losses.capsule("phase-retrieval"), 0.7, 1.3)
         assert a == b == (0.7**2 - 1.3**2) * 0.7, (a, b)
         x = np.arange(37.0); w = np.linspace(-1, 1, 37)
         assert abs(downstream.dot(x, w) - x @ w) < 1e-12
@@ -82,43 +82,42 @@ def test_imports():
 DOWNSTREAM = '''
 # cython: language_level=3, boundscheck=False, wraparound=False
 """A downstream package: its own loss (the smoothed absolute loss of Dmitriev's thesis,
-v = (|h0| - sqrt(h^2 + eps))^2) and a persistent-SGD run through prcy's nogil kernels."""
+v = (y - sqrt(h^2 + eps))^2 with eps a parameter) and a persistent-SGD run through prcy's nogil kernels."""
 from libc.math cimport sqrt, fabs
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
-from prcy.kernels.losses cimport Loss
+from prcy.kernels.losses cimport Loss, loss_init
+from prcy.kernels.optimizers cimport optimizer_init
+from prcy.kernels.problems cimport Problem, problem_init
 from prcy.kernels.switching cimport Switching, SELECT_PERSISTENT, switching_init
-from prcy.kernels.dynamics cimport Dynamics, Record, Scratch, generate_data, init_weights, trajectory
+from prcy.kernels.dynamics cimport (Dynamics, Record, Scratch, INIT_WARM, generate_data, init_weights,
+                                    trajectory)
 import numpy as np
 
-cdef double EPS = 1e-2
-
-cdef double smooth_v(double h, double h0) noexcept nogil:
-    cdef double d = fabs(h0) - sqrt(h * h + EPS)
+cdef double smooth_v(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = y - sqrt(h * h + theta[0])
     return d * d
 
-cdef double smooth_dv(double h, double h0) noexcept nogil:
-    cdef double r = sqrt(h * h + EPS)
-    return -2.0 * (fabs(h0) - r) * h / r
+cdef double smooth_dv(double h, double y, const double* theta) noexcept nogil:
+    cdef double r = sqrt(h * h + theta[0])
+    return -2.0 * (y - r) * h / r
 
-cdef double smooth_d2v(double h, double h0) noexcept nogil:
-    cdef double r = sqrt(h * h + EPS)
-    return 2.0 * h * h / (r * r) - 2.0 * (fabs(h0) - r) * EPS / (r * r * r)
+cdef double smooth_d2v(double h, double y, const double* theta) noexcept nogil:
+    cdef double r = sqrt(h * h + theta[0])
+    return 2.0 * h * h / (r * r) - 2.0 * (y - r) * theta[0] / (r * r * r)
 
-cdef double smooth_err(double h, double h0) noexcept nogil:
-    cdef double d = fabs(h0) - fabs(h)
+cdef double smooth_err(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = y - fabs(h)
     return d * d
 
 cdef Loss SMOOTH
-SMOOTH.v = smooth_v
-SMOOTH.dv = smooth_dv
-SMOOTH.d2v = smooth_d2v
-SMOOTH.err = smooth_err
+loss_init(&SMOOTH, smooth_v, smooth_dv, smooth_d2v, smooth_err)
+SMOOTH.theta[0] = 1e-2
 
 def capsule():
-    return PyCapsule_New(<void*>&SMOOTH, b"prcy.Loss", NULL)
+    return PyCapsule_New(<void*>&SMOOTH, b"prcy.Loss.v2", NULL)
 
 cdef bitgen_t* _gen(g):
     return <bitgen_t*>PyCapsule_GetPointer(g.capsule, "BitGenerator")
@@ -126,7 +125,7 @@ cdef bitgen_t* _gen(g):
 def psgd(Py_ssize_t m, Py_ssize_t n, double m0, double eta, double ell, double tau, int64_t n_steps,
          int64_t check_every, double tol, const int64_t[::1] record_steps, data_rng, init_rng, dyn_rng):
     """One persistent-SGD seed on the sphere with the smoothed absolute loss; returns m(t)."""
-    cdef double[::1] w0 = np.empty(n), w = np.empty(n), h0 = np.empty(m), h0t = np.empty(1)
+    cdef double[::1] w0 = np.empty(n), w = np.empty(n), y = np.empty(m), yt = np.empty(1)
     cdef double[:, ::1] X = np.empty((m, n)), Xt = np.empty((1, n))
     out = {k: np.full(record_steps.shape[0], np.nan) for k in ("m", "q", "loss", "test")}
     cdef double[::1] om = out["m"], oq = out["q"], ol = out["loss"], ot = out["test"]
@@ -137,24 +136,28 @@ def psgd(Py_ssize_t m, Py_ssize_t n, double m0, double eta, double ell, double t
     cdef Record rec
     cdef Scratch work
     cdef Switching sw
+    cdef Problem problem
+    problem_init(&problem, "phase-retrieval", "gaussian", 0.0)
+    optimizer_init(&d.opt, "plain", 0.0, 0.0, 0.0, 0.0, False)
     cdef bitgen_t* gd = _gen(data_rng)
     cdef bitgen_t* gi = _gen(init_rng)
     cdef bitgen_t* gy = _gen(dyn_rng)
     d.loss = &SMOOTH; d.m = m; d.n = n; d.m_test = 0; d.eta = eta; d.grad_scale = 1.0 / ell
     d.ridge = 0.0; d.sphere = 1; d.n_steps = n_steps; d.check_every = check_every; d.tol = tol
-    d.early_stop = 0; d.record_steps = &record_steps[0]; d.n_record = record_steps.shape[0]
+    d.early_stop = 0; d.grad_tol = 0.0; d.record_steps = &record_steps[0]; d.n_record = record_steps.shape[0]
     d.temp_starts = &t0; d.temp_values = &T0; d.n_temp = 1; d.abort = &abort
     rec.magnetization = &om[0]; rec.norm = &oq[0]; rec.train_loss = &ol[0]; rec.test_error = &ot[0]
     work.g = <double*>malloc(n * sizeof(double))
+    work.opt_state = NULL
     work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
     work.state = <unsigned char*>malloc(m)
     work.next_flip = <int64_t*>malloc(m * sizeof(int64_t))
     with nogil:
-        generate_data(gd, m, n, 0, &w0[0], &X[0, 0], &h0[0], &Xt[0, 0], &h0t[0], 0)
-        init_weights(gi, &w0[0], n, m0, 1, &w[0])
+        generate_data(gd, &problem, m, n, 0, &w0[0], &X[0, 0], &y[0], &Xt[0, 0], &yt[0], 0)
+        init_weights(gi, &w0[0], n, INIT_WARM, m0, 0.0, 1, &w[0])
         switching_init(&sw, SELECT_PERSISTENT, m, ell, eta / tau, (1 - ell) * eta / (ell * tau),
                        work.state, work.next_flip, NULL)
-        trajectory(&d, &X[0, 0], &h0[0], &Xt[0, 0], &h0t[0], &w0[0], &w[0], &sw, &work, gy,
+        trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0], &yt[0], &w0[0], &w[0], &sw, &work, gy,
                    NULL, &rec, &progress)
     free(work.g); free(work.active); free(work.state); free(work.next_flip)
     return out
@@ -162,7 +165,7 @@ def psgd(Py_ssize_t m, Py_ssize_t n, double m0, double eta, double ell, double t
 
 
 def test_downstream_package_with_its_own_loss_matches_the_python_api(tmp_path):
-    """Issue 5: a package built against the installed prcy (``prcy.get_include()``) defines the
+    """A package built against the installed prcy (``prcy.get_include()``) defines the
     smoothed absolute loss in Cython, runs persistent SGD through prcy's nogil kernels, and gets
     bitwise the numbers that ``prcy.simulate(loss=its capsule)`` gives; the DMFT takes the loss too."""
     pytest.importorskip("Cython")

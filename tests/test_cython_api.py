@@ -11,7 +11,7 @@ ctypes.pythonapi.PyCapsule_GetName.argtypes = [ctypes.py_object]
 
 def exported():
     out = set()
-    for module in ("losses", "switching", "dynamics", "parallel", "dmft"):
+    for module in ("losses", "problems", "optimizers", "switching", "dynamics", "parallel", "dmft"):
         mod = importlib.import_module(f"prcy.kernels.{module}")
         for name, capsule in mod.__pyx_capi__.items():
             if not name.startswith("__pyx_fuse_"):

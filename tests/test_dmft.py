@@ -11,6 +11,7 @@ from prcy import dmft
 from prcy.analysis import linear_ridge_dynamics
 from prcy.io import describe_dmft, open_dataset, write_dataset
 from prcy.kernels import dmft as kd, losses
+from prcy.kernels.problems import labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_march_matches_reference(form, with_sel, temp):
     out = kd.march(losses.capsule("phase-retrieval"), alpha=args["alpha"], grad_scale=args["c"], dt=args["dt"],
                    m0=args["m0"], q0=args["q0"], nu_form=form, ridge=args["ridge"], m_with_delta_nu=False,
                    temps=temps, jitter_rel=args["jitter_rel"], MR=x["MR"], h_init=x["h_init"], h0=x["h0"],
-                   Z=x["Z"], sel=sel, n_threads=2)
+                   y=np.abs(x["h0"]), Z=x["Z"], sel=sel, n_threads=2)
     assert out["bad_step"] == -1 and out["n_clipped"] == 0
     for key, val in ref.items():
         np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11, err_msg=key)
@@ -172,7 +173,7 @@ def test_kicked_response_matches_reference_and_tends_to_the_linear_response(prob
     cap = losses.capsule(problem)
     errors = []
     for kick in (0.2, 0.02):
-        kw = dict(kick=kick, loss=cap, H=H, h0=h0, m=m, sel=sel)
+        kw = dict(kick=kick, loss=cap, H=H, h0=h0, y=labels(problem, h0), m=m, sel=sel)
         got = kd.response(D, nut, 0.05, 2.0, 1.5, **kw, n_threads=2)
         np.testing.assert_allclose(got, ref_kicked_response(problem, H, h0, m, sel, D, nut, 0.05, 2.0, 1.5, kick),
                                    rtol=1e-9, atol=1e-12)
@@ -196,7 +197,7 @@ def test_kicked_deviations_are_kept_bounded_and_counted():
     nut = np.zeros(K)
     clamped = np.zeros(1, dtype=np.int64)
     MR = kd.response(D, nut, 0.1, 1.0, 1.0, kick=0.5, loss=losses.capsule("phase-retrieval"), H=H, h0=h0,
-                     m=np.zeros(K), cap=10.0, clamped=clamped)
+                     y=np.abs(h0), m=np.zeros(K), cap=10.0, clamped=clamped)
     assert clamped[0] > 0 and np.isfinite(MR).all()
 
 
@@ -445,7 +446,7 @@ def test_march_and_response_are_causal_so_a_horizon_window_is_the_start_of_the_f
         out = dmft._march(spec, MR, smp, 1, abort, cap, k=k)
         nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
         return out, kd.response(out["D"], nut, spec.dt, spec.alpha, 2.0, n_threads=1, kick=0.1, loss=cap,
-                                H=out["H"], h0=smp["h0"], m=out["m"], sel=np.ascontiguousarray(smp["sel"][:k]))
+                                H=out["H"], h0=smp["h0"], y=smp["y"], m=out["m"], sel=np.ascontiguousarray(smp["sel"][:k]))
     full, F_full = F(K)
     for k in (7, 23):
         part, F_part = F(k)

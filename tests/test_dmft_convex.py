@@ -4,9 +4,10 @@ light-tailed.
 The linear model checks persistent selection with a constant curvature (``d2v = 1``). Phase retrieval
 at alpha = 3, m0 = 0.2 cannot check it: samples sitting on their own hilltop (``d2v < 0``) make the
 per-sample responses heavy-tailed, and the solve does not resolve M_R (docs/dmft.md, "Heavy-tailed
-responses"). A convex loss whose curvature varies, ``v = d^2/2 + d^4/4`` with ``d = h - h0``, checks
+responses"). A convex loss whose curvature varies, ``v = d^2/2 + d^4/4`` with ``d = h - y`` and the labels
+``y = h0`` of linear regression, checks
 persistent selection together with a field-dependent ``d2v``. It is built here as a user loss (a
-``prcy.Loss`` capsule) and used with a ridge. There the DMFT at ``dt = lr`` is the N -> infinity
+``prcy.Loss.v2`` capsule) and used with a ridge. There the DMFT at ``dt = lr`` is the N -> infinity
 limit of the Euler-discretized algorithm, so the only differences left are Monte Carlo and finite N.
 """
 import subprocess
@@ -21,32 +22,29 @@ from prcy import dmft
 
 CONVEX = '''
 # cython: language_level=3
-from prcy.kernels.losses cimport Loss
+from prcy.kernels.losses cimport Loss, loss_init
 from cpython.pycapsule cimport PyCapsule_New
 
-cdef double v(double h, double h0) noexcept nogil:
-    cdef double d = h - h0
+cdef double v(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = h - y
     return 0.5 * d * d + 0.25 * d * d * d * d
 
-cdef double dv(double h, double h0) noexcept nogil:
-    cdef double d = h - h0
+cdef double dv(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = h - y
     return d + d * d * d
 
-cdef double d2v(double h, double h0) noexcept nogil:
-    cdef double d = h - h0
+cdef double d2v(double h, double y, const double* theta) noexcept nogil:
+    cdef double d = h - y
     return 1.0 + 3.0 * d * d
 
-cdef double err(double h, double h0) noexcept nogil:
-    return (h - h0) * (h - h0)
+cdef double err(double h, double y, const double* theta) noexcept nogil:
+    return (h - y) * (h - y)
 
 cdef Loss QUARTIC
-QUARTIC.v = v
-QUARTIC.dv = dv
-QUARTIC.d2v = d2v
-QUARTIC.err = err
+loss_init(&QUARTIC, v, dv, d2v, err)
 
 def capsule():
-    return PyCapsule_New(<void*>&QUARTIC, b"prcy.Loss", NULL)
+    return PyCapsule_New(<void*>&QUARTIC, b"prcy.Loss.v2", NULL)
 '''
 
 
@@ -80,8 +78,8 @@ def test_persistent_sgd_with_a_convex_nonlinear_loss_matches_simulation(quartic)
     (0.015 measured), and its training loss within
     20% from t = 0.5 on (the quartic loss makes the loss estimate noisy: its solve-to-solve s.d. is 6-9% at
     t = 0.2-0.5, S = 4000). The memory kernel is carried by many samples: row ESS > S / 20 at every time."""
-    common = dict(alpha=1.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0, constraint="ridge",
-                  ridge=0.5)
+    common = dict(problem="linear-regression", alpha=1.0, m0=0.2, algorithm="psgd", batch_fraction=0.5,
+                  persistence=1.0, constraint="ridge", ridge=0.5)          # labels y = h0
     th = dmft.solve(loss=quartic, dt=0.02, t_max=3.0, samples=4000, threads=2, **common)
     assert th.attrs["status"] == "converged"
     assert th.attrs["response_ess_min"] > 4000 / 20

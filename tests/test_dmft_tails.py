@@ -25,7 +25,7 @@ def hard_march():
         """int_0^t M_R(t, t') dt' at ROWS from the samples idx."""
         sub = lambda a: np.ascontiguousarray(a[..., idx])
         kw = {} if kick == 0 else dict(kick=kick, loss=losses.capsule("phase-retrieval"), H=sub(out["H"]),
-                                       h0=sub(smp["h0"]), m=out["m"], sel=sub(smp["sel"]))
+                                       h0=sub(smp["h0"]), y=sub(smp["y"]), m=out["m"], sel=sub(smp["sel"]))
         return kd.response(sub(out["D"]), nut, spec.dt, 3.0, 2.0, **kw)[ROWS].sum(1) * spec.dt
     return memory_integral
 

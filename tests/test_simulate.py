@@ -8,7 +8,7 @@ from scipy.stats import fisher_exact
 import prcy
 from prcy.io import open_dataset, write_dataset
 from prcy.kernels import dynamics, losses
-from prcy.simulate import seed_streams
+from prcy.simulate import kernel_parameters, seed_streams
 from prcy.specs import SimulationSpec
 
 SMALL = dict(n=40, alpha=3, m0=0.2, t_max=5, seeds=6, points=20)
@@ -64,14 +64,14 @@ def test_simulate_matches_the_kernel_twin_on_the_documented_streams():
     ds = prcy.simulate(spec)
     streams = seed_streams(spec)
     s = 4
-    w0, X, h0, Xt, h0t = dynamics.generate(streams["data"][s], spec.problem.m, spec.problem.n)
+    w0, X, y, Xt, yt = dynamics.generate(streams["data"][s], spec.problem.m, spec.problem.n)
     w = dynamics.initial_weights(streams["init"][s], w0, spec.init.m0, True)
     p_on, p_off = spec.algorithm.switching_probabilities()
+    params = kernel_parameters(spec)
+    assert (params["eta"], params["grad_scale"], params["n_steps"], params["check_every"]) == (0.01, 2.0, 500, 100)
     out = dynamics.run_trajectory(
-        losses.capsule("phase-retrieval"), X, h0, w0, w, Xt, h0t, selection="persistent", ell=0.5,
-        p_on=p_on, p_off=p_off, rng=streams["dynamics"][s],
-        params=dict(eta=0.01, grad_scale=2.0, ridge=0.0, sphere=True, n_steps=500, check_every=100,
-                    tol=1e-7, early_stop=False),
+        losses.capsule("phase-retrieval"), X, y, w0, w, Xt, yt, selection="persistent", ell=0.5,
+        p_on=p_on, p_off=p_off, rng=streams["dynamics"][s], params=params,
         record_steps=spec.recording.steps(0.01), temp_starts=np.array([0]), temp_values=np.array([0.0]))
     np.testing.assert_array_equal(ds.magnetization.sel(seed=s).values, out["magnetization"][0])
     np.testing.assert_array_equal(ds.train_loss.sel(seed=s).values, out["train_loss"][0])
@@ -81,14 +81,12 @@ def test_shared_data_varies_only_initialization_and_noise():
     spec = SimulationSpec.from_flat(algorithm="sgd", share_data=True, **SMALL)
     ds = prcy.simulate(spec)
     streams = seed_streams(spec)
-    w0, X, h0, Xt, h0t = dynamics.generate(streams["data"][0], spec.problem.m, spec.problem.n)
+    w0, X, y, Xt, yt = dynamics.generate(streams["data"][0], spec.problem.m, spec.problem.n)
     for s in (0, 3):   # every seed sees seed 0's dataset, with its own init and dynamics streams
         w = dynamics.initial_weights(streams["init"][s], w0, spec.init.m0, True)
         out = dynamics.run_trajectory(
-            losses.capsule("phase-retrieval"), X, h0, w0, w, Xt, h0t, selection="bernoulli", ell=0.5,
-            p_on=0.5, p_off=0.5, rng=streams["dynamics"][s],
-            params=dict(eta=0.01, grad_scale=2.0, ridge=0.0, sphere=True, n_steps=500, check_every=100,
-                        tol=1e-7, early_stop=False),
+            losses.capsule("phase-retrieval"), X, y, w0, w, Xt, yt, selection="bernoulli", ell=0.5,
+            p_on=0.5, p_off=0.5, rng=streams["dynamics"][s], params=kernel_parameters(spec),
             record_steps=spec.recording.steps(0.01), temp_starts=np.array([0]), temp_values=np.array([0.0]))
         np.testing.assert_array_equal(ds.magnetization.sel(seed=s).values, out["magnetization"][0])
     own = prcy.simulate(algorithm="sgd", **SMALL)
@@ -258,20 +256,20 @@ def test_reading_a_foreign_file_fails_clearly(tmp_path):
 
 
 def test_random_labels_are_the_teacher_labels_reshuffled():
-    """labels="random": the training h0 are permuted among the samples by the Fisher-Yates draws of
+    """labels="random": the training labels are permuted among the samples by the Fisher-Yates draws of
     numpy's Generator.shuffle, after the teacher, X and held-out draws of the same stream."""
     m, n, m_test = 37, 11, 5
-    w0, X, h0, Xt, h0t = dynamics.generate(np.random.PCG64(3), m, n, m_test, shuffle_labels=True)
+    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(3), m, n, m_test, shuffle_labels=True)
     g = np.random.Generator(np.random.PCG64(3))
     z = g.standard_normal(n)
     w0_ref = z * np.sqrt(n) / np.linalg.norm(z)
     X_ref = g.standard_normal((m, n))
     Xt_ref = g.standard_normal((m_test, n))
-    h0_ref = X_ref @ w0_ref / np.sqrt(n)
-    g.shuffle(h0_ref)
-    np.testing.assert_allclose(h0, h0_ref, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(h0t, Xt_ref @ w0_ref / np.sqrt(n), rtol=1e-13, atol=1e-13)
-    assert not np.allclose(h0, X @ w0 / np.sqrt(n))
+    y_ref = np.abs(X_ref @ w0_ref / np.sqrt(n))
+    g.shuffle(y_ref)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(yt, np.abs(Xt_ref @ w0_ref / np.sqrt(n)), rtol=1e-13, atol=1e-13)
+    assert not np.allclose(y, np.abs(X @ w0 / np.sqrt(n)))
     ds = prcy.simulate(algorithm="gd", labels="random", **SMALL)
     assert ds.attrs["labels"] == "random"
     teacher = prcy.simulate(algorithm="gd", **SMALL)

@@ -1,0 +1,73 @@
+"""The built-in losses (``prcy.kernels.losses``) against ``tests/reference.py``: values, first
+derivatives against the complex-step derivative of the reference, second derivatives against central
+differences of the first; the capsule ABI's checks."""
+import ctypes
+
+import numpy as np
+import pytest
+
+from reference import LOSSES, complex_step
+
+from prcy.kernels import losses
+
+PARAMS = {"phase-retrieval": {}, "linear-regression": {}, "absolute": dict(smoothing=1e-3),
+          "door-square": dict(smoothing=1e-3, onset=0.67449), "door-logistic": dict(smoothing=1e-2, onset=0.5)}
+
+
+def test_every_built_in_loss_is_tested_and_named_in_the_specs():
+    from prcy.specs import LOSSES as SPEC_LOSSES
+    assert set(PARAMS) == set(losses.NAMES) == set(LOSSES) == set(SPEC_LOSSES)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_value_and_derivatives(name):
+    rng = np.random.default_rng(3)
+    h = rng.normal(scale=1.5, size=500)
+    y = np.abs(rng.normal(size=500)) if name in ("phase-retrieval", "absolute") else \
+        np.sign(rng.normal(size=500)) if name.startswith("door") else rng.normal(size=500)
+    cap = losses.capsule(name, **PARAMS[name])
+    theta = tuple(PARAMS[name].values())
+    v, _, err = LOSSES[name]
+    np.testing.assert_allclose(losses.value(cap, h, y), v(h, y, theta), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(losses.derivative(cap, h, y), complex_step(v)(h, y, theta), rtol=1e-12, atol=1e-13)
+    e = 1e-5
+    fd = (losses.derivative(cap, h + e, y) - losses.derivative(cap, h - e, y)) / (2 * e)
+    np.testing.assert_allclose(losses.second_derivative(cap, h, y), fd, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(losses.test_error(cap, h, y), err(h, y, theta), rtol=1e-13, atol=0)
+
+
+def test_logistic_loss_is_finite_far_from_the_margin():
+    cap = losses.capsule("door-logistic", smoothing=1e-6, onset=0.5)
+    h = np.array([1e3, 1e3, 1e-3, 1e-3])
+    y = np.array([1.0, -1.0, -1.0, 1.0])
+    v = losses.value(cap, h, y)
+    np.testing.assert_allclose(v[[0, 2]], np.log1p(np.exp(-np.abs([1e3 - 0.5, np.sqrt(1e-6 + 1e-6) - 0.5]))),
+                               rtol=1e-12)
+    np.testing.assert_allclose(v[1], 1e3 - 0.5, rtol=1e-12)
+    assert np.all(np.isfinite(losses.derivative(cap, h, y))) and np.all(np.isfinite(losses.second_derivative(cap, h, y)))
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ValueError, match="smoothing"):
+        losses.capsule("absolute")
+    with pytest.raises(ValueError, match="smoothing: -1"):
+        losses.capsule("absolute", smoothing=-1)
+    with pytest.raises(ValueError, match="unknown name"):
+        losses.capsule("hinge")
+    assert losses.parameters(losses.capsule("door-square", smoothing=0.1, onset=0.7))[:2] == (0.1, 0.7)
+
+
+ctypes.pythonapi.PyCapsule_New.restype = ctypes.py_object
+ctypes.pythonapi.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+
+
+def test_a_first_abi_capsule_and_a_forged_header_are_refused_before_any_call():
+    buffer = ctypes.create_string_buffer(256)          # zeros: no magic, no functions
+    old = ctypes.pythonapi.PyCapsule_New(ctypes.addressof(buffer), b"prcy.Loss", None)
+    with pytest.raises(TypeError, match="first loss ABI"):
+        losses.check_capsule(old)
+    forged = ctypes.pythonapi.PyCapsule_New(ctypes.addressof(buffer), b"prcy.Loss.v2", None)
+    with pytest.raises(TypeError, match="header"):
+        losses.value(forged, 0.0, 0.0)
+    with pytest.raises(TypeError, match="PyCapsule"):
+        losses.check_capsule(object())

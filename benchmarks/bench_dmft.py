@@ -5,7 +5,7 @@
     python benchmarks/bench_dmft.py --memory   # also one iteration at K = 1000, S = 10^4 (~4 min more)
     python benchmarks/bench_dmft.py --windows  # only: whole solves, whole horizon vs horizon windows (~5 min)
 
-Problem: the linear-ridge model of issue 3 (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
+Problem: the linear model with a ridge (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
 sample and step). One iteration = ``prcy.kernels.dmft.march`` + ``prcy.kernels.dmft.response`` with
 the tail diagnostics (``stats=True``, as the solver calls it); the cost of those diagnostics is
@@ -14,9 +14,10 @@ printed as the ratio of the response pass with and without them, and the cost of
 
 Reference measured in the same run: a NumPy implementation of the same iteration, vectorized over
 the samples (the equations of tests/test_dmft.py's ``ref_march``/``ref_response`` without the
-per-step Cholesky solves), at K <= 100 only (it grows like K^3 S with a large constant). The
-numba+MPI figures quoted in issue 3 (not runnable here: 0.25 s at K = 50, 1.0 s at 100, 4.7 s at 200,
-42 s at 400, S = 2000, 2 cores) are printed beside prcy's for the 10x target.
+per-step Cholesky solves), at K <= 100 only (it grows like K^3 S with a large constant). Printed
+beside prcy's: the seconds per iteration of a public numba+MPI implementation of the same
+fixed-point scheme on a 2-core machine (0.25 s at K = 50, 1.0 s at 100, 4.7 s at 200, 42 s at 400,
+S = 2000): quoted figures, not measured by this script; prcy's target is 10x faster at K = 200, 400.
 
 ``--windows``: whole solves to ``tol = 1e-8`` on phase retrieval (alpha = 3, m0 = 0.2), the whole
 horizon at once (the reference, same run) against horizon windows (``window = 1``): iterations,

@@ -1,4 +1,4 @@
-"""Sweep throughput and merge memory (issue 4, part 5).
+"""Sweep throughput and merge memory.
 
     python benchmarks/bench_sweep.py [--tasks 1000] [--merge-tasks 10000]
 
@@ -6,7 +6,7 @@
    in a subprocess: wall time, tasks per second, peak RSS of the sweep process and of its workers.
 2. The merge of MERGE_TASKS parts x 200 time points: the parts are computed once, then `--overwrite`
    reruns only validation + merge; its peak RSS is compared with the size of the merged data.
-Numbers go to docs/benchmarks.md.
+Results, with date and machine: docs/benchmarks.md, "Sweeps".
 """
 import argparse
 import os

@@ -1,56 +1,12 @@
-"""DMFT driver: the fixed point of the effective process (Mignacco et al. 2021, section 4, appendix A)
-for GD, multi-pass SGD, persistent SGD and Langevin dynamics, on the sphere or with a ridge.
+"""DMFT driver: the fixed point of the effective process of Mignacco, Urbani & Zdeborová 2021
+(section 4, appendix A) for GD, multi-pass SGD, persistent SGD and Langevin dynamics, on the sphere
+or with a ridge.
 
-``prcy.dmft.solve(spec)`` (or ``solve(alpha=..., algorithm=..., ...)`` with the flat names of
-``prcy.simulate``) returns an ``xarray.Dataset`` on the grid ``t_k = k dt`` (the same ``time`` as a
-simulation with ``lr = dt``). Equations and their discretization: ``prcy.kernels.dmft`` and
-docs/dmft.md.
-
-The iteration. Every unknown but the memory kernel ``M_R`` is obtained causally in one "march" of all
-samples together (``prcy.kernels.dmft.march``): at grid step ``k`` the samples give ``M_C(t_k, <=t_k)``,
-``delta_nu``, ``mu``, ``nu_hat`` (A.29 from the kernels, A.19 from the samples, or ``lambda``) and the
-next row of the noise's Cholesky factor, before any sample moves on. ``M_R`` then follows from the
-marched paths in one response pass that is itself self-consistent (columns ``t'`` in decreasing
-order). What is iterated is therefore only the coupling of ``M_R`` to the paths through the memory
-term, from A.1's guess ``M_R = 0`` (A.1's guesses for the other unknowns are not needed: the march
-computes them). The update is Anderson mixing (type II, depth ``anderson``, default 5) of the last
-pairs ``(M_R, F(M_R))`` with mixing ``1 - d`` (``d``: the damping); ``anderson = 0`` is the plain damped
-update ``M_R <- d M_R + (1 - d) F(M_R)``. The random numbers
-(``h0``, ``h(0)``, the selection paths and the standard normals behind the noise) are drawn once from
-the root seed and reused by every iteration, so ``F`` is deterministic: the residual can fall to
-rounding level instead of stalling at the Monte Carlo error ``~ S^-1/2``.
-
-Residual: ``max(max |m - m_prev|, max |F(M_R) - M_R| / (1 + max |F(M_R)|))``. Optional adaptive
-damping (``adaptive=True``): when the residual grows by more than 1%, ``d <- min(0.9, (1 + d) / 2)``
-and Anderson mixing restarts; when it does not, ``d`` relaxes back towards the requested value. The
-solve stops when the residual is below ``tol`` (status ``converged``), at ``max_iter`` (``max_iter``),
-or as ``diverged`` (with the iteration and grid index); the ``m(t)`` and residual of every iteration
-are kept. A march whose paths are not finite, or run away (``|m(t)| > M_RUNAWAY``: ``m`` is an overlap
-of order one), after an update is retried from halfway back to the last good ``M_R`` (entries that
-are not finite: from the last good ``M_R`` itself). The solve is diverged when ``MAX_BACKTRACKS``
-halvings do not help, or when a step needs shortening after ``MAX_SHORTENED`` iterations in a row
-that did; a non-finite ``F(M_R)``
-or a least-squares problem that cannot be solved restarts the Anderson mixing.
-
-Horizon windows (``window=W``): the equations are causal (row ``t_k`` of ``F(M_R)`` and ``m(t_k)``
-depend on the rows of ``M_R`` before ``t_k`` only), so the fixed point can be found on ``t <= W``, then
-on ``t <= 2W`` with the earlier rows frozen, and so on; marches and response passes stop at the
-window's end. Same fixed point; it converges where the whole-horizon iteration stalls, because an
-error in an early row is amplified on its way to later rows (docs/dmft.md, "Horizon windows").
-
-Response diagnostics: every response pass also gives, per entry of ``M_R``, the Monte Carlo
-standard error (``M_R_stderr``) and the effective number of samples behind it (``M_R_ess``,
-``(sum |x|)^2 / sum x^2`` over the per-sample contributions ``x``); ``M_R_row_ess(time)`` is the
-same for a whole row (the memory kernel at ``t``, each sample weighted by its
-``sum_t' |x(t, t')|``), and the attribute ``response_ess_min`` its minimum. A loss with regions of
-negative curvature (phase retrieval:
-``d2v < 0`` near ``h~ = 0``) can make the per-sample responses heavy-tailed, so that a few samples
-carry ``M_R`` and the solve is not converged in ``samples`` however small its residual
-(docs/dmft.md); ``prcy info`` warns below ``ESS_WARN`` effective samples.
-
-Checkpoints: with ``checkpoint=PATH``, ``M_R`` and the history are written atomically after every
-iteration; a solve of the same spec (``max_iter`` may differ) with an existing checkpoint resumes from
-it and ends bitwise where an uninterrupted solve ends.
+``solve(spec)`` (or ``solve(alpha=..., algorithm=..., ...)`` with the flat names of ``prcy.simulate``)
+returns an ``xarray.Dataset`` on the grid ``t_k = k dt``, the ``time`` of a simulation with
+``lr = dt``. The kernels are ``prcy.kernels.dmft``. Equations, the iteration (march, response pass,
+Anderson mixing, backtracking, horizon windows), replicas, checkpoints, the response diagnostics and
+the kicked response: docs/dmft.md.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Analysis: generalization-error formulas and summaries over prcy datasets (pure functions)."""
-from prcy.analysis.generalization import (label_mse, linear_mse, test_error, three_cluster_error,
+from prcy.analysis.generalization import (door_error, label_mse, linear_mse, test_error, three_cluster_error,
                                          two_cluster_error)
 from prcy.analysis import theory, threshold_states
 from prcy.analysis.linear_ridge import linear_ridge_dynamics, marchenko_pastur
@@ -9,7 +9,7 @@ from prcy.analysis.threshold_states import alpha_bbp, threshold_energy, threshol
 from prcy.analysis.theory import (ConvergenceError, alpha_amp, alpha_weak_recovery, se_alpha_of_overlap,
                                  se_fixed_point, se_iterate)
 
-__all__ = ["label_mse", "linear_mse", "test_error", "success_summary", "wilson_interval",
+__all__ = ["door_error", "label_mse", "linear_mse", "test_error", "success_summary", "wilson_interval",
            "two_cluster_error", "three_cluster_error", "theory", "ConvergenceError", "alpha_amp",
            "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate", "threshold_states",
            "alpha_bbp", "threshold_energy", "threshold_state",

@@ -11,7 +11,7 @@ the student's pre-activation on a fresh input is ``r = c m + sqrt(Delta C) xi`` 
 Derivations: ``docs/theory.md``.  Out-of-domain arguments raise ``ValueError`` naming the argument.
 """
 import numpy as np
-from scipy.special import erf, erfc
+from scipy.special import erf, erfc, owens_t
 
 from prcy._xp import array_api_boundary
 
@@ -83,14 +83,60 @@ def linear_mse(m, q=1.0, q0=1.0):
     return np.asarray(q, dtype=float) + q0 - 2.0 * np.asarray(m, dtype=float)
 
 
+def _upper_orthant(h, k, rho):
+    """``P(X > h, Y > k)`` for standard normals with correlation ``rho``, ``h, k > 0`` (Owen 1956:
+    ``(Q(h) + Q(k))/2 - T(h, a_h) - T(k, a_k)`` with ``a_h = (k - rho h)/(h sqrt(1 - rho^2))``), and
+    its limits at ``rho = +-1``."""
+    Q = lambda x: 0.5 * erfc(x / np.sqrt(2.0))
+    r = np.clip(rho, -1.0, 1.0)
+    root = np.sqrt(1.0 - r * r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = 0.5 * (Q(h) + Q(k)) - owens_t(h, (k - r * h) / (h * root)) - owens_t(k, (h - r * k) / (k * root))
+    return np.where(r >= 1.0, Q(np.maximum(h, k)), np.where(r <= -1.0, 0.0, inner))
+
+
+@array_api_boundary("m", "q", "onset", "q0")
+def door_error(m, q, onset, q0=1.0):
+    """Classification error of the symmetric door ``sign(|z| - K)`` against the teacher's
+    ``sign(|x| - K)`` (Dmitriev 2021, section 2.3.2), ``(x, z)`` jointly Gaussian with variances ``q0``,
+    ``q`` and covariance ``m``::
+
+        P(|x| > K) + P(|z| > K) - 2 P(|x| > K, |z| > K),
+        P(|x| > K, |z| > K) = 2 [L(a, b, rho) + L(a, b, -rho)],
+
+    ``a = K/sqrt(q0)``, ``b = K/sqrt(q)``, ``rho = m/sqrt(q q0)``, ``L`` the bivariate normal upper
+    orthant (Owen's T function). ``onset = K > 0``, ``q > 0``, ``q0 > 0``, ``m^2 <= q q0``; broadcasts,
+    NaN propagates.
+    """
+    m, q, onset, q0 = _as_float_arrays(m, q, onset, q0)
+    _check_positive("q", q)
+    _check_positive("q0", q0)
+    _check_positive("onset", onset)
+    _check_overlap(m, q * q0, "q*q0")
+    a, b, rho = onset / np.sqrt(q0), onset / np.sqrt(q), m / np.sqrt(q * q0)
+    both = 2.0 * (_upper_orthant(a, b, rho) + _upper_orthant(a, b, -rho))
+    out = erfc(a / np.sqrt(2.0)) + erfc(b / np.sqrt(2.0)) - 2.0 * both
+    out = np.where(np.isnan(m) | np.isnan(q), np.nan, out)
+    return _scalar_or_array(np.asarray(out))
+
+
+PROBLEMS = ("phase-retrieval", "linear-regression", "door")
+
+
 @array_api_boundary("m", "q", "q0")
-def test_error(problem, m, q=1.0, q0=1.0):
-    """The generalization error of ``problem`` (``"phase-retrieval"`` or ``"linear-regression"``)."""
+def test_error(problem, m, q=1.0, q0=1.0, onset=None):
+    """The generalization error of ``problem``: the label MSE of eq B.8 (``"phase-retrieval"``), the
+    MSE of the linear teacher (``"linear-regression"``), or the door's classification error
+    (``"door"``, with its ``onset``)."""
     if problem == "phase-retrieval":
         return label_mse(m, q, q0)
     if problem == "linear-regression":
         return linear_mse(m, q, q0)
-    raise ValueError(f"problem: {problem!r} is not allowed; allowed: phase-retrieval, linear-regression")
+    if problem == "door":
+        if onset is None:
+            raise ValueError("onset: needed for the door's test error")
+        return door_error(m, q, onset, q0)
+    raise ValueError(f"problem: {problem!r} is not allowed; allowed: {', '.join(PROBLEMS)}")
 
 
 def _mixture_args(m, norm, delta):

@@ -105,3 +105,29 @@ def test_mixture_limits_and_domain():
         two_cluster_error(1.5, 1.0, 1.0)
     with pytest.raises(ValueError, match="^onset: "):
         three_cluster_error(0.5, 1.0, 1.0, -0.1)
+
+
+@pytest.mark.parametrize("m, q", [(0.0, 1.0), (0.5, 1.0), (0.9, 1.0), (0.99, 1.0), (-0.7, 1.0), (0.3, 2.0),
+                                  (0.2, 0.3)])
+def test_door_error_against_monte_carlo(m, q):
+    from prcy.analysis.generalization import door_error
+    K = 0.67449
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal(2_000_000)
+    z = m * x + np.sqrt(q - m * m) * rng.standard_normal(x.size)
+    mc = np.mean((np.abs(x) > K) != (np.abs(z) > K))
+    assert abs(door_error(m, q, K) - mc) < 5 * np.sqrt(0.25 / x.size)
+
+
+def test_door_error_limits():
+    from prcy.analysis.generalization import door_error, test_error
+    K = 0.67449
+    assert door_error(1.0, 1.0, K) == 0.0 and door_error(-1.0, 1.0, K) == 0.0        # |z| = |x|
+    p = 0.5 * __import__("scipy.special", fromlist=["erfc"]).erfc(K / np.sqrt(2)) * 2  # P(|x| > K)
+    assert abs(door_error(0.0, 1.0, K) - 2 * p * (1 - p)) < 1e-12                      # independent
+    np.testing.assert_allclose(door_error(np.array([0.3, -0.3]), 1.0, K), door_error(0.3, 1.0, K))
+    assert test_error("door", 0.5, 1.0, onset=K) == door_error(0.5, 1.0, K)
+    with pytest.raises(ValueError, match="onset"):
+        test_error("door", 0.5, 1.0)
+    with pytest.raises(ValueError, match="m: .*1.5.* is not allowed"):
+        door_error(1.5, 1.0, K)

@@ -74,18 +74,30 @@ def machine_info():
 # one step, three ways
 def data(n, alpha=3, dtype=np.float64):
     m = int(alpha * n)
-    w0, X, h0, _, _ = dynamics.generate(np.random.PCG64(0), m, n, 0, dtype=dtype)
+    w0, X, h0, _, _ = dynamics.generate(np.random.PCG64(0), m, n, 0, dtype=dtype)      # labels y = |h0|
     w = dynamics.initial_weights(np.random.PCG64(2), w0, 0.2, True)
     return X, h0, w0, w
 
 
-def prcy_timer(X, h0, w0, w, K, selection="full", ell=1.0, p_on=1.0, p_off=0.0):
+OPTIMIZERS = {"plain": {}, "momentum": dict(momentum=0.9), "nesterov": dict(momentum=0.9),
+              "adam": dict(beta1=0.9, beta2=0.999, adam_eps=1e-8)}
+
+
+def kernel_params(steps, optimizer="plain"):
+    """The kernels' ``params``: GD at ``ETA`` on the sphere, no success check, the update rule ``optimizer``."""
+    params = dict(eta=ETA, grad_scale=1.0, ridge=0.0, sphere=True, n_steps=steps, check_every=10**9, tol=1e-300,
+                  early_stop=False, grad_tol=0.0, optimizer=optimizer, momentum=0.0, beta1=0.0, beta2=0.0,
+                  adam_eps=0.0, project_velocity=False)
+    params.update(OPTIMIZERS[optimizer])
+    return params
+
+
+def prcy_timer(X, h0, w0, w, K, selection="full", ell=1.0, p_on=1.0, p_off=0.0, optimizer="plain"):
     """Seconds per step of prcy's kernel: run 2K and K steps, subtract, divide by K."""
     empty_h = np.empty(0)
 
     def run(steps):
-        params = dict(eta=ETA, grad_scale=1.0, ridge=0.0, sphere=True, n_steps=steps,
-                      check_every=10**9, tol=1e-300, early_stop=False)
+        params = kernel_params(steps, optimizer)
         t = time.perf_counter()
         dynamics.run_trajectory(CAPSULE, X, h0, w0, w, X[:0], empty_h, selection=selection, ell=ell,
                                 p_on=p_on, p_off=p_off, params=params,
@@ -189,12 +201,12 @@ def seeds_throughput(n, n_seeds, n_steps, n_threads, alpha=3, selection="full"):
     m = int(alpha * n)
     empty = np.empty((0, n))
     mk = lambda i, j: np.random.PCG64(np.random.SeedSequence(1, spawn_key=(i, j)))
-    params = dict(eta=ETA, grad_scale=1.0, ridge=0.0, sphere=True, n_steps=n_steps, check_every=10**9,
-                  tol=1e-300, early_stop=False)
+    params = kernel_params(n_steps)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     dynamics.run_seeds(CAPSULE, empty, np.empty(0), np.empty(0), empty, np.empty(0), shared_data=False,
-                       m=m, n=n, m_test=0, selection=selection, ell=1.0, p_on=1.0, p_off=0.0, m0=0.2,
+                       m=m, n=n, m_test=0, problem="phase-retrieval", teacher="gaussian", onset=0.0,
+                       selection=selection, ell=1.0, p_on=1.0, p_off=0.0, init="warm", m0=0.2, init_variance=1.0,
                        params=params, record_steps=np.array([0, n_steps], dtype=np.int64),
                        temp_starts=np.array([0], dtype=np.int64), temp_values=np.array([0.0]),
                        data_rngs=[mk(i, 0) for i in range(n_seeds)],
@@ -280,6 +292,17 @@ def main():
     case("pSGD ell=0.5 f64 N=1000", X, h0, w0, w, K(1000), "persistent", 0.5, ETA)
     X32, h032, w032, w32 = data(1000, dtype=np.float32)   # float32 storage, labels from that X
     case("GD f32 N=1000", X32, h032, w032, w32, K(1000))
+    # update rules: the plain step against momentum, Nesterov and Adam, in the same repetitions
+    for dtype in (np.float64, np.float32):
+        Xo, h0o, w0o, wo = data(1000, dtype=dtype)
+        bits = "f64" if dtype == np.float64 else "f32"
+        timers = {opt: prcy_timer(Xo, h0o, w0o, wo, K(1000), optimizer=opt) for opt in OPTIMIZERS}
+        med, best = measure(timers, reps)
+        for opt, t in med.items():
+            name = f"GD {opt} {bits} N=1000"
+            rows.append((name, "prcy", t * 1e3, len(Xo) * 1000 * Xo.itemsize / t / 1e9, best[opt] * 1e3))
+            results[(name, "prcy")] = t
+        del Xo
     del X, X32
     X, h0, w0, w = data(4000)
     case("GD f64 N=4000", X, h0, w0, w, K(4000))
@@ -305,6 +328,10 @@ def main():
     ratio("GD f32 N=1000: numpy f32 / prcy f32 (speed-up)", ("GD f32 N=1000", "numpy"), ("GD f32 N=1000", "prcy"), 1.3)
     ratio("GD N=1000: prcy f64 / prcy f32 (gain of f32 storage)", ("GD f64 N=1000", "prcy"), ("GD f32 N=1000", "prcy"), 1.0)
     ratio("GD f64 N=4000: numpy / prcy (speed-up)", ("GD f64 N=4000", "numpy"), ("GD f64 N=4000", "prcy"), 1.7)
+    for bits in ("f64", "f32"):
+        for opt, target in (("momentum", 1.1), ("nesterov", 1.1), ("adam", 1.2)):
+            ratio(f"GD {bits} N=1000: {opt} / plain step (relative cost)", (f"GD {opt} {bits} N=1000", "prcy"),
+                  (f"GD plain {bits} N=1000", "prcy"), target, higher=False)
     if torch is not None:
         for name in ("GD f64 N=1000", "GD f32 N=1000", "GD f64 N=4000"):
             ratio(f"{name}: torch / prcy", (name, "torch"), (name, "prcy"), 1.0)

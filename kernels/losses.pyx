@@ -215,16 +215,23 @@ def parameters(cap):
     return tuple(loss.theta[i] for i in range(LOSS_N_PARAMS))
 
 
-cdef _apply(object cap, int which, h, y):
+cdef enum LossPart:      # which function of a Loss a Python twin evaluates
+    PART_V
+    PART_DV
+    PART_D2V
+    PART_ERR
+
+
+cdef _apply(object cap, LossPart part, h, y):
     if isinstance(cap, str):
         cap = capsule(cap)
     cdef const Loss* loss = loss_from_capsule(cap)
     cdef loss_fn f
-    if which == 0:
+    if part == PART_V:
         f = loss.v
-    elif which == 1:
+    elif part == PART_DV:
         f = loss.dv
-    elif which == 2:
+    elif part == PART_D2V:
         f = loss.d2v
     else:
         f = loss.err
@@ -243,16 +250,16 @@ cdef _apply(object cap, int which, h, y):
 def value(cap, h, y):
     """``v(h; y)`` of the loss in the ``"prcy.Loss.v2"`` capsule ``cap`` (or the built-in loss without
     parameters that ``cap`` names), elementwise."""
-    return _apply(cap, 0, h, y)
+    return _apply(cap, PART_V, h, y)
 
 def derivative(cap, h, y):
     """``dv/dh`` elementwise."""
-    return _apply(cap, 1, h, y)
+    return _apply(cap, PART_DV, h, y)
 
 def second_derivative(cap, h, y):
     """``d^2v/dh^2`` elementwise."""
-    return _apply(cap, 2, h, y)
+    return _apply(cap, PART_D2V, h, y)
 
 def test_error(cap, h, y):
     """Per-sample test error ``err(h; y)`` elementwise."""
-    return _apply(cap, 3, h, y)
+    return _apply(cap, PART_ERR, h, y)

@@ -152,33 +152,34 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
 # the loss, fields and gradient on user arrays (results in the caller's namespace)
 
 
-def _loss_eval(which: int, h, y, loss):
-    from prcy.kernels import losses
+def _loss_eval(f, h, y, loss):
+    """``f`` (a twin of ``prcy.kernels.losses``) of ``loss`` (default phase retrieval) on user arrays."""
     from prcy.problems import resolve_loss
 
     capsule, _ = resolve_loss("phase-retrieval", loss)
-    h, y = _array(h, "h"), _array(y, "y")
-    f = (losses.value, losses.derivative, losses.second_derivative)[which]
-    return f(capsule, h, y)
+    return f(capsule, _array(h, "h"), _array(y, "y"))
 
 
 @array_api_boundary("h", "y")
 def loss_value(h, y, loss=None):
     """``v(h; y)`` elementwise: field ``h``, label ``y`` (``loss``: a built-in loss name without
     parameters, default phase retrieval, or a ``"prcy.Loss.v2"`` capsule)."""
-    return _loss_eval(0, h, y, loss)
+    from prcy.kernels.losses import value
+    return _loss_eval(value, h, y, loss)
 
 
 @array_api_boundary("h", "y")
 def loss_derivative(h, y, loss=None):
     """``dv/dh`` elementwise."""
-    return _loss_eval(1, h, y, loss)
+    from prcy.kernels.losses import derivative
+    return _loss_eval(derivative, h, y, loss)
 
 
 @array_api_boundary("h", "y")
 def loss_second_derivative(h, y, loss=None):
     """``d^2v/dh^2`` elementwise."""
-    return _loss_eval(2, h, y, loss)
+    from prcy.kernels.losses import second_derivative
+    return _loss_eval(second_derivative, h, y, loss)
 
 
 @array_api_boundary("X", "w")

@@ -72,12 +72,11 @@ INIT_KINDS = {"warm": INIT_WARM, "random": INIT_RANDOM}
 # eight-row block reads w (for the fields) and g (for the gradient) once per eight rows.
 #
 # float32 storage: every element is converted to double twice per step (fields, then gradient), and
-# the conversion, not memory, bounds the step. GCC vectorizes the plain loop by loading 16 floats
-# and splitting them (``vextractf32x8`` + two ``vcvtps2pd zmm``), which runs at ~2 cycles per 8
-# elements on Zen 4; converting 4 floats straight from memory (``vcvtps2pd ymm, m128``) runs at
-# ~1 cycle per 8. No loop shape or flag made GCC 12 emit the latter, so with AVX2 + FMA the float32
-# block kernels below are written with intrinsics (same arithmetic: exact float->double conversion,
-# float64 products and sums, a fixed summation order); without them the plain loops are used.
+# the conversion, not memory, bounds the step. With AVX2 + FMA the float32 block kernels below convert
+# 4 floats straight from memory (``vcvtps2pd ymm, m128``), written with intrinsics because the
+# compiler's vectorization of the plain loop converts through a wider register at half that rate
+# (docs/benchmarks.md); the arithmetic is the plain loop's: exact float->double conversion, float64
+# products and sums, a fixed summation order. Without AVX2 + FMA the plain loops are used.
 cdef extern from *:
     """
     #if defined(__AVX2__) && defined(__FMA__)

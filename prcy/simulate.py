@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from prcy import __version__
-from prcy.specs import ALGORITHMS, SimulationSpec, applicable_options
+from prcy.specs import SimulationSpec, specs_from_options
 
 SCHEMA = "prcy-simulation/1"
 STREAMS = {"data": 0, "init": 1, "dynamics": 2}
@@ -63,7 +63,8 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
     rescale, constraint, ridge, m0, t_max, points, grid, times, tol, early_stop, check_interval,
     seeds, first_seed, seed``). ``algorithm`` may be a list: the runs share seeds (and so, seed by
     seed, the same teacher, data and initialization) and stack along an ``algorithm`` dimension;
-    options that do not apply to one of them (``batch_fraction`` for gd, ...) are not passed to it.
+    options that do not apply to one of them (``batch_fraction`` for gd, ...) are not passed to it, and
+    an option that applies to none of them is refused (``prcy.options``).
 
     ``loss``: a ``"prcy.Loss"`` capsule (a loss written in Cython, see ``prcy.kernels.losses``) used
     instead of the problem's built-in loss; the data (teacher, inputs, ``h0``) and the test-error
@@ -82,7 +83,7 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
             raise ValueError(f"give either spec or options, not both (got options {sorted(options)})")
         specs = [spec]
     else:
-        specs = specs_from_options(**options)
+        specs = specs_from_options(options)
     reporter = _make_reporter(progress, specs)
     datasets = [run(s, threads=threads, progress=reporter, loss=loss) for s in specs]
     if spec is not None or not _is_list(options.get("algorithm")):
@@ -95,19 +96,6 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
 
 def _is_list(value) -> bool:
     return isinstance(value, (list, tuple))
-
-
-def specs_from_options(**options) -> list[SimulationSpec]:
-    """One spec per algorithm in ``options["algorithm"]`` (a name or a list of names)."""
-    algos = options.pop("algorithm", "gd")
-    algos = list(algos) if _is_list(algos) else [algos]
-    if not algos:
-        raise ValueError("algorithm: an empty list; allowed: one or more of " + ", ".join(ALGORITHMS))
-    if len(set(algos)) != len(algos):
-        raise ValueError(f"algorithm: {algos!r} repeats a name")
-    several = len(algos) > 1
-    return [SimulationSpec.from_flat(algorithm=algo, **(applicable_options(algo, options) if several else options))
-            for algo in algos]
 
 
 def _make_reporter(progress, specs):

@@ -34,7 +34,7 @@ def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | Non
 # --------------------------------------------------------------------------------------------------
 # the options of simulate and dmft, generated from the option table (prcy.options)
 
-_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:FUNCTION", "schedule": "T0:V0,T1:V1,...",
+_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:FUNCTION", "schedule": "t0:T0,t1:T1,...",
              "times": "T,T,..."}
 
 
@@ -42,8 +42,10 @@ def _parameter(row: Option, default=..., hidden: bool = False) -> inspect.Parame
     """A keyword parameter whose default is the ``typer.Option`` of ``row``; its value arrives as text
     (or a bool) and is ``None`` when the option was not given. ``default``: the command's default,
     when it is not the library's."""
-    default = row.default if default is ... else default
-    shown = "" if default is None else f" [default: {format_value(default)}]"
+    shown = "" if row.default is None else f" [default: {format_value(row.default)}]"
+    if default is not ...:
+        shown = (f" [default: {format_value(default)}, a laptop-size run; prcy.simulate, prcy sweep and grid "
+                 f"files: {format_value(row.default)}]")
     if row.kind == "bool":
         decls, annotation = (f"{row.flag}/--no-{row.flag[2:]}",), Optional[bool]
     else:

@@ -94,7 +94,7 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     the magnetization is NaN. Returns a dataset over ``(seed, time)`` as ``prcy.simulate`` does.
     """
     from prcy.kernels import dynamics, parallel
-    from prcy.simulate import _dataset, resolve_loss, STREAMS
+    from prcy.simulate import _dataset, check_supported, resolve_loss, STREAMS
     from prcy.specs import SimulationSpec
 
     Xs, copied = as_samples(X, sample_axis)
@@ -108,6 +108,7 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
         h0 = _vector(labels, "labels", m)
         w0 = np.zeros(n)
     spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
+    check_supported(spec)
     if spec.problem.m != m:
         raise ValueError(f"X: {m} samples in dimension {n} cannot be represented as alpha * n")
     if w_init is not None:

@@ -153,7 +153,7 @@ class Option:
     means what ``help`` says). ``at_most``: the sanity bound of a number. ``applies``: conditions
     ``(option, allowed values)`` that must all hold. ``unused``: what a spec stores where the option
     does not apply, when that is not ``default``. ``cli_default``: ``prcy simulate``'s default where
-    it differs from the library's (said in the help). ``note``: added to the "does not apply" error.
+    it differs from the library's (a laptop-size run; its help says so). ``note``: added to the "does not apply" error.
     """
     name: str
     field: str | None
@@ -257,9 +257,6 @@ class Option:
             text += f" Unit: {self.unit}."
         if self.applies:
             text += f" Only with {conditions_text(self.applies)}."
-        if self.cli_default is not ...:
-            text += (f" prcy simulate's default: {format_value(self.cli_default)} (a laptop-size run); "
-                     f"library, prcy sweep and grid files: {format_value(self.default)}.")
         return text
 
 

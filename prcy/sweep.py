@@ -404,7 +404,10 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
         raise ValueError("scheduler: give either --scheduler or --dask-workers, not both")
     for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):
         EXECUTION[name].check(value)
+    from prcy.simulate import check_supported
     tasks = sweep.tasks()
+    for task in tasks.values():
+        check_supported(task.spec)
     store = PartStore(output)
     manifest = store.manifest(sweep)
     for path in store.foreign(set(tasks)):

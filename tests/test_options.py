@@ -14,7 +14,7 @@ from prcy import options as opt
 from prcy.cli import app
 from prcy.dmft import DMFTSpec
 from prcy.specs import GROUPS, SimulationSpec
-from prcy.sweep import NOT_SWEPT, SECTIONS, Sweep, load_grid_file, parse_overrides
+from prcy.sweep import NOT_SWEPT, SECTIONS, Sweep, load_grid_file, parse_overrides, run_sweep
 
 runner = CliRunner()
 
@@ -105,7 +105,10 @@ def test_simulation_option_same_name_and_default_in_python_cli_and_toml(name, si
     # the command line: --name with the default the help states, and the value reaches prcy.simulate
     shown = row.cli_default if row.cli_default is not ... else row.default
     assert f"{row.flag} " in simulate_help
-    if shown is not None:
+    if row.cli_default is not ...:
+        assert (f"[default: {opt.format_value(shown)}, a laptop-size run; prcy.simulate, prcy sweep and grid "
+                f"files: {opt.format_value(row.default)}]") in simulate_help
+    elif shown is not None:
         assert f"[default: {opt.format_value(shown)}]" in simulate_help
     args = [*(a for k, v in {**where, **extra}.items() for a in (opt.SIMULATION[k].flag, opt.format_value(v))),
             *_cli_args(row, value, text)]
@@ -341,3 +344,14 @@ def test_binary_grid_file_is_named(tmp_path):
     grid.write_bytes(b"\xff\xfe\x00\x81binary")
     with pytest.raises(ValueError, match="grid: .*grid.toml"):
         load_grid_file(grid)
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer="adam"), dict(init="random"), dict(teacher="rademacher"),
+                                dict(success="test-error"), dict(grad_tol=1e-9)])
+def test_options_the_kernels_do_not_run_are_refused_before_compute(kw, tmp_path):
+    needle = f"{next(iter(kw))}: not run by the simulation kernels yet"
+    with pytest.raises(ValueError, match=needle):
+        prcy.simulate(algorithm=["gd", "psgd"], n=8, t_max=0.1, seeds=1, **kw)
+    with pytest.raises(ValueError, match=needle):
+        run_sweep(Sweep.from_options(dict(n=8, t_max=0.1, seeds=1, **kw)), tmp_path / "s.nc", log=print)
+    assert not (tmp_path / "s.nc.parts").exists()

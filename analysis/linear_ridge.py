@@ -22,14 +22,14 @@ import numpy as np
 from scipy.special import roots_legendre
 
 from prcy._xp import array_api_boundary
-from prcy.specs import _number
+from prcy.options import check_number
 
 
 def marchenko_pastur(alpha, n_nodes=200):
     """Nodes and weights ``(x, w)`` of a quadrature for the eigenvalue law of ``A = X^T X / N``
     (``X``: ``alpha N x N`` standard Gaussian). The density vanishes like a square root at both edges:
     the substitution ``x = centre + half sin(theta)`` makes the integrand smooth."""
-    alpha = _number("alpha", alpha, low=0, low_open=True)
+    alpha = check_number("alpha", alpha, low=0, low_open=True)
     c = 1.0 / alpha
     lo, hi = alpha * (1 - np.sqrt(c)) ** 2, alpha * (1 + np.sqrt(c)) ** 2
     centre, half = (hi + lo) / 2, (hi - lo) / 2
@@ -48,8 +48,8 @@ def marchenko_pastur(alpha, n_nodes=200):
 def linear_ridge_dynamics(t, alpha, m0, ridge, lr=None, n_nodes=200):
     """``(m, q, train_loss)`` at the times ``t`` (array) for gradient flow (``lr=None``) or gradient
     descent with step ``lr`` (the Euler twin; ``t`` must then be multiples of ``lr``)."""
-    m0 = _number("m0", m0, low=0, high=1)
-    ridge = _number("ridge", ridge, low=0)
+    m0 = check_number("m0", m0, low=0, high=1)
+    ridge = check_number("ridge", ridge, low=0)
     t = np.atleast_1d(np.asarray(t, dtype=float))
     if np.any(~np.isfinite(t)) or np.any(t < 0):
         raise ValueError(f"t: {t!r} is not allowed; allowed: finite times >= 0")
@@ -59,7 +59,7 @@ def linear_ridge_dynamics(t, alpha, m0, ridge, lr=None, n_nodes=200):
     if lr is None:
         decay = np.exp(-np.outer(t, rate))
     else:
-        lr = _number("lr", lr, low=0, low_open=True)
+        lr = check_number("lr", lr, low=0, low_open=True)
         steps = np.rint(t / lr)
         if np.any(np.abs(steps * lr - t) > 1e-9 * np.maximum(1.0, t)):
             raise ValueError(f"t: {t!r} are not multiples of lr = {lr}")

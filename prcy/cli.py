@@ -3,48 +3,22 @@ function a Python user would call, writes a file and prints a short summary. Use
 one-line message and exit code 2; heavy imports happen inside the commands."""
 from __future__ import annotations
 
+import inspect
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from prcy.specs import CONSTRAINTS, GRIDS, LABELS, PRECISIONS, PROBLEMS
+from prcy.options import DMFT, EXECUTION, NOT_IN_DMFT, SIMULATION, Option, format_value, not_in_dmft_error
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="prcy: gradient dynamics on rough landscapes (phase retrieval): simulations and theory.")
-
-
-def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
-    """A typer choice type whose values are the spec's allowed values (one source of truth)."""
-    return Enum(name, {v: v for v in values}, type=str)
-
-
-_Problem = _choices("_Problem", PROBLEMS)
-_Constraint = _choices("_Constraint", CONSTRAINTS)
-_Precision = _choices("_Precision", PRECISIONS)
-_Labels = _choices("_Labels", LABELS)
-_Grid = _choices("_Grid", GRIDS)
 
 
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code=2)
-
-
-def _parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
-    """``"0:1,700:0"`` -> ``((0.0, 1.0), (700.0, 0.0))``: pairs ``t_start:T``."""
-    pairs = []
-    for item in text.split(","):
-        parts = item.split(":")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            pairs.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise ValueError(f"temperature-schedule: {item!r} in {text!r} is not 't_start:T'; "
-                             f"example: '0:1,700:0' (T = 1 until t = 700, then 0)") from None
-    return tuple(pairs)
 
 
 def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | None = None) -> None:
@@ -57,69 +31,84 @@ def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | Non
         _fail(f"output: folder {str(output.parent)!r} does not exist")
 
 
-def _given(options: dict, temperature_schedule: str | None) -> dict:
-    """The options that were given (None dropped), a parsed schedule replacing the temperature."""
-    if temperature_schedule is not None:
-        options = {**options, "temperature_schedule": _parse_schedule(temperature_schedule)}
-        options.pop("temperature")
-    return {k: v for k, v in options.items() if v is not None}
+# --------------------------------------------------------------------------------------------------
+# the options of simulate and dmft, generated from the option table (prcy.options)
+
+_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:FUNCTION", "schedule": "t0:T0,t1:T1,...",
+             "times": "T,T,..."}
+
+
+def _parameter(row: Option, default=..., hidden: bool = False) -> inspect.Parameter:
+    """A keyword parameter whose default is the ``typer.Option`` of ``row``; its value arrives as text
+    (or a bool) and is ``None`` when the option was not given. ``default``: the command's default,
+    when it is not the library's."""
+    shown = "" if row.default is None else f" [default: {format_value(row.default)}]"
+    if default is not ...:
+        shown = (f" [default: {format_value(default)}, a laptop-size run; prcy.simulate, prcy sweep and grid "
+                 f"files: {format_value(row.default)}]")
+    if row.kind == "bool":
+        decls, annotation = (f"{row.flag}/--no-{row.flag[2:]}",), Optional[bool]
+    else:
+        decls, annotation = (row.flag,), Optional[str]
+    metavar = "[" + "|".join(row.choices) + "]" if row.kind == "choice" else _METAVARS.get(row.kind)
+    info = typer.Option(None, *decls, help=row.describe() + shown, show_default=False, metavar=metavar,
+                        hidden=hidden)
+    return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+def _parameters(*parameters: inspect.Parameter):
+    """Decorator: give the command function ``f(**values)`` these typer parameters."""
+    def attach(func):
+        func.__signature__ = inspect.Signature(list(parameters))
+        func.__annotations__ = {p.name: p.annotation for p in parameters}
+        return func
+    return attach
+
+
+def _given(values: dict, table: dict[str, Option]) -> dict:
+    """The options of ``table`` that were given on the command line, parsed from their text."""
+    return {name: table[name].parse(value) for name, value in values.items() if name in table and value is not None}
+
+
+_OUTPUT = inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                            default=typer.Option(..., "-o", "--output", help="NetCDF file to write."))
+_OVERWRITE = inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                               default=typer.Option(False, help="Replace an existing output file."))
+
+
+def _progress(text: str) -> inspect.Parameter:
+    return inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                             default=typer.Option(True, help=text))
+
+
+_SIMULATE_DEFAULTS = {name: row.cli_default for name, row in SIMULATION.items() if row.cli_default is not ...}
 
 
 @app.command()
-def simulate(
-    output: Path = typer.Option(..., "-o", "--output", help="NetCDF file to write."),
-    problem: _Problem = typer.Option(_Problem("phase-retrieval"), help="Teacher-student problem."),
-    algorithm: str = typer.Option("gd,sgd,psgd", help="One or more of gd, sgd, psgd, langevin (comma-separated)."),
-    alpha: float = typer.Option(3.0, help="Samples per dimension, M = alpha N."),
-    n: int = typer.Option(256, "--n", help="Dimension N."),
-    m0: float = typer.Option(0.2, help="Initial magnetization (0 = random start)."),
-    lr: float = typer.Option(0.01, help="Learning rate eta (physical time per step)."),
-    batch_fraction: Optional[float] = typer.Option(None, help="Mini-batch fraction ell (sgd, psgd) [default: 0.5]."),
-    persistence: Optional[float] = typer.Option(None, help="Persistence time tau (psgd) [default: 1]."),
-    temperature: float = typer.Option(0.0, help="Langevin temperature T."),
-    temperature_schedule: Optional[str] = typer.Option(
-        None, help="Piecewise-constant temperature 't0:T0,t1:T1,...', e.g. '0:1,700:0'."),
-    anneal_at: Optional[float] = typer.Option(None, help="Set the temperature to 0 from this time on."),
-    constraint: _Constraint = typer.Option(_Constraint("sphere"), help="Spherical projection or ridge term."),
-    ridge: float = typer.Option(0.0, help="Ridge strength lambda (constraint ridge)."),
-    rescale: bool = typer.Option(True, help="Divide the stochastic gradient by ell (eq 8)."),
-    t_max: float = typer.Option(100.0, help="Horizon (physical time)."),
-    points: int = typer.Option(100, help="Recording points (always including 0 and t_max)."),
-    grid: _Grid = typer.Option(_Grid("log"), help="Recording grid spacing."),
-    seeds: int = typer.Option(32, help="Number of seeds (independent trajectories)."),
-    first_seed: int = typer.Option(0, help="Index of the first seed (to extend a run)."),
-    seed: int = typer.Option(0, help="Root random seed."),
-    tol: float = typer.Option(1e-7, help="Success: training loss per sample below tol."),
-    early_stop: bool = typer.Option(False, help="Stop a seed once it succeeds (state carried forward)."),
-    check_interval: float = typer.Option(1.0, help="Time between success checks for stochastic algorithms."),
-    n_test: int = typer.Option(0, help="Held-out samples for an empirical test error."),
-    precision: _Precision = typer.Option(_Precision("float64"), help="Storage precision of the inputs X."),
-    share_data: bool = typer.Option(False, help="One teacher and dataset for all seeds."),
-    labels: _Labels = typer.Option(_Labels("teacher"), help="random: training labels reshuffled among samples."),
-    loss: Optional[str] = typer.Option(None, help="Loss: a built-in name or 'module:function' returning a "
-                                                  "prcy.Loss capsule [default: the problem's]."),
-    threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-):
-    """Simulate GD / SGD / persistent SGD / Langevin and write a NetCDF dataset."""
+@_parameters(_OUTPUT, *(_parameter(row, _SIMULATE_DEFAULTS.get(row.name, ...)) for row in SIMULATION.values()),
+             _parameter(EXECUTION["threads"]), _OVERWRITE, _progress("Show a progress bar."))
+def simulate(**values):
+    """Simulate GD / SGD / persistent SGD / Langevin and write a NetCDF dataset.
+
+    Every option is a keyword of prcy.simulate with the same name ('_' for '-') and default, except
+    where the help says prcy simulate's default differs (a laptop-size run). An option given where it
+    does not apply (e.g. --persistence with --algorithm gd) is refused; with several algorithms it is
+    passed to those it applies to.
+    """
     from prcy.io import format_summary_row, write_dataset
     from prcy.simulate import simulate as run_simulation
     from prcy.analysis import success_summary
 
+    output, overwrite = values["output"], values["overwrite"]
     _check_output(output, overwrite)
-    algos = [a.strip() for a in algorithm.split(",") if a.strip()]
-    options = dict(problem=problem.value, alpha=alpha, n=n, m0=m0, lr=lr, batch_fraction=batch_fraction,
-                   persistence=persistence, temperature=temperature, anneal_at=anneal_at,
-                   constraint=constraint.value,
-                   ridge=ridge, rescale=rescale, t_max=t_max, points=points, grid=grid.value, seeds=seeds,
-                   first_seed=first_seed, seed=seed, tol=tol, early_stop=early_stop,
-                   check_interval=check_interval, n_test=n_test, precision=precision.value,
-                   share_data=share_data, labels=labels.value, loss=loss)
     try:
-        options = _given(options, temperature_schedule)
-        ds = run_simulation(algorithm=algos if len(algos) > 1 else (algos[0] if algos else ""),
-                            threads=threads, progress=progress, **options)
+        options = {**_SIMULATE_DEFAULTS, **_given(values, SIMULATION)}
+        if isinstance(options["algorithm"], str):
+            options["algorithm"] = [a.strip() for a in options["algorithm"].split(",") if a.strip()]
+        if len(options["algorithm"]) == 1:
+            options["algorithm"] = options["algorithm"][0]
+        threads = EXECUTION["threads"].check(_given(values, EXECUTION).get("threads"))
+        ds = run_simulation(threads=threads, progress=values["progress"], **options)
         write_dataset(ds, output, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -132,65 +121,36 @@ def simulate(
 
 
 @app.command()
-def dmft(
-    output: Path = typer.Option(..., "-o", "--output", help="NetCDF file to write."),
-    problem: _Problem = typer.Option(_Problem("phase-retrieval"), help="Teacher-student problem."),
-    algorithm: str = typer.Option("gd", help="One of gd, sgd, psgd, langevin."),
-    loss: Optional[str] = typer.Option(None, help="Loss: a built-in name or 'module:function' returning a "
-                                                  "prcy.Loss capsule [default: the problem's]."),
-    alpha: float = typer.Option(3.0, help="Samples per dimension, M = alpha N."),
-    m0: float = typer.Option(0.2, help="Initial magnetization."),
-    lr: float = typer.Option(0.01, help="Learning rate (the grid step of SGD's discretization)."),
-    batch_fraction: Optional[float] = typer.Option(None, help="Mini-batch fraction ell (sgd, psgd) [default: 0.5]."),
-    persistence: Optional[float] = typer.Option(None, help="Persistence time tau (psgd) [default: 1]."),
-    temperature: float = typer.Option(0.0, help="Langevin temperature T."),
-    temperature_schedule: Optional[str] = typer.Option(None, help="Piecewise-constant temperature 't0:T0,t1:T1,...'."),
-    anneal_at: Optional[float] = typer.Option(None, help="Set the temperature to 0 from this time on."),
-    constraint: _Constraint = typer.Option(_Constraint("sphere"), help="Spherical constraint or ridge term."),
-    ridge: float = typer.Option(0.0, help="Ridge strength lambda (constraint ridge)."),
-    rescale: bool = typer.Option(True, help="Divide the stochastic gradient by ell (eq 8)."),
-    dt: Optional[float] = typer.Option(None, help="Grid step [default: lr]."),
-    t_max: float = typer.Option(10.0, help="Horizon (physical time)."),
-    samples: int = typer.Option(10000, help="Samples of the effective process."),
-    damping: float = typer.Option(0.5, help="Weight of the previous M_R in the update, in [0, 1)."),
-    max_iter: int = typer.Option(100, help="Maximum number of iterations."),
-    tol: float = typer.Option(1e-8, help="Convergence: residual below tol."),
-    nu_form: str = typer.Option("A.29", help="Lagrange multiplier on the sphere: A.29 (kernels) or A.19 (samples)."),
-    seed: int = typer.Option(0, help="Root random seed."),
-    response_kick: float = typer.Option(0.0, help="0: linear response (A.22); > 0: size of the kicks of h whose "
-                                                  "finite-difference response replaces it, for losses whose "
-                                                  "linear response is heavy-tailed (docs/dmft.md)."),
-    window: Optional[float] = typer.Option(None, help="Horizon windows: solve t <= window, then t <= 2 window, ... "
-                                                      "with the earlier M_R frozen (same fixed point; converges "
-                                                      "where the whole horizon at once stalls, docs/dmft.md) "
-                                                      "[default: the whole horizon at once]."),
-    replicas: Optional[int] = typer.Option(None, help="Independent solves (replica dim; mean and standard error "
-                                                      "with prcy.dmft.replica_summary) [default: one solve]."),
-    first_replica: int = typer.Option(0, help="Index of the first replica (to extend an ensemble)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file (written every iteration; resumed from; "
-                                                         "with --replicas one file PATH.replica-<i> per replica)."),
-    initial: Optional[Path] = typer.Option(None, help="Warm start: a DMFT file on the same grid step whose M_R "
-                                                      "(replica mean) starts the iteration, e.g. a shorter "
-                                                      "horizon's solve [default: A.1's M_R = 0]."),
-    threads: Optional[int] = typer.Option(None, help="Threads (default: all the OpenMP default allows)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
-    progress: bool = typer.Option(True, help="Print the residual after every iteration."),
-):
-    """Solve the DMFT of GD / SGD / persistent SGD / Langevin and write a NetCDF dataset."""
+@_parameters(
+    _OUTPUT, *(_parameter(row) for row in DMFT.values()),
+    *(_parameter(SIMULATION[name], hidden=True) for name in NOT_IN_DMFT),
+    inspect.Parameter("checkpoint", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+        None, help="Checkpoint file (written every iteration; resumed from; with --replicas one file "
+                   "PATH.replica-<i> per replica).")),
+    inspect.Parameter("initial", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+        None, help="Warm start: a DMFT file on the same grid step whose M_R (replica mean) starts the "
+                   "iteration, e.g. a shorter horizon's solve [default: A.1's M_R = 0].")),
+    _parameter(EXECUTION["threads"]), _OVERWRITE, _progress("Print the residual after every iteration."))
+def dmft(**values):
+    """Solve the DMFT of GD / SGD / persistent SGD / Langevin and write a NetCDF dataset.
+
+    Every option is a keyword of prcy.dmft.solve with the same name and default. The simulation's
+    options that the DMFT does not solve for (--optimizer, --init, --success, --teacher, ...) are
+    refused.
+    """
     from prcy.dmft import solve
     from prcy.io import write_dataset
 
+    output, overwrite, checkpoint = values["output"], values["overwrite"], values["checkpoint"]
     _check_output(output, overwrite)
-    options = dict(problem=problem.value, algorithm=algorithm, loss=loss, alpha=alpha, m0=m0, lr=lr,
-                   batch_fraction=batch_fraction, persistence=persistence, temperature=temperature,
-                   anneal_at=anneal_at, constraint=constraint.value, ridge=ridge, rescale=rescale, dt=dt,
-                   t_max=t_max, samples=samples, damping=damping, max_iter=max_iter, tol=tol,
-                   nu_form=nu_form, seed=seed, response_kick=response_kick, window=window, replicas=replicas,
-                   first_replica=first_replica)
-    report = _dmft_report if progress else None
+    report = _dmft_report if values["progress"] else None
     try:
-        options = _given(options, temperature_schedule)
-        ds = solve(threads=threads, checkpoint=checkpoint, progress=report, initial=initial, **options)
+        for name in NOT_IN_DMFT:
+            if values[name] is not None:
+                raise not_in_dmft_error(name)
+        options = _given(values, DMFT)
+        threads = EXECUTION["threads"].check(_given(values, EXECUTION).get("threads"))
+        ds = solve(threads=threads, checkpoint=checkpoint, progress=report, initial=values["initial"], **options)
         write_dataset(ds, output, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -203,7 +163,7 @@ def dmft(
     windows = "--window (e.g. 1 or 2; docs/dmft.md, \"Horizon windows\")"
     hints = {"diverged": f"diverged: try a smaller --dt, or {windows}",
              "max_iter": "not converged: give more --max-iter (with --checkpoint the solve resumes)"
-                         + ("" if window is not None else f", or solve window by window with {windows}")}
+                         + ("" if options.get("window") is not None else f", or solve window by window with {windows}")}
     if ds.attrs["status"] in hints:
         typer.echo(hints[ds.attrs["status"]])
     typer.echo(f"wrote {output}")
@@ -215,38 +175,42 @@ def _dmft_report(iteration: int, residual: float, replica: int | None = None) ->
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def sweep(
-    ctx: typer.Context,
-    output: Path = typer.Option(..., "-o", "--output", help="Merged NetCDF file (parts go to OUTPUT.parts/)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing merged file (finished parts are reused)."),
-    processes: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
-    threads: Optional[int] = typer.Option(None, help="Threads per task (default: cores / processes)."),
-    dask_workers: Optional[int] = typer.Option(None, help="Run on a local Dask cluster with this many workers."),
-    scheduler: Optional[str] = typer.Option(None, help="Run on the Dask scheduler at this address (tcp://HOST:PORT)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-):
+@_parameters(
+    inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+    inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
+        ..., "-o", "--output", help="Merged NetCDF file (parts go to OUTPUT.parts/).")),
+    inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, help="Replace an existing merged file (finished parts are reused).")),
+    *(_parameter(EXECUTION[name]) for name in ("processes", "threads", "dask_workers")),
+    inspect.Parameter("scheduler", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, help="Run on the Dask scheduler at this address (tcp://HOST:PORT).")),
+    _progress("Show a progress bar."))
+def sweep(ctx: typer.Context, **values):
     """Run a parameter grid into one labelled NetCDF dataset; rerunning the same command resumes.
 
     Usage: prcy sweep [GRID.toml] [--OPTION VALUES ...] -o sweep.nc. The TOML file has sections problem,
-    dynamics, init, recording, stopping, run (see examples/). Any option of `prcy simulate` can be given after the grid, as one value, a list (--alpha 2,2.5,3) or an
-    inclusive range (--alpha 1.5:4:0.25); dotted names address the grid file's sections
-    (--dynamics.lr 0.02). --seeds-per-task splits the seeds of a grid point into several tasks.
+    dynamics, init, recording, stopping, run (see examples/). Any option of `prcy simulate` can be given
+    after the grid, as one value, a list (--alpha 2,2.5,3) or an inclusive range (--alpha 1.5:4:0.25);
+    dotted names address the grid file's sections (--dynamics.lr 0.02). --seeds-per-task splits the
+    seeds of a grid point into several tasks. Defaults are the library's (prcy.simulate).
     """
     from prcy.io import format_summary_row
     from prcy.analysis import success_summary
-    from prcy.sweep import Sweep, load_grid_file, override_key, parse_value, run_sweep
+    from prcy.sweep import Sweep, load_grid_file, parse_overrides, run_sweep
 
     args = list(ctx.args)
+    output = values["output"]
     try:
+        execution = {name: EXECUTION[name].check(value)
+                     for name, value in _given(values, EXECUTION).items()}
         grid = Path(args.pop(0)) if args and not args[0].startswith("-") else None
         options = load_grid_file(grid) if grid is not None else {}
-        options.update(_parse_extra(args, override_key, parse_value))
+        options.update(parse_overrides(args))
         plan = Sweep.from_options(options)
-        reporter, bar = _task_bar(progress)
+        reporter, bar = _task_bar(values["progress"])
         try:
-            ds = run_sweep(plan, output, processes=processes, threads=threads, scheduler=scheduler,
-                           dask_workers=dask_workers, overwrite=overwrite, progress=reporter,
-                           log=lambda text: typer.echo(text, err=True))
+            ds = run_sweep(plan, output, scheduler=values["scheduler"], overwrite=values["overwrite"],
+                           progress=reporter, log=lambda text: typer.echo(text, err=True), **execution)
         finally:
             if bar is not None:
                 bar.stop()
@@ -259,29 +223,6 @@ def sweep(
         for row in success_summary(ds):
             typer.echo(format_summary_row(row))
     typer.echo(f"wrote {output}")
-
-
-def _parse_extra(args: list[str], key_of, value_of) -> dict:
-    """``--name value`` pairs (``--flag`` alone is true, ``--no-flag`` false) from typer's extra args."""
-    out, i = {}, 0
-    while i < len(args):
-        token = args[i]
-        if not token.startswith("--"):
-            raise ValueError(f"option: unexpected argument {token!r}; options look like --alpha 1:4:0.5")
-        name, eq, inline = token.partition("=")
-        has_value = eq or (i + 1 < len(args) and not args[i + 1].startswith("--"))
-        if eq:
-            value = value_of(inline)
-        elif has_value:
-            value = value_of(args[i + 1])
-            i += 1
-        elif name.startswith("--no-"):
-            name, value = "--" + name[5:], False
-        else:
-            value = True
-        out[key_of(name)] = value
-        i += 1
-    return out
 
 
 def _task_bar(show: bool):

@@ -107,7 +107,8 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
     if teacher is not None:
         w0 = _vector(teacher, "teacher", n)
-        y = problem_labels(spec.problem.name, np.asarray(Xs @ w0, dtype=np.float64) / math.sqrt(n))
+        y = problem_labels(spec.problem.name, np.asarray(Xs @ w0, dtype=np.float64) / math.sqrt(n),
+                           spec.problem.onset)
     else:
         y = _vector(labels, "labels", m)
         w0 = np.zeros(n)
@@ -119,8 +120,10 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
         raise ValueError("w_init: needed when no teacher is given (the warm start is built around the teacher)")
     else:
         w = dynamics.initial_weights(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0, STREAMS["init"]))),
-                                     w0, spec.init.m0, spec.constraint.kind == "sphere")
-    capsule, loss_name = resolve_loss(spec.problem.name, loss)
+                                     w0, spec.init.m0, spec.constraint.kind == "sphere", init=spec.init.kind,
+                                     init_variance=spec.init.variance)
+    capsule, loss_name = resolve_loss(spec.problem.name, loss if loss is not None else spec.problem.loss,
+                                      smoothing=spec.problem.smoothing, onset=spec.problem.onset)
     a = spec.algorithm
     steps = spec.recording.steps(a.lr)
     p_on, p_off = a.switching_probabilities()

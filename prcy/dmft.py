@@ -25,12 +25,12 @@ import xarray as xr
 
 from prcy import __version__
 from prcy._xp import array_api_boundary
-from prcy.specs import (PROBLEMS, Algorithm, Constraint, Initialization, _choice, _integer, _number, _set,
-                        check_loss_reference, spec_from_dict, spec_from_flat)
+from prcy.options import (DMFT, MAX_DMFT_POINTS, SIMULATION, check_applicable, check_group, check_number,
+                          defaults, flat_paths)
+from prcy.specs import Algorithm, Constraint, Initialization, check_types, flat_values, spec_from_dict, spec_from_flat
 
 SCHEMA = "prcy-dmft/1"
-NU_FORMS = ("A.29", "A.19")
-M_EQUATIONS = ("eq14", "A.23")
+_D = defaults(DMFT)
 
 VARIABLES = {
     "magnetization": dict(long_name="magnetization m(t)", units="1"),
@@ -78,42 +78,24 @@ class Solver:
     once, or a time span: the fixed point is then found on ``[0, window]``, then on
     ``[0, 2 window]`` with the earlier rows of ``M_R`` frozen, and so on (the equations are causal, so
     this is the same fixed point; docs/dmft.md, "Horizon windows")."""
-    dt: float | None = None
-    t_max: float = 10.0
-    samples: int = 10000
-    damping: float = 0.5
-    max_iter: int = 100
-    tol: float = 1e-8
-    nu_form: str = "A.29"
-    m_equation: str = "eq14"
-    adaptive: bool = False
-    anderson: int = 5
-    seed: int = 0
-    replicas: int | None = None
-    first_replica: int = 0
-    response_kick: float = 0.0
-    window: float | None = None
+    dt: float | None = _D["dt"]
+    t_max: float = _D["t_max"]
+    samples: int = _D["samples"]
+    damping: float = _D["damping"]
+    max_iter: int = _D["max_iter"]
+    tol: float = _D["tol"]
+    nu_form: str = _D["nu_form"]
+    m_equation: str = _D["m_equation"]
+    adaptive: bool = _D["adaptive"]
+    anderson: int = _D["anderson"]
+    seed: int = _D["seed"]
+    replicas: int | None = _D["replicas"]
+    first_replica: int = _D["first_replica"]
+    response_kick: float = _D["response_kick"]
+    window: float | None = _D["window"]
 
     def __post_init__(self):
-        if self.dt is not None:
-            _set(self, "dt", _number("dt", self.dt, low=0, low_open=True))
-        _set(self, "t_max", _number("t_max", self.t_max, low=0, low_open=True))
-        _set(self, "samples", _integer("samples", self.samples, low=1))
-        _set(self, "damping", _number("damping", self.damping, low=0, high=1, high_open=True))
-        _set(self, "max_iter", _integer("max_iter", self.max_iter, low=1))
-        _set(self, "tol", _number("tol", self.tol, low=0, low_open=True))
-        _choice("nu_form", self.nu_form, NU_FORMS)
-        _choice("m_equation", self.m_equation, M_EQUATIONS)
-        _set(self, "anderson", _integer("anderson", self.anderson, low=0))
-        if not isinstance(self.adaptive, (bool, np.bool_)):
-            raise ValueError(f"adaptive: {self.adaptive!r} is not allowed; allowed: true or false")
-        _set(self, "seed", _integer("seed", self.seed, low=0))
-        if self.replicas is not None:
-            _set(self, "replicas", _integer("replicas", self.replicas, low=1))
-        _set(self, "first_replica", _integer("first_replica", self.first_replica, low=0))
-        _set(self, "response_kick", _number("response_kick", self.response_kick, low=0))
-        if self.window is not None:
-            _set(self, "window", _number("window", self.window, low=0, low_open=True))
+        check_group(self, "solver", DMFT)
         if self.replicas is None and self.first_replica:
             raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
                              f"replicas as well")
@@ -128,23 +110,24 @@ class Solver:
 @dataclass(frozen=True)
 class DMFTSpec:
     """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
-    problem: str = "phase-retrieval"
-    alpha: float = 3.0
-    loss: str | None = None        # as problem.loss of a simulation: a built-in name or "module:function"
+    problem: str = _D["problem"]
+    alpha: float = _D["alpha"]
+    loss: str | None = _D["loss"]  # as problem.loss of a simulation: a built-in name or "module:function"
     algorithm: Algorithm = field(default_factory=Algorithm)
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)
     solver: Solver = field(default_factory=Solver)
 
     def __post_init__(self):
-        _choice("problem", self.problem, PROBLEMS)
-        _set(self, "alpha", _number("alpha", self.alpha, low=0, low_open=True))
-        if self.loss is not None:
-            check_loss_reference(self.loss)
-        for name, cls in (("algorithm", Algorithm), ("constraint", Constraint), ("init", Initialization),
-                          ("solver", Solver)):
-            if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"{name}: expected a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        check_group(self, None, DMFT)
+        check_types(self, GROUPS)
+        for group in ("algorithm", "init"):       # the simulation's options the DMFT does not solve for
+            for row in SIMULATION.values():
+                if row.group == group and row.name not in DMFT and getattr(getattr(self, group), row.attribute) \
+                        != row.default:
+                    raise ValueError(f"{row.name}: {getattr(getattr(self, group), row.attribute)!r} is not "
+                                     f"solved by the DMFT; allowed: {row.default!r}")
+        check_applicable(DMFT, flat_values(self, FLAT))
         a, s = self.algorithm, self.solver
         if a.name == "sgd" and s.dt is not None and not math.isclose(s.dt, a.lr, rel_tol=1e-12):
             raise ValueError(f"dt: {s.dt!r} differs from lr = {a.lr!r}; allowed for sgd: dt = lr (the "
@@ -152,6 +135,9 @@ class DMFTSpec:
         if self.n_points < 3:
             raise ValueError(f"t_max: {s.t_max!r} with dt = {self.dt!r} gives {self.n_points} grid points; "
                              f"allowed: t_max >= 2 dt")
+        if self.n_points > MAX_DMFT_POINTS:
+            raise ValueError(f"t_max: {s.t_max!r} with dt = {self.dt!r} gives {self.n_points} grid points; "
+                             f"allowed: t_max / dt + 1 <= {MAX_DMFT_POINTS} (the memory kernels are K x K)")
         if a.name == "psgd" and self.dt > a.persistence * a.batch_fraction:
             raise ValueError(f"dt: {self.dt!r} is longer than the persistence time ell tau = "
                              f"{a.persistence * a.batch_fraction:g} of the selection chain; allowed: a smaller dt")
@@ -197,22 +183,11 @@ class DMFTSpec:
     @classmethod
     def from_flat(cls, **kw) -> "DMFTSpec":
         """From the flat names of ``prcy.simulate`` / the command line plus the solver's names."""
-        return spec_from_flat(cls, kw, GROUPS, FLAT)
+        return spec_from_flat(cls, kw, GROUPS, DMFT)
 
 
 GROUPS = {"algorithm": Algorithm, "constraint": Constraint, "init": Initialization, "solver": Solver}
-FLAT = {
-    "problem": (None, "problem"), "alpha": (None, "alpha"), "loss": (None, "loss"),
-    "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
-    "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
-    "temperature": ("algorithm", "temperature"), "temperature_schedule": ("algorithm", "temperature_schedule"),
-    "anneal_at": ("algorithm", "anneal_at"), "rescale": ("algorithm", "rescale"),
-    "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"), "m0": ("init", "m0"),
-    **{name: ("solver", name) for name in ("dt", "t_max", "samples", "damping", "max_iter", "tol",
-                                           "nu_form", "m_equation", "adaptive", "anderson", "seed",
-                                           "replicas", "first_replica", "response_kick",
-                                           "window")},
-}
+FLAT = flat_paths(DMFT)        # flat keyword -> (group or None, field)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -742,7 +717,7 @@ def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float =
         raise ValueError(f"h_tilde: shape {H.shape}; allowed: K times x S samples")
     h0 = np.ascontiguousarray(_array(h0, "h0"), dtype=np.float64)
     sel = None if selection is None else np.ascontiguousarray(_array(selection, "selection"), dtype=np.uint8)
-    alpha = _number("alpha", alpha, low=0, low_open=True)
+    alpha = check_number("alpha", alpha, low=0, low_open=True)
     capsule, _ = resolve_loss(problem, loss)
     MC, dnu, nu, mu, loss_t, _, _ = kd.estimate(capsule, H, h0, labels(problem, h0), sel, alpha, float(grad_scale),
                                                  np.full(H.shape[0], float(temperature)))

@@ -3,8 +3,7 @@ given by name, as ``"module:function"`` or as a capsule becomes the ``"prcy.Loss
 kernels run (``prcy.kernels.losses``; labels: ``prcy.kernels.problems``)."""
 from __future__ import annotations
 
-DEFAULT_LOSS = {"phase-retrieval": "phase-retrieval", "linear-regression": "linear-regression",
-                "door": "door-square"}
+from prcy.options import DEFAULT_LOSS
 
 
 def resolve_loss(problem: str, loss=None, **parameters):

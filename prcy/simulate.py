@@ -16,7 +16,8 @@ import numpy as np
 import xarray as xr
 
 from prcy import __version__
-from prcy.specs import ALGORITHMS, SimulationSpec, applicable_options
+from prcy.options import SIMULATION
+from prcy.specs import SimulationSpec, specs_from_options
 
 SCHEMA = "prcy-simulation/1"
 STREAMS = {"data": 0, "init": 1, "dynamics": 2}
@@ -26,17 +27,25 @@ VARIABLES = {
     "magnetization": dict(long_name="magnetization w.w0/N", units="1"),
     "norm": dict(long_name="squared norm |w|^2/N", units="1"),
     "train_loss": dict(long_name="training loss per sample", units="1",
-                       description="sum_mu v(h_mu; h0_mu) / M over all training samples"),
+                       description="sum_mu v(h_mu; y_mu) / M over all training samples"),
     "test_error": dict(long_name="generalization error (formula)", units="1",
-                       description="label MSE of eq B.8 from magnetization and norm (q0 = 1); "
-                                   "q + 1 - 2m for linear regression"),
+                       description="from magnetization and norm (q0 = 1): label MSE of eq B.8 (phase retrieval), "
+                                   "q + 1 - 2m (linear regression), classification error (door); docs/engine.md"),
     "test_error_empirical": dict(long_name="test error on held-out samples", units="1",
                                  description="mean per-sample test error over n_test fresh samples"),
-    "success": dict(long_name="training loss per sample fell below tol"),
-    "solved_time": dict(long_name="first checked time with training loss per sample below tol",
-                        units="time (steps * lr)"),
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
-    "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged"),
+    "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged stationary"),
+}
+# success and solved_time by criterion (stopping.success)
+SUCCESS_VARIABLES = {
+    "train-loss": {
+        "success": dict(long_name="training loss per sample fell below tol"),
+        "solved_time": dict(long_name="first checked time with training loss per sample below tol",
+                            units="time (steps * lr)")},
+    "test-error": {
+        "success": dict(long_name="final test error (formula) below error_tol"),
+        "solved_time": dict(long_name="first recording time with test error (formula) below error_tol",
+                            units="time (steps * lr)")},
 }
 COORDS = {
     "time": dict(long_name="physical time", units="steps * lr", standard_name="time"),
@@ -63,7 +72,8 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
     rescale, constraint, ridge, m0, t_max, points, grid, times, tol, early_stop, check_interval,
     seeds, first_seed, seed``). ``algorithm`` may be a list: the runs share seeds (and so, seed by
     seed, the same teacher, data and initialization) and stack along an ``algorithm`` dimension;
-    options that do not apply to one of them (``batch_fraction`` for gd, ...) are not passed to it.
+    options that do not apply to one of them (``batch_fraction`` for gd, ...) are not passed to it, and
+    an option that applies to none of them is refused (``prcy.options``).
 
     ``loss``: a ``"prcy.Loss"`` capsule (a loss written in Cython, see ``prcy.kernels.losses``) used
     instead of the problem's built-in loss; the data (teacher, inputs, ``h0``) and the test-error
@@ -82,7 +92,7 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
             raise ValueError(f"give either spec or options, not both (got options {sorted(options)})")
         specs = [spec]
     else:
-        specs = specs_from_options(**options)
+        specs = specs_from_options(options)
     reporter = _make_reporter(progress, specs)
     datasets = [run(s, threads=threads, progress=reporter, loss=loss) for s in specs]
     if spec is not None or not _is_list(options.get("algorithm")):
@@ -95,19 +105,6 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
 
 def _is_list(value) -> bool:
     return isinstance(value, (list, tuple))
-
-
-def specs_from_options(**options) -> list[SimulationSpec]:
-    """One spec per algorithm in ``options["algorithm"]`` (a name or a list of names)."""
-    algos = options.pop("algorithm", "gd")
-    algos = list(algos) if _is_list(algos) else [algos]
-    if not algos:
-        raise ValueError("algorithm: an empty list; allowed: one or more of " + ", ".join(ALGORITHMS))
-    if len(set(algos)) != len(algos):
-        raise ValueError(f"algorithm: {algos!r} repeats a name")
-    several = len(algos) > 1
-    return [SimulationSpec.from_flat(algorithm=algo, **(applicable_options(algo, options) if several else options))
-            for algo in algos]
 
 
 def _make_reporter(progress, specs):
@@ -146,8 +143,9 @@ def kernel_parameters(spec: SimulationSpec) -> dict:
     a, c, st = spec.algorithm, spec.constraint, spec.stopping
     return dict(eta=a.lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
                 sphere=c.kind == "sphere", n_steps=spec.recording.n_steps(a.lr), check_every=st.check_every(a.lr),
-                tol=st.tol, early_stop=st.early_stop, grad_tol=0.0, optimizer="plain", momentum=0.0,
-                beta1=0.0, beta2=0.0, adam_eps=0.0, project_velocity=False)
+                tol=st.tol, early_stop=st.early_stop, grad_tol=st.grad_tol, optimizer=a.optimizer,
+                momentum=a.momentum, beta1=a.beta1, beta2=a.beta2, adam_eps=a.adam_eps,
+                project_velocity=a.project_velocity)
 
 
 def temperature_steps(spec: SimulationSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +166,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     n_threads = parallel.n_threads(threads)
     if loss is not None and p.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec (problem.loss); give one")
-    capsule, loss_name = resolve_loss(p.name, loss if loss is not None else p.loss)
+    capsule, loss_name = resolve_loss(p.name, loss if loss is not None else p.loss, smoothing=p.smoothing,
+                                      onset=p.onset)
     lr = a.lr
     n_steps = spec.recording.n_steps(lr)
     steps = spec.recording.steps(lr)
@@ -180,7 +179,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     if p.share_data:
         data_rng = np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
         w0, X, y, Xt, yt = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype,
-                                             shuffle_labels=p.labels == "random", problem=p.name)
+                                             shuffle_labels=p.labels == "random", problem=p.name,
+                                             teacher=p.teacher, onset=p.onset)
         shared = (X, y, w0, Xt, yt)
     p_on, p_off = a.switching_probabilities()
     progress_arr = np.zeros(spec.seeds, dtype=np.int64)
@@ -191,9 +191,9 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         try:
             result["out"] = dynamics.run_seeds(
                 capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
-                problem=p.name, teacher="gaussian", onset=0.0,
-                selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init="warm",
-                m0=spec.init.m0, init_variance=1.0, shuffle_labels=p.labels == "random",
+                problem=p.name, teacher=p.teacher, onset=p.onset,
+                selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=spec.init.kind,
+                m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
                 params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
                 data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
                 progress=progress_arr, abort=abort, n_threads=n_threads)
@@ -228,21 +228,34 @@ def _dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int)
     seeds = np.arange(spec.first_seed, spec.first_seed + spec.seeds)
     dims = ("seed", "time")
     data = {name: (dims, out[name]) for name in ("magnetization", "norm", "train_loss")}
-    data["test_error"] = (dims, test_error(spec.problem.name, out["magnetization"], out["norm"]))
-    if spec.problem.n_test:
+    p = spec.problem
+    error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset if p.name == "door" else None)
+    data["test_error"] = (dims, error)
+    if p.n_test:
         data["test_error_empirical"] = (dims, out["test_error"])
-    solved = out["solved_step"]
-    data["success"] = (("seed",), solved >= 0)
-    data["solved_time"] = (("seed",), np.where(solved >= 0, solved * lr, np.nan))
+    if spec.stopping.success == "test-error":
+        solved = first_below(error, spec.stopping.error_tol)
+        data["success"] = (("seed",), error[:, -1] < spec.stopping.error_tol)
+        data["solved_time"] = (("seed",), np.where(solved >= 0, steps[solved] * lr, np.nan))
+    else:
+        solved = out["solved_step"]
+        data["success"] = (("seed",), solved >= 0)
+        data["solved_time"] = (("seed",), np.where(solved >= 0, solved * lr, np.nan))
     data["stop_time"] = (("seed",), out["stop_step"] * lr)
     data["stop_reason"] = (("seed",), np.array([dynamics.STOP_REASONS[r] for r in out["stop_reason"]], dtype=object))
     ds = xr.Dataset(data, coords={"seed": seeds, "time": steps * lr, "step": ("time", steps),
                                   "algorithm": spec.algorithm.name})
-    for name, meta in {**VARIABLES, **COORDS}.items():
+    for name, meta in {**VARIABLES, **COORDS, **SUCCESS_VARIABLES[spec.stopping.success]}.items():
         if name in ds.variables:
             ds[name].attrs.update(meta)
     ds.attrs.update(_attributes(spec, n_threads, {**parallel.build_info(), "float32_simd": dynamics.FLOAT32_SIMD}))
     return ds
+
+
+def first_below(curves: np.ndarray, level: float) -> np.ndarray:
+    """Per row of ``curves`` (seed x time), the first index with a value below ``level``, -1 if none."""
+    below = curves < level
+    return np.where(below.any(axis=1), below.argmax(axis=1), -1)
 
 
 def flat_attributes(spec: SimulationSpec) -> dict:
@@ -250,7 +263,9 @@ def flat_attributes(spec: SimulationSpec) -> dict:
     p, a = spec.problem, spec.algorithm
     return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "m0": spec.init.m0, "lr": a.lr,
             "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
-            "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels}
+            "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels, "init": spec.init.kind,
+            "optimizer": a.optimizer, "success": spec.stopping.success,
+            **({"error_tol": spec.stopping.error_tol} if spec.stopping.success == "test-error" else {})}
 
 
 def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:

@@ -1,8 +1,11 @@
 """Frozen, validated descriptions of a simulation: problem, algorithm, constraint, initialization,
 recording plan and stopping rule.
 
-Every field is checked once, at construction; a bad value raises ``ValueError`` naming the field,
-the value and what is allowed. Specs round-trip through plain dicts (``to_dict``/``from_dict``), which
+Every field is checked once, at construction, against its row of the option table
+(``prcy.options.SIMULATION``: default, allowed values, where it applies); a bad value raises
+``ValueError`` naming the field, the value and what is allowed. Rules that join several fields (the
+persistence bound, temperature vs its schedule, the number of steps) are written out here next to
+their group. Specs round-trip through plain dicts (``to_dict``/``from_dict``), which
 is how they are stored in NetCDF attributes (as JSON) and read from TOML.
 """
 from __future__ import annotations
@@ -10,78 +13,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-PROBLEMS = ("phase-retrieval", "linear-regression")
-LOSSES = ("phase-retrieval", "linear-regression", "absolute", "door-square", "door-logistic")
-ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
-CONSTRAINTS = ("sphere", "ridge")
-PRECISIONS = ("float64", "float32")
-LABELS = ("teacher", "random")
-GRIDS = ("log", "linear")
+from prcy.options import (ALGORITHMS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, NOT_IN_DMFT, SIMULATION,
+                          check_applicable, check_group, check_loss_reference, check_number, defaults, flat_paths,
+                          not_in_dmft_error, runs_without_unused)
 
-
-def _number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False, allowed: str | None = None) -> float:
-    """``value`` as a finite float inside the given bounds, else a ValueError naming ``name``."""
-    rng = allowed or _range_text(low, high, low_open, high_open)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: {value!r} is not a number; allowed: {rng}")
-    v = float(value)
-    ok = math.isfinite(v)
-    if ok and low is not None:
-        ok = v > low if low_open else v >= low
-    if ok and high is not None:
-        ok = v < high if high_open else v <= high
-    if not ok:
-        raise ValueError(f"{name}: {value!r} is not allowed; allowed: {rng}")
-    return v
-
-
-def _range_text(low, high, low_open, high_open) -> str:
-    if low is not None and high is not None:
-        return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    if low is not None:
-        return f"a finite number {'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        return f"a finite number {'<' if high_open else '<='} {high:g}"
-    return "a finite number"
-
-
-def _integer(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}: {value!r} is not allowed; allowed: an integer >= {low}")
-    return int(value)
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: {value!r} is not allowed; allowed: true or false")
-    return bool(value)
-
-
-def check_loss_reference(value: Any) -> str:
-    """A loss given by name: a built-in loss name or ``"module:function"`` (an importable function
-    returning a ``"prcy.Loss.v2"`` capsule; importable by every worker of a sweep)."""
-    if not isinstance(value, str) or not (value in LOSSES or re.fullmatch(r"[\w.]+:\w+", value)):
-        raise ValueError(f"loss: {value!r} is not allowed; allowed: {', '.join(LOSSES)} or 'module:function' "
-                         f"(a function returning a prcy.Loss.v2 capsule)")
-    return value
+_D = defaults(SIMULATION)
 
 
 def load_loss(value: str):
-    """The capsule returned by the function ``"module:function"`` names (see ``check_loss_reference``;
-    built-in names are resolved by ``prcy.problems.resolve_loss``)."""
+    """The capsule returned by the function ``"module:function"`` names (see
+    ``prcy.options.check_loss_reference``; built-in names are resolved by ``prcy.problems.resolve_loss``)."""
     from prcy.kernels import losses
 
     check_loss_reference(value)
@@ -101,26 +46,25 @@ def _set(obj, name, value):
 
 @dataclass(frozen=True)
 class Problem:
-    """Teacher-student data: ``m = round(alpha n)`` Gaussian inputs, teacher uniform on the sphere."""
-    name: str = "phase-retrieval"
-    alpha: float = 3.0
-    n: int = 1000
-    n_test: int = 0              # held-out samples for the empirical test error (0: formula only)
-    precision: str = "float64"   # storage of X; fields and gradients are always accumulated in float64
-    share_data: bool = False     # one teacher and dataset for all seeds (only init and noise vary)
-    labels: str = "teacher"      # "random": training labels permuted among the samples (003's reshuffled labels)
-    loss: str | None = None      # None: the problem's loss; a built-in name; or "module:function" returning a prcy.Loss capsule
+    """Teacher-student data: ``m = round(alpha n)`` inputs with i.i.d. standard Gaussian entries, a teacher
+    with ``|w0|^2 = n`` (Gaussian entries or Rademacher signs), labels from the teacher's fields ``h0``
+    (phase retrieval ``|h0|``, linear regression ``h0``, the door ``sign(|h0| - onset)``), and the loss
+    the student trains on (``loss``: ``None`` for the problem's, ``DEFAULT_LOSS``). Fields, defaults and
+    allowed values: ``prcy.options.SIMULATION``."""
+    name: str = _D["problem"]
+    alpha: float = _D["alpha"]
+    n: int = _D["n"]
+    n_test: int = _D["n_test"]          # held-out samples for the empirical test error (0: formula only)
+    precision: str = _D["precision"]    # storage of X; fields and gradients are always accumulated in float64
+    share_data: bool = _D["share_data"]  # one teacher and dataset for all seeds (only init and noise vary)
+    labels: str = _D["labels"]          # "random": training labels permuted among the samples
+    loss: str | None = _D["loss"]
+    teacher: str = _D["teacher"]
+    onset: float = _D["onset"]
+    smoothing: float = _D["smoothing"]
 
     def __post_init__(self):
-        _choice("problem", self.name, PROBLEMS)
-        _choice("labels", self.labels, LABELS)
-        _set(self, "alpha", _number("alpha", self.alpha, low=0, low_open=True))
-        _set(self, "n", _integer("n", self.n, low=1))
-        _set(self, "n_test", _integer("n_test", self.n_test, low=0))
-        _choice("precision", self.precision, PRECISIONS)
-        _set(self, "share_data", _flag("share_data", self.share_data))
-        if self.loss is not None:
-            check_loss_reference(self.loss)
+        check_group(self, "problem", SIMULATION)
         if self.m < 1:
             raise ValueError(f"alpha: {self.alpha!r} with n = {self.n} gives no sample; "
                              f"allowed: alpha * n >= 0.5")
@@ -129,60 +73,63 @@ class Problem:
     def m(self) -> int:
         return int(round(self.alpha * self.n))
 
+    @property
+    def training_loss(self) -> str:
+        """The loss the student trains on: ``loss``, or the problem's own."""
+        return self.loss if self.loss is not None else DEFAULT_LOSS[self.name]
+
 
 @dataclass(frozen=True)
 class Algorithm:
     """One step of size ``lr`` (eqs 5-9): GD, multi-pass SGD (i.i.d. Bernoulli selection), persistent
-    SGD (the two-state chain of eq 7) or Langevin (GD plus white noise at temperature ``T``).
+    SGD (the two-state chain of eq 7) or Langevin (GD plus white noise at temperature ``T``), with the
+    update rule ``optimizer`` (plain, heavy-ball or Nesterov momentum, Adam).
 
-    ``batch_fraction`` (``ell``) applies to sgd and psgd, ``persistence`` (``tau``) to psgd only;
-    ``temperature``/``temperature_schedule`` to every algorithm but gd. ``temperature_schedule`` is a
-    sequence of ``(t_start, T)`` pairs, starting at ``t = 0``: ``((0, 1.0), (700, 0.0))`` is "T = 1
-    until t = 700, then 0"; ``anneal_at = 700`` says the same of a constant ``temperature`` (and can be
-    swept together with it). ``rescale`` divides the stochastic gradient by ``ell`` (eq 8).
+    ``batch_fraction`` (``ell``) applies to sgd and psgd (full-batch algorithms store 1), ``persistence``
+    (``tau``) to psgd only (others store None); ``temperature``/``temperature_schedule`` to every
+    algorithm but gd. ``temperature_schedule`` is a sequence of ``(t_start, T)`` pairs, starting at
+    ``t = 0``: ``((0, 1.0), (700, 0.0))`` is "T = 1 until t = 700, then 0"; ``anneal_at = 700`` says
+    the same of a constant ``temperature`` (and can be swept together with it). ``rescale`` divides the
+    stochastic gradient by ``ell`` (eq 8). Where each field applies: ``prcy.options.SIMULATION``.
     """
-    name: str = "gd"
-    lr: float = 0.01
-    batch_fraction: float | None = None
-    persistence: float | None = None
-    temperature: float = 0.0
-    temperature_schedule: tuple[tuple[float, float], ...] | None = None
-    anneal_at: float | None = None
-    rescale: bool = True
+    name: str = _D["algorithm"]
+    lr: float = _D["lr"]
+    batch_fraction: float | None = None          # None: 0.5 for sgd and psgd, 1 (full batch) otherwise
+    persistence: float | None = None             # None: 1 for psgd
+    temperature: float = _D["temperature"]
+    temperature_schedule: tuple[tuple[float, float], ...] | None = _D["temperature_schedule"]
+    anneal_at: float | None = _D["anneal_at"]
+    rescale: bool = _D["rescale"]
+    optimizer: str = _D["optimizer"]
+    momentum: float = _D["momentum"]
+    beta1: float = _D["beta1"]
+    beta2: float = _D["beta2"]
+    adam_eps: float = _D["adam_eps"]
+    project_velocity: bool = _D["project_velocity"]
 
     def __post_init__(self):
-        name = _choice("algorithm", self.name, ALGORITHMS)
-        lr = _number("lr", self.lr, low=0, low_open=True)
-        _set(self, "lr", lr)
-        if name in ("sgd", "psgd"):
-            ell = 0.5 if self.batch_fraction is None else self.batch_fraction
-            _set(self, "batch_fraction", _number("batch_fraction", ell, low=0, high=1, low_open=True))
-        elif self.batch_fraction not in (None, 1, 1.0):
-            raise ValueError(f"batch_fraction: {self.batch_fraction!r} does not apply to {name} "
-                             f"(full batch); allowed: only with sgd or psgd")
-        else:
-            _set(self, "batch_fraction", 1.0)
-        if name == "psgd":
-            tau = 1.0 if self.persistence is None else self.persistence
-            tau = _number("persistence", tau, low=0, low_open=True)
-            ell = self.batch_fraction
+        for name in ("batch_fraction", "persistence"):
+            if getattr(self, name) is None:
+                row = SIMULATION[name]
+                _set(self, name, row.default if self.name in row.applies[0][1] else row.stored_unused)
+        check_group(self, "algorithm", SIMULATION)
+        lr = self.lr
+        if self.name == "psgd":
+            tau, ell = self.persistence, self.batch_fraction
             lowest = lr * max(1.0, (1.0 - ell) / ell)
             if tau < lowest * (1 - 1e-12):
                 raise ValueError(f"persistence: {tau!r} makes a switching probability per step exceed 1 "
                                  f"(lr/tau = {lr / tau:g}, (1-ell) lr/(ell tau) = {(1 - ell) * lr / (ell * tau):g}); "
                                  f"allowed: persistence >= {lowest:g} for lr = {lr:g}, batch_fraction = {ell:g}")
-            _set(self, "persistence", tau)
-        elif self.persistence is not None:
-            raise ValueError(f"persistence: {self.persistence!r} does not apply to {name}; allowed: only with psgd")
-        _set(self, "temperature", _number("temperature", self.temperature, low=0))
         schedule = self.temperature_schedule
         if schedule is not None:
             pairs = []
             for i, item in enumerate(schedule):
                 if not (isinstance(item, (tuple, list)) and len(item) == 2):
                     raise ValueError(f"temperature_schedule: entry {i} = {item!r} is not a (t_start, T) pair")
-                pairs.append((_number(f"temperature_schedule[{i}].t_start", item[0], low=0),
-                               _number(f"temperature_schedule[{i}].T", item[1], low=0)))
+                pairs.append((check_number(f"temperature_schedule[{i}].t_start", item[0], low=0, at_most=MAX_TIME),
+                              check_number(f"temperature_schedule[{i}].T", item[1], low=0,
+                                           at_most=SIMULATION["temperature"].at_most)))
             if not pairs or pairs[0][0] != 0.0:
                 raise ValueError(f"temperature_schedule: {schedule!r} must start at t = 0; "
                                  f"allowed: ((0, T0), (t1, T1), ...) with 0 < t1 < t2 < ...")
@@ -192,18 +139,11 @@ class Algorithm:
             if self.temperature != 0.0:
                 raise ValueError("temperature: give either temperature or temperature_schedule, not both")
             _set(self, "temperature_schedule", tuple(pairs))
-        if self.anneal_at is not None:
-            _set(self, "anneal_at", _number("anneal_at", self.anneal_at, low=0, low_open=True))
-            if self.temperature_schedule is not None:
+            if self.anneal_at is not None:
                 raise ValueError("anneal_at: give either anneal_at or temperature_schedule, not both")
-        temps = [T for _, T in self.schedule()]
-        if name == "gd" and any(T > 0 for T in temps):
-            raise ValueError(f"temperature: {max(temps):g} > 0 with gd; allowed: 0 (use algorithm 'langevin' "
-                             f"for gradient descent with noise)")
-        if name == "langevin" and not any(T > 0 for T in temps):
+        if self.name == "langevin" and not any(T > 0 for _, T in self.schedule()):
             raise ValueError("temperature: langevin needs a temperature > 0 somewhere; allowed: temperature > 0 "
                              "or a temperature_schedule with a positive value")
-        _set(self, "rescale", _flag("rescale", self.rescale))
 
     def schedule(self) -> tuple[tuple[float, float], ...]:
         """The temperature as ``(t_start, T)`` pairs (a constant temperature is one pair)."""
@@ -227,43 +167,40 @@ class Algorithm:
 class Constraint:
     """``sphere``: project back to ``|w|^2 = n`` after every step; ``ridge``: add ``ridge * w`` to the
     gradient (``ridge >= 0``; 0 is plain unregularized descent) with no projection (appendix C)."""
-    kind: str = "sphere"
-    ridge: float = 0.0
+    kind: str = _D["constraint"]
+    ridge: float = _D["ridge"]
 
     def __post_init__(self):
-        _choice("constraint", self.kind, CONSTRAINTS)
-        _set(self, "ridge", _number("ridge", self.ridge, low=0))
-        if self.kind == "sphere" and self.ridge != 0.0:
-            raise ValueError(f"ridge: {self.ridge!r} does not apply to the sphere constraint; "
-                             f"allowed: 0, or constraint 'ridge'")
+        check_group(self, "constraint", SIMULATION)
 
 
 @dataclass(frozen=True)
 class Initialization:
-    """Warm start (eq 11): ``w(0) = m0 w0 + c z_perp``, ``|w(0)|^2 = n``; ``m0 = 0`` is a random start.
-    Ridge (eq C.2): ``w(0) = m0 w0 + z``."""
-    m0: float = 0.2
+    """``warm`` (eq 11): ``w(0) = m0 w0 + c z_perp``, ``|w(0)|^2 = n``, so ``m(0) = m0`` exactly; ridge
+    (eq C.2): ``w(0) = m0 w0 + z``. ``random``: ``w(0)`` independent of the teacher, uniform on the
+    sphere (ridge: ``N(0, variance I)``), so ``m(0) ~ n^-1/2``."""
+    m0: float = _D["m0"]
+    kind: str = _D["init"]
+    variance: float = _D["init_variance"]
 
     def __post_init__(self):
-        _set(self, "m0", _number("m0", self.m0, low=0, high=1))
+        check_group(self, "init", SIMULATION)
 
 
 @dataclass(frozen=True)
 class Recording:
     """Observables at ``t = k lr`` for the steps ``k`` of a grid over ``[0, t_max]`` that always holds 0
     and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``."""
-    t_max: float = 100.0
-    points: int = 100
-    grid: str = "log"
-    times: tuple[float, ...] | None = None
+    t_max: float = _D["t_max"]
+    points: int = _D["points"]
+    grid: str = _D["grid"]
+    times: tuple[float, ...] | None = _D["times"]
 
     def __post_init__(self):
-        _set(self, "t_max", _number("t_max", self.t_max, low=0, low_open=True))
-        _set(self, "points", _integer("points", self.points, low=2))
-        _choice("grid", self.grid, GRIDS)
+        check_group(self, "recording", SIMULATION)
         if self.times is not None:
-            times = tuple(_number(f"times[{i}]", t, low=0, high=self.t_max,
-                                  allowed=f"a time in [0, t_max = {self.t_max:g}]")
+            times = tuple(check_number(f"times[{i}]", t, low=0, high=self.t_max,
+                                       allowed=f"a time in [0, t_max = {self.t_max:g}]")
                           for i, t in enumerate(self.times))
             _set(self, "times", times)
 
@@ -284,22 +221,27 @@ class Recording:
         if n < 1:
             raise ValueError(f"t_max: {self.t_max!r} is shorter than one step of lr = {lr:g}; "
                              f"allowed: t_max >= lr")
+        if n > MAX_STEPS:
+            raise ValueError(f"t_max: {self.t_max!r} is {n:.3g} steps of lr = {lr:g}; allowed: "
+                             f"t_max / lr <= {MAX_STEPS:.0e}".replace("e+", "e"))
         return n
 
 
 @dataclass(frozen=True)
 class Stopping:
-    """Success: training loss per sample below ``tol`` (checked every step for full-batch algorithms,
-    every ``check_interval`` time units and at the recording times otherwise). ``early_stop`` ends a
-    seed at success and carries its final state forward on the recording grid."""
-    tol: float = 1e-7
-    early_stop: bool = False
-    check_interval: float = 1.0
+    """Success (``success``): the training loss per sample below ``tol`` (checked every step for
+    full-batch algorithms, every ``check_interval`` time units and at the recording times otherwise),
+    or the test error below ``error_tol``. ``early_stop`` ends a seed at success and carries its final
+    state forward on the recording grid; ``grad_tol > 0`` ends a seed when ``max_j |g_j| < grad_tol``."""
+    tol: float = _D["tol"]
+    early_stop: bool = _D["early_stop"]
+    check_interval: float = _D["check_interval"]
+    success: str = _D["success"]
+    error_tol: float = _D["error_tol"]
+    grad_tol: float = _D["grad_tol"]
 
     def __post_init__(self):
-        _set(self, "tol", _number("tol", self.tol, low=0, low_open=True))
-        _set(self, "early_stop", _flag("early_stop", self.early_stop))
-        _set(self, "check_interval", _number("check_interval", self.check_interval, low=0, low_open=True))
+        check_group(self, "stopping", SIMULATION)
 
     def check_every(self, lr: float) -> int:
         return max(1, int(round(self.check_interval / lr)))
@@ -308,25 +250,26 @@ class Stopping:
 @dataclass(frozen=True)
 class SimulationSpec:
     """Everything that determines a simulation's result, with ``seeds`` trajectories
-    ``first_seed, ..., first_seed + seeds - 1`` drawn from the root seed ``seed``."""
+    ``first_seed, ..., first_seed + seeds - 1`` drawn from the root seed ``seed``. Options that do not
+    apply (``prcy.options``) hold their defaults."""
     problem: Problem = field(default_factory=Problem)
     algorithm: Algorithm = field(default_factory=Algorithm)
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)
     recording: Recording = field(default_factory=Recording)
     stopping: Stopping = field(default_factory=Stopping)
-    seeds: int = 50
-    first_seed: int = 0
-    seed: int = 0
+    seeds: int = _D["seeds"]
+    first_seed: int = _D["first_seed"]
+    seed: int = _D["seed"]
 
     def __post_init__(self):
-        for name, cls in _GROUPS.items():
-            if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"{name}: expected a {cls.__name__}, got {type(getattr(self, name)).__name__}")
-        _set(self, "seeds", _integer("seeds", self.seeds, low=1))
-        _set(self, "first_seed", _integer("first_seed", self.first_seed, low=0))
-        _set(self, "seed", _integer("seed", self.seed, low=0))
+        check_types(self, GROUPS)
+        check_group(self, None, SIMULATION)
+        if self.first_seed + self.seeds - 1 > MAX_SEED:
+            raise ValueError(f"first_seed: {self.first_seed!r} with {self.seeds} seeds passes 2^63 - 1; allowed: "
+                             f"first_seed + seeds - 1 <= 2^63 - 1 (seed indices are 64-bit NetCDF integers)")
         self.recording.n_steps(self.algorithm.lr)
+        check_applicable(SIMULATION, flat_values(self, FLAT))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -336,12 +279,25 @@ class SimulationSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SimulationSpec":
-        return spec_from_dict(cls, d, _GROUPS)
+        return spec_from_dict(cls, d, GROUPS)
 
     @classmethod
     def from_flat(cls, **kw) -> "SimulationSpec":
-        """Build from the flat keyword names of ``prcy.simulate`` and the command line."""
-        return spec_from_flat(cls, kw, _GROUPS, FLAT)
+        """Build from the flat keyword names of ``prcy.simulate`` and the command line
+        (``prcy.options.SIMULATION``); an option given where it does not apply is refused."""
+        return spec_from_flat(cls, kw, GROUPS, SIMULATION)
+
+
+def check_types(spec, groups: dict) -> None:
+    """Each group field of ``spec`` holds an instance of its class."""
+    for name, cls in groups.items():
+        if not isinstance(getattr(spec, name), cls):
+            raise ValueError(f"{name}: expected a {cls.__name__}, got {type(getattr(spec, name)).__name__}")
+
+
+def flat_values(spec, flat: dict) -> dict:
+    """Flat name -> the spec's value (``flat``: flat name -> ``(group or None, field)``)."""
+    return {name: getattr(getattr(spec, group) if group else spec, attr) for name, (group, attr) in flat.items()}
 
 
 def _tuples(value):
@@ -351,7 +307,7 @@ def _tuples(value):
 def spec_from_dict(cls, d: dict, groups: dict):
     """A spec of class ``cls`` from its nested dict (``to_dict``, or JSON read back: lists become the
     tuples the frozen groups hold); ``groups`` maps a field name to its group class. Unknown fields
-    are named."""
+    are named; missing ones (a file written before they existed) take their defaults."""
     d = dict(d)
     unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
@@ -365,53 +321,40 @@ def spec_from_dict(cls, d: dict, groups: dict):
     return cls(**d)
 
 
-def spec_from_flat(cls, kw: dict, groups: dict, flat: dict):
-    """A spec of class ``cls`` from flat option names; ``flat`` maps a name to ``(group or None, field)``."""
-    unknown = set(kw) - set(flat)
+def spec_from_flat(cls, kw: dict, groups: dict, table: dict):
+    """A spec of class ``cls`` from flat option names (the rows of ``table``); an option given where it
+    does not apply is refused."""
+    unknown = set(kw) - set(table)
     if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)}; allowed: {', '.join(sorted(flat))}")
+        name = sorted(unknown)[0]
+        if table is not SIMULATION and name in NOT_IN_DMFT:
+            raise not_in_dmft_error(name)
+        raise ValueError(f"unknown option(s) {sorted(unknown)}; allowed: {', '.join(table)}")
+    flat = flat_paths(table)
     values: dict[str, dict] = {name: {} for name in groups}
     top = {}
     for key, value in kw.items():
         where, attr = flat[key]
         (values[where] if where else top)[attr] = value
-    return cls(**{name: groups[name](**v) for name, v in values.items()}, **top)
+    spec = cls(**{name: groups[name](**v) for name, v in values.items()}, **top)
+    check_applicable(table, flat_values(spec, flat), given=kw)
+    return spec
 
 
-# options that an algorithm does not use (its spec rejects them when given explicitly)
-NOT_APPLICABLE = {
-    "gd": {"batch_fraction", "persistence", "temperature", "temperature_schedule", "anneal_at"},
-    "langevin": {"batch_fraction", "persistence"},
-    "sgd": {"persistence"},
-    "psgd": set(),
-}
+def specs_from_options(options: dict) -> list[SimulationSpec]:
+    """One spec per algorithm of ``options["algorithm"]`` (a name or a list of names); with several,
+    an option is dropped where it does not apply and refused where it applies to none."""
+    options = dict(options)
+    algos = options.pop("algorithm", SIMULATION["algorithm"].default)
+    algos = list(algos) if isinstance(algos, (list, tuple)) else [algos]
+    if not algos:
+        raise ValueError("algorithm: an empty list; allowed: one or more of " + ", ".join(ALGORITHMS))
+    if len(set(algos)) != len(algos):
+        raise ValueError(f"algorithm: {algos!r} repeats a name")
+    runs = runs_without_unused([{**options, "algorithm": algo} for algo in algos])
+    return [SimulationSpec.from_flat(**run) for run in runs]
 
 
-def applicable_options(algorithm: str, options: dict) -> dict:
-    """``options`` without those that ``algorithm`` does not use (for runs and sweeps that combine
-    several algorithms under one set of options)."""
-    _choice("algorithm", algorithm, ALGORITHMS)
-    return {k: v for k, v in options.items() if k not in NOT_APPLICABLE[algorithm]}
-
-
-_GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
-           "init": Initialization, "recording": Recording, "stopping": Stopping}
-
-# flat keyword -> (group, field)
-FLAT = {
-    "problem": ("problem", "name"), "alpha": ("problem", "alpha"), "n": ("problem", "n"),
-    "n_test": ("problem", "n_test"), "precision": ("problem", "precision"),
-    "share_data": ("problem", "share_data"), "labels": ("problem", "labels"), "loss": ("problem", "loss"),
-    "algorithm": ("algorithm", "name"), "lr": ("algorithm", "lr"),
-    "batch_fraction": ("algorithm", "batch_fraction"), "persistence": ("algorithm", "persistence"),
-    "temperature": ("algorithm", "temperature"),
-    "temperature_schedule": ("algorithm", "temperature_schedule"), "anneal_at": ("algorithm", "anneal_at"),
-    "rescale": ("algorithm", "rescale"),
-    "constraint": ("constraint", "kind"), "ridge": ("constraint", "ridge"),
-    "m0": ("init", "m0"),
-    "t_max": ("recording", "t_max"), "points": ("recording", "points"), "grid": ("recording", "grid"),
-    "times": ("recording", "times"),
-    "tol": ("stopping", "tol"), "early_stop": ("stopping", "early_stop"),
-    "check_interval": ("stopping", "check_interval"),
-    "seeds": (None, "seeds"), "first_seed": (None, "first_seed"), "seed": (None, "seed"),
-}
+GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
+          "init": Initialization, "recording": Recording, "stopping": Stopping}
+FLAT = flat_paths(SIMULATION)          # flat keyword -> (group, field)

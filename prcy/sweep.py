@@ -6,11 +6,12 @@ Grid. Any option of ``prcy.simulate`` is either fixed (one value) or swept (a li
 ``start:stop:step`` that includes ``stop``). The merged dataset has one dimension per swept option, in
 the order given, then ``seed`` and ``time``.
 
-Options that do not apply to an algorithm (``batch_fraction`` for gd, ``persistence`` for gd, sgd and
-langevin, ``temperature`` for gd) are not passed to it: such an algorithm runs once per distinct spec
-and its result fills every cell of the dimensions it does not depend on (the cells hold the same
-bits, nothing is re-run or made up). The attribute ``independent_of`` lists, per algorithm, the swept
-dimensions it ignores.
+Options that do not apply in a grid cell (``batch_fraction`` for gd, ``persistence`` for gd, sgd and
+langevin, ``temperature`` for gd, ``momentum`` for the plain optimizer, ...: the option table,
+``prcy.options``) are not passed to it; an option that applies to no cell is refused. A cell therefore
+runs once per distinct spec and its result fills every cell of the dimensions it does not depend on
+(the cells hold the same bits, nothing is re-run or made up). The attribute ``independent_of`` lists,
+per algorithm, the swept dimensions that none of its cells depends on.
 
 Time. All tasks share the recording times. When ``lr`` is swept the times are computed with the
 largest ``lr`` and every other ``lr`` must divide them (checked up front).
@@ -37,24 +38,18 @@ from pathlib import Path
 
 import numpy as np
 
-from prcy.specs import NOT_APPLICABLE, Recording, SimulationSpec, applicable_options
+from prcy.options import EXECUTION, SIMULATION, applicable_options, applies, context, runs_without_unused, sections
+from prcy.specs import Recording, SimulationSpec
 
 SCHEMA = "prcy-sweep/1"
 PART_SCHEMA = "prcy-sweep-part/1"
 
+# the options of a grid: the simulation's and the seed blocks (prcy.options)
+OPTIONS = {**SIMULATION, "seeds_per_task": EXECUTION["seeds_per_task"]}
 # TOML sections: a place for every option (dotted overrides use the same names: --dynamics.lr 0.02)
-SECTIONS = {
-    "problem": ("problem", "alpha", "n", "n_test", "precision", "share_data", "labels", "loss"),
-    "dynamics": ("algorithm", "lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
-                 "anneal_at", "rescale", "constraint", "ridge"),
-    "init": ("m0",),
-    "recording": ("t_max", "points", "grid", "times"),
-    "stopping": ("tol", "early_stop", "check_interval"),
-    "run": ("seeds", "first_seed", "seed", "seeds_per_task"),
-}
+SECTIONS = sections(OPTIONS)
 OPTION_SECTION = {opt: sec for sec, opts in SECTIONS.items() for opt in opts}
-NOT_SWEPT = ("t_max", "points", "grid", "times", "seeds", "seed", "seeds_per_task", "temperature_schedule",
-             "first_seed")
+NOT_SWEPT = tuple(name for name, row in OPTIONS.items() if not row.sweepable)
 PER_SEED = ("success", "solved_time", "stop_time", "stop_reason")
 CURVES = ("magnetization", "norm", "train_loss", "test_error", "test_error_empirical")
 
@@ -62,37 +57,12 @@ CURVES = ("magnetization", "norm", "train_loss", "test_error", "test_error_empir
 # --------------------------------------------------------------------------------------------------
 # parsing values and grids
 
-def parse_value(text: str):
-    """A command-line value: ``"1:4:0.5"`` (inclusive range), ``"gd,psgd"`` (list), or a scalar
-    (int, float, true/false, string). Lists come back as lists."""
-    if not isinstance(text, str):
-        return text
-    if "," in text:
-        return [parse_scalar(part.strip()) for part in text.split(",") if part.strip()]
-    if text.count(":") == 2 and all(_is_number(p) for p in text.split(":")):
-        return parse_range(text)
-    return parse_scalar(text)
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
-
-
-def parse_scalar(text: str):
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def parse_range(text: str) -> list[float]:
@@ -109,6 +79,21 @@ def parse_range(text: str) -> list[float]:
             for v in values]
 
 
+def parse_option(name: str, value):
+    """A grid value of option ``name`` from text (a TOML string or a command-line value): a list
+    ``a,b``, a range ``start:stop:step`` (``parse_range``) or one value, each element parsed by the
+    option's row; a temperature schedule or a list of times is one value. Values that are not text are
+    returned as they are."""
+    row = OPTIONS[name]
+    if not isinstance(value, str) or row.kind in ("schedule", "times"):
+        return row.parse(value)
+    if "," in value:
+        return [row.parse(part.strip()) for part in value.split(",") if part.strip()]
+    if row.kind in ("float", "int") and value.count(":") == 2 and all(_is_number(p) for p in value.split(":")):
+        return parse_range(value)
+    return row.parse(value)
+
+
 def load_grid_file(path: str | os.PathLike) -> dict:
     """Flat options from a TOML grid file: sections of ``SECTIONS``; a list or a range string sweeps."""
     path = Path(path)
@@ -118,6 +103,8 @@ def load_grid_file(path: str | os.PathLike) -> dict:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"grid: {str(path)!r} is not valid TOML ({exc})") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"grid: {str(path)!r} cannot be read as text ({exc})") from None
     options = {}
     for section, table in doc.items():
         if section not in SECTIONS or not isinstance(table, dict):
@@ -126,7 +113,7 @@ def load_grid_file(path: str | os.PathLike) -> dict:
         for key, value in table.items():
             if key not in SECTIONS[section]:
                 raise ValueError(f"grid: [{section}] has no option {key!r}; allowed: {', '.join(SECTIONS[section])}")
-            options[key] = parse_value(value) if isinstance(value, str) else value
+            options[key] = parse_option(key, value)
     return options
 
 
@@ -141,8 +128,38 @@ def override_key(text: str) -> str:
         return key
     if name not in OPTION_SECTION:
         raise ValueError(f"option: --{text.lstrip('-')} is unknown; allowed: "
-                         + ", ".join("--" + k.replace("_", "-") for k in OPTION_SECTION))
+                         + ", ".join(OPTIONS[k].flag for k in OPTION_SECTION))
     return name
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """Grid options from command-line words: ``--name VALUE`` or ``--name=VALUE`` (``VALUE``: one
+    value, a list ``a,b`` or a range ``start:stop:step``); a true/false option also as ``--name`` or
+    ``--no-name``."""
+    out, i = {}, 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--"):
+            raise ValueError(f"option: unexpected argument {token!r}; options look like --alpha 1:4:0.5")
+        name, eq, inline = token.partition("=")
+        negated = not eq and name.startswith("--no-") and name[5:].replace("-", "_") in OPTION_SECTION
+        key = override_key("--" + name[5:] if negated else name)
+        is_flag = OPTIONS[key].kind == "bool"
+        if eq:
+            text = inline
+        elif negated or (is_flag and (i + 1 == len(args) or args[i + 1].startswith("--"))):
+            text = not negated
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            text = args[i + 1]
+            i += 1
+        else:
+            raise ValueError(f"{key}: a value is needed; allowed: {OPTIONS[key].allowed()}")
+        if negated and not is_flag:
+            raise ValueError(f"{key}: --no-{name[5:]} is only for true/false options; allowed: "
+                             f"{OPTIONS[key].flag} VALUE")
+        out[key] = parse_option(key, text)
+        i += 1
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +186,7 @@ class Sweep:
         for key, value in options.items():
             if key not in OPTION_SECTION:
                 raise ValueError(f"option: {key!r} is unknown; allowed: {', '.join(OPTION_SECTION)}")
-            if isinstance(value, (list, tuple)) and key not in ("times", "temperature_schedule"):
+            if isinstance(value, (list, tuple)) and OPTIONS[key].kind not in ("times", "schedule"):
                 values = list(value)
                 if not values:
                     raise ValueError(f"{key}: the grid is empty; allowed: one or more values")
@@ -183,10 +200,9 @@ class Sweep:
                     continue
                 value = values[0]
             fixed[key] = value
-        if seeds_per_task is not None and (isinstance(seeds_per_task, bool) or not isinstance(seeds_per_task, int)
-                                           or seeds_per_task < 1):
-            raise ValueError(f"seeds_per_task: {seeds_per_task!r} is not allowed; allowed: an integer >= 1")
+        seeds_per_task = OPTIONS["seeds_per_task"].check(seeds_per_task)
         sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
+        runs_without_unused([opts for _, opts in sweep.points()])   # an option that applies to no cell
         sweep.tasks()          # builds and validates every spec before any compute
         return sweep
 
@@ -214,8 +230,7 @@ class Sweep:
         return tuple(float(s) * max(lrs) for s in recording.steps(max(lrs)))
 
     def cell_spec(self, opts: dict, times=None) -> SimulationSpec:
-        algo = opts.get("algorithm", "gd")
-        opts = applicable_options(algo, opts)
+        opts = applicable_options(opts)
         if times is not None:
             opts["times"] = times
             lr = opts["lr"]
@@ -253,8 +268,13 @@ class Sweep:
             yield index, [task_key(b) for b in self._seed_blocks(spec)]
 
     def independent_of(self) -> dict[str, list[str]]:
-        algos = dict(self.axes).get("algorithm") or [dict(self.fixed).get("algorithm", "gd")]
-        return {a: [d for d in self.dims if d in NOT_APPLICABLE[a]] for a in algos}
+        """Per algorithm, the swept dimensions that none of its cells depends on."""
+        default = SIMULATION["algorithm"].default
+        cells: dict[str, list[dict]] = {}
+        for _, opts in self.points():
+            cells.setdefault(opts.get("algorithm", default), []).append(context(opts))
+        return {a: [d for d in self.dims if not any(applies(SIMULATION[d], where) for where in wheres)]
+                for a, wheres in cells.items()}
 
     def to_dict(self) -> dict:
         return {"axes": [[name, list(values)] for name, values in self.axes], "fixed": dict(self.fixed),
@@ -358,12 +378,9 @@ class PartStore:
 
 
 def plan_workers(n_tasks: int, processes: int | None, threads: int | None) -> tuple[int, int]:
-    """``(processes, threads per process)``: all cores by default, never more threads than cores."""
+    """``(processes, threads per process)`` (both checked by ``run_sweep``): all cores by default, never
+    more threads than cores."""
     cores = os.cpu_count() or 1
-    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
-        raise ValueError(f"processes: {processes!r} is not allowed; allowed: an integer >= 1")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads: {threads!r} is not allowed; allowed: an integer >= 1")
     if processes is None:
         processes = max(1, min(cores // (threads or 1), n_tasks))
     if threads is None:
@@ -385,6 +402,8 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
         raise FileNotFoundError(f"output: folder {str(output.parent)!r} does not exist")
     if scheduler is not None and dask_workers is not None:
         raise ValueError("scheduler: give either --scheduler or --dask-workers, not both")
+    for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):
+        EXECUTION[name].check(value)
     tasks = sweep.tasks()
     store = PartStore(output)
     manifest = store.manifest(sweep)
@@ -444,8 +463,6 @@ def _run_dask(missing, store, scheduler, dask_workers, threads, progress, done, 
     cluster = None
     try:
         if dask_workers is not None:
-            if isinstance(dask_workers, bool) or not isinstance(dask_workers, int) or dask_workers < 1:
-                raise ValueError(f"dask_workers: {dask_workers!r} is not allowed; allowed: an integer >= 1")
             cluster = LocalCluster(n_workers=dask_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster)

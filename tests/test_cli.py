@@ -51,7 +51,7 @@ def test_temperature_schedule_option(tmp_path):
     assert spec["algorithm"]["temperature_schedule"] == [[0.0, 1.0], [2.0, 0.0]]
     bad = runner.invoke(app, ["simulate", "--algorithm", "langevin", "--temperature-schedule", "0-1",
                               *SMALL, "-o", str(tmp_path / "x.nc")])
-    assert bad.exit_code == 2 and "temperature-schedule" in bad.output
+    assert bad.exit_code == 2 and "temperature_schedule: '0-1'" in bad.output
 
 
 def test_existing_output_needs_overwrite(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from prcy.sweep import Sweep, load_grid_file
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.toml"))
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").rglob("*.toml"))
 
 
 def test_examples_exist():

@@ -276,3 +276,61 @@ def test_random_labels_are_the_teacher_labels_reshuffled():
     # same X, teacher and start; reshuffled labels make the landscape at t = 0 look different
     assert not np.array_equal(ds.train_loss.isel(time=0).values, teacher.train_loss.isel(time=0).values)
     np.testing.assert_array_equal(ds.magnetization.isel(time=0).values, teacher.magnetization.isel(time=0).values)
+
+
+@pytest.mark.parametrize("options", [
+    dict(algorithm="psgd", optimizer="nesterov", momentum=0.8, init="random", grad_tol=1e-9),
+    dict(algorithm="sgd", optimizer="adam", beta1=0.8, beta2=0.99, adam_eps=1e-7, constraint="ridge", ridge=0.1,
+         init="random", init_variance=0.5),
+    dict(algorithm="gd", optimizer="momentum", momentum=0.5, project_velocity=True, problem="door",
+         teacher="rademacher", onset=0.6, loss="door-logistic", smoothing=1e-3),
+    dict(algorithm="psgd", loss="absolute", smoothing=1e-2),
+])
+def test_engine_v2_options_reach_the_kernels(options):
+    """A seed of prcy.simulate with the Engine v2 options equals the kernel twin fed with the documented
+    streams, the options' problem, loss, start and update rule: nothing is dropped on the way."""
+    from prcy.kernels import problems
+    from prcy.problems import resolve_loss
+    base = {k: v for k, v in SMALL.items() if not (k == "m0" and options.get("init") == "random")}
+    spec = SimulationSpec.from_flat(**base, **options)
+    ds = prcy.simulate(spec)
+    p = spec.problem
+    streams = seed_streams(spec)
+    s = 2
+    w0, X, y, Xt, yt = dynamics.generate(streams["data"][s], p.m, p.n, problem=p.name, teacher=p.teacher,
+                                         onset=p.onset)
+    if p.teacher == "rademacher":
+        assert set(np.unique(w0)) == {-1.0, 1.0}
+    np.testing.assert_allclose(y, problems.labels(p.name, X @ w0 / np.sqrt(p.n), p.onset), rtol=1e-12, atol=1e-14)
+    w = dynamics.initial_weights(streams["init"][s], w0, spec.init.m0, spec.constraint.kind == "sphere",
+                                 init=spec.init.kind, init_variance=spec.init.variance)
+    p_on, p_off = spec.algorithm.switching_probabilities()
+    capsule, _ = resolve_loss(p.name, p.loss, smoothing=p.smoothing, onset=p.onset)
+    out = dynamics.run_trajectory(
+        capsule, X, y, w0, w, Xt, yt, selection=spec.algorithm.selection, ell=spec.algorithm.batch_fraction,
+        p_on=p_on, p_off=p_off, rng=streams["dynamics"][s], params=kernel_parameters(spec),
+        record_steps=spec.recording.steps(spec.algorithm.lr), temp_starts=np.array([0]),
+        temp_values=np.array([0.0]))
+    np.testing.assert_array_equal(ds.magnetization.sel(seed=s).values, out["magnetization"][0])
+    np.testing.assert_array_equal(ds.train_loss.sel(seed=s).values, out["train_loss"][0])
+    plain = prcy.simulate(**{**SMALL, "algorithm": options["algorithm"]})
+    assert not np.array_equal(plain.magnetization.values, ds.magnetization.values)
+    if spec.init.kind == "random":
+        assert np.all(np.abs(ds.magnetization.isel(time=0).values) < 4 / np.sqrt(p.n))
+
+
+def test_success_by_test_error():
+    """success = final test error (formula) < error_tol; solved_time = first recording below it."""
+    from prcy.analysis import test_error
+    ds = prcy.simulate(**{**SMALL, "m0": 0.9, "algorithm": "gd", "t_max": 10.0, "success": "test-error",
+                          "error_tol": 0.05})
+    err = test_error("phase-retrieval", ds.magnetization.values, ds.norm.values)
+    np.testing.assert_array_equal(ds.test_error.values, err)
+    np.testing.assert_array_equal(ds.success.values, err[:, -1] < 0.05)
+    assert ds.success.values.any()
+    for s in range(ds.sizes["seed"]):
+        below = np.flatnonzero(err[s] < 0.05)
+        expected = ds.time.values[below[0]] if below.size else np.nan
+        np.testing.assert_equal(ds.solved_time.values[s], expected)
+    assert ds.attrs["success"] == "test-error" and ds.attrs["error_tol"] == 0.05
+    assert "error_tol" in ds.success.attrs["long_name"]

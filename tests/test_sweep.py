@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import prcy
 from prcy.cli import app
 from prcy.io import open_dataset
-from prcy.sweep import PartStore, Sweep, checksum, load_grid_file, parse_range, parse_value, run_sweep
+from prcy.sweep import PartStore, Sweep, checksum, load_grid_file, parse_option, parse_range, run_sweep
 
 TINY = dict(n=24, alpha=3, m0=0.3, t_max=2, seeds=4, points=12)
 quiet = lambda text: None  # noqa: E731
@@ -26,9 +26,10 @@ def test_values_ranges_and_lists():
     assert len(parse_range("1.5:4:0.25")) == 11
     assert parse_range("1:4:1") == [1, 2, 3, 4] and all(isinstance(v, int) for v in parse_range("1:4:1"))
     assert parse_range("0:0.3:0.1") == [0.0, 0.1, 0.2, 0.3]
-    assert parse_value("gd,psgd") == ["gd", "psgd"]
-    assert parse_value("0.1,0.5") == [0.1, 0.5]
-    assert parse_value("3") == 3 and parse_value("true") is True and parse_value("ridge") == "ridge"
+    assert parse_option("algorithm", "gd,psgd") == ["gd", "psgd"]
+    assert parse_option("lr", "0.1,0.5") == [0.1, 0.5] and parse_option("alpha", "2:3:0.5") == [2.0, 2.5, 3.0]
+    assert parse_option("n", "3") == 3 and parse_option("alpha", "3") == 3.0
+    assert parse_option("early_stop", "true") is True and parse_option("constraint", "ridge") == "ridge"
     for bad in ("4:1:0.5", "1:4:0", "1:4:-1"):
         with pytest.raises(ValueError, match="range"):
             parse_range(bad)

@@ -153,7 +153,8 @@ class Option:
     means what ``help`` says). ``at_most``: the sanity bound of a number. ``applies``: conditions
     ``(option, allowed values)`` that must all hold. ``unused``: what a spec stores where the option
     does not apply, when that is not ``default``. ``cli_default``: ``prcy simulate``'s default where
-    it differs from the library's (a laptop-size run; its help says so). ``note``: added to the "does not apply" error.
+    it differs from the library's (a laptop-size run; its help says so). ``note``: added to the "does
+    not apply" error.
     """
     name: str
     field: str | None
@@ -174,6 +175,10 @@ class Option:
     unused: Any = field(default=..., repr=False)
     cli_default: Any = field(default=..., repr=False)
     note: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS or (self.kind == "choice") != bool(self.choices):
+            raise ValueError(f"option table: row {self.name!r} has kind {self.kind!r} and choices {self.choices!r}")
 
     @property
     def flag(self) -> str:
@@ -472,15 +477,11 @@ def flat_paths(table: dict[str, Option]) -> dict[str, tuple[str | None, str]]:
     return {name: (row.group, row.attribute) for name, row in table.items() if row.field is not None}
 
 
-def group_rows(table: dict[str, Option], group: str | None) -> list[Option]:
-    return [row for row in table.values() if row.field is not None and row.group == group]
-
-
-def check_group(obj, group: str | None, table: dict[str, Option], skip: tuple[str, ...] = ()) -> None:
+def check_group(obj, group: str | None, table: dict[str, Option]) -> None:
     """Check (and store, coerced) every field of the frozen dataclass ``obj`` that ``table`` declares
-    in ``group``, except the rows in ``skip`` (checked by the group's own code)."""
-    for row in group_rows(table, group):
-        if row.name not in skip:
+    in ``group`` (``None``: the spec's top level)."""
+    for row in table.values():
+        if row.field is not None and row.group == group:
             object.__setattr__(obj, row.attribute, row.check(getattr(obj, row.attribute)))
 
 

@@ -383,7 +383,8 @@ SIMULATION = _rows(
            "points on grid]", "recording", optional=True, unit="time", sweepable=False),
     # stopping: success and when a seed stops
     Option("success", "stopping.success", "choice", "train-loss", "Success criterion: training loss per "
-           "sample below tol, or test error below error_tol", "stopping", choices=SUCCESS),
+           "sample below tol, or test error below error_tol (one criterion per file: not swept)", "stopping",
+           choices=SUCCESS, sweepable=False),
     Option("tol", "stopping.tol", "float", 1e-7, "Training loss per sample below tol: success (success "
            "train-loss) and the --early-stop criterion", "stopping", low=0, low_open=True, at_most=1e6),
     Option("error_tol", "stopping.error_tol", "float", 5e-3, "Success: test error below error_tol",

@@ -495,7 +495,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
 
     from prcy import __version__
     from prcy.io import atomic_path, open_dataset
-    from prcy.simulate import COORDS, VARIABLES, flat_attributes
+    from prcy.simulate import COORDS, SUCCESS_VARIABLES, VARIABLES, flat_attributes
 
     first = store.read(next(iter(tasks.values())))
     times, steps = first["time"].values, first["step"].values
@@ -529,8 +529,9 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
             nc.createVariable("success", "i1", dims + ("seed",)).setncattr("dtype", "bool")
             nc.createVariable("stop_reason", str, dims + ("seed",))
+            criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
             for name in curves + list(PER_SEED):
-                nc[name].setncatts(VARIABLES[name])
+                nc[name].setncatts({**VARIABLES, **SUCCESS_VARIABLES[criterion]}[name])
             cache: dict[str, object] = {}
             for index, keys in cells:
                 parts = [cache[k] if k in cache else store.read(tasks[k]) for k in keys]

@@ -31,8 +31,10 @@ def test_linear_mse_and_dispatch():
     assert linear_mse(0.5, 1.0) == pytest.approx(1.0)
     assert generalization_error("linear-regression", 0.5) == pytest.approx(1.0)
     assert generalization_error("phase-retrieval", 0.5) == pytest.approx(label_mse(0.5))
-    with pytest.raises(ValueError, match="problem"):
+    with pytest.raises(ValueError, match="onset"):
         generalization_error("door", 0.5)
+    with pytest.raises(ValueError, match="problem"):
+        generalization_error("mixture-2", 0.5)
 
 
 def test_wilson_interval():

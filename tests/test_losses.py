@@ -15,7 +15,7 @@ PARAMS = {"phase-retrieval": {}, "linear-regression": {}, "absolute": dict(smoot
 
 
 def test_every_built_in_loss_is_tested_and_named_in_the_specs():
-    from prcy.specs import LOSSES as SPEC_LOSSES
+    from prcy.options import LOSSES as SPEC_LOSSES
     assert set(PARAMS) == set(losses.NAMES) == set(LOSSES) == set(SPEC_LOSSES)
 
 

@@ -2,8 +2,8 @@
 file, the success fraction per cell with its Wilson interval, and the 50% point per curve with its
 bootstrap interval over seeds, as two CSV files.
 
-    python examples/thesis/tables.py fig4.1-laptop.nc docs/data/thesis-fig4.1-laptop
-    # writes docs/data/thesis-fig4.1-laptop-success.csv and docs/data/thesis-fig4.1-laptop-threshold.csv
+    python examples/thesis/tables.py fig4.1-laptop.nc PREFIX
+    # writes PREFIX-success.csv and PREFIX-threshold.csv
 """
 import argparse
 

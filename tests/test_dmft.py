@@ -107,20 +107,42 @@ def test_march_matches_reference(form, with_sel, temp):
         np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11, err_msg=key)
 
 
-def test_response_matches_reference():
+@pytest.mark.parametrize("method", kd.RESPONSE_METHODS)
+def test_response_matches_reference(method):
     rng = np.random.default_rng(3)
     K, S = 11, 45                                 # S not a multiple of the 16-sample block
     D = rng.normal(1.0, 0.5, (K, S)) * (rng.random((K, S)) < 0.7)
     nut = rng.normal(1.0, 0.2, K)
     ref, ref_se, ref_ess, ref_row = ref_response(D, nut, 0.07, 2.0, 1.4)
     for threads in (1, 2):
-        np.testing.assert_allclose(kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads), ref, rtol=1e-10, atol=1e-13)
-        MR, se, ess, row_ess = kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads, stats=True)
-        np.testing.assert_array_equal(MR, kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads))
+        kw = dict(n_threads=threads, method=method)
+        np.testing.assert_allclose(kd.response(D, nut, 0.07, 2.0, 1.4, **kw), ref, rtol=1e-10, atol=1e-13)
+        MR, se, ess, row_ess = kd.response(D, nut, 0.07, 2.0, 1.4, **kw, stats=True)
+        np.testing.assert_array_equal(MR, kd.response(D, nut, 0.07, 2.0, 1.4, **kw))
         np.testing.assert_allclose(se, ref_se, rtol=1e-9, atol=1e-13)
         np.testing.assert_allclose(ess, ref_ess, rtol=1e-9)
         np.testing.assert_allclose(row_ess, ref_row, rtol=1e-9)
         assert np.isnan(row_ess[0]) and np.all(row_ess[1:] >= 1)
+
+
+def test_blocked_response_pass_matches_the_recursion_and_not_the_thread_count():
+    """Several row blocks (matrix products of the memory term) and panels, the last one partial: the
+    blocked pass gives the recursion's M_R and diagnostics to rounding, bitwise for any thread count."""
+    rng = np.random.default_rng(5)
+    K, S = 3 * kd.ROWS + 7, 2 * kd.PANEL + 13
+    D = rng.normal(1.0, 0.6, (K, S)) * (rng.random((K, S)) < 0.8)
+    nut = rng.normal(1.0, 0.3, K)
+    ref = kd.response(D, nut, 0.05, 2.0, 1.3, stats=True, method="recursion")
+    got = kd.response(D, nut, 0.05, 2.0, 1.3, stats=True, n_threads=1)
+    scale = np.abs(ref[0]).max()
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12 * scale)
+    for a, b in zip(got[1:], ref[1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+    for threads in (2, 3):
+        for a, b in zip(kd.response(D, nut, 0.05, 2.0, 1.3, stats=True, n_threads=threads), got):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="method: 'gemm' is not allowed"):
+        kd.response(D, nut, 0.05, 2.0, 1.3, method="gemm")
 
 
 def test_effective_sample_size_flags_a_response_carried_by_one_sample():

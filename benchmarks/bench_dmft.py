@@ -4,6 +4,9 @@
     python benchmarks/bench_dmft.py            # K = 50..400 at S = 2000, threads, S scaling (~3 min)
     python benchmarks/bench_dmft.py --memory   # also one iteration at K = 1000, S = 10^4 (~4 min more)
     python benchmarks/bench_dmft.py --windows  # only: whole solves, whole horizon vs horizon windows (~5 min)
+    python benchmarks/bench_dmft.py --yardstick  # only: GD phase retrieval K = 401, S = 4000 against a GEMM (~1 min)
+    python benchmarks/bench_dmft.py --large      # only: the same at K = 1001, S = 10^4, peak memory (~3 min)
+    python benchmarks/bench_dmft.py --passes     # only: validation fixed points, blocked pass vs recursion
 
 Problem: the linear model with a ridge (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
@@ -19,11 +22,17 @@ beside prcy's: the seconds per iteration of a public numba+MPI implementation of
 fixed-point scheme on a 2-core machine (0.25 s at K = 50, 1.0 s at 100, 4.7 s at 200, 42 s at 400,
 S = 2000): quoted figures, not measured by this script; prcy's target is 10x faster at K = 200, 400.
 
+``--yardstick`` / ``--large``: one iteration of GD on phase retrieval against a NumPy GEMM of the
+response recursion's ``K^3 S / 3`` flops on the same threads, measured alternately in the same run
+(ratio = GEMM seconds / iteration seconds: 1.0 is "as fast as a dense matrix product of that size");
+``--yardstick`` also times the iteration with the old response pass (``method="recursion"``).
+
 ``--windows``: whole solves to ``tol = 1e-8`` on phase retrieval (alpha = 3, m0 = 0.2), the whole
 horizon at once (the reference, same run) against horizon windows (``window = 1``): iterations,
 wall time and their ratio (docs/dmft.md, "Horizon windows").
 """
 import argparse
+import functools
 import resource
 import sys
 import time
@@ -35,6 +44,8 @@ from prcy import dmft
 from prcy.kernels import dmft as kd, losses, parallel
 
 NUMBA = {50: 0.25, 100: 1.0, 200: 4.7, 400: 42.0}
+GEMM_N = 2000     # inner size of the reference matrix product
+GEMM_P = 25000    # its most columns (2e11 flops, 0.8 GB of operands)
 
 
 def spec(K, S):
@@ -42,14 +53,14 @@ def spec(K, S):
                                    ridge=0.5, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S)
 
 
-def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0):
+def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0, method="blocked"):
     t0 = time.perf_counter()
     out = dmft._march(sp, MR, samples, threads, None)
     t1 = time.perf_counter()
     kw = {} if kick == 0 else dict(kick=kick, loss=losses.capsule(sp.problem), H=out["H"], h0=samples["h0"],
                                    y=samples["y"], m=out["m"], sel=samples["sel"])
     kd.response(out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha, 1.0,
-                n_threads=threads, stats=stats, **kw)
+                n_threads=threads, stats=stats, method=method, **kw)
     t2 = time.perf_counter()
     return t2 - t0, t1 - t0, t2 - t1
 
@@ -88,6 +99,81 @@ def numpy_iteration(sp, samples, MR):
     return time.perf_counter() - t0
 
 
+def gemm_seconds(flops, threads):
+    """Wall time of a NumPy matrix product of ``flops`` floating-point operations on ``threads`` BLAS
+    threads: ``(n x n) @ (n x p)`` with ``n = GEMM_N`` and at most ``GEMM_P`` columns, its time scaled
+    by the flop count when ``flops`` needs more (the rate is flat at these sizes)."""
+    rng = np.random.default_rng(0)
+    p = min(GEMM_P, max(1, int(round(flops / (2.0 * GEMM_N * GEMM_N)))))
+    a, b = rng.random((GEMM_N, GEMM_N)), rng.random((GEMM_N, p))
+    with threadpool_limits(threads):
+        t0 = time.perf_counter()
+        a @ b
+        return (time.perf_counter() - t0) * flops / (2.0 * GEMM_N * GEMM_N * p)
+
+
+def yardstick(nt, cases, reps, old):
+    """One iteration of GD on phase retrieval (alpha = 3, m0 = 0.2, t = 5, dt = 5 / (K - 1)) against a
+    dense GEMM of the recursion's ``K^3 S / 3`` flops, measured alternately in this run (best of
+    ``reps``); ``ratio`` = GEMM seconds / iteration seconds (1: as fast as that GEMM)."""
+    print(f"yardstick: GD phase retrieval, {nt} threads; ratio = (K^3 S / 3 flops GEMM s) / (iteration s)")
+    print(f"{'K':>5} {'S':>6} {'GEMM s':>8} {'GF/s':>6} {'iter s':>8} {'march s':>8} {'resp s':>8} {'ratio':>6} "
+          f"{'old iter s':>10} {'old ratio':>9}")
+    for K, S in cases:
+        sp = dmft.DMFTSpec.from_flat(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.2,
+                                     dt=5.0 / (K - 1), t_max=5.0, samples=S)
+        samples = dmft.draw_samples(sp)
+        MR = np.tril(np.full((K, K), 0.01), -1)
+        flops = K ** 3 * S / 3.0
+        runs, gemms = [one_iteration(sp, samples, MR, nt)], []
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        for rep in range(reps):
+            gemms.append(gemm_seconds(flops, nt))
+            if rep:
+                runs.append(one_iteration(sp, samples, MR, nt))
+        g = min(gemms)
+        total, march, resp = min(runs)
+        ref = one_iteration(sp, samples, MR, nt, method="recursion")[0] if old else float("nan")
+        print(f"{K:>5} {S:>6} {g:>8.2f} {flops / g / 1e9:>6.1f} {total:>8.2f} {march:>8.2f} {resp:>8.2f} "
+              f"{g / total:>6.2f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
+        print(f"peak RSS after the first iteration (before any GEMM): {rss:.0f} MiB")
+
+
+PASS_CASES = {
+    "ridge GD, dt 0.1, t 10, S 8000": dict(problem="linear-regression", algorithm="gd", constraint="ridge",
+                                          ridge=0.5, alpha=3.0, m0=0.2, dt=0.1, t_max=10.0, samples=8000),
+    "GD alpha 2, m0 0.8, t 10, S 2000": dict(alpha=2.0, m0=0.8, algorithm="gd", dt=0.02, t_max=10.0, samples=2000),
+    "Langevin T 1, t 5, S 2000": dict(alpha=3.0, m0=0.2, algorithm="langevin", temperature=1.0, dt=0.02, t_max=5.0,
+                                      samples=2000),
+    "P-SGD linear, t 5, S 2000": dict(alpha=3.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0,
+                                      lr=0.02, t_max=5.0, samples=2000),
+}
+
+
+def passes(nt):
+    """The validation cases of docs/validation.md section 7 (at the sizes named) solved to tol 1e-8 with
+    the blocked response pass and with the recursion (the reference), same random numbers."""
+    print(f"fixed points, blocked response pass vs the recursion, tol 1e-8, {nt} threads")
+    print(f"{'case':<34} {'blocked: status':>16} {'it':>4} {'s':>7} {'recursion: status':>18} {'it':>4} {'s':>7} "
+          f"{'max |dm|':>9} {'max |dM_R|/max|M_R|':>20}")
+    real = kd.response
+    for name, case in PASS_CASES.items():
+        runs = []
+        for method in ("blocked", "recursion"):
+            kd.response = functools.partial(real, method=method)
+            try:
+                t0 = time.perf_counter()
+                ds = dmft.solve(**case, tol=1e-8, threads=nt)
+                runs.append((ds, time.perf_counter() - t0))
+            finally:
+                kd.response = real
+        (a, ta), (b, tb) = runs
+        dm = float(np.abs(a.magnetization - b.magnetization).max())
+        dmr = float(np.abs(a.M_R - b.M_R).max() / np.abs(b.M_R).max())
+        print(f"{name:<34} {a.attrs['status']:>16} {a.attrs['iterations']:>4} {ta:>7.1f} {b.attrs['status']:>18} "
+              f"{b.attrs['iterations']:>4} {tb:>7.1f} {dm:>9.1e} {dmr:>20.1e}", flush=True)
+
+
 def best(f, reps):
     return min((f() for _ in range(reps)), key=lambda r: r[0] if isinstance(r, tuple) else r)
 
@@ -122,8 +208,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--memory", action="store_true", help="also K = 1000, S = 10^4 (peak memory)")
     ap.add_argument("--windows", action="store_true", help="only: whole solves, whole horizon vs horizon windows")
+    ap.add_argument("--yardstick", action="store_true", help="only: one iteration against a dense GEMM of "
+                                                             "K^3 S / 3 flops (K = 401, S = 4000; with the old pass)")
+    ap.add_argument("--large", action="store_true", help="only: the yardstick at K = 1001, S = 10^4 (peak memory)")
+    ap.add_argument("--passes", action="store_true", help="only: validation fixed points, blocked response pass "
+                                                          "vs the recursion (~10 min)")
     args = ap.parse_args()
     nt = parallel.n_threads(None)
+    if args.passes:
+        passes(nt)
+        return 0
+    if args.yardstick or args.large:
+        yardstick(nt, [(1001, 10000)] if args.large else [(401, 4000)], 1 if args.large else 3, old=args.yardstick)
+        return 0
     if args.windows:
         with threadpool_limits(1):
             windows(nt)

@@ -32,15 +32,24 @@ saturates where the linear response of a sample near a hilltop of the loss (``d2
 without bound.
 
 Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
-per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds, done for
-16 samples at once (each ``M_R(k, i)`` loaded once feeds a 16-wide FMA; the column's history, ``K x 16``
-doubles, stays in L1/L2). Scratch is O(K) per sample and thread; the paths ``h``, ``g``, ``D`` are
-``3 K S`` doubles.
+per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. For a
+frozen column ``j`` the recursions of all samples are one lower-triangular system whose off-diagonal
+part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="blocked"``,
+``_panel_column``) takes the samples in panels of ``DMFT_PANEL`` and the rows in blocks of
+``DMFT_ROWS``: the memory term of a row block from the rows before it is one matrix product
+(``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
+triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
+recursion. The plain recursion (``method="recursion"``, ``_response_column``: 16 samples at once,
+each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference, and the pass of the kicked
+response. SciPy's OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this
+size; ``response`` limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x DMFT_PANEL`` doubles per thread (blocked), ``K x 16`` per lane
+(recursion); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles.
 
-Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_BLOCK`` for the
-response); partial sums are kept per chunk (march) or per lane of blocks (response, ``n_lanes``
-lanes, block ``b`` in lane ``b mod n_lanes``) and added in a fixed order, so results are bitwise the
-same for any number of threads.
+Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` or
+``DMFT_BLOCK`` for the response) and the row blocks of a column depend on the column only; partial
+sums are kept per chunk (march), per panel (blocked response) or per lane of blocks (recursion,
+``n_lanes`` lanes, block ``b`` in lane ``b mod n_lanes``) and added in a fixed order, so results are
+bitwise the same for any number of threads.
 
 Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no errors are raised):
 
@@ -57,17 +66,22 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
 from libc.math cimport sqrt, isfinite, fabs
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from scipy.linalg.cython_blas cimport dgemm
 cimport cython
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from prcy.kernels.losses cimport Loss, loss_fn, loss_from_capsule
 from prcy.kernels.parallel cimport effective_n_threads
 
 BLOCK = DMFT_BLOCK
 CHUNK = DMFT_CHUNK
+PANEL = DMFT_PANEL
+ROWS = DMFT_ROWS
 NU_FORMS = {"ridge": 0, "A.19": 1, "A.29": 2}
+RESPONSE_METHODS = ("blocked", "recursion")
 
 
 cdef double cholesky_row(const double* A, double* L, Py_ssize_t K, Py_ssize_t k, double jitter) noexcept nogil:
@@ -212,6 +226,81 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
         for b in range(DMFT_BLOCK):
             Tcol[(k + 1) * DMFT_BLOCK + b] = (Tcol[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k] - dt * grad_scale * db[b])
                                               + dt2 * mem[b])
+
+
+cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
+                               Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
+                               double* T, double* mem, double* acc, double* stats, double* rowabs) noexcept nogil:
+    """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples, rows in blocks of ``DMFT_ROWS``
+    grid points: for the rows ``r0 <= k < r1`` of a block, the memory term's part from the rows
+    ``j < i < r0`` of the history, ``M_R[r0:r1, j+1:r0] T[j+1:r0, :]``, is one matrix product (``dgemm``,
+    ``DMFT_ROWS x (r0 - j - 1)`` by ``(r0 - j - 1) x DMFT_PANEL``), and the part from ``r0 <= i < k``
+    (a triangle within the block) is added by the recursion itself. ``T`` (``K x DMFT_PANEL``) holds the
+    panel's history, ``mem`` (``DMFT_ROWS x DMFT_PANEL``) the block's memory terms; samples beyond
+    ``nb`` are zero. The block partition depends on ``j`` only, so the summation order does not depend
+    on the thread count."""
+    cdef Py_ssize_t k, i, p, r0, r1
+    cdef double dt2 = dt * dt, mr, a
+    cdef double db[DMFT_PANEL]
+    cdef double tri[DMFT_PANEL]
+    cdef double* row
+    cdef double* Tk
+    cdef const double* Ti
+    cdef int n_p = DMFT_PANEL, n_r, n_i, ld_mr = <int>K
+    cdef double one = 1.0, zero = 0.0
+    cdef char* no_trans = b"N"
+    for p in range(DMFT_PANEL):
+        T[(j + 1) * DMFT_PANEL + p] = D[j * S + c0 + p] if p < nb else 0.0
+    r0 = j + 1
+    while r0 < K:
+        r1 = min(r0 + DMFT_ROWS, K)
+        n_r = <int>(r1 - r0)
+        n_i = <int>(r0 - j - 1)
+        if n_i > 0:
+            # row-major mem = MR[r0:r1, j+1:r0] @ T[j+1:r0]: column-major mem^T = T^T MR^T
+            dgemm(no_trans, no_trans, &n_p, &n_r, &n_i, &one, T + (j + 1) * DMFT_PANEL, &n_p,
+                  <double*>(MR + r0 * K + j + 1), &ld_mr, &zero, mem, &n_p)
+        else:
+            memset(mem, 0, n_r * DMFT_PANEL * sizeof(double))
+        for k in range(r0, r1):
+            row = mem + (k - r0) * DMFT_PANEL
+            Tk = T + k * DMFT_PANEL
+            for p in range(DMFT_PANEL):
+                db[p] = D[k * S + c0 + p] if p < nb else 0.0
+            _panel_contributions(db, Tk, nb, k, K, acc, stats, rowabs)
+            if k == K - 1:
+                break
+            for p in range(DMFT_PANEL):
+                tri[p] = row[p]
+            for i in range(r0, k):
+                mr = MR[k * K + i]
+                Ti = T + i * DMFT_PANEL
+                for p in range(DMFT_PANEL):
+                    tri[p] += mr * Ti[p]
+            a = 1.0 - dt * nut[k]
+            for p in range(DMFT_PANEL):
+                Tk[DMFT_PANEL + p] = Tk[p] * (a - dt * grad_scale * db[p]) + dt2 * tri[p]
+        r0 = r1
+
+
+cdef inline void _panel_contributions(const double* db, const double* Tk, Py_ssize_t nb, Py_ssize_t k,
+                                      Py_ssize_t K, double* acc, double* stats, double* rowabs) noexcept nogil:
+    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples to entry ``k`` of a
+    column (``rowabs``: the panel's ``K x DMFT_PANEL`` accumulator of ``|x_p|``)."""
+    cdef Py_ssize_t p
+    cdef double tot = 0.0, ta = 0.0, tq = 0.0, x, a
+    for p in range(DMFT_PANEL):
+        tot += db[p] * Tk[p]
+    acc[k] += tot
+    if stats != NULL:
+        for p in range(nb):
+            x = db[p] * Tk[p]
+            a = fabs(x)
+            ta = ta + a
+            tq = tq + a * a
+            rowabs[k * DMFT_PANEL + p] += a
+        stats[k] += ta
+        stats[K + k] += tq
 
 
 cdef struct KickPaths:
@@ -459,7 +548,7 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 @cython.wraparound(False)
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
              Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
-             H=None, h0=None, y=None, m=None, sel=None, double cap=10.0, clamped=None):
+             H=None, h0=None, y=None, m=None, sel=None, double cap=10.0, clamped=None, str method="blocked"):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -480,7 +569,12 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     response to a finite kick saturates, so that the contributions keep a finite variance, at a
     bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
-    receives how many times it had to be set back."""
+    receives how many times it had to be set back.
+
+    ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``)
+    or ``"recursion"`` (``_response_column``, the reference); the two agree to rounding. The kicked
+    response always runs as the recursion (its loss is evaluated row by row). ``n_lanes`` applies to
+    the recursion only."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -502,10 +596,16 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
         kp.loss = loss_from_capsule(loss)
         kp.H, kp.h0, kp.y, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &y_v[0], &m_v[0], kick, cap
         kp.sel = NULL if sel_v is None else &sel_v[0, 0]
-    cdef Py_ssize_t width = (2 if kick > 0 else 1) * K * DMFT_BLOCK
+    if method not in RESPONSE_METHODS:
+        raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
+    cdef bint blocked = method == "blocked" and kick == 0
+    cdef Py_ssize_t unit = DMFT_PANEL if blocked else DMFT_BLOCK
+    cdef Py_ssize_t width = (K + DMFT_ROWS) * DMFT_PANEL if blocked else (2 if kick > 0 else 1) * K * DMFT_BLOCK
     cdef int nt = effective_n_threads(n_threads)
-    cdef Py_ssize_t n_blocks = (S + DMFT_BLOCK - 1) // DMFT_BLOCK
-    cdef Py_ssize_t nl = max(1, min(n_lanes, n_blocks))
+    cdef Py_ssize_t n_blocks = (S + unit - 1) // unit
+    # partial sums: one per panel (blocked pass), or per lane of blocks
+    cdef Py_ssize_t nl = n_blocks if blocked else max(1, min(n_lanes, n_blocks))
+    cdef Py_ssize_t n_scratch = nt if blocked else nl
     clamp_a = np.zeros(nl, dtype=np.intp)
     cdef Py_ssize_t[::1] clamp_n = clamp_a
     abort_arr = np.zeros(1, dtype=np.int32) if abort is None else abort
@@ -515,7 +615,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     st_a = np.zeros((nl if stats else 1, 2, K if stats else 1))
     SE_a = np.full((K, K), np.nan) if stats else None
     ESS_a = np.full((K, K), np.nan) if stats else None
-    ROW_a = np.zeros((n_blocks if stats else 1, K if stats else 1, DMFT_BLOCK))
+    ROW_a = np.zeros((n_blocks if stats else 1, K if stats else 1, unit))
     cdef double[:, ::1] MR = MR_a, acc = acc_a
     cdef double[:, :, ::1] st = st_a
     cdef double[:, ::1] SE, ESS
@@ -523,15 +623,27 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if stats:
         SE, ESS = SE_a, ESS_a
     cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
-    cdef double* scratch = <double*> malloc(nl * width * sizeof(double))
+    cdef double* scratch = <double*> malloc(n_scratch * width * sizeof(double))
     if scratch == NULL:
-        raise MemoryError(f"response: cannot allocate {nl * width * 8} bytes of scratch")
+        raise MemoryError(f"response: cannot allocate {n_scratch * width * 8} bytes of scratch")
+    cdef double* own
+    blas = threadpool_limits(1, user_api="blas")    # one BLAS thread per worker thread
     try:
         with nogil:
             for j in range(K - 2, -1, -1):
                 if ab[0] != 0:
                     break
-                for lane in prange(nl, num_threads=nt, schedule="static", chunksize=1):
+                if blocked:
+                    # panels in any order on any thread (the scratch is the thread's, the sums the panel's)
+                    for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+                        own = scratch + threadid() * width
+                        memset(&acc[blk, 0], 0, K * sizeof(double))
+                        if stats:
+                            memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
+                        _panel_column(&D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K, j,
+                                      &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL, &acc[blk, 0],
+                                      &st[blk, 0, 0] if stats else NULL, &ROW[blk, 0, 0] if stats else NULL)
+                for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
                     if stats:
                         memset(&st[lane, 0, 0], 0, 2 * K * sizeof(double))
@@ -563,6 +675,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                             ESS[k, j] = xa * xa / xq
                             SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
     finally:
+        blas.restore_original_limits()
         free(scratch)
     if clamped is not None:
         clamped[0] = clamp_a.sum()

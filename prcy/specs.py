@@ -231,8 +231,10 @@ class Recording:
 class Stopping:
     """Success (``success``): the training loss per sample below ``tol`` (checked every step for
     full-batch algorithms, every ``check_interval`` time units and at the recording times otherwise),
-    or the test error below ``error_tol``. ``early_stop`` ends a seed at success and carries its final
-    state forward on the recording grid; ``grad_tol > 0`` ends a seed when ``max_j |g_j| < grad_tol``."""
+    or the final test error below ``error_tol``. ``early_stop`` ends a seed once its training loss per
+    sample is below ``tol`` (under either success rule) and carries its final state forward on the
+    recording grid; ``grad_tol > 0`` ends a seed when ``max_j |G_j| < grad_tol``, ``G`` the step's
+    gradient (on the sphere its part tangent to the sphere; docs/engine.md)."""
     tol: float = _D["tol"]
     early_stop: bool = _D["early_stop"]
     check_interval: float = _D["check_interval"]

@@ -37,3 +37,44 @@ def test_dmft_ensemble_example_runs(tmp_path):
     rerun = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # reads the files
     summary = [line for line in run.stdout.splitlines() if "iteration" not in line]
     assert "iteration" not in rerun.stdout and rerun.stdout.splitlines() == summary
+
+
+def _run_script(name, args, cwd):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "examples" / name
+    run = subprocess.run([sys.executable, str(script), *args], cwd=cwd, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def test_table_scripts_run(tmp_path):
+    """examples/fig7_table.py and examples/thesis/tables.py on toy sweeps: their CSVs hold what the
+    sweep files hold (medians of |m|, solved counts, success counts)."""
+    import numpy as np
+    import pandas as pd
+
+    from prcy.io import open_dataset
+    from prcy.sweep import run_sweep
+
+    common = {"n": [32, 48], "algorithm": ["gd", "psgd"], "init": "random", "t_max": 2.0, "points": 5,
+              "seeds": 4}
+    run_sweep(Sweep.from_options(common), tmp_path / "fig7.nc", processes=1, threads=1, log=lambda _: None)
+    _run_script("fig7_table.py", ["fig7.nc", "fig7.csv", "--times", "0,2"], tmp_path)
+    ds = open_dataset(tmp_path / "fig7.nc")
+    row = pd.read_csv(tmp_path / "fig7.csv").set_index(["n", "algorithm"]).loc[(48, "psgd")]
+    cell = ds.sel(n=48, algorithm="psgd")
+    assert row.median_abs_m_t2 == pytest.approx(float(np.abs(cell.magnetization.isel(time=-1)).median()),
+                                                rel=1e-3)
+    assert row.solved == int(cell.success.sum()) and row.seeds == 4
+
+    sweep = Sweep.from_options({**common, "alpha": [2.0, 4.0]})
+    run_sweep(sweep, tmp_path / "alpha.nc", processes=1, threads=1, log=lambda _: None)
+    _run_script("thesis/tables.py", ["alpha.nc", "toy", "--bootstrap", "50"], tmp_path)
+    ds = open_dataset(tmp_path / "alpha.nc")
+    success = pd.read_csv(tmp_path / "toy-success.csv")
+    got = success[(success.n == 32) & (success.algorithm == "gd")].sort_values("alpha").successes.values
+    assert np.array_equal(got, ds.success.sum("seed").sel(n=32, algorithm="gd").values)
+    assert {"threshold", "ci_low", "ci_high"} <= set(pd.read_csv(tmp_path / "toy-threshold.csv").columns)

@@ -507,8 +507,14 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
             for (name, values) in sweep.axes:
                 nc.createDimension(name, len(values))
                 arr = np.asarray(values)
-                var = nc.createVariable(name, str if arr.dtype.kind in "OU" else arr.dtype, (name,))
-                var[:] = arr.astype(object) if arr.dtype.kind in "OU" else arr
+                if arr.dtype.kind in "OU":
+                    nc.createVariable(name, str, (name,))[:] = arr.astype(object)
+                elif arr.dtype.kind == "b":             # NetCDF has no bool: int8 that xarray reads as bool
+                    var = nc.createVariable(name, "i1", (name,))
+                    var.setncattr("dtype", "bool")
+                    var[:] = arr.astype(np.int8)
+                else:
+                    nc.createVariable(name, arr.dtype, (name,))[:] = arr
             nc.createDimension("seed", len(seeds))
             nc.createDimension("time", len(times))
             nc.createVariable("seed", "i8", ("seed",))[:] = seeds

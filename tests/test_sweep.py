@@ -100,6 +100,18 @@ def test_dataset_is_labelled_and_each_cell_is_the_simulation_at_that_point(tmp_p
     assert [r["point"]["batch_fraction"] for r in rows if r["point"]["algorithm"] == "gd"] == ["any", "any"]
 
 
+def test_a_bool_option_is_a_bool_axis(tmp_path):
+    """A swept flag (here the velocity projection of momentum on the sphere) merges into a bool axis
+    that selects like one, each cell the simulation at that point."""
+    sweep = Sweep.from_options({"optimizer": "momentum", "project_velocity": [False, True], **TINY})
+    ds = run_sweep(sweep, tmp_path / "s.nc", log=quiet)
+    assert ds.project_velocity.dtype == bool and list(ds.project_velocity.values) == [False, True]
+    for flag in (False, True):
+        ref = _direct(optimizer="momentum", project_velocity=flag)
+        np.testing.assert_array_equal(ds.sel(project_velocity=flag).magnetization.values,
+                                      ref.magnetization.values)
+
+
 def test_seed_blocks_and_process_pool_give_the_same_file(tmp_path):
     options = {**TINY, "algorithm": ["gd", "psgd"], "alpha": [2, 3]}
     one = run_sweep(Sweep.from_options(options), tmp_path / "a.nc", processes=1, log=quiet)

@@ -70,7 +70,8 @@ def test_table_scripts_run(tmp_path):
                                                 rel=1e-3)
     assert row.solved == int(cell.success.sum()) and row.seeds == 4
 
-    sweep = Sweep.from_options({**common, "alpha": [2.0, 4.0]})
+    warm = {**common, "init": "warm", "m0": 0.8, "t_max": 10.0}      # some seeds solve: epochs are checked
+    sweep = Sweep.from_options({**warm, "alpha": [2.0, 4.0]})
     run_sweep(sweep, tmp_path / "alpha.nc", processes=1, threads=1, log=lambda _: None)
     _run_script("thesis/tables.py", ["alpha.nc", "toy", "--bootstrap", "50"], tmp_path)
     ds = open_dataset(tmp_path / "alpha.nc")
@@ -78,3 +79,14 @@ def test_table_scripts_run(tmp_path):
     got = success[(success.n == 32) & (success.algorithm == "gd")].sort_values("alpha").successes.values
     assert np.array_equal(got, ds.success.sum("seed").sel(n=32, algorithm="gd").values)
     assert {"threshold", "ci_low", "ci_high"} <= set(pd.read_csv(tmp_path / "toy-threshold.csv").columns)
+    solved = pd.read_csv(tmp_path / "toy-solved.csv").set_index(["n", "alpha", "algorithm"])
+    assert solved.solved.sum() > 0
+    for (n, alpha, algorithm), row in solved.iterrows():
+        cell = ds.sel(n=n, alpha=alpha, algorithm=algorithm)
+        times = cell.solved_time.values[cell.success.values]
+        assert row.solved == len(times)
+        assert row.final_test_error_median == pytest.approx(float(cell.test_error.isel(time=-1).median()),
+                                                          rel=1e-3)  # the CSV has 4 digits
+        if len(times):
+            steps_per_epoch = 1 if algorithm == "gd" else 1 / 0.5      # the default batch fraction
+            assert row.epochs_max == pytest.approx(times.max() / 0.01 / steps_per_epoch, rel=1e-3)

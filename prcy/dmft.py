@@ -11,7 +11,6 @@ the kicked response: docs/dmft.md.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import functools
 import json
 import math
@@ -23,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from prcy import __version__
-from prcy._xp import array_api_boundary
+from prcy._xp import array_api_boundary, real_array
 from prcy.options import (DMFT, MAX_DMFT_POINTS, SIMULATION, check_applicable, check_group, check_number,
                           defaults, flat_paths)
 from prcy.specs import Algorithm, Constraint, Initialization, check_types, flat_values, spec_from_dict, spec_from_flat
@@ -604,6 +602,7 @@ def _padded(out: dict, K: int) -> dict:
 
 def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Dataset:
     from prcy.analysis import test_error
+    from prcy.io import provenance
     from prcy.kernels import parallel
 
     t = spec.times()
@@ -636,9 +635,10 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
     a = spec.algorithm
     root = ("SeedSequence(rng_root_seed)" if replica is None
             else "SeedSequence(rng_root_seed, spawn_key=(replica,))")
+    keys = (f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), normals, selection "
+            f"(one each); drawn once, reused by every iteration")
     attrs = {
-        "title": "prcy DMFT", "Conventions": "CF-1.10", "schema": SCHEMA, "prcy_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "spec": spec.to_json(),
+        **provenance("prcy DMFT", SCHEMA, spec.to_json(), spec.solver.seed, keys),
         "problem": spec.problem, "alpha": spec.alpha, "m0": spec.init.m0, "lr": a.lr, "dt": spec.dt,
         "constraint": spec.constraint.kind, "t_max": float(t[-1]), "samples": spec.solver.samples,
         "status": status, "iterations": n_it, "initial_guess": history["initial_guess"],
@@ -650,10 +650,7 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
         "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
         "response_ess_min": float(np.nanmin(history["row_ess"])) if np.isfinite(history["row_ess"]).any()
                             else float("nan"),
-        "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
-        "rng_spawn_keys": f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), "
-                          f"normals, selection (one each); drawn once, reused by every iteration",
-        "numpy_version": np.__version__, "threads": n_threads,
+        "threads": n_threads,
         "build_openmp": int(parallel.build_info()["openmp"]), "build_march": parallel.build_info()["march"],
     }
     if bad is not None:
@@ -754,16 +751,15 @@ def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float =
     ``M_C(k, j) = alpha <g_k g_j>``, ``delta_nu = alpha c <s d2v>``, ``nu_hat = -alpha <g h~> + T`` (A.19),
     ``mu = alpha <g h0>``, ``train_loss = <v>``, ``g = c s dv`` (``c = grad_scale``), computed by the
     same kernel code as the solver's march; arrays come back in the caller's namespace."""
-    from prcy.data import _array
     from prcy.kernels import dmft as kd
     from prcy.kernels.problems import labels
     from prcy.problems import resolve_loss
 
-    H = np.ascontiguousarray(_array(h_tilde, "h_tilde"), dtype=np.float64)
+    H = np.ascontiguousarray(real_array(h_tilde, "h_tilde"), dtype=np.float64)
     if H.ndim != 2:
         raise ValueError(f"h_tilde: shape {H.shape}; allowed: K times x S samples")
-    h0 = np.ascontiguousarray(_array(h0, "h0"), dtype=np.float64)
-    sel = None if selection is None else np.ascontiguousarray(_array(selection, "selection"), dtype=np.uint8)
+    h0 = np.ascontiguousarray(real_array(h0, "h0"), dtype=np.float64)
+    sel = None if selection is None else np.ascontiguousarray(real_array(selection, "selection"), dtype=np.uint8)
     alpha = check_number("alpha", alpha, low=0, low_open=True)
     capsule, _ = resolve_loss(problem, loss)
     MC, dnu, nu, mu, loss_t, _, _ = kd.estimate(capsule, H, h0, labels(problem, h0), sel, alpha, float(grad_scale),

@@ -138,7 +138,7 @@ def _rich_bar(total):
 def kernel_parameters(spec: SimulationSpec) -> dict:
     """The ``params`` of ``prcy.kernels.dynamics.run_seeds``/``run_trajectory`` for ``spec``."""
     a, c, st = spec.algorithm, spec.constraint, spec.stopping
-    return dict(eta=a.lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
+    return dict(eta=a.lr, grad_scale=a.grad_scale, ridge=c.ridge,
                 sphere=c.kind == "sphere", n_steps=spec.recording.n_steps(a.lr), check_every=st.check_every(a.lr),
                 tol=st.tol, early_stop=st.early_stop, grad_tol=st.grad_tol, optimizer=a.optimizer,
                 momentum=a.momentum, beta1=a.beta1, beta2=a.beta2, adam_eps=a.adam_eps,

@@ -260,7 +260,8 @@ def first_below(curves: np.ndarray, level: float) -> np.ndarray:
 def flat_attributes(spec: SimulationSpec) -> dict:
     """The main parameters as flat scalar attributes (NetCDF cannot hold None, bools or lists)."""
     p, a = spec.problem, spec.algorithm
-    return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "m0": spec.init.m0, "lr": a.lr,
+    return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "lr": a.lr,
+            **({"m0": spec.init.m0} if spec.init.kind == "warm" else {}),       # m0 is the warm start's
             "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
             "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels, "init": spec.init.kind,
             "optimizer": a.optimizer, "success": spec.stopping.success,

@@ -94,6 +94,11 @@ def test_info_describes_a_file_and_rejects_others(tmp_path):
     result = runner.invoke(app, ["info", str(out)])
     assert result.exit_code == 0
     assert "alpha=3.0" in result.output and "PCG64" in result.output and "psgd: success" in result.output
+    assert "init=warm" in result.output and "m0=" in result.output
+    random = tmp_path / "random.nc"
+    runner.invoke(app, ["simulate", *SMALL, "--init", "random", "--optimizer", "momentum", "-o", str(random)])
+    header = runner.invoke(app, ["info", str(random)]).output
+    assert "init=random" in header and "optimizer=momentum" in header and "m0=" not in header  # m0: warm only
     missing = runner.invoke(app, ["info", str(tmp_path / "none.nc")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
 

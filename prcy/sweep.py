@@ -428,6 +428,33 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     return merge(sweep, store, output, manifest["created"], tasks)
 
 
+def exit_with_parent(parent: int) -> None:
+    """Make the calling worker process end when the process ``parent`` ends, even by SIGKILL (pool
+    initializer): on Linux the kernel sends it SIGKILL (``prctl(PR_SET_PDEATHSIG)``), elsewhere a
+    daemon thread polls the parent pid every second. A worker whose parent is already gone exits
+    at once. Once the workers are gone, multiprocessing's resource tracker sees its pipe close and
+    exits too."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    else:
+        import threading
+        import time
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, name="prcy-parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _run_local(missing, store, processes, threads, progress, done, total):
     processes, threads = plan_workers(len(missing), processes, threads)
     if processes == 1:
@@ -441,7 +468,8 @@ def _run_local(missing, store, processes, threads, progress, done, total):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")   # no fork after OpenMP has started threads
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_task, t.spec.to_json(), threads): t for t in missing}
         try:
             for future in as_completed(futures):

@@ -21,7 +21,8 @@ def wilson_interval(successes, trials, z=1.959963984540054):
 def success_summary(ds):
     """One row per point of every dimension other than ``seed`` and ``time`` (for a simulation: per
     algorithm): the point's coordinates, seeds, successes, fraction with its Wilson interval, median
-    solved time (over solved seeds), median final ``|m|``, number of diverged seeds. In a sweep, an
+    solved time (over solved seeds), median final ``|m|`` over the seeds whose final ``m`` is finite
+(``final_m_seeds`` of them: a diverged seed has none), number of diverged seeds. In a sweep, an
     algorithm is listed once along the dimensions it does not depend on (attribute ``independent_of``),
     with the value ``"any"`` there."""
     dims = [d for d in ds["success"].dims if d != "seed"]
@@ -48,6 +49,7 @@ def success_summary(ds):
             "ci_low": lo, "ci_high": hi,
             "median_solved_time": float(np.median(solved[success])) if k else math.nan,
             "median_final_m": float(np.nanmedian(final_m)) if np.isfinite(final_m).any() else math.nan,
+            "final_m_seeds": int(np.isfinite(final_m).sum()),
             "diverged": int((reasons == "diverged").sum()),
         })
     return rows

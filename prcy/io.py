@@ -13,6 +13,12 @@ import xarray as xr
 SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1", "prcy-dmft/1")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed over
@@ -20,6 +26,7 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes it 0600; the file gets the mode open() would give
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -152,10 +159,13 @@ def describe_dmft(ds: xr.Dataset) -> str:
 
 
 def format_summary_row(r: dict) -> str:
-    """One line per grid point: success fraction with its Wilson interval, median solved time."""
+    """One line per grid point: success fraction with its Wilson interval, median solved time, median
+    final ``|m|`` (saying over how many seeds when some have no finite ``m``), diverged seeds."""
     solved = "-" if np.isnan(r["median_solved_time"]) else f"{r['median_solved_time']:.4g}"
+    over = ("" if r["final_m_seeds"] == r["seeds"]
+            else f" (over {r['final_m_seeds']} of {r['seeds']} seeds; the others have no finite m)")
     label = " ".join(f"{v}" if k == "algorithm" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in r["point"].items())
     return (f"{label:>9}: success {r['successes']}/{r['seeds']} = {100 * r['fraction']:.0f}% "
             f"[95% CI {100 * r['ci_low']:.0f}-{100 * r['ci_high']:.0f}%]  median solved time {solved}  "
-            f"median final |m| {r['median_final_m']:.3f}  diverged {r['diverged']}")
+            f"median final |m| {r['median_final_m']:.3g}{over}  diverged {r['diverged']}")

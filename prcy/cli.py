@@ -34,7 +34,7 @@ def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | Non
 # --------------------------------------------------------------------------------------------------
 # the options of simulate and dmft, generated from the option table (prcy.options)
 
-_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:FUNCTION", "schedule": "t0:T0,t1:T1,...",
+_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:ATTR", "schedule": "t0:T0,t1:T1,...",
              "times": "T,T,..."}
 
 

@@ -112,7 +112,7 @@ class DMFTSpec:
     """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
     problem: str = _D["problem"]
     alpha: float = _D["alpha"]
-    loss: str | None = _D["loss"]  # as problem.loss of a simulation: a built-in name or "module:function"
+    loss: str | None = _D["loss"]  # as problem.loss of a simulation (prcy.problems.load_loss)
     algorithm: Algorithm = field(default_factory=Algorithm)
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)

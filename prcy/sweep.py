@@ -38,7 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prcy.options import EXECUTION, SIMULATION, applicable_options, applies, context, runs_without_unused, sections
+from prcy.options import (EXECUTION, LOSSES, SIMULATION, applicable_options, applies, context, runs_without_unused,
+                          sections)
+from prcy.problems import load_loss
 from prcy.specs import Recording, SimulationSpec
 
 SCHEMA = "prcy-sweep/1"
@@ -405,6 +407,8 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):
         EXECUTION[name].check(value)
     tasks = sweep.tasks()
+    for reference in {t.spec.problem.loss for t in tasks.values()} - {None, *LOSSES}:
+        load_loss(reference)          # a loss that cannot be loaded fails here, not in every task
     store = PartStore(output)
     manifest = store.manifest(sweep)
     for path in store.foreign(set(tasks)):

@@ -3,15 +3,16 @@ from prcy.analysis.generalization import (door_error, label_mse, linear_mse, tes
                                          two_cluster_error)
 from prcy.analysis import theory, threshold_states
 from prcy.analysis.linear_ridge import linear_ridge_dynamics, marchenko_pastur
-from prcy.analysis.success import success_summary, wilson_interval
+from prcy.analysis.replicas import replica_summary
+from prcy.analysis.success import format_summary_row, success_summary, wilson_interval
 from prcy.analysis.thresholds import curve_bands, success_curve, threshold, threshold_table
 from prcy.analysis.threshold_states import alpha_bbp, threshold_energy, threshold_state
 from prcy.analysis.theory import (ConvergenceError, alpha_amp, alpha_weak_recovery, se_alpha_of_overlap,
                                  se_fixed_point, se_iterate)
 
-__all__ = ["door_error", "label_mse", "linear_mse", "test_error", "success_summary", "wilson_interval",
+__all__ = ["door_error", "label_mse", "linear_mse", "test_error", "success_summary", "format_summary_row", "wilson_interval",
            "two_cluster_error", "three_cluster_error", "theory", "ConvergenceError", "alpha_amp",
            "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate", "threshold_states",
            "alpha_bbp", "threshold_energy", "threshold_state",
            "curve_bands", "success_curve", "threshold", "threshold_table", "linear_ridge_dynamics",
-           "marchenko_pastur"]
+           "marchenko_pastur", "replica_summary"]

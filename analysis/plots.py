@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from prcy.analysis.replicas import replica_summary
 from prcy.analysis.thresholds import curve_bands, success_curve
 
 KINDS = ("curves", "seeds", "success", "thresholds")
@@ -166,8 +167,6 @@ def _axes(ax):
 
 
 def _overlay_theory(ax, theory, var, t0, selection):
-    from prcy.dmft import replica_summary
-
     for name, ds in theory:
         ds = select(ds, selection, strict=False)
         da = _check_var(ds, var, theory=True)
@@ -335,13 +334,9 @@ def draw_thresholds(ax, rows=None):
 
 def save_figure(fig, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG or PDF (from the suffix)."""
-    path = Path(path)
-    if path.suffix.lower() not in (".png", ".pdf"):
-        raise ValueError(f"output: {str(path)!r} must end in .png or .pdf")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
+    from prcy.io import check_output
+
+    path = check_output(path, overwrite=overwrite, suffixes=(".png", ".pdf"))
     fig.savefig(path, dpi=dpi)
     return path
 

@@ -1,5 +1,5 @@
 """Success fractions with Wilson score intervals, and summaries per grid point of a simulation or a
-sweep dataset."""
+sweep dataset (``success_summary``, one line each: ``format_summary_row``)."""
 import itertools
 import json
 import math
@@ -53,3 +53,16 @@ def success_summary(ds):
             "diverged": int((reasons == "diverged").sum()),
         })
     return rows
+
+
+def format_summary_row(r: dict) -> str:
+    """One line per grid point: success fraction with its Wilson interval, median solved time, median
+    final ``|m|`` (saying over how many seeds when some have no finite ``m``), diverged seeds."""
+    solved = "-" if np.isnan(r["median_solved_time"]) else f"{r['median_solved_time']:.4g}"
+    over = ("" if r["final_m_seeds"] == r["seeds"]
+            else f" (over {r['final_m_seeds']} of {r['seeds']} seeds; the others have no finite m)")
+    label = " ".join(f"{v}" if k == "algorithm" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in r["point"].items())
+    return (f"{label:>9}: success {r['successes']}/{r['seeds']} = {100 * r['fraction']:.0f}% "
+            f"[95% CI {100 * r['ci_low']:.0f}-{100 * r['ci_high']:.0f}%]  median solved time {solved}  "
+            f"median final |m| {r['median_final_m']:.3g}{over}  diverged {r['diverged']}")

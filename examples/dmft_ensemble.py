@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 import prcy  # noqa: E402
 from prcy import dmft  # noqa: E402
+from prcy.analysis import replica_summary  # noqa: E402
 from prcy.io import open_dataset, write_dataset  # noqa: E402
 
 CASES = {"psgd": dict(algorithm="psgd", batch_fraction=0.5, persistence=1.0),
@@ -63,7 +64,7 @@ def simulations(name, args, folder):
 def compare(theory, sims):
     """DMFT mean and standard error over its converged replicas, simulation mean and standard error
     over seeds, and z = difference / combined standard error, at the simulation's times (t > 0)."""
-    summary = dmft.replica_summary(theory)
+    summary = replica_summary(theory)
     m = sims.magnetization
     s_mean, s_se = m.mean("seed"), m.std("seed", ddof=1) / np.sqrt(m.sizes["seed"])
     d_mean = summary["mean"].sel(time=s_mean.time, method="nearest", tolerance=1e-9)

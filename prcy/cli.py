@@ -22,13 +22,13 @@ def _fail(message: str) -> None:
 
 
 def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | None = None) -> None:
-    """Fail early on an output path that would be refused later: wrong suffix, existing file, no folder."""
-    if suffixes is not None and output.suffix.lower() not in suffixes:
-        _fail(f"output: {str(output)!r} must end in {' or '.join(suffixes)}")
-    if output.exists() and not overwrite:
-        _fail(f"output: {str(output)!r} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        _fail(f"output: folder {str(output.parent)!r} does not exist")
+    """Fail early on an output path that would be refused later (``prcy.io.check_output``)."""
+    from prcy.io import check_output
+
+    try:
+        check_output(output, overwrite=overwrite, suffixes=suffixes)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,9 +95,9 @@ def simulate(**values):
     does not apply (e.g. --persistence with --algorithm gd) is refused; with several algorithms it is
     passed to those it applies to.
     """
-    from prcy.io import format_summary_row, write_dataset
+    from prcy.io import write_dataset
     from prcy.simulate import simulate as run_simulation
-    from prcy.analysis import success_summary
+    from prcy.analysis import format_summary_row, success_summary
 
     output, overwrite = values["output"], values["overwrite"]
     _check_output(output, overwrite)
@@ -138,7 +138,7 @@ def dmft(**values):
     options that the DMFT does not solve for (--optimizer, --init, --success, --teacher, ...) are
     refused.
     """
-    from prcy.dmft import solve
+    from prcy.dmft import describe, solve
     from prcy.io import write_dataset
 
     output, overwrite, checkpoint = values["output"], values["overwrite"], values["checkpoint"]
@@ -158,8 +158,7 @@ def dmft(**values):
         typer.secho("interrupted: nothing was written" + (f" (checkpoint {checkpoint} kept)" if checkpoint else ""),
                     err=True)
         raise typer.Exit(code=130)
-    from prcy.io import describe_dmft
-    typer.echo(describe_dmft(ds))
+    typer.echo(describe(ds))
     windows = "--window (e.g. 1 or 2; docs/dmft.md, \"Horizon windows\")"
     hints = {"diverged": f"diverged: try a smaller --dt, or {windows}",
              "max_iter": "not converged: give more --max-iter (with --checkpoint the solve resumes)"
@@ -194,8 +193,7 @@ def sweep(ctx: typer.Context, **values):
     dotted names address the grid file's sections (--dynamics.lr 0.02). --seeds-per-task splits the
     seeds of a grid point into several tasks. Defaults are the library's (prcy.simulate).
     """
-    from prcy.io import format_summary_row
-    from prcy.analysis import success_summary
+    from prcy.analysis import format_summary_row, success_summary
     from prcy.sweep import Sweep, load_grid_file, parse_overrides, run_sweep
 
     args = list(ctx.args)
@@ -242,7 +240,9 @@ def _task_bar(show: bool):
 
 @app.command()
 def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
-    """Describe a prcy NetCDF file: what was run and the success summary."""
+    """Describe a prcy NetCDF file: what was run and the success summary (or how the DMFT solve ended)."""
+    from prcy import dmft
+    from prcy.analysis import format_summary_row, success_summary
     from prcy.io import describe, open_dataset
 
     try:
@@ -251,6 +251,11 @@ def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
         _fail(str(exc))
     with ds:
         typer.echo(describe(ds))
+        if ds.attrs["schema"] == dmft.SCHEMA:
+            typer.echo(dmft.describe(ds))
+        else:
+            for row in success_summary(ds):
+                typer.echo(format_summary_row(row))
 
 
 # --------------------------------------------------------------------------------------------------

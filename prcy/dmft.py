@@ -337,7 +337,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
 
     ``replicas = R`` (in the spec or the options): ``R`` independent solves, one after the other, each
     with its own random numbers (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``), concatenated
-    along a ``replica`` dimension; their mean and standard error: ``replica_summary``. Per replica:
+    along a ``replica`` dimension; their mean and standard error: ``prcy.analysis.replica_summary``. Per replica:
     ``replica_status``, ``iterations``, ``final_residual``, ... (variables over ``replica``); the
     attribute ``status`` is ``converged`` only if every replica converged (else the worst:
     ``diverged``, then ``max_iter``). A checkpoint ``PATH`` becomes one file per replica,
@@ -698,21 +698,51 @@ def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
     return ds
 
 
-def replica_summary(ds: xr.Dataset, var: str = "magnetization") -> xr.Dataset:
-    """Mean and standard error of ``var`` over the converged replicas of an ensemble
-    (``solve(..., replicas=R)``): a dataset with ``mean``, ``standard_error`` (NaN with fewer than two
-    converged replicas) and the attribute ``replicas_used``."""
+def describe(ds: xr.Dataset) -> str:
+    """How a DMFT solve (or each replica of an ensemble) ended, and m(t_max): what ``prcy dmft`` and
+    ``prcy info`` print below the file's description (``prcy.io.describe``)."""
+    from prcy.analysis import replica_summary
+
+    def one(status, iterations, residual, seconds, m_end, diverged, ess):
+        text = (f"{status} after {iterations} iterations (residual {residual:.3g}, {seconds:.3g} s/iteration); "
+                f"m(t_max) = {m_end:.4f}")
+        if status == "diverged":
+            text += (f"; paths not finite or running away at iteration {diverged[0]}, grid index {diverged[1]} "
+                     f"(t = {diverged[2]:g})")
+        if ess is not None and ess == ess:
+            text += f"; memory kernel rests on >= {ess:.3g} effective samples"
+            if ess < ESS_WARN:
+                text += (" (WARNING: heavy-tailed response, M_R not resolved at this sample size; "
+                         "see M_R_row_ess and docs/dmft.md; try --response-kick 0.1)")
+        return text
+
+    a = ds.attrs
+    head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
+    guess = a.get("initial_guess", "A.1")
+    if guess.startswith("M_R of"):
+        head += f", warm start from {guess}"
+    elif not guess.startswith("A.1"):      # replicas begun from different guesses, or an older checkpoint's
+        head += f", initial guess: {guess}"
+    window = json.loads(a["spec"])["solver"].get("window") if "spec" in a else None
+    if window is not None:
+        head += f", horizon windows of {window:g}"
     if "replica" not in ds.dims:
-        raise ValueError("ds: no 'replica' dimension; solve with replicas=R (or --replicas R)")
-    if var not in ds:
-        raise ValueError(f"var: {var!r} is not in the dataset; allowed: "
-                         f"{', '.join(v for v in ds.data_vars if 'replica' in ds[v].dims)}")
-    da = ds[var].where(ds["replica_status"] == "converged", drop=True)
-    n = da.sizes["replica"]
-    se = da.std("replica", ddof=1) / math.sqrt(n) if n > 1 else xr.full_like(da.isel(replica=0), np.nan)
-    out = xr.Dataset({"mean": da.mean("replica"), "standard_error": se})
-    out.attrs["replicas_used"] = n
-    return out
+        return f"{head}; " + one(a["status"], a["iterations"], a["final_residual"], a["seconds_per_iteration"],
+                                 float(ds["magnetization"][-1]),
+                                 tuple(a.get(k) for k in ("diverged_iteration", "diverged_step", "diverged_time")),
+                                 a.get("response_ess_min"))
+    lines = [f"{head}; {ds.sizes['replica']} replicas, {a['replicas_converged']} converged"]
+    for i in range(ds.sizes["replica"]):
+        r = ds.isel(replica=i)
+        lines.append(f"  replica {int(r['replica'])}: " + one(
+            str(r["replica_status"].values), int(r["iterations"]), float(r["final_residual"]),
+            float(r["seconds_per_iteration"]), float(r["magnetization"][-1]),
+            tuple(r[k].values.item() for k in ("diverged_iteration", "diverged_step", "diverged_time")),
+            float(r["response_ess_min"]) if "response_ess_min" in r else None))
+    summary = replica_summary(ds)
+    lines.append(f"m(t_max) over the {summary.attrs['replicas_used']} converged replicas: "
+                 f"{float(summary['mean'][-1]):.4f} +- {float(summary['standard_error'][-1]):.4f} (standard error)")
+    return "\n".join(lines)
 
 
 @array_api_boundary("h_tilde", "h0", "selection")

@@ -1,4 +1,4 @@
-"""NetCDF input/output: atomic writes, validated reads, a short description of a file."""
+"""NetCDF input/output: output checks, atomic writes, validated reads, a short description of a file."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1", "prcy-dmft/1")
@@ -38,14 +37,25 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
+def check_output(path: str | os.PathLike, *, overwrite: bool = False,
+                 suffixes: tuple[str, ...] | None = None) -> Path:
+    """The output ``path`` as a ``Path``, refused before any work is done: a suffix not in ``suffixes``
+    (``ValueError``), an existing file unless ``overwrite`` (``FileExistsError``), a folder that does
+    not exist (``FileNotFoundError``)."""
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"output: {str(path)!r} must end in {' or '.join(suffixes)}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
+    return path
+
+
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``ds`` to NetCDF4 at ``path`` atomically (``atomic_path``): a crash or Ctrl-C leaves either
     the old file or the new one, never a partial one. An existing ``path`` is kept unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
+    path = check_output(path, overwrite=overwrite)
     encoding = {name: {"zlib": True, "complevel": 4}
                 for name, var in ds.data_vars.items() if var.dtype.kind == "f"}
     with atomic_path(path) as tmp:
@@ -91,81 +101,15 @@ def specs(ds: xr.Dataset) -> list[dict]:
 
 
 def describe(ds: xr.Dataset) -> str:
-    """A few lines on a dataset: what was run and the per-algorithm success summary."""
-    from prcy.analysis import success_summary
-
+    """A few lines on a dataset's file: its title, schema, prcy version and creation time, its
+    dimensions, the scalar attributes of the run and the random numbers."""
     dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     a = ds.attrs
     fixed = "  ".join(f"{k}={a[k]}" for k in ("problem", "alpha", "n", "m0", "lr", "dt", "t_max", "constraint",
                                                  "precision") if k in a)
     swept = f"  swept: {a['dims_swept']}" if a.get("dims_swept") else ""
-    lines = [f"{a.get('title', 'dataset')} ({a.get('schema')}, prcy {a.get('prcy_version')}, created {a.get('created')})",
-             f"dims: {dims}{swept}",
-             fixed,
-             f"rng: {a.get('rng_generator')} root seed {a.get('rng_root_seed')}; {a.get('rng_spawn_keys')}"]
-    if a.get("schema") == "prcy-dmft/1":
-        lines.append(describe_dmft(ds))
-    else:
-        lines += [format_summary_row(r) for r in success_summary(ds)]
-    return "\n".join(lines)
-
-
-def describe_dmft(ds: xr.Dataset) -> str:
-    """How a DMFT solve (or each replica of an ensemble) ended, and m(t_max)."""
-    from prcy.dmft import ESS_WARN
-
-    def one(status, iterations, residual, seconds, m_end, diverged, ess):
-        text = (f"{status} after {iterations} iterations (residual {residual:.3g}, {seconds:.3g} s/iteration); "
-                f"m(t_max) = {m_end:.4f}")
-        if status == "diverged":
-            text += (f"; paths not finite or running away at iteration {diverged[0]}, grid index {diverged[1]} "
-                     f"(t = {diverged[2]:g})")
-        if ess is not None and ess == ess:
-            text += f"; memory kernel rests on >= {ess:.3g} effective samples"
-            if ess < ESS_WARN:
-                text += (" (WARNING: heavy-tailed response, M_R not resolved at this sample size; "
-                         "see M_R_row_ess and docs/dmft.md; try --response-kick 0.1)")
-        return text
-
-    a = ds.attrs
-    head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
-    guess = a.get("initial_guess", "A.1")
-    if guess.startswith("M_R of"):
-        head += f", warm start from {guess}"
-    elif not guess.startswith("A.1"):      # replicas begun from different guesses, or an older checkpoint's
-        head += f", initial guess: {guess}"
-    window = json.loads(a["spec"])["solver"].get("window") if "spec" in a else None
-    if window is not None:
-        head += f", horizon windows of {window:g}"
-    if "replica" not in ds.dims:
-        return f"{head}; " + one(a["status"], a["iterations"], a["final_residual"], a["seconds_per_iteration"],
-                                 float(ds["magnetization"][-1]),
-                                 tuple(a.get(k) for k in ("diverged_iteration", "diverged_step", "diverged_time")),
-                                 a.get("response_ess_min"))
-    from prcy.dmft import replica_summary
-
-    lines = [f"{head}; {ds.sizes['replica']} replicas, {a['replicas_converged']} converged"]
-    for i in range(ds.sizes["replica"]):
-        r = ds.isel(replica=i)
-        lines.append(f"  replica {int(r['replica'])}: " + one(
-            str(r["replica_status"].values), int(r["iterations"]), float(r["final_residual"]),
-            float(r["seconds_per_iteration"]), float(r["magnetization"][-1]),
-            tuple(r[k].values.item() for k in ("diverged_iteration", "diverged_step", "diverged_time")),
-            float(r["response_ess_min"]) if "response_ess_min" in r else None))
-    summary = replica_summary(ds)
-    lines.append(f"m(t_max) over the {summary.attrs['replicas_used']} converged replicas: "
-                 f"{float(summary['mean'][-1]):.4f} +- {float(summary['standard_error'][-1]):.4f} (standard error)")
-    return "\n".join(lines)
-
-
-def format_summary_row(r: dict) -> str:
-    """One line per grid point: success fraction with its Wilson interval, median solved time, median
-    final ``|m|`` (saying over how many seeds when some have no finite ``m``), diverged seeds."""
-    solved = "-" if np.isnan(r["median_solved_time"]) else f"{r['median_solved_time']:.4g}"
-    over = ("" if r["final_m_seeds"] == r["seeds"]
-            else f" (over {r['final_m_seeds']} of {r['seeds']} seeds; the others have no finite m)")
-    label = " ".join(f"{v}" if k == "algorithm" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in r["point"].items())
-    return (f"{label:>9}: success {r['successes']}/{r['seeds']} = {100 * r['fraction']:.0f}% "
-            f"[95% CI {100 * r['ci_low']:.0f}-{100 * r['ci_high']:.0f}%]  median solved time {solved}  "
-            f"median final |m| {r['median_final_m']:.3g}{over}  diverged {r['diverged']}")
+    return "\n".join([
+        f"{a.get('title', 'dataset')} ({a.get('schema')}, prcy {a.get('prcy_version')}, created {a.get('created')})",
+        f"dims: {dims}{swept}",
+        fixed,
+        f"rng: {a.get('rng_generator')} root seed {a.get('rng_root_seed')}; {a.get('rng_spawn_keys')}"])

@@ -449,7 +449,7 @@ DMFT = _rows(
            low=0, at_most=100),
     Option("seed", "solver.seed", "int", 0, "Root random seed", low=0, at_most=MAX_SEED),
     Option("replicas", "solver.replicas", "int", None, "Independent solves along a replica dimension (mean "
-           "and standard error with prcy.dmft.replica_summary) [default: one solve]", low=1, at_most=10 ** 6,
+           "and standard error with prcy.analysis.replica_summary) [default: one solve]", low=1, at_most=10 ** 6,
            optional=True),
     Option("first_replica", "solver.first_replica", "int", 0, "Index of the first replica (to extend an "
            "ensemble)", low=0, at_most=MAX_SEED),

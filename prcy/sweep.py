@@ -396,12 +396,12 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
               log: Callable[[str], None] = print):
     """Run every missing task of ``sweep``, then merge all parts into ``output``; returns the merged
     dataset, opened lazily from the file (close it when done). Rerunning the same call resumes."""
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(output)!r} exists; pass overwrite=True (--overwrite) to replace it "
-                              f"(its parts in {output.name}.parts/ are reused)")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"output: folder {str(output.parent)!r} does not exist")
+    from prcy.io import check_output
+
+    try:
+        output = check_output(output, overwrite=overwrite)
+    except FileExistsError as exc:
+        raise FileExistsError(f"{exc} (its parts in {Path(output).name}.parts/ are reused)") from None
     if scheduler is not None and dask_workers is not None:
         raise ValueError("scheduler: give either --scheduler or --dask-workers, not both")
     for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):

@@ -9,8 +9,8 @@ import xarray as xr
 from scipy.linalg import solve_triangular
 
 from prcy import dmft
-from prcy.analysis import linear_ridge_dynamics
-from prcy.io import describe_dmft, open_dataset, write_dataset
+from prcy.analysis import linear_ridge_dynamics, replica_summary
+from prcy.io import open_dataset, write_dataset
 from prcy.kernels import dmft as kd, losses
 from prcy.kernels.problems import labels
 
@@ -463,16 +463,16 @@ def test_a_resumed_solve_backtracks_and_counts_shortened_steps_like_an_uninterru
 def test_replica_summary_is_mean_and_standard_error_of_converged_replicas():
     ens = dmft.solve(**ENSEMBLE, replicas=4)
     m = ens.magnetization.values
-    s = dmft.replica_summary(ens)
+    s = replica_summary(ens)
     np.testing.assert_allclose(s["mean"].values, m.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(s["standard_error"].values, m.std(axis=0, ddof=1) / 2.0, rtol=1e-12)
     ens["replica_status"][1] = "max_iter"                       # a replica that did not converge is left out
-    s = dmft.replica_summary(ens)
+    s = replica_summary(ens)
     keep = m[[0, 2, 3]]
     assert s.attrs["replicas_used"] == 3
     np.testing.assert_allclose(s["standard_error"].values, keep.std(axis=0, ddof=1) / np.sqrt(3), rtol=1e-12)
     with pytest.raises(ValueError, match="no 'replica' dimension"):
-        dmft.replica_summary(dmft.solve(**ENSEMBLE))
+        replica_summary(dmft.solve(**ENSEMBLE))
 
 
 def test_interrupted_ensemble_resumes_per_replica(tmp_path):
@@ -598,7 +598,7 @@ def test_a_resumed_solve_names_the_guess_its_checkpoint_began_from(tmp_path):
     (tmp_path / "ens.replica-1").unlink()                        # replica 1 starts again, from A.1
     ens = dmft.solve(**kw, replicas=2, checkpoint=tmp_path / "ens")
     assert ens.attrs["initial_guess"] == "replica 0: M_R of an array; replica 1: A.1 (M_R = 0)"
-    assert "initial guess: replica 0: M_R of an array; replica 1: A.1" in describe_dmft(ens)
+    assert "initial guess: replica 0: M_R of an array; replica 1: A.1" in dmft.describe(ens)
 
 
 @pytest.mark.parametrize("initial, match", [
@@ -671,9 +671,8 @@ def test_response_diagnostics_separate_a_light_from_a_heavy_tailed_response(tmp_
     assert float(heavy.response_ess_min.min()) < dmft.ESS_WARN
     assert float(heavy.M_R_row_ess.median()) < float(light.M_R_row_ess.median()) / 3
     path = write_dataset(heavy, tmp_path / "heavy.nc")
-    from prcy.io import describe
-    assert "WARNING: heavy-tailed response" in describe(open_dataset(path))
-    assert "WARNING" not in describe(light)
+    assert "WARNING: heavy-tailed response" in dmft.describe(open_dataset(path))
+    assert "WARNING" not in dmft.describe(light)
     # the kicked response (docs/dmft.md; its variance: tests/test_dmft_tails.py) solves the same problem
     kicked = dmft.solve(**common, response_kick=0.1)
     assert (kicked.replica_status == "converged").all()

@@ -63,8 +63,7 @@ def test_output_files_respect_the_umask(tmp_path):
 
 def test_the_summary_says_over_which_seeds_the_median_final_m_is():
     import prcy
-    from prcy.analysis import success_summary
-    from prcy.io import format_summary_row
+    from prcy.analysis import format_summary_row, success_summary
 
     ds = prcy.simulate(algorithm="gd", lr=2.0, constraint="ridge", n=20, t_max=10, seeds=4, m0=0.5)
     (row,) = success_summary(ds)

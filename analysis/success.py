@@ -18,13 +18,20 @@ def wilson_interval(successes, trials, z=1.959963984540054):
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+SUMMARY_VARIABLES = ("success", "solved_time", "magnetization", "stop_reason")
+
+
 def success_summary(ds):
     """One row per point of every dimension other than ``seed`` and ``time`` (for a simulation: per
     algorithm): the point's coordinates, seeds, successes, fraction with its Wilson interval, median
     solved time (over solved seeds), median final ``|m|`` over the seeds whose final ``m`` is finite
-(``final_m_seeds`` of them: a diverged seed has none), number of diverged seeds. In a sweep, an
+    (``final_m_seeds`` of them: a diverged seed has none), number of diverged seeds. In a sweep, an
     algorithm is listed once along the dimensions it does not depend on (attribute ``independent_of``),
-    with the value ``"any"`` there."""
+    with the value ``"any"`` there. A dataset without ``SUMMARY_VARIABLES`` is a ``ValueError``."""
+    missing = [name for name in SUMMARY_VARIABLES if name not in ds]
+    if missing:
+        raise ValueError(f"the dataset lacks {', '.join(missing)}; a success summary needs "
+                         f"{', '.join(SUMMARY_VARIABLES)}")
     dims = [d for d in ds["success"].dims if d != "seed"]
     independent = json.loads(ds.attrs.get("independent_of", "{}"))
     rows = []

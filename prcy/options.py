@@ -324,7 +324,8 @@ SIMULATION = _rows(
            choices=PROBLEMS),
     Option("alpha", "problem.alpha", "float", 3.0, "Samples per dimension, M = round(alpha N)", "problem",
            low=0, low_open=True, at_most=1e6),
-    Option("n", "problem.n", "int", 1000, "Dimension N", "problem", low=1, at_most=10 ** 7, cli_default=256),
+    Option("n", "problem.n", "int", 1000, "Dimension N (at least 2: the warm start m(0) = m0 needs a direction "
+           "orthogonal to the teacher)", "problem", low=2, at_most=10 ** 7, cli_default=256),
     Option("n_test", "problem.n_test", "int", 0, "Held-out samples for an empirical test error "
            "(0: the formula only)", "problem", low=0, at_most=10 ** 7),
     Option("precision", "problem.precision", "choice", "float64", "Storage precision of the inputs X "

@@ -409,6 +409,8 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     tasks = sweep.tasks()
     for reference in {t.spec.problem.loss for t in tasks.values()} - {None, *LOSSES}:
         load_loss(reference)          # a loss that cannot be loaded fails here, not in every task
+    if scheduler is None and dask_workers is None:
+        _check_memory(tasks, processes, threads)
     store = PartStore(output)
     manifest = store.manifest(sweep)
     for path in store.foreign(set(tasks)):
@@ -430,6 +432,18 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
         else:
             _run_local(missing, store, processes, threads, progress, done, len(tasks))
     return merge(sweep, store, output, manifest["created"], tasks)
+
+
+def _check_memory(tasks: dict[str, Task], processes: int | None, threads: int | None) -> None:
+    """Refuse a local sweep whose processes, each running its largest task, would need more memory
+    than the machine has (``prcy.resources.check_memory``)."""
+    from prcy.resources import check_memory
+    from prcy.simulate import MEMORY_OPTIONS, memory_parts
+
+    processes, threads = plan_workers(len(tasks), processes, threads)
+    largest = max((memory_parts(t.spec, threads) for t in tasks.values()), key=lambda parts: sum(parts.values()))
+    check_memory({f"{what} (x {processes} processes)": processes * b for what, b in largest.items()},
+                 MEMORY_OPTIONS + ", fewer processes or smaller --seeds-per-task")
 
 
 def exit_with_parent(parent: int) -> None:

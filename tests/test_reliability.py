@@ -20,10 +20,13 @@ def _alive(proc) -> bool:
         return False
 
 
-def test_a_killed_sweep_leaves_no_process_behind(tmp_path):
+@pytest.mark.parametrize("executor", [["--processes", "2"], ["--dask-workers", "2"]])
+def test_a_killed_sweep_leaves_no_process_behind(tmp_path, executor):
     psutil = pytest.importorskip("psutil")
+    if "--dask-workers" in executor:
+        pytest.importorskip("distributed")
     args = [sys.executable, "-m", "prcy", "sweep", "--alpha", "2,3", "--n", "100", "--t-max", "20000",
-            "--seeds", "2", "--processes", "2", "--threads", "1", "--no-progress", "-o", str(tmp_path / "s.nc")]
+            "--seeds", "2", *executor, "--threads", "1", "--no-progress", "-o", str(tmp_path / "s.nc")]
     parent = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children = []
     try:
@@ -32,7 +35,7 @@ def test_a_killed_sweep_leaves_no_process_behind(tmp_path):
             time.sleep(0.2)
             children = psutil.Process(parent.pid).children(recursive=True)
         assert len(children) >= 3, "the sweep did not start its workers"
-        time.sleep(1.0)
+        time.sleep(2.0)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 5
@@ -136,3 +139,158 @@ def test_a_sweep_refuses_a_loss_it_cannot_load_before_any_task(tmp_path):
     result = CliRunner().invoke(app, ["sweep", *SMALL, "--alpha", "2,3", "--loss", "os:getpid", "-o", str(out)])
     assert result.exit_code == 2 and "loss: 'os:getpid' is a builtin_function_or_method" in result.output
     assert not out.with_name("s.nc.parts").exists()
+
+
+def test_an_ensemble_where_no_replica_converged_is_written_described_and_plotted(tmp_path):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    runner = CliRunner()
+    dmft = ["dmft", "--m0", "0.8", "--t-max", "1", "--samples", "100", "--max-iter", "3", "--no-progress"]
+    for extra, name in ((["--replicas", "2"], "d.nc"), (["--first-replica", "3", "--replicas", "1"], "d3.nc")):
+        result = runner.invoke(app, [*dmft, *extra, "-o", str(tmp_path / name)])
+        assert result.exit_code == 1, result.output          # not converged: the file is written, exit 1
+        assert "no replica converged" in result.output and (tmp_path / name).exists()
+    info = runner.invoke(app, ["info", str(tmp_path / "d.nc")])
+    assert info.exit_code == 0 and "no replica converged" in info.output, info.output
+    base = tmp_path / "base.nc"
+    assert runner.invoke(app, ["simulate", *SMALL, "-o", str(base)]).exit_code == 0
+    plot = runner.invoke(app, ["plot", str(base), str(tmp_path / "d.nc"), "-o", str(tmp_path / "p.png")])
+    assert plot.exit_code == 0, plot.output
+
+
+def test_a_file_without_what_its_schema_promises_is_refused_in_one_line(tmp_path):
+    import prcy
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    ds = prcy.simulate(algorithm="gd", n=20, t_max=1, seeds=2).drop_vars("success")
+    ds.to_netcdf(tmp_path / "cut.nc")
+    result = CliRunner().invoke(app, ["info", str(tmp_path / "cut.nc")])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.endswith("cut.nc': the dataset lacks success; a success summary needs success, solved_time, "
+                         "magnetization, stop_reason")
+
+
+def test_a_dmft_solve_that_did_not_converge_exits_1_with_its_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    out = tmp_path / "d.nc"
+    result = CliRunner().invoke(app, ["dmft", "--alpha", "1e6", "--t-max", "1", "--samples", "100", "--no-progress",
+                                      "-o", str(out)])
+    assert result.exit_code == 1 and "diverged" in result.output and out.exists()
+
+
+@pytest.mark.parametrize("args, part", [
+    (["simulate", "--n", "10000000", "--seeds", "2"], "inputs X, 30000000 x 10000000 float64"),
+    (["simulate", "--n", "64", "--share-data", "--alpha", "1000000"], "inputs X, 64000000 x 64 float64, shared"),
+    (["simulate", "--n", "32", "--seeds", "1000000"], "recorded curves"),
+    (["dmft", "--samples", "10000000"], "sample paths, 101 grid points x 10000000 samples"),
+    (["dmft", "--t-max", "1", "--samples", "100", "--replicas", "1000000"], "datasets of 1000000 solve(s)"),
+    (["sweep", "--n", "3000000", "--alpha", "2,3", "--processes", "2"], "(x 2 processes)"),
+])
+def test_a_run_larger_than_the_machine_is_refused_with_its_estimate_before_compute(tmp_path, monkeypatch, args,
+                                                                                      part):
+    from typer.testing import CliRunner
+
+    from prcy import resources
+    from prcy.cli import app
+
+    monkeypatch.setattr(resources, "machine_memory", lambda: 4 * 2 ** 30)
+    out = tmp_path / "o.nc"
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, [*args, "--t-max", "1", "--no-progress", "-o", str(out)]
+                                if "--t-max" not in args else [*args, "--no-progress", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: memory: this run needs about ") and part in line
+    assert "more than the 4 GiB this machine gives a process; allowed: smaller" in line
+    assert time.perf_counter() - start < 10 and not out.exists() and not out.with_name("o.nc.parts").exists()
+
+
+@pytest.mark.parametrize("command", [["simulate", *SMALL], ["dmft", "--t-max", "1", "--samples", "100", "--no-progress"],
+                                     ["sweep", *SMALL]])
+@pytest.mark.parametrize("output, message", [
+    ("adir", "'adir' is a folder"), ("", "'.' is a folder"),
+    ("/proc/x.nc", "no file can be created in folder '/proc'")])
+def test_an_output_that_cannot_be_written_is_refused_before_compute(tmp_path, monkeypatch, command, output,
+                                                                    message):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    if output.startswith("/proc") and not os.path.isdir("/proc"):
+        pytest.skip("no /proc")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, [*command, "-o", output, "--overwrite"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line == f"error: output: {message}" or line.startswith(f"error: output: {message}")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04" + bytes(40), bytes(range(256))])
+def test_an_empty_or_damaged_checkpoint_is_one_line(tmp_path, content):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    checkpoint = tmp_path / "c.npz"
+    checkpoint.write_bytes(content)
+    result = CliRunner().invoke(app, ["dmft", "--t-max", "1", "--samples", "100", "--no-progress",
+                                      "--checkpoint", str(checkpoint), "-o", str(tmp_path / "d.nc")])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "is not a prcy DMFT checkpoint, or a damaged one" in line and line.endswith("remove it to start afresh")
+
+
+def test_an_interrupted_ensemble_writes_the_replicas_it_finished(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from prcy import cli
+    from prcy.io import open_dataset
+
+    def ctrl_c_in_replica_7(iteration, residual, replica=None):
+        if replica == 7:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_dmft_report", ctrl_c_in_replica_7)
+    out = tmp_path / "d.nc"
+    result = CliRunner().invoke(cli.app, ["dmft", "--alpha", "2", "--algorithm", "gd", "--m0", "0.5", "--dt", "0.05",
+                                          "--t-max", "1", "--samples", "200", "--first-replica", "5",
+                                          "--replicas", "99", "-o", str(out)])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: wrote the 2 finished replicas (5 to 6)" in result.output
+    assert "--first-replica 7 solves the others" in result.output
+    ds = open_dataset(out)
+    assert list(ds.replica.values) == [5, 6] and ds.attrs["replicas"] == 2
+    assert '"replicas": 2' in ds.attrs["spec"] and set(ds.replica_status.values) == {"converged"}
+
+
+def test_simulate_data_refuses_a_teacher_of_the_wrong_norm():
+    import numpy as np
+
+    from prcy.data import simulate_data
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 20))
+    w0 = rng.standard_normal(20)
+    w0 *= np.sqrt(20) / np.linalg.norm(w0)
+    assert simulate_data(X, teacher=w0, algorithm="gd", t_max=0.1).sizes["seed"] == 1
+    with pytest.raises(ValueError, match=r"teacher: squared norm 0.25 N; allowed: N \(within 1e-06\)"):
+        simulate_data(X, teacher=0.5 * w0, algorithm="gd", t_max=0.1)
+
+
+def test_a_one_dimensional_run_is_refused():
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--n", "1", "--seeds", "2", "--t-max", "1", "-o", "never.nc"])
+    assert result.exit_code == 2 and "n: 1 is not allowed; allowed: an integer >= 2" in result.output

@@ -294,3 +294,95 @@ def test_a_one_dimensional_run_is_refused():
 
     result = CliRunner().invoke(app, ["simulate", "--n", "1", "--seeds", "2", "--t-max", "1", "-o", "never.nc"])
     assert result.exit_code == 2 and "n: 1 is not allowed; allowed: an integer >= 2" in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# property-based: any value of any type for any option is run or refused in one line
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+# values of every type, kept to sizes that run in well under a second when they are allowed
+VALUES = st.one_of(
+    st.sampled_from(["0", "1", "2", "3", "-1", "0.5", "1e-300", "1e300", "nan", "inf", "-inf", "2e0",
+                     str(2 ** 63), str(10 ** 20), "", " ", "true", "false", "none", "gd", "sphere", "0:1,1:0",
+                     "0,1", "1:3:1", "os:getcwd", "sys:exit", "a:b:c", "\x00", "é", "--n"]),
+    st.integers(-10, 10).map(str), st.floats(-10, 10, allow_nan=False).map(repr), st.text(max_size=8))
+BASE = {"simulate": ["--n", "8", "--alpha", "2", "--seeds", "1", "--t-max", "0.05", "--points", "3"],
+        "dmft": ["--t-max", "0.05", "--samples", "10", "--max-iter", "2"],
+        "sweep": ["--n", "8", "--alpha", "2", "--seeds", "1", "--t-max", "0.05", "--points", "3",
+                  "--processes", "1"]}
+
+
+def _flags(command: str) -> list[str]:
+    from prcy.options import DMFT, EXECUTION, NOT_IN_DMFT, SIMULATION
+
+    rows = {"simulate": [*SIMULATION.values(), EXECUTION["threads"]],
+            "dmft": [*DMFT.values(), *(SIMULATION[n] for n in NOT_IN_DMFT), EXECUTION["threads"]],
+            # --dask-workers starts a Dask cluster (seconds each): tests/test_sweep.py covers it
+            "sweep": [*SIMULATION.values(), *(EXECUTION[n] for n in ("processes", "threads", "seeds_per_task"))]}
+    return sorted({row.flag for row in rows[command]})
+
+
+@st.composite
+def command_lines(draw):
+    command = draw(st.sampled_from(sorted(BASE)))
+    flags = draw(st.lists(st.sampled_from(_flags(command)), min_size=1, max_size=3, unique=True))
+    words = []
+    for flag in flags:
+        words += [flag, draw(VALUES)]
+    return [command, *BASE[command], *words]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=command_lines())
+def test_any_option_value_is_run_or_refused_in_one_line(tmp_path, args):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    out = tmp_path / "out.nc"
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--overwrite", "-o", str(out)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.output)
+    assert "Traceback" not in result.output, (args, result.output)
+    allowed = (0, 1, 2) if args[0] == "dmft" else (0, 2)
+    assert result.exit_code in allowed, (args, result.exit_code, result.output)
+    if result.exit_code == 2:
+        errors = [line for line in result.output.splitlines() if line.lower().startswith("error")]
+        assert len(errors) == 1, (args, result.output)
+    else:
+        assert f"wrote {out}" in result.output, (args, result.output)
+
+
+def _filled(shape, dtype, fill):
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return np.full(shape, fill).astype(dtype)
+
+
+ARRAYS = st.one_of(
+    st.none(), st.floats(), st.text(max_size=3),
+    st.builds(_filled,
+              st.lists(st.integers(0, 6), min_size=0, max_size=3).map(tuple),
+              st.sampled_from(["float64", "float32", "int64", "uint8", "bool", "complex128", "object"]),
+              st.sampled_from([0.0, 1.0, -2.5, float("nan"), float("inf"), 1e300])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(X=ARRAYS, teacher=ARRAYS, labels=ARRAYS, w_init=ARRAYS, sample_axis=st.sampled_from([0, 1, 2, -1]))
+def test_simulate_data_runs_or_refuses_any_arrays(X, teacher, labels, w_init, sample_axis):
+    import numpy as np
+
+    from prcy.data import simulate_data
+
+    rng = np.random.default_rng(0)
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind == "f":
+        X = X + rng.standard_normal(X.shape).astype(X.dtype)       # a matrix of full rank, when finite
+    try:
+        ds = simulate_data(X, teacher=teacher, labels=labels, w_init=w_init, sample_axis=sample_axis,
+                           algorithm="gd", t_max=0.05, points=3)
+    except ValueError as exc:
+        assert str(exc).split(":")[0].strip(), exc                # names what it refuses
+    else:
+        assert ds.sizes["seed"] == 1

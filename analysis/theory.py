@@ -29,12 +29,12 @@ fixed point reached is the first crossing, and ``m -> 1`` once ``alpha > alpha_A
 Errors: out-of-domain arguments raise ``ValueError`` naming the argument, its value and the allowed range;
 a solve that does not converge raises :class:`ConvergenceError` carrying its residual.
 """
-import math
 from functools import lru_cache
 
 import numpy as np
 
 from prcy._xp import array_api_boundary
+from prcy.options import check_number
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import polygamma
 
@@ -52,23 +52,6 @@ class ConvergenceError(RuntimeError):
     def __init__(self, message, residual):
         super().__init__(f"{message} (residual {residual!r})")
         self.residual = residual
-
-
-def _check_range(name, value, low=None, high=None, low_open=True, high_open=True, allowed=None):
-    """Raise ``ValueError`` naming ``name`` when a scalar is NaN or outside ``(low, high)``."""
-    v = float(value)
-    bad = math.isnan(v)
-    if low is not None:
-        bad |= v <= low if low_open else v < low
-    if high is not None:
-        bad |= v >= high if high_open else v > high
-    if bad:
-        if allowed is None:
-            lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
-            hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
-            allowed = f"{lo}{name}{hi}"
-        raise ValueError(f"{name}: {value!r} is not allowed; allowed: {allowed}")
-    return v
 
 
 def sech_moment(b):
@@ -112,7 +95,7 @@ def se_channel_integral(m, n_nodes=DEFAULT_NODES):
 
 def se_hat_overlap(m, alpha=1.0, n_nodes=DEFAULT_NODES):
     """``mhat = alpha F(m) = alpha E[g_out^2]`` for ``0 <= m < 1`` (diverges as ``m -> 1``)."""
-    alpha = _check_range("alpha", alpha, low=0.0)
+    alpha = check_number("alpha", float(alpha), low=0.0, low_open=True)
     m = np.asarray(m, dtype=float)
     if np.any((m < 0) | (m >= 1)):
         raise ValueError(f"m: {m[(m < 0) | (m >= 1)].flat[0]!r} is not allowed; allowed: 0 <= m < 1")
@@ -123,7 +106,7 @@ def se_hat_overlap(m, alpha=1.0, n_nodes=DEFAULT_NODES):
 
 def se_update(m, alpha, n_nodes=DEFAULT_NODES):
     """One state-evolution step ``m -> mhat / (1 + mhat)``; ``m = 1`` is mapped to 1."""
-    alpha = _check_range("alpha", alpha, low=0.0)
+    alpha = check_number("alpha", float(alpha), low=0.0, low_open=True)
     m = np.asarray(m, dtype=float)
     if np.any((m < 0) | (m > 1)):
         raise ValueError(f"m: {m[(m < 0) | (m > 1)].flat[0]!r} is not allowed; allowed: 0 <= m <= 1")
@@ -142,9 +125,9 @@ def se_iterate(alpha, m0=1e-3, tol=1e-12, max_iter=100_000, n_nodes=DEFAULT_NODE
     step size after ``max_iter`` iterations (the iteration slows down critically near ``alpha_AMP``: prefer
     :func:`se_fixed_point` for the fixed point itself).
     """
-    alpha = _check_range("alpha", alpha, low=0.0)
-    m0 = _check_range("m0", m0, low=0.0, high=1.0, high_open=False)
-    _check_range("tol", tol, low=0.0)
+    alpha = check_number("alpha", float(alpha), low=0.0, low_open=True)
+    m0 = check_number("m0", float(m0), low=0.0, high=1.0, high_open=False, low_open=True)
+    check_number("tol", float(tol), low=0.0, low_open=True)
     ms = [m0]
     m = m0
     for _ in range(int(max_iter)):
@@ -218,7 +201,7 @@ def se_fixed_point(alpha, n_nodes=DEFAULT_NODES):
 
 
 def _fixed_point(alpha, n_nodes):
-    alpha = _check_range("alpha", alpha, low=0.0)
+    alpha = check_number("alpha", float(alpha), low=0.0, low_open=True)
     if alpha <= alpha_weak_recovery():
         return 0.0
     m_s, a_s = _spinodal(int(n_nodes))

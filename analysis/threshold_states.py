@@ -44,7 +44,8 @@ import numpy as np
 from prcy._xp import array_api_boundary
 from scipy.optimize import brentq, root
 
-from prcy.analysis.theory import ConvergenceError, _check_range
+from prcy.analysis.theory import ConvergenceError
+from prcy.options import check_number
 
 __all__ = ["loss_derivatives", "proximal_field", "moreau_envelope", "LabelLaw", "label_law",
            "threshold_equations", "threshold_free_energy", "ThresholdState", "threshold_state",
@@ -85,7 +86,7 @@ def proximal_field(u, y, chi):
     is the root of the sign of ``u`` with the largest modulus.  At ``u = 0`` and ``y^2 > 1/(2 chi)`` the
     minimizer jumps between ``+-sqrt(y^2 - 1/(2 chi))``; the positive one is returned.
     """
-    chi = _check_range("chi", chi, low=0.0)
+    chi = check_number("chi", float(chi), low=0.0, low_open=True)
     u, y = np.broadcast_arrays(np.asarray(u, float), np.asarray(y, float))
     s = np.where(u < 0, -1.0, 1.0)
     t = _largest_cubic_root(2.0 * chi, 1.0 - 2.0 * chi * y * y, -np.abs(u))
@@ -204,9 +205,9 @@ class LabelLaw:
 def label_law(alpha, chi, z, n_nodes=DEFAULT_NODES):
     """The label law at given ``(chi, z)`` (eq 17 as derived: push-forward of the tilted cavity field
     through :func:`proximal_field`).  ``alpha`` is only recorded."""
-    alpha = _check_range("alpha", alpha, low=0.0)
-    chi = _check_range("chi", chi, low=0.0)
-    z = _check_range("z", z, low=0.0, low_open=False)
+    alpha = check_number("alpha", float(alpha), low=0.0, low_open=True)
+    chi = check_number("chi", float(chi), low=0.0, low_open=True)
+    z = check_number("z", float(z), low=0.0, low_open=False)
     y, yh, weight = _label_nodes(chi, z, int(n_nodes))
     l0, l1, l2 = loss_derivatives(yh, y)
     jac = 1.0 + 0.5 * chi * l2
@@ -227,9 +228,9 @@ def threshold_equations(chi, z, alpha, n_nodes=DEFAULT_NODES):
 
 def threshold_free_energy(chi, z, alpha, n_nodes=DEFAULT_NODES):
     """Eq 11: ``f(chi | alpha, z)`` per dimension (``L/N`` units)."""
-    alpha = _check_range("alpha", alpha, low=0.0)
-    chi = _check_range("chi", chi, low=0.0)
-    z = _check_range("z", z, low=0.0)
+    alpha = check_number("alpha", float(alpha), low=0.0, low_open=True)
+    chi = check_number("chi", float(chi), low=0.0, low_open=True)
+    z = check_number("z", float(z), low=0.0, low_open=True)
     n = int(n_nodes)
     yc = 1.0 / math.sqrt(2.0 * chi)
     t, w = _gauss_legendre_01(2 * n)
@@ -321,7 +322,7 @@ def _solve(alpha, n):
 def bbp_psi(lam, law):
     """``Psi_alpha(lam)`` of eq 5 under ``law`` (``lam >= alpha/chi``, where ``2 lam + alpha l'' >= 0``)."""
     a = law.alpha
-    lam = _check_range("lam", lam, low=a / law.chi * (1 - 1e-12), low_open=False,
+    lam = check_number("lam", float(lam), low=a / law.chi * (1 - 1e-12), low_open=False,
                        allowed=f"lam >= alpha/chi = {a / law.chi!r}")
     den = 2.0 * lam + a * law.d2l
     return lam * (1.0 / a - law.expect(a * law.d2l / den))
@@ -330,7 +331,7 @@ def bbp_psi(lam, law):
 def bbp_phi(lam, law):
     """``Phi_alpha(lam)`` of eq 5 under ``law`` (same domain as :func:`bbp_psi`)."""
     a = law.alpha
-    lam = _check_range("lam", lam, low=a / law.chi * (1 - 1e-12), low_open=False,
+    lam = check_number("lam", float(lam), low=a / law.chi * (1 - 1e-12), low_open=False,
                        allowed=f"lam >= alpha/chi = {a / law.chi!r}")
     den = 2.0 * lam + a * law.d2l
     return -lam * law.expect(a * law.d2l * law.y**2 / den)
@@ -353,7 +354,7 @@ def threshold_state(alpha, n_nodes=DEFAULT_NODES):
     Raises ``ValueError`` for ``alpha <= 1`` (there zero-loss configurations exist: ``chi -> inf`` as
     ``alpha -> 1+``) and :class:`ConvergenceError` with the residual when the solve fails.
     """
-    alpha = _check_range("alpha", alpha, low=1.0,
+    alpha = check_number("alpha", float(alpha), low=1.0, low_open=True,
                          allowed="alpha > 1 (threshold states of positive energy exist only above 1)")
     n = int(n_nodes)
     chi, z = _solve(alpha, n)
@@ -398,6 +399,6 @@ def _alpha_bbp(n, lo, hi, xtol):
 
 def alpha_bbp(n_nodes=DEFAULT_NODES, bracket=(12.0, 16.0), xtol=1e-8):
     """``alpha_BBP`` (003 eqs 6-7 with the 1RSB threshold-state law): 13.853 (published ~13.8)."""
-    lo = _check_range("bracket[0]", bracket[0], low=1.0)
-    hi = _check_range("bracket[1]", bracket[1], low=lo)
+    lo = check_number("bracket[0]", float(bracket[0]), low=1.0, low_open=True)
+    hi = check_number("bracket[1]", float(bracket[1]), low=lo, low_open=True)
     return _alpha_bbp(int(n_nodes), lo, hi, float(xtol))

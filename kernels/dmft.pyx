@@ -57,8 +57,9 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
   row-major ``K x K`` ``A + jitter I`` given rows ``< k``; a pivot that is not positive is set to 0
   with the column below it, and its magnitude returned (0 when nothing was clipped).
 - ``evaluate_chunk(loss, h, h0, y, sel, n, m, c, g, d, sums)``: for ``n`` samples, ``g = c s dv(h~)``,
-  ``d = s d2v(h~)`` and ``sums[0..3] += (sum d, sum s h~ dv, sum s h0 dv, sum v)`` (``sel`` NULL: all
-  selected).
+  ``d = s d2v(h~)`` and ``sums[SUM_D], sums[SUM_HT_DV], sums[SUM_H0_DV], sums[SUM_V] += sum d,
+  sum s h~ dv, sum s h0 dv, sum v`` (``sel`` NULL: all selected; the ``SUM_*`` indices are the
+  ``.pxd``'s enum, ``N_SUMS`` of them).
 - ``response_column(D, S, c0, nb, K, j, nut, MR, dt, c, Tcol, acc)``: for samples ``c0 .. c0+nb-1``
   (``nb <= DMFT_BLOCK``) of the ``K x S`` row-major ``D``, propagate ``T(., j)`` and add
   ``sum_b D[k, b] T_b(k, j)`` to ``acc[k]``; ``Tcol`` is ``K x DMFT_BLOCK`` scratch.
@@ -80,7 +81,7 @@ BLOCK = DMFT_BLOCK
 CHUNK = DMFT_CHUNK
 PANEL = DMFT_PANEL
 ROWS = DMFT_ROWS
-NU_FORMS = {"ridge": 0, "A.19": 1, "A.29": 2}
+NU_FORMS = {"ridge": NU_RIDGE, "A.19": NU_A19, "A.29": NU_A29}
 RESPONSE_METHODS = ("blocked", "recursion")
 
 
@@ -116,10 +117,10 @@ cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, co
         dv = s * f_dv(ht, y[i], loss.theta)
         g[i] = grad_scale * dv
         d[i] = s * f_d2v(ht, y[i], loss.theta)
-        sums[0] += d[i]
-        sums[1] += ht * dv
-        sums[2] += h0[i] * dv
-        sums[3] += f_v(ht, y[i], loss.theta)
+        sums[SUM_D] += d[i]
+        sums[SUM_HT_DV] += ht * dv
+        sums[SUM_H0_DV] += h0[i] * dv
+        sums[SUM_V] += f_v(ht, y[i], loss.theta)
 
 
 cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h0, const double* y,
@@ -127,13 +128,13 @@ cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h
                                 Py_ssize_t S, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double m, double c,
                                 double* G, double* D, double* pc) noexcept nogil:
     """Grid step ``k``, samples ``c0 .. c0+n-1`` of the ``K x S`` rows ``H`` (``h``, with ``h~ = h + h0 m``),
-    ``sel``, ``G``, ``D``: fill ``G``, ``D`` and the chunk's partial sums ``pc[0..3]`` (``evaluate_chunk``)
-    and ``pc[4 + j] = sum G_k G_j`` for ``j <= k``."""
+    ``sel``, ``G``, ``D``: fill ``G``, ``D`` and the chunk's partial sums ``pc[:N_SUMS]`` (``evaluate_chunk``)
+    and ``pc[N_SUMS + j] = sum G_k G_j`` for ``j <= k``."""
     cdef Py_ssize_t j, i
     cdef double x
     cdef const double* gk = G + k * S + c0
     cdef const double* gj
-    memset(pc, 0, (4 + k + 1) * sizeof(double))
+    memset(pc, 0, (N_SUMS + k + 1) * sizeof(double))
     evaluate_chunk(lp, H + k * S + c0, h0 + c0, y + c0, NULL if sel == NULL else sel + k * S + c0, n, m, c,
                    G + k * S + c0, D + k * S + c0, pc)
     for j in range(k + 1):
@@ -141,16 +142,16 @@ cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h
         x = 0.0
         for i in range(n):
             x = x + gk[i] * gj[i]
-        pc[4 + j] = x
+        pc[N_SUMS + j] = x
 
 
 cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize_t n_chunks, Py_ssize_t k,
                                  Py_ssize_t K, double alpha, double inv_s, double* MC, double* sums) noexcept nogil:
     """Add the chunks' partial sums in chunk order (so the result does not depend on the thread count):
-    ``sums[0..3]``, and ``M_C(k, j) = M_C(j, k) = alpha <g_k g_j>`` for ``j <= k``."""
+    ``sums[:N_SUMS]``, and ``M_C(k, j) = M_C(j, k) = alpha <g_k g_j>`` for ``j <= k``."""
     cdef Py_ssize_t ch, j, a
     cdef double x
-    for a in range(4):
+    for a in range(N_SUMS):
         x = 0.0
         for ch in range(n_chunks):
             x = x + part[ch * stride + a]
@@ -158,7 +159,7 @@ cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize
     for j in range(k + 1):
         x = 0.0
         for ch in range(n_chunks):
-            x = x + part[ch * stride + 4 + j]
+            x = x + part[ch * stride + N_SUMS + j]
         MC[k * K + j] = alpha * x * inv_s
         MC[j * K + k] = MC[k * K + j]
 
@@ -388,6 +389,91 @@ cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
     return v
 
 
+cdef struct Estimates:
+    # the estimators at one grid point from the sample sums (sums of N_SUMS, over S samples)
+    double delta_nu          # alpha c <s d2v>
+    double nu_hat            # -alpha <g h~> + T (A.19)
+    double mu                # alpha <g h0>
+    double train_loss        # <v>
+
+
+cdef inline Estimates _estimates(const double* sums, double alpha, double grad_scale, double inv_s,
+                                 double temperature) noexcept nogil:
+    cdef Estimates e
+    e.delta_nu = alpha * grad_scale * sums[SUM_D] * inv_s
+    e.nu_hat = -alpha * grad_scale * sums[SUM_HT_DV] * inv_s + temperature
+    e.mu = alpha * grad_scale * sums[SUM_H0_DV] * inv_s
+    e.train_loss = sums[SUM_V] * inv_s
+    return e
+
+
+cdef inline void _sample_pass(const Loss* lp, double* H, double* G, double* D, const double* Z, const double* MR,
+                              const double* L, const double* h0, const double* y, const unsigned char* sel,
+                              Py_ssize_t S, Py_ssize_t K, Py_ssize_t k, double dt, double nut_prev, double m,
+                              double grad_scale, double* part, int nt) noexcept nogil:
+    """The samples at grid step ``k``: each chunk of ``DMFT_CHUNK`` samples takes the step ``k-1 -> k``
+    (``_advance``, with the friction ``nut_prev`` of step ``k-1``) and is evaluated at ``k``
+    (``_chunk_moments``: its partial sums in its row of ``part``), in parallel over the chunks."""
+    cdef Py_ssize_t ch, c0, n
+    cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK
+    for ch in prange(n_chunks, num_threads=nt, schedule="static"):
+        c0 = ch * DMFT_CHUNK
+        n = min(DMFT_CHUNK, S - c0)
+        if k > 0:
+            _advance(H, G, Z, MR, L, S, K, k, c0, n, dt, nut_prev)
+        _chunk_moments(lp, H, h0, y, sel, S, k, c0, n, m, grad_scale, G, D, part + ch * (N_SUMS + K))
+
+
+cdef inline void _weight_rows(Py_ssize_t k, double dt, double q0, const double[::1] temps, const double* m,
+                              const double* nut, const double[:, ::1] MR, const double[:, ::1] MC,
+                              double[:, ::1] R, double[:, ::1] V, double[:, ::1] C) noexcept nogil:
+    """Row ``k`` of the response ``R`` and of the correlation ``C`` of the weights (A.28), from the rows
+    before it: ``R(k, j) = (1 - dt nut_{k-1}) R(k-1, j) + dt^2 sum_{j<=i<k-1} M_R(k-1, i) R(i, j)``,
+    ``R(k, k) = 1``; ``V(k, b) = sum_{a<k} dt R(k, a+1) N(a, b)`` with ``N = M_C + diag(2T/dt)``, and
+    ``C = Q + m m^T`` with ``Q(k, j) = q0 R(k, 0) R(j, 0) + sum_{b<j} V(k, b) dt R(j, b+1)``."""
+    cdef Py_ssize_t i, j, a, b
+    cdef double x, q
+    if k > 0:
+        for j in range(k):
+            R[k, j] = (1.0 - dt * nut[k - 1]) * R[k - 1, j]
+        for i in range(k - 1):
+            x = dt * dt * MR[k - 1, i]
+            for j in range(i + 1):
+                R[k, j] += x * R[i, j]
+    R[k, k] = 1.0
+    for b in range(k):
+        V[k, b] = 2.0 * temps[b] * R[k, b + 1]
+    for a in range(k):
+        x = dt * R[k, a + 1]
+        for b in range(k):
+            V[k, b] += x * MC[a, b]
+    for j in range(k + 1):
+        q = q0 * R[k, 0] * R[j, 0]
+        for b in range(j):
+            q = q + V[k, b] * dt * R[j, b + 1]
+        C[k, j] = q + m[k] * m[j]
+        C[j, k] = C[k, j]
+
+
+cdef inline double _nu_hat(NuForm form, const Estimates* e, double ridge, Py_ssize_t k, double dt,
+                           double temperature, const double* m, const double[:, ::1] MR,
+                           const double[:, ::1] MC, const double[:, ::1] C, const double[:, ::1] R) noexcept nogil:
+    """``nu_hat_k`` in the form ``form``: the ridge's ``lambda``; A.19 from the samples
+    (``e.nu_hat``); or A.29 from row ``k`` of ``C``, ``R`` and the kernels,
+    ``-delta_nu + T + dt sum_{j<k} [M_R(k, j) C(k, j) + M_C(k, j) R(k, j+1)]
+    - m_k (mu - delta_nu m_k + dt sum_{j<k} M_R(k, j) m_j)``."""
+    cdef Py_ssize_t j
+    cdef double x = 0.0, q = 0.0
+    if form == NU_RIDGE:
+        return ridge
+    if form == NU_A19:
+        return e.nu_hat
+    for j in range(k):
+        x = x + MR[k, j] * C[k, j] + MC[k, j] * R[k, j + 1]
+        q = q + MR[k, j] * m[j]
+    return -e.delta_nu + temperature + dt * x - m[k] * (e.mu - e.delta_nu * m[k] + dt * q)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def march(loss, *, double alpha, double grad_scale, double dt, double m0, double q0, int nu_form,
@@ -401,9 +487,15 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     clipped pivots), ``n_clipped``, ``bad_step`` (first grid index where some ``h`` is not finite, -1
     when none), ``aborted``.
 
-    ``nu_form``: 0 ridge (``nu_hat = ridge``), 1 A.19, 2 A.29. ``q0``: variance of ``h(0)``.
-    ``h0``: the samples' teacher fields, ``y``: their labels (``prcy.kernels.problems.labels``).
-    ``Z``: ``K x S`` standard normals; ``sel``: ``K x S`` uint8 selection or None (full batch).
+    ``nu_form``: a value of ``NU_FORMS`` (``"ridge"``: ``nu_hat = ridge``, ``"A.19"``, ``"A.29"``).
+    ``q0``: variance of ``h(0)``. ``h0``: the samples' teacher fields, ``y``: their labels
+    (``prcy.kernels.problems.labels``). ``Z``: ``K x S`` standard normals; ``sel``: ``K x S`` uint8
+    selection or None (full batch).
+
+    Each grid step ``k``: the samples' pass (``_sample_pass``: step to ``k``, the moments at ``k``;
+    ``_reduce_moments``: their sums in a fixed order, row ``k`` of ``M_C``), the estimators
+    (``_estimates``), rows ``k`` of ``R`` and ``C`` (``_weight_rows``), ``nu_hat_k`` (``_nu_hat``),
+    ``m_{k+1}``, and row ``k`` of the noise factor (``cholesky_row``).
     """
     cdef Py_ssize_t K = temps.shape[0], S = h0.shape[0]
     for name, arr, shape in (("MR", MR, (K, K)), ("h_init", h_init, (S,)), ("y", y, (S,)), ("Z", Z, (K, S))):
@@ -412,8 +504,10 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
                              f"(K = {K} grid points, S = {S} samples)")
     if K < 2 or S < 1:
         raise ValueError(f"march: K = {K} grid points and S = {S} samples; allowed: K >= 2, S >= 1")
-    if nu_form not in (0, 1, 2):
-        raise ValueError(f"nu_form: {nu_form!r} is not allowed; allowed: 0 (ridge), 1 (A.19), 2 (A.29)")
+    if nu_form not in NU_FORMS.values():
+        raise ValueError(f"nu_form: {nu_form!r} is not allowed; allowed: "
+                         f"{', '.join(f'{v} ({k})' for k, v in NU_FORMS.items())}")
+    cdef NuForm form = <NuForm>nu_form
     cdef const unsigned char[:, ::1] sel_v = _selection(sel, K, S, "sel")
     cdef const unsigned char* sel_ptr = NULL if sel_v is None else &sel_v[0, 0]
     abort_arr = np.zeros(1, dtype=np.int32) if abort is None else abort
@@ -425,7 +519,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     MC_a, L_a = np.zeros((K, K)), np.zeros((K, K))
     C_a, R_a, V_a = np.zeros((K, K)), np.zeros((K, K)), np.zeros((K, K))
     vec_a = np.zeros((6, K))          # m, nu_hat, delta_nu, mu, loss, nut
-    part_a = np.zeros((n_chunks, 4 + K))
+    part_a = np.zeros((n_chunks, N_SUMS + K))
     cdef double[:, ::1] H = H_a, G = G_a, D = D_a, MC = MC_a, L = L_a, C = C_a, R = R_a, V = V_a
     cdef double[:, ::1] vec = vec_a, part = part_a
     cdef double* m = &vec[0, 0]
@@ -434,9 +528,10 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     cdef double* mu = &vec[3, 0]
     cdef double* lossv = &vec[4, 0]
     cdef double* nut = &vec[5, 0]
-    cdef Py_ssize_t k, j, i, a, b, ch, c0, n, s_
-    cdef double sums[4]
-    cdef double x, noise_kk, diag_max = 0.0, clipped = 0.0, cl, q, nu_m
+    cdef Py_ssize_t k, s_
+    cdef double sums[N_SUMS]
+    cdef Estimates e
+    cdef double noise_kk, diag_max = 0.0, clipped = 0.0, cl, nu_m
     cdef double inv_s = 1.0 / S
     cdef Py_ssize_t n_clipped = 0, bad = K
     with nogil:
@@ -447,67 +542,30 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
         for k in range(K):
             if ab[0] != 0:
                 break
-            # --- samples: step k-1 -> k, then evaluate at k (parallel over fixed chunks) ---
-            for ch in prange(n_chunks, num_threads=nt, schedule="static"):
-                c0 = ch * DMFT_CHUNK
-                n = min(DMFT_CHUNK, S - c0)
-                if k > 0:
-                    _advance(&H[0, 0], &G[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], S, K, k, c0, n, dt, nut[k - 1])
-                _chunk_moments(lp, &H[0, 0], &h0[0], &y[0], sel_ptr, S, k, c0, n, m[k], grad_scale, &G[0, 0], &D[0, 0],
-                               &part[ch, 0])
-            _reduce_moments(&part[0, 0], K + 4, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
+            _sample_pass(lp, &H[0, 0], &G[0, 0], &D[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], &h0[0], &y[0], sel_ptr,
+                         S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], grad_scale, &part[0, 0], nt)
+            _reduce_moments(&part[0, 0], N_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
             for s_ in range(S):
                 if not isfinite(H[k, s_]):
                     bad = k
                     break
             if bad < K:
                 break
-            dnu[k] = alpha * grad_scale * sums[0] * inv_s
-            mu[k] = alpha * grad_scale * sums[2] * inv_s
-            lossv[k] = sums[3] * inv_s
-            # --- weight side: R row k, C row k (A.28), then nu_hat_k ---
-            if k > 0:
-                for j in range(k):
-                    R[k, j] = (1.0 - dt * nut[k - 1]) * R[k - 1, j]
-                for i in range(k - 1):
-                    x = dt * dt * MR[k - 1, i]
-                    for j in range(i + 1):
-                        R[k, j] += x * R[i, j]
-            R[k, k] = 1.0
-            # V(k, b) = sum_{a<k} dt R(k, a+1) N(a, b) with N = M_C + diag(2T/dt); C = Q + m m^T with
-            # Q(k, j) = q0 R(k, 0) R(j, 0) + sum_{b<j} V(k, b) dt R(j, b+1)
-            for b in range(k):
-                V[k, b] = 2.0 * temps[b] * R[k, b + 1]
-            for a in range(k):
-                x = dt * R[k, a + 1]
-                for b in range(k):
-                    V[k, b] += x * MC[a, b]
-            for j in range(k + 1):
-                q = q0 * R[k, 0] * R[j, 0]
-                for b in range(j):
-                    q = q + V[k, b] * dt * R[j, b + 1]
-                C[k, j] = q + m[k] * m[j]
-                C[j, k] = C[k, j]
-            if nu_form == 2:
-                x = 0.0
-                q = 0.0
-                for j in range(k):
-                    x = x + MR[k, j] * C[k, j] + MC[k, j] * R[k, j + 1]
-                    q = q + MR[k, j] * m[j]
-                nu_hat[k] = -dnu[k] + temps[k] + dt * x - m[k] * (mu[k] - dnu[k] * m[k] + dt * q)
-            elif nu_form == 1:
-                nu_hat[k] = -alpha * grad_scale * sums[1] * inv_s + temps[k]
-            else:
-                nu_hat[k] = ridge
+            e = _estimates(sums, alpha, grad_scale, inv_s, temps[k])
+            dnu[k] = e.delta_nu
+            mu[k] = e.mu
+            lossv[k] = e.train_loss
+            _weight_rows(k, dt, q0, temps, m, nut, MR, MC, R, V, C)
+            nu_hat[k] = _nu_hat(form, &e, ridge, k, dt, temps[k], m, MR, MC, C, R)
             nut[k] = nu_hat[k] + dnu[k]
             if k + 1 < K:
                 nu_m = nu_hat[k] + (dnu[k] if m_with_delta_nu else 0.0)
                 m[k + 1] = m[k] + dt * (-nu_m * m[k] - mu[k])
-            # --- next row of the noise factor: N = M_C + diag(2T/dt) + jitter ---
+            # next row of the noise factor: N = M_C + diag(2T/dt) + jitter
             noise_kk = MC[k, k] + 2.0 * temps[k] / dt
             if noise_kk > diag_max:
                 diag_max = noise_kk
-            MC[k, k] = noise_kk             # temporarily: the factor reads N's row k
+            MC[k, k] = noise_kk             # for the factor's read of row k only
             cl = cholesky_row(&MC[0, 0], &L[0, 0], K, k, jitter_rel * diag_max)
             MC[k, k] = noise_kk - 2.0 * temps[k] / dt
             if cl > 0:
@@ -721,9 +779,10 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, const dou
     # evaluate_chunk takes h and m with h~ = h + h0 m: pass h~ itself with m = 0
     cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK, ch
     G_a, D_a, MC_a, vec_a = np.empty((K, S)), np.empty((K, S)), np.zeros((K, K)), np.zeros((4, K))
-    part_a = np.zeros((n_chunks, K + 4))
+    part_a = np.zeros((n_chunks, N_SUMS + K))
     cdef double[:, ::1] G = G_a, D = D_a, MC = MC_a, vec = vec_a, part = part_a
-    cdef double sums[4]
+    cdef double sums[N_SUMS]
+    cdef Estimates e
     cdef double inv_s = 1.0 / S
     with nogil:
         for k in range(K):
@@ -731,9 +790,10 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, const dou
                 _chunk_moments(lp, &h_tilde[0, 0], &h0[0], &y[0], sel_ptr, S, k, ch * DMFT_CHUNK,
                                min(DMFT_CHUNK, S - ch * DMFT_CHUNK), 0.0, grad_scale, &G[0, 0], &D[0, 0],
                                &part[ch, 0])
-            _reduce_moments(&part[0, 0], K + 4, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
-            vec[0, k] = alpha * grad_scale * sums[0] * inv_s
-            vec[1, k] = -alpha * grad_scale * sums[1] * inv_s + temps[k]
-            vec[2, k] = alpha * grad_scale * sums[2] * inv_s
-            vec[3, k] = sums[3] * inv_s
+            _reduce_moments(&part[0, 0], N_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
+            e = _estimates(sums, alpha, grad_scale, inv_s, temps[k])
+            vec[0, k] = e.delta_nu
+            vec[1, k] = e.nu_hat
+            vec[2, k] = e.mu
+            vec[3, k] = e.train_loss
     return MC_a, vec_a[0], vec_a[1], vec_a[2], vec_a[3], G_a, D_a

@@ -31,6 +31,22 @@ def to_numpy(value, name: str):
                          f"({exc}); allowed: CPU arrays (move it to the CPU first)") from None
 
 
+def real_array(value, name: str) -> np.ndarray:
+    """``value`` (any array-API / DLPack / buffer-protocol / ``__array_interface__`` object) as NumPy,
+    without copying; a clear error when it cannot be read on the host or is not real numbers."""
+    if value is None:
+        raise ValueError(f"{name}: missing")
+    arr = to_numpy(value, name)
+    try:
+        arr = np.asarray(arr)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot be read as an array ({exc})") from None
+    if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
+        raise ValueError(f"{name}: dtype {arr.dtype} is not allowed; allowed: real numbers (float64 and float32 "
+                         f"are used as they are, other real types are converted to float64)")
+    return arr
+
+
 def array_api_boundary(*names: str):
     """Decorator: the arguments ``names`` may be any array-API / DLPack array; if one is, the result (or
     each array in a returned tuple) comes back in its namespace."""

@@ -24,23 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import xarray as xr
 
-from prcy._xp import array_api_boundary, to_numpy
-
-
-def _array(value, name: str) -> np.ndarray:
-    """``value`` (any array-API / DLPack / buffer-protocol / ``__array_interface__`` object) as NumPy,
-    without copying; a clear error when it cannot be read on the host or is not real numbers."""
-    if value is None:
-        raise ValueError(f"{name}: missing")
-    arr = to_numpy(value, name)
-    try:
-        arr = np.asarray(arr)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: cannot be read as an array ({exc})") from None
-    if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
-        raise ValueError(f"{name}: dtype {arr.dtype} is not allowed; allowed: real numbers (float64 and float32 "
-                         f"are used as they are, other real types are converted to float64)")
-    return arr
+from prcy._xp import array_api_boundary, real_array
 
 
 def _finite(arr: np.ndarray, name: str) -> None:
@@ -52,7 +36,7 @@ def _finite(arr: np.ndarray, name: str) -> None:
 def as_samples(X, sample_axis: int = 0) -> tuple[np.ndarray, bool]:
     """``(Xs, copied)``: ``X`` as a C-contiguous ``M x N`` float64/float32 NumPy array with one sample
     per row, and whether that needed a copy (see the module docstring for when)."""
-    arr = _array(X, "X")
+    arr = real_array(X, "X")
     if arr.ndim != 2:
         raise ValueError(f"X: {arr.ndim} dimensions (shape {arr.shape}); allowed: a matrix, samples along "
                          f"sample_axis")
@@ -72,7 +56,7 @@ def as_samples(X, sample_axis: int = 0) -> tuple[np.ndarray, bool]:
 
 
 def _vector(value, name: str, length: int) -> np.ndarray:
-    arr = _array(value, name)
+    arr = real_array(value, name)
     if arr.ndim != 1 or arr.shape[0] != length:
         raise ValueError(f"{name}: shape {arr.shape} does not match ({length},)")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -100,7 +84,7 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     from prcy.kernels import dynamics, parallel
     from prcy.kernels.problems import labels as problem_labels
     from prcy.problems import resolve_loss
-    from prcy.simulate import STREAMS, _dataset, kernel_parameters, temperature_steps
+    from prcy.simulate import STREAMS, dataset, kernel_parameters, temperature_steps
     from prcy.specs import SimulationSpec
 
     Xs, copied = as_samples(X, sample_axis)
@@ -152,7 +136,7 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     out = {k: np.concatenate([r[k] for r in runs]) for k in runs[0] if k != "w"}
     if teacher is None:
         out["magnetization"][:] = np.nan
-    ds = _dataset(spec, out, steps, n_threads)
+    ds = dataset(spec, out, steps, n_threads)
     ds.attrs.update(loss=loss_name, data="user", copied_inputs=int(copied), sample_axis=sample_axis,
                     rng_spawn_keys="SeedSequence(rng_root_seed, spawn_key=(seed, 2)): selection and noise; "
                                    "data and initial weights given by the user")
@@ -168,7 +152,7 @@ def _loss_eval(f, h, y, loss):
     from prcy.problems import resolve_loss
 
     capsule, _ = resolve_loss("phase-retrieval", loss)
-    return f(capsule, _array(h, "h"), _array(y, "y"))
+    return f(capsule, real_array(h, "h"), real_array(y, "y"))
 
 
 @array_api_boundary("h", "y")

@@ -10,8 +10,6 @@ the kicked response: docs/dmft.md.
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
 import functools
 import json
 import math
@@ -20,15 +18,15 @@ import time as _time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import xarray as xr
 
-from prcy import __version__
-from prcy._xp import array_api_boundary
+from prcy._xp import array_api_boundary, real_array
 from prcy.options import (DMFT, MAX_DMFT_POINTS, SIMULATION, check_applicable, check_group, check_number,
                           defaults, flat_paths)
-from prcy.specs import Algorithm, Constraint, Initialization, check_types, flat_values, spec_from_dict, spec_from_flat
+from prcy.specs import Algorithm, Constraint, Initialization, SpecForms, check_types, flat_values
 
 SCHEMA = "prcy-dmft/1"
 _D = defaults(DMFT)
@@ -108,8 +106,12 @@ class Solver:
         return range(self.first_replica, self.first_replica + self.replicas)
 
 
+GROUPS = {"algorithm": Algorithm, "constraint": Constraint, "init": Initialization, "solver": Solver}
+FLAT = flat_paths(DMFT)        # flat keyword -> (group or None, field)
+
+
 @dataclass(frozen=True)
-class DMFTSpec:
+class DMFTSpec(SpecForms):
     """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
     problem: str = _D["problem"]
     alpha: float = _D["alpha"]
@@ -118,6 +120,8 @@ class DMFTSpec:
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)
     solver: Solver = field(default_factory=Solver)
+    groups: ClassVar[dict] = GROUPS
+    options: ClassVar[dict] = DMFT
 
     def __post_init__(self):
         check_group(self, None, DMFT)
@@ -170,25 +174,6 @@ class DMFTSpec:
         for start, T in self.algorithm.schedule():
             out[steps >= int(round(start / self.dt))] = T
         return out
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DMFTSpec":
-        return spec_from_dict(cls, d, GROUPS)
-
-    @classmethod
-    def from_flat(cls, **kw) -> "DMFTSpec":
-        """From the flat names of ``prcy.simulate`` / the command line plus the solver's names."""
-        return spec_from_flat(cls, kw, GROUPS, DMFT)
-
-
-GROUPS = {"algorithm": Algorithm, "constraint": Constraint, "init": Initialization, "solver": Solver}
-FLAT = flat_paths(DMFT)        # flat keyword -> (group or None, field)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,7 +256,7 @@ def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss
     form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
     with np.errstate(all="ignore"):
         out = kd.march(resolve_loss(spec.problem)[0] if loss is None else loss, alpha=spec.alpha,
-                       grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, dt=spec.dt,
+                       grad_scale=a.grad_scale, dt=spec.dt,
                        m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
                        jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
@@ -463,99 +448,147 @@ def _after_converged_window(MR: np.ndarray, guess: np.ndarray, ends: list[int], 
     return w + 1, "max_iter"
 
 
+@dataclass
+class History:
+    """The iterations of one solve so far: what its dataset reports over ``iteration`` and what its
+    checkpoint stores besides ``M_R``."""
+    initial_guess: str                  # how the first M_R was chosen (the attribute initial_guess)
+    damping: float                      # the damping of the next mixing step (adapted with solver.adaptive)
+    stderr: np.ndarray                  # M_R_stderr and M_R_ess (K x K), M_R_row_ess (K): the last response
+    ess: np.ndarray                     # pass's diagnostics, over the windows solved so far
+    row_ess: np.ndarray
+    residual: list = field(default_factory=list)        # per iteration: the fixed-point residual,
+    damping_used: list = field(default_factory=list)    # the damping applied,
+    clamped: list = field(default_factory=list)         # kicked deviations set back,
+    m: list = field(default_factory=list)               # m(t) (NaN beyond the window),
+    window_end: list = field(default_factory=list)      # the grid points solved for,
+    seconds: list = field(default_factory=list)         # the wall time
+    aa: list = field(default_factory=list)              # Anderson pairs (M_R, F(M_R)) of the current window
+    good: np.ndarray | None = None      # the last M_R whose march stayed finite and tame
+    shortened: int = 0                  # iterations in a row whose step had to be shortened
+
+    @classmethod
+    def start(cls, K: int, damping: float, initial_guess: str) -> "History":
+        return cls(initial_guess, damping, np.full((K, K), np.nan), np.full((K, K), np.nan), np.full(K, np.nan))
+
+    def record(self, residual: float, damping: float, clamped: int, m: np.ndarray, window_end: int,
+               seconds: float) -> None:
+        """Append an iteration."""
+        self.residual.append(residual)
+        self.damping_used.append(damping)
+        self.clamped.append(clamped)
+        self.m.append(m)
+        self.window_end.append(window_end)
+        self.seconds.append(seconds)
+
+
 def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, progress, capsule,
                guess: np.ndarray, guess_name: str) -> xr.Dataset:
     """One solve with the random numbers of ``replica`` (``None``: the root seed's) from ``guess``
     (named ``guess_name``), or from its checkpoint, which records the guess it began from."""
     from prcy.io import atomic_path
-    from prcy.kernels import dmft as kd
 
     K = spec.n_points
     samples = draw_samples(spec, replica)
-    history = {"residual": [], "damping_used": [], "m": [], "seconds": [], "damping": spec.solver.damping, "aa": [],
-               "clamped": [], "window_end": [], "initial_guess": guess_name,
-               "stderr": np.full((K, K), np.nan), "ess": np.full((K, K), np.nan), "row_ess": np.full(K, np.nan),
-               "good": None, "shortened": 0}
+    history = History.start(K, spec.solver.damping, guess_name)
     MR = guess.copy()
     if checkpoint is not None and Path(checkpoint).exists():
         MR, history = _load_checkpoint(spec, replica, checkpoint)
-    a = spec.algorithm
-    scale = 1.0 / a.batch_fraction if a.rescale else 1.0
     ends = spec.window_ends()
     # the window being solved: the one of the last iteration, or the next one if that converged
-    w = ends.index(history["window_end"][-1]) if history["window_end"] else 0
-    # the last M_R whose march stayed finite and tame, and how many iterations in a row were shortened
+    w = ends.index(history.window_end[-1]) if history.window_end else 0
     status, bad, out, backtracks = "max_iter", None, None, 0
-    good, shortened = history["good"], history["shortened"]
-    if history["residual"] and history["residual"][-1] < spec.solver.tol:
+    if history.residual and history.residual[-1] < spec.solver.tol:
         w, status = _after_converged_window(MR, guess, ends, w)
     abort = np.zeros(1, dtype=np.int32)
     while True:
         t0 = _time.perf_counter()
         e, lo = ends[w], (ends[w - 1] if w else 0)
         out = _march(spec, MR, samples, n_threads, abort, capsule, k=e)
-        iteration = len(history["residual"])
+        iteration = len(history.residual)
         if out["bad_step"] >= 0:
-            if good is None or backtracks >= MAX_BACKTRACKS or shortened >= MAX_SHORTENED:
+            if history.good is None or backtracks >= MAX_BACKTRACKS or history.shortened >= MAX_SHORTENED:
                 status, bad = "diverged", (iteration, out["bad_step"])
                 break
             # the step from the last M_R whose paths stayed finite and tame went too far: halve it
             backtracks += 1
-            MR = np.where(np.isfinite(MR), 0.5 * (MR + good), good)
-            history["aa"] = []
-            history["damping"] = 0.5 * (1.0 + history["damping"])
+            MR = np.where(np.isfinite(MR), 0.5 * (MR + history.good), history.good)
+            history.aa = []
+            history.damping = 0.5 * (1.0 + history.damping)
             continue
-        shortened = shortened + 1 if backtracks else 0
-        good, backtracks = MR, 0
+        history.shortened = history.shortened + 1 if backtracks else 0
+        history.good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
-        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
-        kick, clamped = spec.solver.response_kick, np.zeros(1, dtype=np.int64)
-        F, stderr, ess, row_ess = kd.response(
-            out["D"], nut, spec.dt, spec.alpha, scale, n_threads=n_threads, abort=abort, stats=True, kick=kick,
-            loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m"], sel=_rows(samples["sel"], e), cap=KICK_CAP,
-            clamped=clamped)
-        history["stderr"][:e, :e], history["ess"][:e, :e], history["row_ess"][:e] = stderr, ess, row_ess
+        F, clamped = _response_pass(spec, out, samples, e, n_threads, abort, capsule, history)
         x = MR[:e, :e]
         F[:lo] = x[:lo]                # the rows of earlier windows are final
-        m_prev = history["m"][-1][:e] if history["m"] and history["window_end"][-1] == e else None
+        m_prev = history.m[-1][:e] if history.m and history.window_end[-1] == e else None
         res = residual(m_prev, x, out["m"], F)
-        grew = (m_prev is not None and math.isfinite(history["residual"][-1])
-                and res > 1.01 * history["residual"][-1])
-        if spec.solver.adaptive and m_prev is not None and math.isfinite(history["residual"][-1]):
-            if grew:
-                history["damping"] = min(MAX_DAMPING, 0.5 * (1.0 + history["damping"]))
-            else:
-                history["damping"] = max(spec.solver.damping, 0.5 * (history["damping"] + spec.solver.damping))
-        d = history["damping"]
+        grew = _adapt_damping(spec.solver, history, res, m_prev)
+        d = history.damping
         MR = MR.copy()
         if res < spec.solver.tol:
             d = 0.0
             MR[:e, :e] = F
-            history["aa"] = []
+            history.aa = []
             w, status = _after_converged_window(MR, guess, ends, w)
         else:
-            if grew or not np.isfinite(F).all():   # restart the acceleration from the current pair
-                history["aa"] = []
-            history["aa"] = (history["aa"] + [(x, F)])[-(spec.solver.anderson + 1):]
-            with np.errstate(all="ignore"):     # a non-finite F(M_R) is caught by the next march
-                try:
-                    MR[:e, :e] = _next_iterate(history["aa"], 1.0 - d)
-                except np.linalg.LinAlgError:   # differences too large to fit: restart the acceleration
-                    history["aa"] = history["aa"][-1:]
-                    MR[:e, :e] = _next_iterate(history["aa"], 1.0 - d)
-        history["residual"].append(res)
-        history["damping_used"].append(d)
-        history["clamped"].append(int(clamped[0]))
-        history["m"].append(np.concatenate([out["m"], np.full(K - e, np.nan)]))
-        history["window_end"].append(e)
-        history["seconds"].append(_time.perf_counter() - t0)
+            MR[:e, :e] = _anderson_step(history, x, F, grew, spec.solver.anderson)
+        history.record(res, d, clamped, np.concatenate([out["m"], np.full(K - e, np.nan)]), e,
+                       _time.perf_counter() - t0)
         if checkpoint is not None:
-            history["good"], history["shortened"] = good, shortened
             _save_checkpoint(spec, replica, checkpoint, MR, history, atomic_path)
         if progress is not None:
             progress(iteration + 1, res)
     return _dataset(spec, replica, out, MR, history, status, bad, n_threads)
+
+
+def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: int, abort, capsule,
+                   history: History) -> tuple[np.ndarray, int]:
+    """``F(M_R)`` on the first ``e`` grid points from the march ``out`` (``prcy.kernels.dmft.response``,
+    linear or kicked), its diagnostics stored in ``history``; and how many kicked deviations were set back."""
+    from prcy.kernels import dmft as kd
+
+    nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+    clamped = np.zeros(1, dtype=np.int64)
+    F, stderr, ess, row_ess = kd.response(
+        out["D"], nut, spec.dt, spec.alpha, spec.algorithm.grad_scale, n_threads=n_threads, abort=abort, stats=True,
+        kick=spec.solver.response_kick, loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m"],
+        sel=_rows(samples["sel"], e), cap=KICK_CAP, clamped=clamped)
+    history.stderr[:e, :e], history.ess[:e, :e], history.row_ess[:e] = stderr, ess, row_ess
+    return F, int(clamped[0])
+
+
+def _adapt_damping(solver: Solver, history: History, res: float, m_prev: np.ndarray | None) -> bool:
+    """Whether the residual grew by more than 1% since the last iteration of the same window; with
+    ``solver.adaptive`` the damping then moves halfway to 1 (at most ``MAX_DAMPING``), else halfway back
+    to ``solver.damping``."""
+    last = history.residual[-1] if history.residual else math.inf
+    comparable = m_prev is not None and math.isfinite(last)
+    grew = comparable and res > 1.01 * last
+    if solver.adaptive and comparable:
+        if grew:
+            history.damping = min(MAX_DAMPING, 0.5 * (1.0 + history.damping))
+        else:
+            history.damping = max(solver.damping, 0.5 * (history.damping + solver.damping))
+    return grew
+
+
+def _anderson_step(history: History, x: np.ndarray, F: np.ndarray, grew: bool, depth: int) -> np.ndarray:
+    """The next ``M_R`` of the window from the pair ``(x, F(x))``: Anderson mixing over the last
+    ``depth + 1`` pairs with the damping ``history.damping``, restarted from the current pair when the
+    residual grew, ``F`` is not finite, or the differences cannot be fitted."""
+    if grew or not np.isfinite(F).all():
+        history.aa = []
+    history.aa = (history.aa + [(x, F)])[-(depth + 1):]
+    beta = 1.0 - history.damping
+    with np.errstate(all="ignore"):     # a non-finite F(M_R) is caught by the next march
+        try:
+            return _next_iterate(history.aa, beta)
+        except np.linalg.LinAlgError:
+            history.aa = history.aa[-1:]
+            return _next_iterate(history.aa, beta)
 
 
 def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
@@ -576,44 +609,47 @@ def _stack(pairs: list) -> np.ndarray:
     return np.array(pairs) if pairs else np.zeros((0, 0, 0))
 
 
-def _save_checkpoint(spec, replica, path, MR, history, atomic_path):
-    arrays = dict(M_R=MR, residual=np.array(history["residual"]), damping_used=np.array(history["damping_used"]),
-                  m_history=np.array(history["m"]), seconds=np.array(history["seconds"]),
-                  damping=np.array(history["damping"]), spec=np.array(_checkpoint_key(spec, replica)),
-                  aa_x=_stack([p[0] for p in history["aa"]]), aa_g=_stack([p[1] for p in history["aa"]]),
-                  window_end=np.array(history["window_end"], dtype=np.int64),
-                  initial_guess=np.array(history["initial_guess"]),
-                  stderr=history["stderr"], ess=history["ess"], row_ess=history["row_ess"],
-                  clamped=np.array(history["clamped"], dtype=np.int64),
-                  good_M_R=np.zeros((0, 0)) if history["good"] is None else history["good"],
-                  shortened=np.array(history["shortened"], dtype=np.int64))
+def _save_checkpoint(spec, replica, path, MR, history: History, atomic_path):
+    h = history
+    arrays = dict(M_R=MR, residual=np.array(h.residual), damping_used=np.array(h.damping_used),
+                  m_history=np.array(h.m), seconds=np.array(h.seconds),
+                  damping=np.array(h.damping), spec=np.array(_checkpoint_key(spec, replica)),
+                  aa_x=_stack([p[0] for p in h.aa]), aa_g=_stack([p[1] for p in h.aa]),
+                  window_end=np.array(h.window_end, dtype=np.int64),
+                  initial_guess=np.array(h.initial_guess),
+                  stderr=h.stderr, ess=h.ess, row_ess=h.row_ess,
+                  clamped=np.array(h.clamped, dtype=np.int64),
+                  good_M_R=np.zeros((0, 0)) if h.good is None else h.good,
+                  shortened=np.array(h.shortened, dtype=np.int64))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
 
-def _load_checkpoint(spec, replica, path):
+def _load_checkpoint(spec, replica, path) -> tuple[np.ndarray, History]:
     try:
         with np.load(path, allow_pickle=False) as z:
             stored = str(z["spec"])
             MR = z["M_R"]
-            history = {"residual": list(z["residual"]), "damping_used": list(z["damping_used"]),
-                       "m": list(z["m_history"]), "seconds": list(z["seconds"]), "damping": float(z["damping"]),
-                       "aa": list(zip(z["aa_x"], z["aa_g"]))}
+            residuals = list(z["residual"])
             # checkpoints written before the response diagnostics existed have none
-            for name, shape in (("stderr", MR.shape), ("ess", MR.shape), ("row_ess", MR.shape[:1])):
-                history[name] = z[name] if name in z else np.full(shape, np.nan)
-            history["clamped"] = list(z["clamped"]) if "clamped" in z else [0] * len(history["residual"])
-            # checkpoints written before horizon windows existed solved the whole horizon every iteration
-            history["window_end"] = (list(z["window_end"]) if "window_end" in z
-                                     else [MR.shape[0]] * len(history["residual"]))
-            history["initial_guess"] = (str(z["initial_guess"]) if "initial_guess" in z
-                                        else "unknown (a checkpoint of an older prcy)")
+            stats = {name: z[name] if name in z else np.full(shape, np.nan)
+                     for name, shape in (("stderr", MR.shape), ("ess", MR.shape), ("row_ess", MR.shape[:1]))}
             # checkpoints of an older prcy: no last good M_R (a failing march right after resuming is then
             # diverged, not shortened) and no count of shortened iterations
             good = z["good_M_R"] if "good_M_R" in z else np.zeros((0, 0))
-            history["good"] = good if good.size else None
-            history["shortened"] = int(z["shortened"]) if "shortened" in z else 0
+            history = History(
+                initial_guess=(str(z["initial_guess"]) if "initial_guess" in z
+                               else "unknown (a checkpoint of an older prcy)"),
+                damping=float(z["damping"]), **stats,
+                residual=residuals, damping_used=list(z["damping_used"]),
+                clamped=list(z["clamped"]) if "clamped" in z else [0] * len(residuals),
+                m=list(z["m_history"]),
+                # checkpoints written before horizon windows existed solved the whole horizon every iteration
+                window_end=list(z["window_end"]) if "window_end" in z else [MR.shape[0]] * len(residuals),
+                seconds=list(z["seconds"]), aa=list(zip(z["aa_x"], z["aa_g"])),
+                good=good if good.size else None,
+                shortened=int(z["shortened"]) if "shortened" in z else 0)
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint, or a damaged one "
                          f"({type(exc).__name__}: {exc}); remove it to start afresh") from None
@@ -636,8 +672,9 @@ def _padded(out: dict, K: int) -> dict:
     return padded
 
 
-def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Dataset:
+def _dataset(spec, replica, out, MR, history: History, status, bad, n_threads) -> xr.Dataset:
     from prcy.analysis import test_error
+    from prcy.io import provenance
     from prcy.kernels import parallel
 
     t = spec.times()
@@ -646,21 +683,21 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
     norm = np.diag(C).copy()
     with np.errstate(all="ignore"):
         err = test_error(spec.problem, np.clip(out["m"], -np.sqrt(norm), np.sqrt(norm)), norm)
-    n_it = len(history["residual"])
+    n_it = len(history.residual)
     tt = ("time", "time_prime")
     data = {
         "magnetization": ("time", out["m"]), "nu_hat": ("time", out["nu_hat"]),
         "delta_nu": ("time", out["delta_nu"]), "mu": ("time", out["mu"]),
         "M_C": (tt, out["M_C"]), "M_R": (tt, MR), "C": (tt, C), "R": (tt, R),
-        "M_R_stderr": (tt, history["stderr"]), "M_R_ess": (tt, history["ess"]), "M_R_row_ess": ("time", history["row_ess"]),
+        "M_R_stderr": (tt, history.stderr), "M_R_ess": (tt, history.ess), "M_R_row_ess": ("time", history.row_ess),
         "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "test_error": ("time", err),
-        "residual": ("iteration", np.array(history["residual"], dtype=float)),
-        "damping_used": ("iteration", np.array(history["damping_used"], dtype=float)),
-        "response_clamped": ("iteration", np.array(history["clamped"], dtype=np.int64)),
-        "window_end": ("iteration", (np.array(history["window_end"], dtype=float) - 1) * spec.dt),
-        "iteration_seconds": ("iteration", np.array(history["seconds"], dtype=float)),
+        "residual": ("iteration", np.array(history.residual, dtype=float)),
+        "damping_used": ("iteration", np.array(history.damping_used, dtype=float)),
+        "response_clamped": ("iteration", np.array(history.clamped, dtype=np.int64)),
+        "window_end": ("iteration", (np.array(history.window_end, dtype=float) - 1) * spec.dt),
+        "iteration_seconds": ("iteration", np.array(history.seconds, dtype=float)),
         "magnetization_iterates": (("iteration", "time"),
-                                   np.array(history["m"], dtype=float).reshape(n_it, len(t))),
+                                   np.array(history.m, dtype=float).reshape(n_it, len(t))),
     }
     ds = xr.Dataset(data, coords={"time": t, "time_prime": t, "iteration": np.arange(1, n_it + 1),
                                   "algorithm": spec.algorithm.name})
@@ -670,24 +707,22 @@ def _dataset(spec, replica, out, MR, history, status, bad, n_threads) -> xr.Data
     a = spec.algorithm
     root = ("SeedSequence(rng_root_seed)" if replica is None
             else "SeedSequence(rng_root_seed, spawn_key=(replica,))")
+    keys = (f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), normals, selection "
+            f"(one each); drawn once, reused by every iteration")
     attrs = {
-        "title": "prcy DMFT", "Conventions": "CF-1.10", "schema": SCHEMA, "prcy_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "spec": spec.to_json(),
+        **provenance("prcy DMFT", SCHEMA, spec.to_json(), spec.solver.seed, keys),
         "problem": spec.problem, "alpha": spec.alpha, "m0": spec.init.m0, "lr": a.lr, "dt": spec.dt,
         "constraint": spec.constraint.kind, "t_max": float(t[-1]), "samples": spec.solver.samples,
-        "status": status, "iterations": n_it, "initial_guess": history["initial_guess"],
-        "final_residual": float(history["residual"][-1]) if n_it else float("nan"),
+        "status": status, "iterations": n_it, "initial_guess": history.initial_guess,
+        "final_residual": float(history.residual[-1]) if n_it else float("nan"),
         "tol": spec.solver.tol, "nu_form": spec.solver.nu_form, "m_equation": spec.solver.m_equation,
         "clipped_pivots": out["n_clipped"],
         "clipped_relative": out["clipped"] / max(float(np.trace(out["M_C"])) + 2 * spec.temperatures().sum() / spec.dt, 1e-300),
         "max_norm_deviation": float(np.max(np.abs(norm - 1.0))) if spec.constraint.kind == "sphere" else float("nan"),
-        "seconds_per_iteration": float(np.mean(history["seconds"])) if n_it else float("nan"),
-        "response_ess_min": float(np.nanmin(history["row_ess"])) if np.isfinite(history["row_ess"]).any()
+        "seconds_per_iteration": float(np.mean(history.seconds)) if n_it else float("nan"),
+        "response_ess_min": float(np.nanmin(history.row_ess)) if np.isfinite(history.row_ess).any()
                             else float("nan"),
-        "rng_generator": "numpy.random.PCG64", "rng_root_seed": spec.solver.seed,
-        "rng_spawn_keys": f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), "
-                          f"normals, selection (one each); drawn once, reused by every iteration",
-        "numpy_version": np.__version__, "threads": n_threads,
+        "threads": n_threads,
         "build_openmp": int(parallel.build_info()["openmp"]), "build_march": parallel.build_info()["march"],
     }
     if bad is not None:
@@ -792,16 +827,15 @@ def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float =
     ``M_C(k, j) = alpha <g_k g_j>``, ``delta_nu = alpha c <s d2v>``, ``nu_hat = -alpha <g h~> + T`` (A.19),
     ``mu = alpha <g h0>``, ``train_loss = <v>``, ``g = c s dv`` (``c = grad_scale``), computed by the
     same kernel code as the solver's march; arrays come back in the caller's namespace."""
-    from prcy.data import _array
     from prcy.kernels import dmft as kd
     from prcy.kernels.problems import labels
     from prcy.problems import resolve_loss
 
-    H = np.ascontiguousarray(_array(h_tilde, "h_tilde"), dtype=np.float64)
+    H = np.ascontiguousarray(real_array(h_tilde, "h_tilde"), dtype=np.float64)
     if H.ndim != 2:
         raise ValueError(f"h_tilde: shape {H.shape}; allowed: K times x S samples")
-    h0 = np.ascontiguousarray(_array(h0, "h0"), dtype=np.float64)
-    sel = None if selection is None else np.ascontiguousarray(_array(selection, "selection"), dtype=np.uint8)
+    h0 = np.ascontiguousarray(real_array(h0, "h0"), dtype=np.float64)
+    sel = None if selection is None else np.ascontiguousarray(real_array(selection, "selection"), dtype=np.uint8)
     alpha = check_number("alpha", alpha, low=0, low_open=True)
     capsule, _ = resolve_loss(problem, loss)
     MC, dnu, nu, mu, loss_t, _, _ = kd.estimate(capsule, H, h0, labels(problem, h0), sel, alpha, float(grad_scale),

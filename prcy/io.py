@@ -1,12 +1,15 @@
-"""NetCDF input/output: output checks, atomic writes, validated reads, a short description of a file."""
+"""NetCDF input/output: output checks, atomic writes, validated reads, the provenance attributes and a
+short description of a file."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1", "prcy-dmft/1")
@@ -35,6 +38,20 @@ def atomic_path(path: str | os.PathLike):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def provenance(title: str, schema: str, spec: str, root_seed: int, spawn_keys: str, *,
+               created: str | None = None) -> dict:
+    """The attributes every prcy file carries: ``title``, ``Conventions``, ``schema``, the prcy version,
+    ``created`` (default: now, UTC), the ``spec`` as JSON, and the random numbers' provenance (generator,
+    root seed, ``spawn_keys``: how the streams derive from the root, and the numpy version)."""
+    from prcy import __version__
+
+    if created is None:
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"title": title, "Conventions": "CF-1.10", "schema": schema, "prcy_version": __version__,
+            "created": created, "spec": spec, "rng_generator": "numpy.random.PCG64", "rng_root_seed": root_seed,
+            "rng_spawn_keys": spawn_keys, "numpy_version": np.__version__}
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool = False,

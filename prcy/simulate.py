@@ -7,7 +7,6 @@ their order. With ``share_data`` every seed uses the data stream of seed index 0
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import threading
 from collections.abc import Callable
@@ -15,8 +14,6 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from prcy import __version__
-from prcy.options import SIMULATION
 from prcy.specs import SimulationSpec, specs_from_options
 
 SCHEMA = "prcy-simulation/1"
@@ -171,7 +168,7 @@ def _rich_bar(total):
 def kernel_parameters(spec: SimulationSpec) -> dict:
     """The ``params`` of ``prcy.kernels.dynamics.run_seeds``/``run_trajectory`` for ``spec``."""
     a, c, st = spec.algorithm, spec.constraint, spec.stopping
-    return dict(eta=a.lr, grad_scale=1.0 / a.batch_fraction if a.rescale else 1.0, ridge=c.ridge,
+    return dict(eta=a.lr, grad_scale=a.grad_scale, ridge=c.ridge,
                 sphere=c.kind == "sphere", n_steps=spec.recording.n_steps(a.lr), check_every=st.check_every(a.lr),
                 tol=st.tol, early_stop=st.early_stop, grad_tol=st.grad_tol, optimizer=a.optimizer,
                 momentum=a.momentum, beta1=a.beta1, beta2=a.beta2, adam_eps=a.adam_eps,
@@ -245,12 +242,14 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         raise result["error"]
     if progress is not None:
         progress(spec.seeds * n_steps, finished=True)
-    ds = _dataset(spec, result["out"], steps, n_threads)
+    ds = dataset(spec, result["out"], steps, n_threads)
     ds.attrs["loss"] = loss_name
     return ds
 
 
-def _dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:
+def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:
+    """The dataset of a run of ``spec`` from the kernel's output ``out`` (``prcy.kernels.dynamics.run_seeds``,
+    or the trajectories of ``run_trajectory`` concatenated over seeds) recorded at ``steps``."""
     from prcy.analysis import test_error
     from prcy.kernels import dynamics, parallel
 
@@ -300,19 +299,13 @@ def flat_attributes(spec: SimulationSpec) -> dict:
 
 def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:
     """File attributes: the spec as JSON plus flat scalars, provenance of the random numbers."""
+    from prcy.io import provenance
+
+    keys = ("SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, 1 init, 2 dynamics"
+            + ("; shared data from seed 0's data stream" if spec.problem.share_data else ""))
     return {
-        "title": "prcy simulation",
-        "Conventions": "CF-1.10",
-        "schema": SCHEMA,
-        "prcy_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "spec": spec.to_json(),
+        **provenance("prcy simulation", SCHEMA, spec.to_json(), spec.seed, keys),
         **flat_attributes(spec),
-        "rng_generator": "numpy.random.PCG64",
-        "rng_root_seed": spec.seed,
-        "rng_spawn_keys": "SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, 1 init, "
-                          "2 dynamics" + ("; shared data from seed 0's data stream" if spec.problem.share_data else ""),
-        "numpy_version": np.__version__,
         "threads": n_threads,
         "build_openmp": int(build["openmp"]),
         "build_march": build["march"],

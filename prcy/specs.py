@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -139,6 +140,11 @@ class Algorithm:
     def selection(self) -> str:
         return {"gd": "full", "langevin": "full", "sgd": "bernoulli", "psgd": "persistent"}[self.name]
 
+    @property
+    def grad_scale(self) -> float:
+        """The factor of the loss gradient: ``1 / batch_fraction`` with ``rescale``, else 1."""
+        return 1.0 / self.batch_fraction if self.rescale else 1.0
+
     def switching_probabilities(self) -> tuple[float, float]:
         """``(P(0->1), P(1->0))`` per step; SGD is the chain with ``tau = lr/ell``."""
         ell = self.batch_fraction
@@ -233,8 +239,34 @@ class Stopping:
         return max(1, int(round(self.check_interval / lr)))
 
 
+class SpecForms:
+    """The plain-dict, JSON and flat-name forms of a spec: a frozen dataclass whose class attributes
+    ``groups`` (group field -> its class) and ``options`` (its option table) say what it holds."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return spec_from_dict(cls, d, cls.groups)
+
+    @classmethod
+    def from_flat(cls, **kw):
+        """Build from the flat keyword names of the spec's option table (``prcy.simulate``, the command
+        line, ``prcy.dmft.solve``); an option given where it does not apply is refused."""
+        return spec_from_flat(cls, kw, cls.groups, cls.options)
+
+
+GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
+          "init": Initialization, "recording": Recording, "stopping": Stopping}
+FLAT = flat_paths(SIMULATION)          # flat keyword -> (group, field)
+
+
 @dataclass(frozen=True)
-class SimulationSpec:
+class SimulationSpec(SpecForms):
     """Everything that determines a simulation's result, with ``seeds`` trajectories
     ``first_seed, ..., first_seed + seeds - 1`` drawn from the root seed ``seed``. Options that do not
     apply (``prcy.options``) hold their defaults."""
@@ -247,6 +279,8 @@ class SimulationSpec:
     seeds: int = _D["seeds"]
     first_seed: int = _D["first_seed"]
     seed: int = _D["seed"]
+    groups: ClassVar[dict] = GROUPS
+    options: ClassVar[dict] = SIMULATION
 
     def __post_init__(self):
         check_types(self, GROUPS)
@@ -256,22 +290,6 @@ class SimulationSpec:
                              f"first_seed + seeds - 1 <= 2^63 - 1 (seed indices are 64-bit NetCDF integers)")
         self.recording.n_steps(self.algorithm.lr)
         check_applicable(SIMULATION, flat_values(self, FLAT))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SimulationSpec":
-        return spec_from_dict(cls, d, GROUPS)
-
-    @classmethod
-    def from_flat(cls, **kw) -> "SimulationSpec":
-        """Build from the flat keyword names of ``prcy.simulate`` and the command line
-        (``prcy.options.SIMULATION``); an option given where it does not apply is refused."""
-        return spec_from_flat(cls, kw, GROUPS, SIMULATION)
 
 
 def check_types(spec, groups: dict) -> None:
@@ -341,6 +359,3 @@ def specs_from_options(options: dict) -> list[SimulationSpec]:
     return [SimulationSpec.from_flat(**run) for run in runs]
 
 
-GROUPS = {"problem": Problem, "algorithm": Algorithm, "constraint": Constraint,
-          "init": Initialization, "recording": Recording, "stopping": Stopping}
-FLAT = flat_paths(SIMULATION)          # flat keyword -> (group, field)

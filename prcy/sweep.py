@@ -539,8 +539,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     import netCDF4
     import xarray as xr
 
-    from prcy import __version__
-    from prcy.io import atomic_path, open_dataset
+    from prcy.io import atomic_path, open_dataset, provenance
     from prcy.simulate import COORDS, SUCCESS_VARIABLES, VARIABLES, flat_attributes
 
     first = store.read(next(iter(tasks.values())))
@@ -592,18 +591,14 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 nc["success"][index] = part["success"].values.astype(np.int8)
                 nc["stop_reason"][index] = part["stop_reason"].values.astype(object)
             spec0 = json.loads(first.attrs["spec"])
+            keys = ("SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, 1 init, 2 dynamics; "
+                    "identical for every grid cell (common random numbers)")
             nc.setncatts({
-                "title": "prcy sweep", "Conventions": "CF-1.10", "schema": SCHEMA,
-                "prcy_version": __version__, "created": created,
+                **provenance("prcy sweep", SCHEMA, json.dumps(spec0, sort_keys=True), spec0["seed"], keys,
+                             created=created),
                 "grid": json.dumps(sweep.to_dict(), sort_keys=True),
                 "dims_swept": " ".join(sweep.dims),
                 "independent_of": json.dumps(sweep.independent_of(), sort_keys=True),
-                "spec": json.dumps(spec0, sort_keys=True),
-                "rng_generator": "numpy.random.PCG64",
-                "rng_root_seed": spec0["seed"],
-                "rng_spawn_keys": "SeedSequence(rng_root_seed, spawn_key=(seed, stream)); stream 0 data, "
-                                  "1 init, 2 dynamics; identical for every grid cell (common random numbers)",
-                "numpy_version": np.__version__,
                 **{k: v for k, v in flat_attributes(SimulationSpec.from_dict(spec0)).items()
                    if k not in sweep.dims and not (k == "m" and {"alpha", "n"} & set(sweep.dims))},
             })

@@ -129,7 +129,7 @@ def test_fixed_point_curve_is_vectorized():
 
 def test_state_evolution_domain_errors():
     for bad in (0.0, -1.0, np.nan):
-        with pytest.raises(ValueError, match=r"^alpha: .*allowed: 0.0 < alpha"):
+        with pytest.raises(ValueError, match=r"^alpha: .*allowed: a finite number > 0"):
             T.se_fixed_point(bad)
     with pytest.raises(ValueError, match="^m: "):
         T.se_alpha_of_overlap(1.0)

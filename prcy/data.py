@@ -77,9 +77,10 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     ``X``: ``M x N`` with ``sample_axis=0`` or ``N x M`` with ``sample_axis=1``. ``teacher`` (length N,
     fields ``h0 = X teacher / sqrt(N)``, labels ``y`` from them as the problem says,
     ``prcy.kernels.problems``; its squared norm must be ``N``, within ``TEACHER_NORM_RTOL``) or
-    ``labels`` (length M: the labels ``y`` themselves, e.g. ``|h0|`` for phase retrieval). ``w_init`` (length N): the initial weights; without
-    it, the warm start of eq 11 around ``teacher`` with ``m0`` (``teacher`` needed). Without a teacher
-    the magnetization is NaN. Returns a dataset over ``(seed, time)`` as ``prcy.simulate`` does.
+    ``labels`` (length M: the labels ``y`` themselves, e.g. ``|h0|`` for phase retrieval). ``w_init``
+    (length N): the initial weights; without it, the warm start of eq 11 around ``teacher`` with ``m0``
+    (``teacher`` needed). Without a teacher the magnetization is NaN. Returns a dataset over
+    ``(seed, time)`` as ``prcy.simulate`` does.
     """
     from prcy.kernels import dynamics, parallel
     from prcy.kernels.problems import labels as problem_labels

@@ -16,7 +16,7 @@ import math
 import os
 import time as _time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -370,7 +370,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         except KeyboardInterrupt:
             if not runs:
                 raise
-            done = dataclasses.replace(spec, solver=dataclasses.replace(spec.solver, replicas=len(runs)))
+            done = replace(spec, solver=replace(spec.solver, replicas=len(runs)))
             finished = _replica_dataset(runs, done.solver.replica_indices())
             finished.attrs.update(spec=done.to_json(), loss=loss_name)
             raise EnsembleInterrupted(finished) from None

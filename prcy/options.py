@@ -221,7 +221,8 @@ class Option:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "loss":
-            return f"{', '.join(LOSSES)}, a loss published under the entry points {LOSS_ENTRY_POINTS!r}, or 'module:attr'"
+            return (f"{', '.join(LOSSES)}, a loss published under the entry points {LOSS_ENTRY_POINTS!r}, "
+                    f"or 'module:attr'")
         if self.kind == "schedule":
             return (f"pairs (t_start, T), starting at t = 0, start times increasing, at most "
                     f"{format_number(MAX_TIME)}")

@@ -160,7 +160,7 @@ def test_an_ensemble_where_no_replica_converged_is_written_described_and_plotted
     assert plot.exit_code == 0, plot.output
 
 
-def test_a_file_without_what_its_schema_promises_is_refused_in_one_line(tmp_path):
+def test_info_on_a_file_without_what_a_success_summary_reads_is_one_line(tmp_path):
     import prcy
     from typer.testing import CliRunner
 
@@ -213,8 +213,8 @@ def test_a_run_larger_than_the_machine_is_refused_with_its_estimate_before_compu
     assert time.perf_counter() - start < 10 and not out.exists() and not out.with_name("o.nc.parts").exists()
 
 
-@pytest.mark.parametrize("command", [["simulate", *SMALL], ["dmft", "--t-max", "1", "--samples", "100", "--no-progress"],
-                                     ["sweep", *SMALL]])
+@pytest.mark.parametrize("command", [["simulate", *SMALL], ["sweep", *SMALL],
+                                     ["dmft", "--t-max", "1", "--samples", "100", "--no-progress"]])
 @pytest.mark.parametrize("output, message", [
     ("adir", "'adir' is a folder"), ("", "'.' is a folder"),
     ("/proc/x.nc", "no file can be created in folder '/proc'")])

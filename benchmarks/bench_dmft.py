@@ -55,7 +55,7 @@ def spec(K, S):
 
 def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0, method="blocked"):
     t0 = time.perf_counter()
-    out = dmft._march(sp, MR, samples, threads, None)
+    out = dmft._march(sp, MR, samples, threads, None, losses.capsule(sp.problem))
     t1 = time.perf_counter()
     kw = {} if kick == 0 else dict(kick=kick, loss=losses.capsule(sp.problem), H=out["H"], h0=samples["h0"],
                                    y=samples["y"], m=out["m"], sel=samples["sel"])

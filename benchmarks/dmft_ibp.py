@@ -15,7 +15,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from prcy import dmft
-from prcy.kernels import dmft as kd
+from prcy.kernels import dmft as kd, losses
 T_ = float(sys.argv[1]) if len(sys.argv) > 1 else 0.5
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 sp = dmft.DMFTSpec.from_flat(problem="phase-retrieval", alpha=3.0, algorithm="langevin", temperature=T_, m0=0.2,
@@ -24,7 +24,7 @@ smp = dmft.draw_samples(sp)
 K = sp.n_points
 ref = dmft.solve(sp, threads=1)            # the fixed point's M_R, then one march on it
 MR = np.ascontiguousarray(ref.M_R.values)
-out = dmft._march(sp, MR, smp, 1, None)
+out = dmft._march(sp, MR, smp, 1, None, losses.capsule(sp.problem))
 nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
 t0 = time.perf_counter()
 lin, se, ess, _ = kd.response(out["D"], nut, sp.dt, sp.alpha, 1.0, stats=True, n_threads=1)

@@ -399,6 +399,8 @@ cdef struct Estimates:
 
 cdef inline Estimates _estimates(const double* sums, double alpha, double grad_scale, double inv_s,
                                  double temperature) noexcept nogil:
+    """The estimators from the sample sums of a grid point (``evaluate_chunk``, ``inv_s = 1 / S``, ``c =
+    grad_scale``, ``T = temperature``): the march and ``estimate`` scale them here alike."""
     cdef Estimates e
     e.delta_nu = alpha * grad_scale * sums[SUM_D] * inv_s
     e.nu_hat = -alpha * grad_scale * sums[SUM_HT_DV] * inv_s + temperature

@@ -244,18 +244,17 @@ def _rows(x: np.ndarray | None, k: int) -> np.ndarray | None:
     return None if x is None else np.ascontiguousarray(x[:k])
 
 
-def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss=None, k=None) -> dict:
+def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss, k=None) -> dict:
     """One march of all samples with the memory kernel ``MR`` (``prcy.kernels.dmft.march``) over the
     first ``k`` grid points (default all; the march is causal, so this is the start of the full
-    march); ``loss``: a ``"prcy.Loss.v2"`` capsule, default the problem's built-in loss."""
+    march); ``loss``: the solve's ``"prcy.Loss.v2"`` capsule (``prcy.problems.resolve_loss``)."""
     from prcy.kernels import dmft as kd
-    from prcy.problems import resolve_loss
 
     a, c = spec.algorithm, spec.constraint
     k = spec.n_points if k is None else k
     form = "ridge" if c.kind == "ridge" else spec.solver.nu_form
     with np.errstate(all="ignore"):
-        out = kd.march(resolve_loss(spec.problem)[0] if loss is None else loss, alpha=spec.alpha,
+        out = kd.march(loss, alpha=spec.alpha,
                        grad_scale=a.grad_scale, dt=spec.dt,
                        m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),

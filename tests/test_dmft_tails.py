@@ -18,7 +18,7 @@ def hard_march():
     MR = dmft.solve(**KW, samples=1000, max_iter=10, seed=1).M_R.values
     spec = dmft.DMFTSpec.from_flat(**KW, samples=32000, seed=5)
     smp = dmft.draw_samples(spec)
-    out = dmft._march(spec, MR, smp, None, np.zeros(1, np.int32))
+    out = dmft._march(spec, MR, smp, None, np.zeros(1, np.int32), losses.capsule(spec.problem))
     nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
 
     def memory_integral(idx, kick):

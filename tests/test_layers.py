@@ -119,3 +119,14 @@ def test_no_module_imports_another_modules_private_name():
 def test_the_circle_finder_finds_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_io_and_analysis_sit_below_the_drivers():
+    """Storage knows no physics: ``prcy.io`` imports no other module of the package (the package itself
+    only, for its version); ``prcy.analysis`` imports no driver, sweep or command line."""
+    graph = _graph()
+    assert graph["prcy.io"] <= {"prcy"}
+    above = {"prcy.simulate", "prcy.dmft", "prcy.data", "prcy.sweep", "prcy.cli"}
+    for name, edges in graph.items():
+        if name.startswith("prcy.analysis"):
+            assert not edges & above, f"{name} imports {sorted(edges & above)}"

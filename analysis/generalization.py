@@ -1,10 +1,10 @@
 """Generalization error of a single-layer student in the high-dimensional limit.
 
-Phase retrieval (appendix B of Mignacco et al. 2021, seed 000): for a fresh Gaussian input the teacher
+Phase retrieval (appendix B of Mignacco et al. 2021): for a fresh Gaussian input the teacher
 field ``x`` and the student field ``z`` are jointly Gaussian with variances ``q0 = |w0|^2/N``,
 ``q = |w|^2/N`` and covariance ``m = w.w0/N``.
 
-Gaussian mixtures (Mignacco et al. 2020, seed 002, eqs 24-25): inputs ``x = c v*/sqrt(d) + sqrt(Delta) g``,
+Gaussian mixtures (Mignacco et al. 2020, eqs 24-25): inputs ``x = c v*/sqrt(d) + sqrt(Delta) g``,
 the student's pre-activation on a fresh input is ``r = c m + sqrt(Delta C) xi`` with ``m = w.v*/d``,
 ``C = |w|^2/d`` and ``xi ~ N(0, 1)``.
 

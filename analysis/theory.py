@@ -1,5 +1,5 @@
 """Bayes-optimal AMP state evolution for real noiseless phase retrieval ``y = |h0|`` with a standard
-Gaussian prior (the setting of Barbier, Krzakala, Macris, Miolane, Zdeborova, PNAS 2019; seed 001).
+Gaussian prior (the setting of Barbier, Krzakala, Macris, Miolane, Zdeborova, PNAS 2019).
 
 State evolution on the overlap ``m = w_AMP.w0/N`` in ``[0, 1]`` (``rho = 1``)::
 

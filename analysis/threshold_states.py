@@ -1,5 +1,5 @@
-"""Threshold states of phase retrieval in the 1RSB approximation and their BBP instability (seed 003,
-Sarao Mannelli et al. 2020, eqs 5-17).  Derivations: ``docs/theory.md``.
+"""Threshold states of phase retrieval in the 1RSB approximation and their BBP instability
+(Sarao Mannelli et al. 2020, eqs 5-17).  Derivations: ``docs/theory.md``.
 
 Conventions of 003: loss ``L = (1/2) sum_mu l(yhat_mu, y_mu)``, ``l(yhat, y) = (yhat^2 - y^2)^2``, inputs of
 unit norm so that ``yhat = x.W`` is ``O(1)``; threshold states have zero overlap with the teacher, so the

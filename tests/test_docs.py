@@ -1,4 +1,4 @@
-"""The user-facing text (docs/, benchmarks/, examples/, README.md) reads as reference.
+"""The user-facing text (docs/, benchmarks/, examples/, README.md) and the code read as reference.
 
 - No work-log narration: "session 4", "this session", "issue 3", "seed 000" name nothing a reader can
   open. A measured figure says when, on which machine and with which command; a reference names the
@@ -45,7 +45,13 @@ def _rel(path):
     return path.relative_to(ROOT).as_posix()
 
 
-@pytest.mark.parametrize("path", list(_prose_files()), ids=_rel)
+def _narrated_files():
+    yield from _prose_files()
+    yield from (p for p in _files(["prcy", "kernels", "analysis", "tests"], CODE_SUFFIXES)
+                if p.name != "test_docs.py")     # this file spells the patterns out
+
+
+@pytest.mark.parametrize("path", list(_narrated_files()), ids=_rel)
 def test_no_work_log_narration(path):
     hits = [f"{_rel(path)}:{number}: {line.strip()}"
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)

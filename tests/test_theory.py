@@ -1,6 +1,6 @@
 """Theory: AMP state evolution for noiseless real phase retrieval (Gaussian prior), and the 1RSB threshold
-states with their BBP instability (seed 003).  Checks against closed forms, adaptive quadrature of the
-original definitions, Monte Carlo, published values and internal consistency."""
+states with their BBP instability (Sarao Mannelli et al. 2020).  Checks against closed forms, adaptive
+quadrature of the original definitions, Monte Carlo, published values and internal consistency."""
 import time
 
 import numpy as np
@@ -145,7 +145,7 @@ def test_state_evolution_domain_errors():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 1RSB threshold states and the BBP threshold (seed 003)
+# 1RSB threshold states and the BBP threshold (Sarao Mannelli et al. 2020)
 # ---------------------------------------------------------------------------------------------------------
 from prcy.analysis import threshold_states as TS  # noqa: E402
 

@@ -34,7 +34,7 @@ def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | Non
 # --------------------------------------------------------------------------------------------------
 # the options of simulate and dmft, generated from the option table (prcy.options)
 
-_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:FUNCTION", "schedule": "t0:T0,t1:T1,...",
+_METAVARS = {"float": "FLOAT", "int": "INTEGER", "loss": "NAME|MODULE:ATTR", "schedule": "t0:T0,t1:T1,...",
              "times": "T,T,..."}
 
 
@@ -136,9 +136,10 @@ def dmft(**values):
 
     Every option is a keyword of prcy.dmft.solve with the same name and default. The simulation's
     options that the DMFT does not solve for (--optimizer, --init, --success, --teacher, ...) are
-    refused.
+    refused. Exit code 0 when the solve (every replica) converged; 1 when it diverged or reached
+    --max-iter (the file is written all the same); 2 for a refused option.
     """
-    from prcy.dmft import describe, solve
+    from prcy.dmft import EnsembleInterrupted, describe, solve
     from prcy.io import write_dataset
 
     output, overwrite, checkpoint = values["output"], values["overwrite"], values["checkpoint"]
@@ -154,6 +155,12 @@ def dmft(**values):
         write_dataset(ds, output, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))
+    except EnsembleInterrupted as stop:
+        write_dataset(stop.dataset, output, overwrite=overwrite)
+        first, done = stop.dataset.attrs["first_replica"], stop.dataset.attrs["replicas"]
+        typer.secho(f"interrupted: wrote the {done} finished replicas ({first} to {first + done - 1}) to {output}; "
+                    f"--first-replica {first + done} solves the others", err=True)
+        raise typer.Exit(code=130)
     except KeyboardInterrupt:
         typer.secho("interrupted: nothing was written" + (f" (checkpoint {checkpoint} kept)" if checkpoint else ""),
                     err=True)
@@ -166,6 +173,8 @@ def dmft(**values):
     if ds.attrs["status"] in hints:
         typer.echo(hints[ds.attrs["status"]])
     typer.echo(f"wrote {output}")
+    if ds.attrs["status"] != "converged":
+        raise typer.Exit(code=1)
 
 
 def _dmft_report(iteration: int, residual: float, replica: int | None = None) -> None:
@@ -250,12 +259,14 @@ def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     with ds:
+        try:
+            lines = [dmft.describe(ds)] if ds.attrs["schema"] == dmft.SCHEMA else \
+                [format_summary_row(row) for row in success_summary(ds)]
+        except ValueError as exc:
+            _fail(f"file: {str(path)!r}: {exc}")
         typer.echo(describe(ds))
-        if ds.attrs["schema"] == dmft.SCHEMA:
-            typer.echo(dmft.describe(ds))
-        else:
-            for row in success_summary(ds):
-                typer.echo(format_summary_row(row))
+        for line in lines:
+            typer.echo(line)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -64,6 +64,9 @@ def _vector(value, name: str, length: int) -> np.ndarray:
     return arr
 
 
+TEACHER_NORM_RTOL = 1e-6     # relative tolerance on |teacher|^2 = N
+
+
 def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int = 0, seeds: int = 1,
                   seed: int = 0, threads: int | None = None, loss=None, **options) -> xr.Dataset:
     """Run ``algorithm`` (and the other options of ``prcy.simulate``: ``lr``, ``batch_fraction``,
@@ -73,10 +76,11 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
 
     ``X``: ``M x N`` with ``sample_axis=0`` or ``N x M`` with ``sample_axis=1``. ``teacher`` (length N,
     fields ``h0 = X teacher / sqrt(N)``, labels ``y`` from them as the problem says,
-    ``prcy.kernels.problems``; its squared norm should be ``N``) or ``labels`` (length M: the labels
-    ``y`` themselves, e.g. ``|h0|`` for phase retrieval). ``w_init`` (length N): the initial weights; without
-    it, the warm start of eq 11 around ``teacher`` with ``m0`` (``teacher`` needed). Without a teacher
-    the magnetization is NaN. Returns a dataset over ``(seed, time)`` as ``prcy.simulate`` does.
+    ``prcy.kernels.problems``; its squared norm must be ``N``, within ``TEACHER_NORM_RTOL``) or
+    ``labels`` (length M: the labels ``y`` themselves, e.g. ``|h0|`` for phase retrieval). ``w_init``
+    (length N): the initial weights; without it, the warm start of eq 11 around ``teacher`` with ``m0``
+    (``teacher`` needed). Without a teacher the magnetization is NaN. Returns a dataset over
+    ``(seed, time)`` as ``prcy.simulate`` does.
     """
     from prcy.kernels import dynamics, parallel
     from prcy.kernels.problems import labels as problem_labels
@@ -91,6 +95,11 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
     if teacher is not None:
         w0 = _vector(teacher, "teacher", n)
+        norm = float(w0 @ w0) / n
+        if not abs(norm - 1.0) <= TEACHER_NORM_RTOL:
+            raise ValueError(f"teacher: squared norm {norm:.6g} N; allowed: N (within {TEACHER_NORM_RTOL:g}), the "
+                             f"convention of the fields h0 = X teacher / sqrt(N) and of m = w.teacher / N; "
+                             f"scale it by sqrt(N) / |teacher|")
         y = problem_labels(spec.problem.name, np.asarray(Xs @ w0, dtype=np.float64) / math.sqrt(n),
                            spec.problem.onset)
     else:

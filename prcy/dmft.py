@@ -15,7 +15,8 @@ import json
 import math
 import os
 import time as _time
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -114,7 +115,7 @@ class DMFTSpec(SpecForms):
     """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
     problem: str = _D["problem"]
     alpha: float = _D["alpha"]
-    loss: str | None = _D["loss"]  # as problem.loss of a simulation: a built-in name or "module:function"
+    loss: str | None = _D["loss"]  # as problem.loss of a simulation (prcy.problems.load_loss)
     algorithm: Algorithm = field(default_factory=Algorithm)
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)
@@ -294,6 +295,18 @@ def residual(m_old: np.ndarray | None, MR_old: np.ndarray, m_new: np.ndarray, MR
     return r if math.isfinite(r) else math.inf
 
 
+def memory_parts(spec: DMFTSpec) -> dict[str, float]:
+    """Estimated bytes of a solve of ``spec``, by part (for ``prcy.resources.check_memory``): the
+    sample paths (normals, selection, fields, gradients, derivatives: ``K x S`` each), the ``K x K``
+    kernels of one solve (march, response pass, diagnostics, Anderson history) and, kept until the
+    end, the ``K x K`` variables of every replica's dataset (twice while they are concatenated)."""
+    K, S = spec.n_points, spec.solver.samples
+    replicas = spec.solver.replicas or 1
+    return {f"sample paths, {K} grid points x {S} samples": 8.0 * 5 * K * S,
+            f"kernels of one solve, {K} x {K}": 8.0 * (20 + 2 * (spec.solver.anderson + 1)) * K * K,
+            f"datasets of {replicas} solve(s)": 8.0 * 2 * 6 * replicas * K * K}
+
+
 def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoint: str | os.PathLike | None = None,
           progress=None, loss=None, initial=None, **options) -> xr.Dataset:
     """Solve the DMFT of ``spec`` (or of the flat ``options``) and return its dataset.
@@ -326,15 +339,18 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     attribute ``status`` is ``converged`` only if every replica converged (else the worst:
     ``diverged``, then ``max_iter``). A checkpoint ``PATH`` becomes one file per replica,
     ``PATH.replica-<i>``, so an interrupted ensemble resumes at the replica and iteration it reached;
-    ``progress`` gets ``replica=i`` as a keyword.
+    ``progress`` gets ``replica=i`` as a keyword. Ctrl-C after some replicas finished raises
+    ``EnsembleInterrupted`` (a ``KeyboardInterrupt``) whose ``dataset`` holds them.
     """
     from prcy.kernels import parallel
     from prcy.problems import resolve_loss
+    from prcy.resources import check_memory
 
     if spec is None:
         spec = DMFTSpec.from_flat(**options)
     elif options:
         raise ValueError(f"give either a spec or options, not both (got {sorted(options)})")
+    check_memory(memory_parts(spec), "samples, t_max or replicas, or a larger dt")
     n_threads = parallel.n_threads(threads)
     if loss is not None and spec.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec; give one")
@@ -345,13 +361,30 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess, guess_name)
     else:
         runs = []
-        for i in indices:
-            path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
-            report = None if progress is None else functools.partial(progress, replica=i)
-            runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
+        try:
+            for i in indices:
+                path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
+                report = None if progress is None else functools.partial(progress, replica=i)
+                runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
+        except KeyboardInterrupt:
+            if not runs:
+                raise
+            done = replace(spec, solver=replace(spec.solver, replicas=len(runs)))
+            finished = _replica_dataset(runs, done.solver.replica_indices())
+            finished.attrs.update(spec=done.to_json(), loss=loss_name)
+            raise EnsembleInterrupted(finished) from None
         ds = _replica_dataset(runs, indices)
     ds.attrs["loss"] = loss_name
     return ds
+
+
+class EnsembleInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an ensemble after some replicas finished: ``dataset`` holds those replicas, an
+    ensemble of its own (its spec says how many), ready to be written."""
+
+    def __init__(self, dataset: xr.Dataset):
+        super().__init__(f"interrupted after {dataset.sizes['replica']} finished replicas")
+        self.dataset = dataset
 
 
 def _initial_guess(spec: DMFTSpec, initial) -> tuple[np.ndarray, str]:
@@ -616,8 +649,9 @@ def _load_checkpoint(spec, replica, path) -> tuple[np.ndarray, History]:
                 seconds=list(z["seconds"]), aa=list(zip(z["aa_x"], z["aa_g"])),
                 good=good if good.size else None,
                 shortened=int(z["shortened"]) if "shortened" in z else 0)
-    except (OSError, KeyError, ValueError) as exc:
-        raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint ({exc})") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"checkpoint: {str(path)!r} is not a prcy DMFT checkpoint, or a damaged one "
+                         f"({type(exc).__name__}: {exc}); remove it to start afresh") from None
     if stored != _checkpoint_key(spec, replica):
         raise ValueError(f"checkpoint: {str(path)!r} belongs to another spec; remove it or give another path")
     return MR, history
@@ -774,8 +808,12 @@ def describe(ds: xr.Dataset) -> str:
             tuple(r[k].values.item() for k in ("diverged_iteration", "diverged_step", "diverged_time")),
             float(r["response_ess_min"]) if "response_ess_min" in r else None))
     summary = replica_summary(ds)
-    lines.append(f"m(t_max) over the {summary.attrs['replicas_used']} converged replicas: "
-                 f"{float(summary['mean'][-1]):.4f} +- {float(summary['standard_error'][-1]):.4f} (standard error)")
+    if summary.attrs["replicas_used"]:
+        lines.append(f"m(t_max) over the {summary.attrs['replicas_used']} converged replicas: "
+                     f"{float(summary['mean'][-1]):.4f} +- {float(summary['standard_error'][-1]):.4f} "
+                     f"(standard error)")
+    else:
+        lines.append("m(t_max): no replica converged, so no mean")
     return "\n".join(lines)
 
 

@@ -15,6 +15,12 @@ import xarray as xr
 SCHEMAS = ("prcy-simulation/1", "prcy-sweep/1", "prcy-dmft/1")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed over
@@ -22,6 +28,7 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes it 0600; the file gets the mode open() would give
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -49,16 +56,25 @@ def provenance(title: str, schema: str, spec: str, root_seed: int, spawn_keys: s
 
 def check_output(path: str | os.PathLike, *, overwrite: bool = False,
                  suffixes: tuple[str, ...] | None = None) -> Path:
-    """The output ``path`` as a ``Path``, refused before any work is done: a suffix not in ``suffixes``
-    (``ValueError``), an existing file unless ``overwrite`` (``FileExistsError``), a folder that does
-    not exist (``FileNotFoundError``)."""
+    """The output ``path`` as a ``Path``, refused before any work is done: a folder (``""`` included)
+    or a suffix not in ``suffixes`` (``ValueError``), an existing file unless ``overwrite``
+    (``FileExistsError``), a folder that does not exist (``FileNotFoundError``) or in which no file
+    can be created (``ValueError``)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output: {str(path)!r} is a folder; allowed: a file name")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ValueError(f"output: {str(path)!r} must end in {' or '.join(suffixes)}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"output: {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output: folder {str(path.parent)!r} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise ValueError(f"output: no file can be created in folder {str(path.parent)!r} ({exc.strerror}); "
+                         f"allowed: a folder you can write in") from None
     return path
 
 

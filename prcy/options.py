@@ -135,13 +135,28 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+# losses published by installed packages: entry points of this group, each a capsule or a loss factory
+LOSS_ENTRY_POINTS = "prcy.losses"
+
+
+def plugin_losses() -> dict:
+    """The entry points of the group ``LOSS_ENTRY_POINTS`` by name (nothing is imported)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=LOSS_ENTRY_POINTS)}
+
+
 def check_loss_reference(value: Any) -> str:
-    """A loss given by name: a built-in loss or ``"module:function"`` (an importable function returning
-    a ``"prcy.Loss.v2"`` capsule; importable by every worker of a sweep)."""
-    if not isinstance(value, str) or not (value in LOSSES or re.fullmatch(r"[\w.]+:\w+", value)):
-        raise ValueError(f"loss: {value!r} is not allowed; allowed: {', '.join(LOSSES)} or 'module:function' "
-                         f"(a function returning a prcy.Loss.v2 capsule)")
-    return value
+    """A loss given by name: a built-in loss, a loss that an installed package publishes under the
+    entry-point group ``prcy.losses``, or ``"module:attr"`` (a ``"prcy.Loss.v2"`` capsule or a
+    function marked with ``prcy.problems.loss_factory``, importable by every worker of a sweep;
+    ``prcy.problems.load_loss``)."""
+    if isinstance(value, str) and (value in LOSSES or re.fullmatch(r"[\w.]+:\w+", value)
+                                   or value in plugin_losses()):
+        return value
+    published = sorted(plugin_losses())
+    raise ValueError(f"loss: {value!r} is not allowed; allowed: {', '.join(LOSSES + tuple(published))} or "
+                     f"'module:attr' (a prcy.Loss.v2 capsule or a function marked as a prcy loss factory)")
 
 
 @dataclass(frozen=True)
@@ -206,7 +221,8 @@ class Option:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "loss":
-            return f"{', '.join(LOSSES)} or 'module:function'"
+            return (f"{', '.join(LOSSES)}, a loss published under the entry points {LOSS_ENTRY_POINTS!r}, "
+                    f"or 'module:attr'")
         if self.kind == "schedule":
             return (f"pairs (t_start, T), starting at t = 0, start times increasing, at most "
                     f"{format_number(MAX_TIME)}")
@@ -309,7 +325,8 @@ SIMULATION = _rows(
            choices=PROBLEMS),
     Option("alpha", "problem.alpha", "float", 3.0, "Samples per dimension, M = round(alpha N)", "problem",
            low=0, low_open=True, at_most=1e6),
-    Option("n", "problem.n", "int", 1000, "Dimension N", "problem", low=1, at_most=10 ** 7, cli_default=256),
+    Option("n", "problem.n", "int", 1000, "Dimension N (at least 2: the warm start m(0) = m0 needs a direction "
+           "orthogonal to the teacher)", "problem", low=2, at_most=10 ** 7, cli_default=256),
     Option("n_test", "problem.n_test", "int", 0, "Held-out samples for an empirical test error "
            "(0: the formula only)", "problem", low=0, at_most=10 ** 7),
     Option("precision", "problem.precision", "choice", "float64", "Storage precision of the inputs X "
@@ -318,8 +335,9 @@ SIMULATION = _rows(
            "(only the initialization and the noise vary)", "problem"),
     Option("labels", "problem.labels", "choice", "teacher", "random: the training labels permuted among "
            "the samples (reshuffled labels)", "problem", choices=LABELS),
-    Option("loss", "problem.loss", "loss", None, "Loss: a built-in name or 'module:function' returning a "
-           "prcy.Loss.v2 capsule [default: the problem's]", "problem", optional=True),
+    Option("loss", "problem.loss", "loss", None, "Loss: a built-in name, the name of a loss an installed "
+           "package publishes, or 'module:attr' (a prcy.Loss.v2 capsule or a function marked as a prcy loss "
+           "factory; this imports the module: docs/engine.md) [default: the problem's]", "problem", optional=True),
     Option("teacher", "problem.teacher", "choice", "gaussian", "Teacher vector: Gaussian or Rademacher "
            "entries (|w0|^2 = N)", "problem", choices=TEACHERS),
     Option("onset", "problem.onset", "float", 0.67449, "Door: labels y = sign(|h0| - onset)", "problem",

@@ -58,6 +58,29 @@ def seed_streams(spec: SimulationSpec) -> dict[str, list[np.random.PCG64]]:
             for name, code in STREAMS.items()}
 
 
+MEMORY_OPTIONS = "n, alpha, n_test, seeds or points, fewer threads, or share_data / precision float32"
+GENERATOR_BYTES = 800      # one PCG64 with its SeedSequence, measured
+
+
+def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
+    """Estimated bytes of one run of ``spec`` on ``n_threads`` threads, by part (for
+    ``prcy.resources.check_memory``): each working thread holds a seed's data (once for all with
+    ``share_data``) and its state; the recorded curves exist in the kernel's output, the dataset and
+    the writer's buffer."""
+    p = spec.problem
+    working = max(1, min(n_threads, spec.seeds))
+    copies = 1 if p.share_data else working
+    rows = p.m + p.n_test
+    n_record = len(spec.recording.times) + 2 if spec.recording.times is not None else spec.recording.points
+    return {
+        f"inputs X, {rows} x {p.n} {p.precision}, {'shared' if p.share_data else f'{copies} at once'}":
+            copies * (rows * p.n * np.dtype(p.precision).itemsize + 8.0 * (rows + p.n)),
+        "weights, gradients, optimizer state and selection per thread": working * (8.0 * 4 * p.n + 17.0 * p.m),
+        "recorded curves": 3 * 8.0 * 5 * spec.seeds * n_record,
+        "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
+    }
+
+
 def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
              progress: bool | Callable[[int, int], None] = False, loss=None, **options) -> xr.Dataset:
     """Simulate gradient dynamics on phase retrieval (or linear regression); returns a dataset with
@@ -78,18 +101,25 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
 
     ``threads``: None (OpenMP default), -1 (all cores) or a count. ``progress``: True for a progress
     bar on stderr, or a callable ``f(steps_done, steps_total)``. Ctrl-C stops the kernels within a
-    step and raises ``KeyboardInterrupt`` (nothing partial is returned).
+    step and raises ``KeyboardInterrupt`` (nothing partial is returned). A run whose estimated memory
+    (``memory_parts``) exceeds the machine's is refused (``ValueError``) before any compute.
 
     >>> ds = simulate(algorithm=["gd", "psgd"], n=64, alpha=3, m0=0.2, t_max=5, seeds=4)
     >>> sorted(ds.magnetization.dims)
     ['algorithm', 'seed', 'time']
     """
+    from prcy.kernels import parallel
+    from prcy.resources import check_memory
+
     if spec is not None:
         if options:
             raise ValueError(f"give either spec or options, not both (got options {sorted(options)})")
         specs = [spec]
     else:
         specs = specs_from_options(options)
+    n_threads = parallel.n_threads(threads)
+    for s in specs:
+        check_memory(memory_parts(s, n_threads), MEMORY_OPTIONS)
     reporter = _make_reporter(progress, specs)
     datasets = [run(s, threads=threads, progress=reporter, loss=loss) for s in specs]
     if spec is not None or not _is_list(options.get("algorithm")):

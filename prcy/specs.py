@@ -19,26 +19,10 @@ from typing import ClassVar
 import numpy as np
 
 from prcy.options import (ALGORITHMS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, NOT_IN_DMFT, SIMULATION,
-                          check_applicable, check_group, check_loss_reference, check_number, defaults, flat_paths,
+                          check_applicable, check_group, check_number, defaults, flat_paths,
                           not_in_dmft_error, runs_without_unused)
 
 _D = defaults(SIMULATION)
-
-
-def load_loss(value: str):
-    """The capsule returned by the function ``"module:function"`` names (see
-    ``prcy.options.check_loss_reference``; built-in names are resolved by ``prcy.problems.resolve_loss``)."""
-    from prcy.kernels import losses
-
-    check_loss_reference(value)
-    module, func = value.split(":")
-    import importlib
-    try:
-        capsule = getattr(importlib.import_module(module), func)()
-    except (ImportError, AttributeError, TypeError) as exc:
-        raise ValueError(f"loss: cannot load {value!r} ({exc})") from None
-    losses.check_capsule(capsule)          # TypeError naming the loss when it is not a prcy.Loss.v2 capsule
-    return capsule
 
 
 def _set(obj, name, value):

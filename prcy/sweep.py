@@ -38,7 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prcy.options import EXECUTION, SIMULATION, applicable_options, applies, context, runs_without_unused, sections
+from prcy.options import (EXECUTION, LOSSES, SIMULATION, applicable_options, applies, context, runs_without_unused,
+                          sections)
+from prcy.problems import load_loss
 from prcy.specs import Recording, SimulationSpec
 
 SCHEMA = "prcy-sweep/1"
@@ -405,6 +407,10 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):
         EXECUTION[name].check(value)
     tasks = sweep.tasks()
+    for reference in {t.spec.problem.loss for t in tasks.values()} - {None, *LOSSES}:
+        load_loss(reference)          # a loss that cannot be loaded fails here, not in every task
+    if scheduler is None and dask_workers is None:
+        _check_memory(tasks, processes, threads)
     store = PartStore(output)
     manifest = store.manifest(sweep)
     for path in store.foreign(set(tasks)):
@@ -428,6 +434,45 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     return merge(sweep, store, output, manifest["created"], tasks)
 
 
+def _check_memory(tasks: dict[str, Task], processes: int | None, threads: int | None) -> None:
+    """Refuse a local sweep whose processes, each running its largest task, would need more memory
+    than the machine has (``prcy.resources.check_memory``)."""
+    from prcy.resources import check_memory
+    from prcy.simulate import MEMORY_OPTIONS, memory_parts
+
+    processes, threads = plan_workers(len(tasks), processes, threads)
+    largest = max((memory_parts(t.spec, threads) for t in tasks.values()), key=lambda parts: sum(parts.values()))
+    check_memory({f"{what} (x {processes} processes)": processes * b for what, b in largest.items()},
+                 MEMORY_OPTIONS + ", fewer processes or smaller --seeds-per-task")
+
+
+def exit_with_parent(parent: int) -> None:
+    """Make the calling worker process end when the process ``parent`` ends, even by SIGKILL (pool
+    initializer): on Linux the kernel sends it SIGKILL (``prctl(PR_SET_PDEATHSIG)``), elsewhere a
+    daemon thread polls the parent pid every second. A worker whose parent is already gone exits
+    at once. Once the workers are gone, multiprocessing's resource tracker sees its pipe close and
+    exits too."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    else:
+        import threading
+        import time
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, name="prcy-parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _run_local(missing, store, processes, threads, progress, done, total):
     processes, threads = plan_workers(len(missing), processes, threads)
     if processes == 1:
@@ -441,7 +486,8 @@ def _run_local(missing, store, processes, threads, progress, done, total):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")   # no fork after OpenMP has started threads
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_task, t.spec.to_json(), threads): t for t in missing}
         try:
             for future in as_completed(futures):

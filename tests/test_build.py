@@ -95,6 +95,7 @@ from prcy.kernels.switching cimport Switching, SELECT_PERSISTENT, switching_init
 from prcy.kernels.dynamics cimport (Dynamics, Record, Scratch, INIT_WARM, generate_data, init_weights,
                                     trajectory)
 import numpy as np
+from prcy.problems import loss_factory
 
 cdef double smooth_v(double h, double y, const double* theta) noexcept nogil:
     cdef double d = y - sqrt(h * h + theta[0])
@@ -116,6 +117,7 @@ cdef Loss SMOOTH
 loss_init(&SMOOTH, smooth_v, smooth_dv, smooth_d2v, smooth_err)
 SMOOTH.theta[0] = 1e-2
 
+@loss_factory
 def capsule():
     return PyCapsule_New(<void*>&SMOOTH, b"prcy.Loss.v2", NULL)
 
@@ -239,11 +241,12 @@ def test_bad_loss_is_named():
 
 
 @pytest.mark.parametrize("loss, error, match", [
-    ("no_such_module_xyz:capsule", ValueError, "loss: cannot load 'no_such_module_xyz:capsule'"),
+    ("no_such_module_xyz:capsule", ValueError,
+     "loss: 'no_such_module_xyz:capsule' could not be loaded \\(ModuleNotFoundError"),
     ("not a reference", ValueError, "loss: 'not a reference' is not allowed"),
-    ("math:sqrt", ValueError, "loss: cannot load 'math:sqrt'"),
-    ("math:pi", ValueError, "loss: cannot load 'math:pi'"),
-    ("builtins:object", TypeError, "loss: expected a PyCapsule"),
+    ("math:sqrt", ValueError, "loss: 'math:sqrt' is a builtin_function_or_method; allowed: a prcy.Loss.v2 capsule"),
+    ("math:pi", ValueError, "loss: 'math:pi' is a float"),
+    ("builtins:object", ValueError, "loss: 'builtins:object' is a type"),
 ])
 def test_bad_loss_reference_is_named(loss, error, match):
     with pytest.raises(error, match=match):

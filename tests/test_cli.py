@@ -135,7 +135,7 @@ def test_dmft_single_solve_and_ensemble(tmp_path):
     assert sorted(set(back.window_end.values)) == [0.5, 1.0] and back.attrs["status"] == "converged"
     np.testing.assert_allclose(back.magnetization.values, open_dataset(one).magnetization.values, atol=1e-7)
     result = runner.invoke(app, ["dmft", *DMFT_SMALL, "--max-iter", "2", "-o", str(tmp_path / "short.nc")])
-    assert result.exit_code == 0 and "max_iter after 2 iterations" in result.output, result.output
+    assert result.exit_code == 1 and "max_iter after 2 iterations" in result.output, result.output
     assert "not converged: give more --max-iter" in result.output and "--window" in result.output
     for bad, needle in ((["--replicas", "0"], "replicas: 0"), (["--first-replica", "2"], "first_replica"),
                         (["--initial", str(tmp_path / "none.nc")], "initial: "), (["--window", "-1"], "window: -1")):

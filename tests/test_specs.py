@@ -15,7 +15,7 @@ BAD = [
     (dict(alpha=math.nan), "alpha", "> 0"),
     (dict(alpha=math.inf), "alpha", "> 0"),
     (dict(alpha="3"), "alpha", "not a number"),
-    (dict(n=0), "n", ">= 1"),
+    (dict(n=1), "n", ">= 2"),
     (dict(n=2.5), "n", "integer"),
     (dict(n=True), "n", "integer"),
     (dict(algorithm="sgd", batch_fraction=0), "batch_fraction", "(0, 1]"),

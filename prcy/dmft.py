@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import os
+import threading
 import time as _time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -307,8 +308,86 @@ def memory_parts(spec: DMFTSpec) -> dict[str, float]:
             f"datasets of {replicas} solve(s)": 8.0 * 2 * 6 * replicas * K * K}
 
 
+CALIBRATION_POINTS = 257     # the calibration solve of seconds_per_iteration: grid points and samples
+CALIBRATION_SAMPLES = 512
+THREAD_EFFICIENCY = 0.9      # speed-up of n > 1 threads over one: 0.9 n (docs/dmft.md, "Cost": 1.82-1.85 at 2)
+
+
+def seconds_per_iteration(spec: DMFTSpec, threads: int | None = None, loss=None) -> float:
+    """Predicted wall time of one iteration of ``spec`` over its whole horizon with ``threads``: one
+    march and one response pass of the same problem, loss and response on at most
+    ``CALIBRATION_POINTS`` grid points and ``CALIBRATION_SAMPLES`` samples on one thread (after a tiny
+    untimed one that loads the kernels; a fifth of a second together), scaled by the cost laws of
+    docs/dmft.md, "Cost" (the march as ``K^2 S``, the response pass as ``K^3 S``) and divided by the
+    speed-up of the threads (``THREAD_EFFICIENCY``). One thread is timed because on a machine whose
+    cores are busy with other work the threads of a pass wait for each other at every grid step, which
+    a short calibration would blow up; the prediction is for cores of one's own."""
+    from prcy.kernels import parallel
+    from prcy.problems import resolve_loss
+
+    n_threads = parallel.n_threads(threads)
+    capsule, _ = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
+    K, S = spec.n_points, spec.solver.samples
+
+    def one(Kc: int, Sc: int) -> tuple[float, float]:
+        small = replace(spec, solver=replace(spec.solver, t_max=(Kc - 1) * spec.dt, samples=Sc, replicas=None,
+                                             first_replica=0, window=None))
+        samples, abort = draw_samples(small), np.zeros(1, dtype=np.int32)
+        t0 = _time.perf_counter()
+        out = _march(small, np.zeros((Kc, Kc)), samples, 1, abort, capsule)
+        t1 = _time.perf_counter()
+        _response_pass(small, out, samples, Kc, 1, abort, capsule, History.start(Kc, 0.0, ""))
+        return t1 - t0, _time.perf_counter() - t1
+
+    one(min(K, 9), min(S, 64))
+    Kc, Sc = min(K, CALIBRATION_POINTS), min(S, CALIBRATION_SAMPLES)
+    march, response = one(Kc, Sc)
+    speedup = THREAD_EFFICIENCY * n_threads if n_threads > 1 else 1.0
+    return (march * (K / Kc) ** 2 + response * (K / Kc) ** 3) * S / Sc / speedup
+
+
+FORECAST_SECONDS = 60.0      # prcy dmft announces a solve predicted to take longer than this
+TYPICAL_ITERATIONS = 10      # iterations a forecast assumes (3-8 in easy cases, 20-80 in hard ones; docs/dmft.md)
+
+
+def forecast(spec: DMFTSpec, threads: int | None = None, loss=None) -> str | None:
+    """One line with the predicted time per iteration (``seconds_per_iteration``) and how to make a
+    solve cheaper, when ``TYPICAL_ITERATIONS`` iterations (fewer if ``max_iter`` is smaller) of every
+    replica are predicted to take more than ``FORECAST_SECONDS``; else ``None``. A solve no larger than
+    the calibration is not predicted."""
+    from prcy.kernels import parallel
+
+    K, S = spec.n_points, spec.solver.samples
+    if K <= CALIBRATION_POINTS and S <= CALIBRATION_SAMPLES:
+        return None
+    per = seconds_per_iteration(spec, threads, loss)
+    n, replicas = min(spec.solver.max_iter, TYPICAL_ITERATIONS), spec.solver.replicas or 1
+    total = per * n * replicas
+    if total <= FORECAST_SECONDS:
+        return None
+    ensemble, plural = (f" x {replicas} replicas" if replicas > 1 else ""), ("s" if n > 1 else "")
+    return (f"predicted {per:.3g} s per iteration (K = {K} grid points, S = {S} samples, threads = "
+            f"{parallel.n_threads(threads)}), {total / 60:.3g} min for {n} iteration{plural}{ensemble}; cheaper: "
+            f"a larger --dt or a shorter --t-max (cost ~ K^3, K = t_max/dt + 1), fewer --samples (~ S), "
+            f"--window for long horizons")
+
+
+def iterations_left(residuals, tol: float, max_iter: int) -> int:
+    """Iterations still to go, estimated from the geometric decay of the last (up to 5) finite residuals
+    down to ``tol``, at most ``max_iter`` minus those done (all of them while the residual does not fall)."""
+    done = len(residuals)
+    bound = max(max_iter - done, 0)
+    recent = [r for r in residuals[-5:] if math.isfinite(r) and r > 0]
+    if len(recent) < 2 or recent[-1] >= recent[0]:
+        return bound
+    if recent[-1] < tol:
+        return 0
+    rate = (recent[-1] / recent[0]) ** (1.0 / (len(recent) - 1))
+    return min(bound, math.ceil(math.log(tol / recent[-1]) / math.log(rate) - 1e-9))
+
+
 def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoint: str | os.PathLike | None = None,
-          progress=None, loss=None, initial=None, **options) -> xr.Dataset:
+          progress=None, loss=None, initial=None, announce=None, **options) -> xr.Dataset:
     """Solve the DMFT of ``spec`` (or of the flat ``options``) and return its dataset.
 
     One iteration = a march (``prcy.kernels.dmft.march``: everything but ``M_R`` at its fixed point
@@ -328,7 +407,8 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
 
     ``checkpoint``: a file written after every iteration (atomically); if it exists and belongs to the
     same spec, the solve resumes from it and ends bitwise where an uninterrupted solve ends.
-    ``progress(iteration, residual)`` is called after every iteration. Bad parameters raise
+    ``progress(iteration, residual)`` is called after every iteration; ``announce(line)``, if given, with
+    the line of ``forecast`` before a solve predicted to take long. Bad parameters raise
     ``ValueError`` before any computation; a solve that diverges or does not converge returns normally
     with ``attrs["status"]`` saying so.
 
@@ -356,6 +436,9 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         raise ValueError("loss: given both as a capsule and in the spec; give one")
     capsule, loss_name = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
     guess, guess_name = _initial_guess(spec, initial)
+    line = None if announce is None else forecast(spec, n_threads, capsule)
+    if line is not None:
+        announce(line)
     indices = spec.solver.replica_indices()
     if indices is None:
         ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess, guess_name)
@@ -503,7 +586,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     while True:
         t0 = _time.perf_counter()
         e, lo = ends[w], (ends[w - 1] if w else 0)
-        out = _march(spec, MR, samples, n_threads, abort, capsule, k=e)
+        out = _interruptible(abort, _march, spec, MR, samples, n_threads, abort, capsule, k=e)
         iteration = len(history.residual)
         if out["bad_step"] >= 0:
             if history.good is None or backtracks >= MAX_BACKTRACKS or history.shortened >= MAX_SHORTENED:
@@ -519,7 +602,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         history.good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
-        F, clamped = _response_pass(spec, out, samples, e, n_threads, abort, capsule, history)
+        F, clamped = _interruptible(abort, _response_pass, spec, out, samples, e, n_threads, abort, capsule,
+                                    history)
         x = MR[:e, :e]
         F[:lo] = x[:lo]                # the rows of earlier windows are final
         m_prev = history.m[-1][:e] if history.m and history.window_end[-1] == e else None
@@ -541,6 +625,32 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         if progress is not None:
             progress(iteration + 1, res)
     return _dataset(spec, replica, out, MR, history, status, bad, n_threads)
+
+
+def _interruptible(abort: np.ndarray, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` (a march or a response pass) in a worker thread, so that Ctrl-C reaches the
+    caller at once: the kernels see ``abort[0] = 1`` and return, and the ``KeyboardInterrupt`` goes on
+    up (the checkpoint of the last completed iteration stays as it is)."""
+    result: dict = {}
+
+    def work():
+        try:
+            result["out"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the calling thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="prcy-dmft-kernels", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.2)
+    except BaseException:
+        abort[0] = 1
+        thread.join()
+        raise
+    if "error" in result:
+        raise result["error"]
+    return result["out"]
 
 
 def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: int, abort, capsule,

@@ -1,0 +1,76 @@
+"""`prcy dmft` as a tool: the forecast of a long solve, the progress bar, Ctrl-C with a checkpoint."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from typer.testing import CliRunner
+
+from prcy import dmft
+from prcy.cli import app
+from prcy.io import open_dataset
+
+runner = CliRunner()
+
+
+def test_forecast_names_the_cost_and_the_cheaper_options():
+    big = dmft.DMFTSpec.from_flat(alpha=2, m0=0.8, dt=0.01, t_max=10, samples=10000)
+    assert dmft.seconds_per_iteration(big, threads=1) > 0
+    line = dmft.forecast(big, threads=1)
+    assert line is not None and "s per iteration (K = 1001 grid points, S = 10000 samples, threads = 1)" in line
+    assert "--dt" in line and "--t-max" in line and "--samples" in line and "\n" not in line
+    small = dmft.DMFTSpec.from_flat(alpha=2, m0=0.8, dt=0.05, t_max=1, samples=200)
+    assert dmft.forecast(small) is None
+
+
+def test_iterations_left_follows_the_geometric_decay_of_the_residual():
+    assert dmft.iterations_left([float("inf")], 1e-8, 100) == 99
+    assert dmft.iterations_left([float("inf"), 1e-2, 1e-3, 1e-4], 1e-8, 100) == 4
+    assert dmft.iterations_left([1e-2, 1e-3, 1e-2], 1e-8, 100) == 97      # not falling: up to max_iter
+    assert dmft.iterations_left([1e-2, 1e-9], 1e-8, 100) == 0
+    assert dmft.iterations_left([1.0, 0.5], 1e-8, 10) == 8                  # capped by max_iter
+
+
+def test_dmft_shows_the_forecast_and_a_progress_bar(tmp_path, monkeypatch):
+    monkeypatch.setattr(dmft, "FORECAST_SECONDS", 0.0)
+    out = tmp_path / "d.nc"
+    args = ["dmft", "--alpha", "2", "--m0", "0.8", "--dt", "0.05", "--t-max", "1", "--samples", "600",
+            "--replicas", "2", "--progress", "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "predicted" in result.output and "x 2 replicas" in result.output and "Traceback" not in result.output
+    assert open_dataset(out).attrs["replicas_converged"] == 2
+
+
+HARD = ["--alpha", "3", "--m0", "0.2", "--dt", "0.05", "--t-max", "5", "--samples", "1500", "--threads", "1"]
+
+
+def test_ctrl_c_keeps_a_checkpoint_that_resumes_bitwise(tmp_path):
+    ck, out = tmp_path / "ck.npz", tmp_path / "out.nc"
+    command = [sys.executable, "-m", "prcy", "dmft", *HARD, "--checkpoint", str(ck), "--no-progress", "-o", str(out)]
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not ck.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ck.exists(), run.communicate()
+    with np.load(ck) as z:
+        first = len(z["residual"])
+    time.sleep(0.1)                                      # into a later iteration
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 130, (stdout, stderr)
+    assert "interrupted: nothing was written (checkpoint" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    with np.load(ck) as z:
+        assert len(z["residual"]) >= first
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 1) and "wrote" in done.stdout, done.stderr     # 1: not converged, written all the same
+    resumed = open_dataset(out)
+    whole = dmft.solve(alpha=3, m0=0.2, dt=0.05, t_max=5, samples=1500, threads=1)
+    assert resumed.attrs["iterations"] == whole.attrs["iterations"]
+    assert resumed.attrs["status"] == whole.attrs["status"]
+    np.testing.assert_array_equal(resumed.M_R.values, whole.M_R.values)
+    np.testing.assert_array_equal(resumed.magnetization.values, whole.magnetization.values)
+    np.testing.assert_array_equal(resumed.residual.values, whole.residual.values)

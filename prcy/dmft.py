@@ -71,7 +71,10 @@ class Solver:
     as printed in appendix A), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
     plain damped iteration), the root ``seed``, and ``replicas``: ``None`` for one solve, or the number
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
-    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``response_kick``: 0 for the
+    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
+    batches of ``replicas`` further replicas until the standard error of ``m(t_max)`` over the converged
+    replicas is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
+    ``response_kick``: 0 for the
     linear response of A.22, or the size of the kicks of ``h`` whose finite-difference response
     replaces it (``prcy.kernels.dmft.response``; for losses with hilltops, ``d2v < 0``, whose linear
     response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
@@ -91,6 +94,8 @@ class Solver:
     seed: int = _D["seed"]
     replicas: int | None = _D["replicas"]
     first_replica: int = _D["first_replica"]
+    target_se: float | None = _D["target_se"]
+    time_budget: float | None = _D["time_budget"]
     response_kick: float = _D["response_kick"]
     window: float | None = _D["window"]
 
@@ -99,6 +104,12 @@ class Solver:
         if self.replicas is None and self.first_replica:
             raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
                              f"replicas as well")
+        if self.target_se is not None and (self.replicas or 0) < 2:
+            raise ValueError(f"target_se: {self.target_se!r} needs replicas >= 2 (the first batch and the size of "
+                             f"the batches added), got replicas {self.replicas!r}")
+        if self.time_budget is not None and self.target_se is None:
+            raise ValueError(f"time_budget: {self.time_budget!r} without target_se; the budget bounds the replicas "
+                             f"that target_se adds")
 
     def replica_indices(self) -> range | None:
         """The replicas' indices (``None`` for a single solve)."""
@@ -443,12 +454,18 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     if indices is None:
         ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess, guess_name)
     else:
-        runs = []
+        runs, started, target, budget = [], _time.perf_counter(), spec.solver.target_se, spec.solver.time_budget
         try:
-            for i in indices:
-                path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
-                report = None if progress is None else functools.partial(progress, replica=i)
-                runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
+            while True:
+                for i in range(indices.start + len(runs), indices.start + len(runs) + len(indices)):
+                    path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
+                    report = None if progress is None else functools.partial(progress, replica=i)
+                    runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
+                if target is None:
+                    break
+                reason = _enough_replicas(runs, len(indices), target, budget, _time.perf_counter() - started)
+                if reason is not None:
+                    break
         except KeyboardInterrupt:
             if not runs:
                 raise
@@ -456,9 +473,30 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
             finished = _replica_dataset(runs, done.solver.replica_indices())
             finished.attrs.update(spec=done.to_json(), loss=loss_name)
             raise EnsembleInterrupted(finished) from None
-        ds = _replica_dataset(runs, indices)
+        ds = _replica_dataset(runs, range(indices.start, indices.start + len(runs)))
+        if target is not None:
+            ds.attrs.update(target_se=target, target_se_outcome=reason)
     ds.attrs["loss"] = loss_name
     return ds
+
+
+def _enough_replicas(runs: list, batch: int, target: float, budget: float | None, elapsed: float) -> str | None:
+    """Why ``solve`` with ``target_se`` adds no further batch of replicas (``None``: it adds one): the
+    standard error of ``m(t_max)`` (``prcy.analysis.replica_summary``) is below ``target``, the time
+    budget is spent, or no replica of the last batch converged (more of the same will not help)."""
+    from prcy.analysis import replica_summary
+
+    status = [r.attrs["status"] for r in runs]
+    m_end = xr.Dataset({"magnetization": ("replica", [float(r["magnetization"][-1]) for r in runs]),
+                        "replica_status": ("replica", status)})
+    se = float(replica_summary(m_end)["standard_error"])
+    if se < target:
+        return f"reached: standard error {se:.3g} < {target:g} with {len(runs)} replicas"
+    if budget is not None and elapsed >= budget:
+        return f"not reached: time budget of {budget:g} s spent, standard error {se:.3g} with {len(runs)} replicas"
+    if "converged" not in status[-batch:]:
+        return f"not reached: no replica of the last batch converged, standard error {se:.3g}"
+    return None
 
 
 class EnsembleInterrupted(KeyboardInterrupt):
@@ -701,11 +739,11 @@ def _anderson_step(history: History, x: np.ndarray, F: np.ndarray, grew: bool, d
 
 
 def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
-    """The spec without ``max_iter`` (a resumed solve may be given more iterations) and without the
-    ensemble's size, plus the replica's index (a replica's solve does not depend on the others)."""
+    """The spec without ``max_iter`` (a resumed solve may be given more iterations) and without what
+    decides the ensemble's size, plus the replica's index (a replica's solve does not depend on the others)."""
     d = spec.to_dict()
-    for name in ("max_iter", "replicas", "first_replica"):
-        d["solver"].pop(name)
+    for name in ("max_iter", "replicas", "first_replica", "target_se", "time_budget"):
+        d["solver"].pop(name, None)
     if d["solver"]["window"] is None:     # the key of checkpoints written before windows existed
         d["solver"].pop("window")
     if replica is not None:
@@ -854,7 +892,10 @@ STATUS_ORDER = ("converged", "max_iter", "diverged")
 
 def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
     """The replicas' datasets along ``replica`` (iteration histories padded with NaN to the longest);
-    per-solve attributes become variables, ``status`` the worst of the replicas'."""
+    per-solve attributes become variables, ``status`` the worst of the replicas'; with the mean of
+    ``m(t)`` over the converged replicas and its standard error."""
+    from prcy.analysis import replica_summary
+
     per = {var: ("replica", [r.attrs.get(attr, NOT_DIVERGED.get(attr)) for r in runs])
            for attr, var in PER_REPLICA.items()}
     attrs = {k: v for k, v in runs[0].attrs.items() if k not in PER_REPLICA}
@@ -872,6 +913,11 @@ def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
         ds[var].attrs["long_name"] = f"{var.replace('replica_', '')} of each replica"
     attrs.update(status=max(statuses, key=STATUS_ORDER.index), replicas=len(runs), first_replica=indices.start,
                  replicas_converged=statuses.count("converged"))
+    summary = replica_summary(ds)
+    ds["magnetization_mean"] = summary["mean"].assign_attrs(
+        long_name="mean of m(t) over the converged replicas (prcy.analysis.replica_summary)", units="1")
+    ds["magnetization_standard_error"] = summary["standard_error"].assign_attrs(
+        long_name="standard error of that mean (NaN with fewer than two converged replicas)", units="1")
     ds.attrs = attrs
     return ds
 
@@ -924,6 +970,8 @@ def describe(ds: xr.Dataset) -> str:
                      f"(standard error)")
     else:
         lines.append("m(t_max): no replica converged, so no mean")
+    if "target_se" in a:
+        lines.append(f"target standard error {a['target_se']:g} of m(t_max) {a['target_se_outcome']}")
     return "\n".join(lines)
 
 

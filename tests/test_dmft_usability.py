@@ -1,4 +1,5 @@
-"""`prcy dmft` as a tool: the forecast of a long solve, the progress bar, Ctrl-C with a checkpoint."""
+"""`prcy dmft` as a tool: the forecast of a long solve, the progress bar, Ctrl-C with a checkpoint; the
+error bar of m(t) of an ensemble, and replicas added until it reaches a target."""
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from prcy import dmft
+from prcy.analysis import replica_summary
 from prcy.cli import app
 from prcy.io import open_dataset
 
@@ -74,3 +76,41 @@ def test_ctrl_c_keeps_a_checkpoint_that_resumes_bitwise(tmp_path):
     np.testing.assert_array_equal(resumed.M_R.values, whole.M_R.values)
     np.testing.assert_array_equal(resumed.magnetization.values, whole.magnetization.values)
     np.testing.assert_array_equal(resumed.residual.values, whole.residual.values)
+
+
+EASY = dict(alpha=2, m0=0.8, dt=0.05, t_max=1, samples=200, threads=1)
+
+
+def test_an_ensemble_carries_the_mean_of_m_and_its_standard_error():
+    ens = dmft.solve(**EASY, replicas=3)
+    summary = replica_summary(ens)
+    np.testing.assert_array_equal(ens.magnetization_mean.values, summary["mean"].values)
+    np.testing.assert_array_equal(ens.magnetization_standard_error.values, summary["standard_error"].values)
+    assert ens.magnetization_standard_error.dims == ("time",) and "target_se" not in ens.attrs
+
+
+def test_target_se_adds_batches_of_the_same_replicas_until_the_error_is_reached():
+    plain = dmft.solve(**EASY, replicas=6)
+    m_end = plain.magnetization[:, -1].values
+    se = {n: m_end[:n].std(ddof=1) / np.sqrt(n) for n in (2, 4, 6)}
+    target = se[4] * (1 + 1e-6)
+    expected = next((n for n in (2, 4, 6) if se[n] < target))
+    ens = dmft.solve(**EASY, replicas=2, target_se=target)
+    assert ens.sizes["replica"] == expected and list(ens.replica.values) == list(range(expected))
+    assert ens.attrs["target_se_outcome"].startswith("reached") and ens.attrs["target_se"] == target
+    np.testing.assert_array_equal(ens.magnetization.values, plain.magnetization.values[:expected])
+    np.testing.assert_allclose(float(ens.magnetization_standard_error[-1]), se[expected], rtol=1e-12)
+    spent = dmft.solve(**EASY, replicas=2, target_se=1e-9, time_budget=1e-3)
+    assert spent.sizes["replica"] == 2 and "time budget of 0.001 s spent" in spent.attrs["target_se_outcome"]
+
+
+def test_target_se_on_the_command_line(tmp_path):
+    small = ["dmft", "--alpha", "2", "--m0", "0.8", "--dt", "0.05", "--t-max", "1", "--samples", "200", "--no-progress"]
+    result = runner.invoke(app, [*small, "--replicas", "2", "--target-se", "1", "-o", str(tmp_path / "e.nc")])
+    assert result.exit_code == 0, result.output
+    assert "target standard error 1 of m(t_max) reached: standard error" in result.output
+    for bad, needle in ((["--target-se", "0.1"], "target_se: 0.1 needs replicas >= 2"),
+                        (["--replicas", "2", "--target-se", "0"], "target_se: 0"),
+                        (["--replicas", "2", "--time-budget", "5"], "time_budget: 5.0 without target_se")):
+        result = runner.invoke(app, [*small, *bad, "-o", str(tmp_path / "x.nc")])
+        assert result.exit_code == 2 and needle in result.output and len(result.output.splitlines()) == 1, result.output

@@ -74,10 +74,9 @@ class Solver:
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
     batches of ``replicas`` further replicas until the standard error of ``m(t_max)`` over the converged
     replicas is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
-    ``response_kick``: 0 for the
-    linear response of A.22, or the size of the kicks of ``h`` whose finite-difference response
-    replaces it (``prcy.kernels.dmft.response``; for losses with hilltops, ``d2v < 0``, whose linear
-    response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
+    ``response_kick``: 0 for the linear response of A.22, or the size of the kicks of ``h`` whose
+    finite-difference response replaces it (``prcy.kernels.dmft.response``; for losses with hilltops,
+    ``d2v < 0``, whose linear response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
     once, or a time span: the fixed point is then found on ``[0, window]``, then on
     ``[0, 2 window]`` with the earlier rows of ``M_R`` frozen, and so on (the equations are causal, so
     this is the same fixed point; docs/dmft.md, "Horizon windows")."""
@@ -743,7 +742,7 @@ def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
     decides the ensemble's size, plus the replica's index (a replica's solve does not depend on the others)."""
     d = spec.to_dict()
     for name in ("max_iter", "replicas", "first_replica", "target_se", "time_budget"):
-        d["solver"].pop(name, None)
+        d["solver"].pop(name)
     if d["solver"]["window"] is None:     # the key of checkpoints written before windows existed
         d["solver"].pop("window")
     if replica is not None:

@@ -74,6 +74,8 @@ class Solver:
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
     batches of ``replicas`` further replicas until the standard error of ``m(t_max)`` over the converged
     replicas is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
+    ``antithetic``: sample ``S/2 + i`` is sample ``i`` with ``-h0`` and the same ``h(0)``, normals and
+    selection (each sample keeps its law, so the estimators stay unbiased; docs/validation.md 7f);
     ``response_kick``: 0 for the linear response of A.22, or the size of the kicks of ``h`` whose
     finite-difference response replaces it (``prcy.kernels.dmft.response``; for losses with hilltops,
     ``d2v < 0``, whose linear response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
@@ -95,6 +97,7 @@ class Solver:
     first_replica: int = _D["first_replica"]
     target_se: float | None = _D["target_se"]
     time_budget: float | None = _D["time_budget"]
+    antithetic: bool = _D["antithetic"]
     response_kick: float = _D["response_kick"]
     window: float | None = _D["window"]
 
@@ -103,6 +106,8 @@ class Solver:
         if self.replicas is None and self.first_replica:
             raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
                              f"replicas as well")
+        if self.antithetic and self.samples % 2:
+            raise ValueError(f"samples: {self.samples!r} is odd; antithetic pairs need an even number of samples")
         if self.target_se is not None and (self.replicas or 0) < 2:
             raise ValueError(f"target_se: {self.target_se!r} needs replicas >= 2 (the first batch and the size of "
                              f"the batches added), got replicas {self.replicas!r}")
@@ -198,10 +203,13 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     of the root ``SeedSequence(seed)`` (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``) spawned
     in the order of ``STREAMS``. ``Z`` and the selection's uniforms are drawn grid point after grid
     point, so a solve over a longer horizon shares the random numbers of its first grid points with
-    a shorter one; and the labels ``y`` of ``h0``."""
+    a shorter one; and the labels ``y`` of ``h0``. With ``solver.antithetic`` half the samples are drawn
+    and the other half are their mirror images, ``-h0`` with the same ``h(0)``, normals and selection."""
     from prcy.kernels.problems import labels
 
     K, S = spec.n_points, spec.solver.samples
+    if spec.solver.antithetic:
+        S //= 2
     a = spec.algorithm
     root = (np.random.SeedSequence(spec.solver.seed) if replica is None
             else np.random.SeedSequence(spec.solver.seed, spawn_key=(replica,)))
@@ -227,6 +235,9 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
             for k in range(1, K):
                 prev = sel[k - 1].astype(bool)
                 sel[k] = np.where(prev, U[k] >= p_off, U[k] < p_on)
+    if spec.solver.antithetic:
+        h0, h_init, Z = np.concatenate([h0, -h0]), np.concatenate([h_init, h_init]), np.hstack([Z, Z])
+        sel = None if sel is None else np.hstack([sel, sel])
     return {"h0": h0, "y": labels(spec.problem, h0), "h_init": h_init, "Z": Z, "sel": sel}
 
 

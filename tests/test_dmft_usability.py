@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from typer.testing import CliRunner
@@ -114,3 +115,18 @@ def test_target_se_on_the_command_line(tmp_path):
                         (["--replicas", "2", "--time-budget", "5"], "time_budget: 5.0 without target_se")):
         result = runner.invoke(app, [*small, *bad, "-o", str(tmp_path / "x.nc")])
         assert result.exit_code == 2 and needle in result.output and len(result.output.splitlines()) == 1, result.output
+
+
+def test_antithetic_pairs_mirror_h0_and_share_the_rest(tmp_path):
+    spec = dmft.DMFTSpec.from_flat(alpha=3, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1, dt=0.05,
+                                   t_max=1, samples=200, antithetic=True)
+    s = dmft.draw_samples(spec, replica=3)
+    half = dmft.draw_samples(replace(spec, solver=replace(spec.solver, samples=100, antithetic=False)), replica=3)
+    np.testing.assert_array_equal(s["h0"], np.concatenate([half["h0"], -half["h0"]]))
+    np.testing.assert_array_equal(s["y"], np.concatenate([half["y"], half["y"]]))
+    for name in ("h_init", "Z", "sel"):
+        np.testing.assert_array_equal(s[name], np.concatenate([half[name]] * 2, axis=-1))
+    ds = dmft.solve(spec, threads=1)
+    assert ds.attrs["status"] == "converged" and '"antithetic": true' in ds.attrs["spec"]
+    result = runner.invoke(app, ["dmft", "--samples", "201", "--antithetic", "-o", str(tmp_path / "x.nc")])
+    assert result.exit_code == 2 and "samples: 201 is odd" in result.output, result.output

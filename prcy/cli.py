@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from prcy.options import DMFT, EXECUTION, NOT_IN_DMFT, SIMULATION, Option, format_value, not_in_dmft_error
+from prcy.options import (DMFT, EXECUTION, NOT_IN_DMFT, SIMULATION, Option, defaults, format_value,
+                          not_in_dmft_error)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="prcy: gradient dynamics on rough landscapes (phase retrieval): simulations and theory.")
@@ -130,28 +131,37 @@ def simulate(**values):
     inspect.Parameter("initial", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
         None, help="Warm start: a DMFT file on the same grid step whose M_R (replica mean) starts the "
                    "iteration, e.g. a shorter horizon's solve [default: A.1's M_R = 0].")),
-    _parameter(EXECUTION["threads"]), _OVERWRITE, _progress("Print the residual after every iteration."))
+    _parameter(EXECUTION["threads"]), _OVERWRITE,
+    _progress("Show a progress bar over the iterations (residual, estimated time left)."))
 def dmft(**values):
     """Solve the DMFT of GD / SGD / persistent SGD / Langevin and write a NetCDF dataset.
 
     Every option is a keyword of prcy.dmft.solve with the same name and default. The simulation's
     options that the DMFT does not solve for (--optimizer, --init, --success, --teacher, ...) are
-    refused. Exit code 0 when the solve (every replica) converged; 1 when it diverged or reached
-    --max-iter (the file is written all the same); 2 for a refused option.
+    refused. A solve predicted to take more than a minute is announced with its predicted time per
+    iteration and how to make it cheaper (prcy.dmft.forecast). Exit code 0 when the solve (every
+    replica) converged; 1 when it diverged or reached --max-iter (the file is written all the same);
+    2 for a refused option; 130 after Ctrl-C (with --checkpoint, a rerun resumes).
     """
     from prcy.dmft import EnsembleInterrupted, describe, solve
     from prcy.io import write_dataset
 
     output, overwrite, checkpoint = values["output"], values["overwrite"], values["checkpoint"]
     _check_output(output, overwrite)
-    report = _dmft_report if values["progress"] else None
+    bar = None
     try:
         for name in NOT_IN_DMFT:
             if values[name] is not None:
                 raise not_in_dmft_error(name)
         options = _given(values, DMFT)
         threads = EXECUTION["threads"].check(_given(values, EXECUTION).get("threads"))
-        ds = solve(threads=threads, checkpoint=checkpoint, progress=report, initial=values["initial"], **options)
+        bar = _IterationBar({**defaults(DMFT), **options}) if values["progress"] else None
+        try:
+            ds = solve(threads=threads, checkpoint=checkpoint, progress=bar, initial=values["initial"],
+                       announce=lambda line: typer.echo(line, err=True), **options)
+        finally:
+            if bar is not None:
+                bar.stop()
         write_dataset(ds, output, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -177,9 +187,46 @@ def dmft(**values):
         raise typer.Exit(code=1)
 
 
-def _dmft_report(iteration: int, residual: float, replica: int | None = None) -> None:
-    where = "" if replica is None else f"replica {replica} "
-    typer.echo(f"{where}iteration {iteration}: residual {residual:.3e}", err=True)
+class _IterationBar:
+    """A progress bar over the iterations of a DMFT solve (one replica after the other): iterations done
+    of --max-iter, the residual, and the time left at the mean time per iteration so far for the
+    iterations prcy.dmft.iterations_left expects."""
+
+    def __init__(self, options: dict):
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._clock, self._tol, self._max_iter = time.perf_counter, options["tol"], options["max_iter"]
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[state]}"), transient=True)
+        self._task = self._bar.add_task("iterations", total=self._max_iter, state="")
+        self._replica, self._first = None, None     # the replica shown, the iterations it had before this run
+        self._bar.start()
+
+    def __call__(self, iteration: int, residual: float, replica: int | None = None) -> None:
+        from prcy.dmft import iterations_left
+
+        if self._first is None or replica != self._replica:     # (a replica resumed from a checkpoint: > 0)
+            self._replica, self._residuals, self._start, self._first = replica, [], self._clock(), iteration - 1
+        self._residuals.append(residual)
+        per = (self._clock() - self._start) / (iteration - self._first)
+        left = iterations_left(self._residuals, self._tol, self._max_iter - self._first) * per
+        where = "iterations" if replica is None else f"replica {replica}"
+        self._bar.update(self._task, completed=iteration, description=where,
+                         state=f"residual {residual:.2e}, {per:.3g} s/iteration, ~{_duration(left)} left")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    """``75`` -> ``1 min 15 s``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

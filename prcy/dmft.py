@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import os
+import threading
 import time as _time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -70,10 +71,14 @@ class Solver:
     as printed in appendix A), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
     plain damped iteration), the root ``seed``, and ``replicas``: ``None`` for one solve, or the number
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
-    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``response_kick``: 0 for the
-    linear response of A.22, or the size of the kicks of ``h`` whose finite-difference response
-    replaces it (``prcy.kernels.dmft.response``; for losses with hilltops, ``d2v < 0``, whose linear
-    response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
+    numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
+    batches of ``replicas`` further replicas until the standard error of ``m(t_max)`` over the converged
+    replicas is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
+    ``antithetic``: sample ``S/2 + i`` is sample ``i`` with ``-h0`` and the same ``h(0)``, normals and
+    selection (each sample keeps its law, so the estimators stay unbiased; docs/validation.md 7f);
+    ``response_kick``: 0 for the linear response of A.22, or the size of the kicks of ``h`` whose
+    finite-difference response replaces it (``prcy.kernels.dmft.response``; for losses with hilltops,
+    ``d2v < 0``, whose linear response is heavy-tailed; docs/dmft.md); ``window``: ``None`` to iterate on the whole horizon at
     once, or a time span: the fixed point is then found on ``[0, window]``, then on
     ``[0, 2 window]`` with the earlier rows of ``M_R`` frozen, and so on (the equations are causal, so
     this is the same fixed point; docs/dmft.md, "Horizon windows")."""
@@ -90,6 +95,9 @@ class Solver:
     seed: int = _D["seed"]
     replicas: int | None = _D["replicas"]
     first_replica: int = _D["first_replica"]
+    target_se: float | None = _D["target_se"]
+    time_budget: float | None = _D["time_budget"]
+    antithetic: bool = _D["antithetic"]
     response_kick: float = _D["response_kick"]
     window: float | None = _D["window"]
 
@@ -98,6 +106,14 @@ class Solver:
         if self.replicas is None and self.first_replica:
             raise ValueError(f"first_replica: {self.first_replica!r} without replicas; allowed: 0, or give "
                              f"replicas as well")
+        if self.antithetic and self.samples % 2:
+            raise ValueError(f"samples: {self.samples!r} is odd; antithetic pairs need an even number of samples")
+        if self.target_se is not None and (self.replicas or 0) < 2:
+            raise ValueError(f"target_se: {self.target_se!r} needs replicas >= 2 (the first batch and the size of "
+                             f"the batches added), got replicas {self.replicas!r}")
+        if self.time_budget is not None and self.target_se is None:
+            raise ValueError(f"time_budget: {self.time_budget!r} without target_se; the budget bounds the replicas "
+                             f"that target_se adds")
 
     def replica_indices(self) -> range | None:
         """The replicas' indices (``None`` for a single solve)."""
@@ -187,10 +203,13 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     of the root ``SeedSequence(seed)`` (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``) spawned
     in the order of ``STREAMS``. ``Z`` and the selection's uniforms are drawn grid point after grid
     point, so a solve over a longer horizon shares the random numbers of its first grid points with
-    a shorter one; and the labels ``y`` of ``h0``."""
+    a shorter one; and the labels ``y`` of ``h0``. With ``solver.antithetic`` half the samples are drawn
+    and the other half are their mirror images, ``-h0`` with the same ``h(0)``, normals and selection."""
     from prcy.kernels.problems import labels
 
     K, S = spec.n_points, spec.solver.samples
+    if spec.solver.antithetic:
+        S //= 2
     a = spec.algorithm
     root = (np.random.SeedSequence(spec.solver.seed) if replica is None
             else np.random.SeedSequence(spec.solver.seed, spawn_key=(replica,)))
@@ -216,6 +235,9 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
             for k in range(1, K):
                 prev = sel[k - 1].astype(bool)
                 sel[k] = np.where(prev, U[k] >= p_off, U[k] < p_on)
+    if spec.solver.antithetic:
+        h0, h_init, Z = np.concatenate([h0, -h0]), np.concatenate([h_init, h_init]), np.hstack([Z, Z])
+        sel = None if sel is None else np.hstack([sel, sel])
     return {"h0": h0, "y": labels(spec.problem, h0), "h_init": h_init, "Z": Z, "sel": sel}
 
 
@@ -307,8 +329,86 @@ def memory_parts(spec: DMFTSpec) -> dict[str, float]:
             f"datasets of {replicas} solve(s)": 8.0 * 2 * 6 * replicas * K * K}
 
 
+CALIBRATION_POINTS = 257     # the calibration solve of seconds_per_iteration: grid points and samples
+CALIBRATION_SAMPLES = 512
+THREAD_EFFICIENCY = 0.9      # speed-up of n > 1 threads over one: 0.9 n (docs/dmft.md, "Cost": 1.82-1.85 at 2)
+
+
+def seconds_per_iteration(spec: DMFTSpec, threads: int | None = None, loss=None) -> float:
+    """Predicted wall time of one iteration of ``spec`` over its whole horizon with ``threads``: one
+    march and one response pass of the same problem, loss and response on at most
+    ``CALIBRATION_POINTS`` grid points and ``CALIBRATION_SAMPLES`` samples on one thread (after a tiny
+    untimed one that loads the kernels; a fifth of a second together), scaled by the cost laws of
+    docs/dmft.md, "Cost" (the march as ``K^2 S``, the response pass as ``K^3 S``) and divided by the
+    speed-up of the threads (``THREAD_EFFICIENCY``). One thread is timed because on a machine whose
+    cores are busy with other work the threads of a pass wait for each other at every grid step, which
+    a short calibration would blow up; the prediction is for cores of one's own."""
+    from prcy.kernels import parallel
+    from prcy.problems import resolve_loss
+
+    n_threads = parallel.n_threads(threads)
+    capsule, _ = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
+    K, S = spec.n_points, spec.solver.samples
+
+    def one(Kc: int, Sc: int) -> tuple[float, float]:
+        small = replace(spec, solver=replace(spec.solver, t_max=(Kc - 1) * spec.dt, samples=Sc, replicas=None,
+                                             first_replica=0, window=None))
+        samples, abort = draw_samples(small), np.zeros(1, dtype=np.int32)
+        t0 = _time.perf_counter()
+        out = _march(small, np.zeros((Kc, Kc)), samples, 1, abort, capsule)
+        t1 = _time.perf_counter()
+        _response_pass(small, out, samples, Kc, 1, abort, capsule, History.start(Kc, 0.0, ""))
+        return t1 - t0, _time.perf_counter() - t1
+
+    one(min(K, 9), min(S, 64))
+    Kc, Sc = min(K, CALIBRATION_POINTS), min(S, CALIBRATION_SAMPLES)
+    march, response = one(Kc, Sc)
+    speedup = THREAD_EFFICIENCY * n_threads if n_threads > 1 else 1.0
+    return (march * (K / Kc) ** 2 + response * (K / Kc) ** 3) * S / Sc / speedup
+
+
+FORECAST_SECONDS = 60.0      # prcy dmft announces a solve predicted to take longer than this
+TYPICAL_ITERATIONS = 10      # iterations a forecast assumes (3-8 in easy cases, 20-80 in hard ones; docs/dmft.md)
+
+
+def forecast(spec: DMFTSpec, threads: int | None = None, loss=None) -> str | None:
+    """One line with the predicted time per iteration (``seconds_per_iteration``) and how to make a
+    solve cheaper, when ``TYPICAL_ITERATIONS`` iterations (fewer if ``max_iter`` is smaller) of every
+    replica are predicted to take more than ``FORECAST_SECONDS``; else ``None``. A solve no larger than
+    the calibration is not predicted."""
+    from prcy.kernels import parallel
+
+    K, S = spec.n_points, spec.solver.samples
+    if K <= CALIBRATION_POINTS and S <= CALIBRATION_SAMPLES:
+        return None
+    per = seconds_per_iteration(spec, threads, loss)
+    n, replicas = min(spec.solver.max_iter, TYPICAL_ITERATIONS), spec.solver.replicas or 1
+    total = per * n * replicas
+    if total <= FORECAST_SECONDS:
+        return None
+    ensemble, plural = (f" x {replicas} replicas" if replicas > 1 else ""), ("s" if n > 1 else "")
+    return (f"predicted {per:.3g} s per iteration (K = {K} grid points, S = {S} samples, threads = "
+            f"{parallel.n_threads(threads)}), {total / 60:.3g} min for {n} iteration{plural}{ensemble}; cheaper: "
+            f"a larger --dt or a shorter --t-max (cost ~ K^3, K = t_max/dt + 1), fewer --samples (~ S), "
+            f"--window for long horizons")
+
+
+def iterations_left(residuals, tol: float, max_iter: int) -> int:
+    """Iterations still to go, estimated from the geometric decay of the last (up to 5) finite residuals
+    down to ``tol``, at most ``max_iter`` minus those done (all of them while the residual does not fall)."""
+    done = len(residuals)
+    bound = max(max_iter - done, 0)
+    recent = [r for r in residuals[-5:] if math.isfinite(r) and r > 0]
+    if len(recent) < 2 or recent[-1] >= recent[0]:
+        return bound
+    if recent[-1] < tol:
+        return 0
+    rate = (recent[-1] / recent[0]) ** (1.0 / (len(recent) - 1))
+    return min(bound, math.ceil(math.log(tol / recent[-1]) / math.log(rate) - 1e-9))
+
+
 def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoint: str | os.PathLike | None = None,
-          progress=None, loss=None, initial=None, **options) -> xr.Dataset:
+          progress=None, loss=None, initial=None, announce=None, **options) -> xr.Dataset:
     """Solve the DMFT of ``spec`` (or of the flat ``options``) and return its dataset.
 
     One iteration = a march (``prcy.kernels.dmft.march``: everything but ``M_R`` at its fixed point
@@ -328,7 +428,8 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
 
     ``checkpoint``: a file written after every iteration (atomically); if it exists and belongs to the
     same spec, the solve resumes from it and ends bitwise where an uninterrupted solve ends.
-    ``progress(iteration, residual)`` is called after every iteration. Bad parameters raise
+    ``progress(iteration, residual)`` is called after every iteration; ``announce(line)``, if given, with
+    the line of ``forecast`` before a solve predicted to take long. Bad parameters raise
     ``ValueError`` before any computation; a solve that diverges or does not converge returns normally
     with ``attrs["status"]`` saying so.
 
@@ -356,16 +457,25 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
         raise ValueError("loss: given both as a capsule and in the spec; give one")
     capsule, loss_name = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
     guess, guess_name = _initial_guess(spec, initial)
+    line = None if announce is None else forecast(spec, n_threads, capsule)
+    if line is not None:
+        announce(line)
     indices = spec.solver.replica_indices()
     if indices is None:
         ds = _solve_one(spec, None, n_threads, checkpoint, progress, capsule, guess, guess_name)
     else:
-        runs = []
+        runs, started, target, budget = [], _time.perf_counter(), spec.solver.target_se, spec.solver.time_budget
         try:
-            for i in indices:
-                path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
-                report = None if progress is None else functools.partial(progress, replica=i)
-                runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
+            while True:
+                for i in range(indices.start + len(runs), indices.start + len(runs) + len(indices)):
+                    path = None if checkpoint is None else Path(f"{checkpoint}.replica-{i}")
+                    report = None if progress is None else functools.partial(progress, replica=i)
+                    runs.append(_solve_one(spec, i, n_threads, path, report, capsule, guess, guess_name))
+                if target is None:
+                    break
+                reason = _enough_replicas(runs, len(indices), target, budget, _time.perf_counter() - started)
+                if reason is not None:
+                    break
         except KeyboardInterrupt:
             if not runs:
                 raise
@@ -373,9 +483,30 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
             finished = _replica_dataset(runs, done.solver.replica_indices())
             finished.attrs.update(spec=done.to_json(), loss=loss_name)
             raise EnsembleInterrupted(finished) from None
-        ds = _replica_dataset(runs, indices)
+        ds = _replica_dataset(runs, range(indices.start, indices.start + len(runs)))
+        if target is not None:
+            ds.attrs.update(target_se=target, target_se_outcome=reason)
     ds.attrs["loss"] = loss_name
     return ds
+
+
+def _enough_replicas(runs: list, batch: int, target: float, budget: float | None, elapsed: float) -> str | None:
+    """Why ``solve`` with ``target_se`` adds no further batch of replicas (``None``: it adds one): the
+    standard error of ``m(t_max)`` (``prcy.analysis.replica_summary``) is below ``target``, the time
+    budget is spent, or no replica of the last batch converged (more of the same will not help)."""
+    from prcy.analysis import replica_summary
+
+    status = [r.attrs["status"] for r in runs]
+    m_end = xr.Dataset({"magnetization": ("replica", [float(r["magnetization"][-1]) for r in runs]),
+                        "replica_status": ("replica", status)})
+    se = float(replica_summary(m_end)["standard_error"])
+    if se < target:
+        return f"reached: standard error {se:.3g} < {target:g} with {len(runs)} replicas"
+    if budget is not None and elapsed >= budget:
+        return f"not reached: time budget of {budget:g} s spent, standard error {se:.3g} with {len(runs)} replicas"
+    if "converged" not in status[-batch:]:
+        return f"not reached: no replica of the last batch converged, standard error {se:.3g}"
+    return None
 
 
 class EnsembleInterrupted(KeyboardInterrupt):
@@ -503,7 +634,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     while True:
         t0 = _time.perf_counter()
         e, lo = ends[w], (ends[w - 1] if w else 0)
-        out = _march(spec, MR, samples, n_threads, abort, capsule, k=e)
+        out = _interruptible(abort, _march, spec, MR, samples, n_threads, abort, capsule, k=e)
         iteration = len(history.residual)
         if out["bad_step"] >= 0:
             if history.good is None or backtracks >= MAX_BACKTRACKS or history.shortened >= MAX_SHORTENED:
@@ -519,7 +650,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         history.good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
-        F, clamped = _response_pass(spec, out, samples, e, n_threads, abort, capsule, history)
+        F, clamped = _interruptible(abort, _response_pass, spec, out, samples, e, n_threads, abort, capsule,
+                                    history)
         x = MR[:e, :e]
         F[:lo] = x[:lo]                # the rows of earlier windows are final
         m_prev = history.m[-1][:e] if history.m and history.window_end[-1] == e else None
@@ -541,6 +673,32 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         if progress is not None:
             progress(iteration + 1, res)
     return _dataset(spec, replica, out, MR, history, status, bad, n_threads)
+
+
+def _interruptible(abort: np.ndarray, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` (a march or a response pass) in a worker thread, so that Ctrl-C reaches the
+    caller at once: the kernels see ``abort[0] = 1`` and return, and the ``KeyboardInterrupt`` goes on
+    up (the checkpoint of the last completed iteration stays as it is)."""
+    result: dict = {}
+
+    def work():
+        try:
+            result["out"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the calling thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="prcy-dmft-kernels", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.2)
+    except BaseException:
+        abort[0] = 1
+        thread.join()
+        raise
+    if "error" in result:
+        raise result["error"]
+    return result["out"]
 
 
 def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: int, abort, capsule,
@@ -591,10 +749,10 @@ def _anderson_step(history: History, x: np.ndarray, F: np.ndarray, grew: bool, d
 
 
 def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
-    """The spec without ``max_iter`` (a resumed solve may be given more iterations) and without the
-    ensemble's size, plus the replica's index (a replica's solve does not depend on the others)."""
+    """The spec without ``max_iter`` (a resumed solve may be given more iterations) and without what
+    decides the ensemble's size, plus the replica's index (a replica's solve does not depend on the others)."""
     d = spec.to_dict()
-    for name in ("max_iter", "replicas", "first_replica"):
+    for name in ("max_iter", "replicas", "first_replica", "target_se", "time_budget"):
         d["solver"].pop(name)
     if d["solver"]["window"] is None:     # the key of checkpoints written before windows existed
         d["solver"].pop("window")
@@ -744,7 +902,10 @@ STATUS_ORDER = ("converged", "max_iter", "diverged")
 
 def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
     """The replicas' datasets along ``replica`` (iteration histories padded with NaN to the longest);
-    per-solve attributes become variables, ``status`` the worst of the replicas'."""
+    per-solve attributes become variables, ``status`` the worst of the replicas'; with the mean of
+    ``m(t)`` over the converged replicas and its standard error."""
+    from prcy.analysis import replica_summary
+
     per = {var: ("replica", [r.attrs.get(attr, NOT_DIVERGED.get(attr)) for r in runs])
            for attr, var in PER_REPLICA.items()}
     attrs = {k: v for k, v in runs[0].attrs.items() if k not in PER_REPLICA}
@@ -762,6 +923,11 @@ def _replica_dataset(runs: list, indices: range) -> xr.Dataset:
         ds[var].attrs["long_name"] = f"{var.replace('replica_', '')} of each replica"
     attrs.update(status=max(statuses, key=STATUS_ORDER.index), replicas=len(runs), first_replica=indices.start,
                  replicas_converged=statuses.count("converged"))
+    summary = replica_summary(ds)
+    ds["magnetization_mean"] = summary["mean"].assign_attrs(
+        long_name="mean of m(t) over the converged replicas (prcy.analysis.replica_summary)", units="1")
+    ds["magnetization_standard_error"] = summary["standard_error"].assign_attrs(
+        long_name="standard error of that mean (NaN with fewer than two converged replicas)", units="1")
     ds.attrs = attrs
     return ds
 
@@ -814,6 +980,8 @@ def describe(ds: xr.Dataset) -> str:
                      f"(standard error)")
     else:
         lines.append("m(t_max): no replica converged, so no mean")
+    if "target_se" in a:
+        lines.append(f"target standard error {a['target_se']:g} of m(t_max) {a['target_se_outcome']}")
     return "\n".join(lines)
 
 

@@ -455,6 +455,14 @@ DMFT = _rows(
            optional=True),
     Option("first_replica", "solver.first_replica", "int", 0, "Index of the first replica (to extend an "
            "ensemble)", low=0, at_most=MAX_SEED),
+    Option("target_se", "solver.target_se", "float", None, "Add replicas, in batches of --replicas, until the "
+           "standard error of m(t_max) over the converged replicas is below this (docs/dmft.md) [default: the "
+           "ensemble of --replicas]", low=0, low_open=True, at_most=1e3, optional=True),
+    Option("time_budget", "solver.time_budget", "float", None, "With --target-se: add no batch after this "
+           "many seconds [default: no limit]", low=0, low_open=True, at_most=MAX_TIME, unit="s", optional=True),
+    Option("antithetic", "solver.antithetic", "bool", False, "Antithetic pairs: sample S/2 + i is sample i with "
+           "-h0 and the same h(0), noise and selection (unbiased; a smaller spread for persistent SGD, "
+           "docs/validation.md 7f); needs an even --samples"),
     Option("response_kick", "solver.response_kick", "float", 0.0, "0: linear response (A.22); > 0: size of "
            "the kicks of h whose finite-difference response replaces it, for losses whose linear response "
            "is heavy-tailed (docs/dmft.md)", low=0, at_most=1e3),

@@ -14,7 +14,6 @@ import functools
 import json
 import math
 import os
-import threading
 import time as _time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from prcy._xp import array_api_boundary, real_array
+from prcy.interrupt import run_interruptible
 from prcy.options import (DMFT, MAX_DMFT_POINTS, SIMULATION, check_applicable, check_group, check_number,
                           defaults, flat_paths)
 from prcy.specs import Algorithm, Constraint, Initialization, SpecForms, check_types, flat_values
@@ -634,7 +634,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
     while True:
         t0 = _time.perf_counter()
         e, lo = ends[w], (ends[w - 1] if w else 0)
-        out = _interruptible(abort, _march, spec, MR, samples, n_threads, abort, capsule, k=e)
+        out = run_interruptible(abort, _march, spec, MR, samples, n_threads, abort, capsule, k=e)
         iteration = len(history.residual)
         if out["bad_step"] >= 0:
             if history.good is None or backtracks >= MAX_BACKTRACKS or history.shortened >= MAX_SHORTENED:
@@ -650,8 +650,8 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         history.good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
-        F, clamped = _interruptible(abort, _response_pass, spec, out, samples, e, n_threads, abort, capsule,
-                                    history)
+        F, clamped = run_interruptible(abort, _response_pass, spec, out, samples, e, n_threads, abort,
+                                       capsule, history)
         x = MR[:e, :e]
         F[:lo] = x[:lo]                # the rows of earlier windows are final
         m_prev = history.m[-1][:e] if history.m and history.window_end[-1] == e else None
@@ -673,32 +673,6 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         if progress is not None:
             progress(iteration + 1, res)
     return _dataset(spec, replica, out, MR, history, status, bad, n_threads)
-
-
-def _interruptible(abort: np.ndarray, fn, *args, **kwargs):
-    """``fn(*args, **kwargs)`` (a march or a response pass) in a worker thread, so that Ctrl-C reaches the
-    caller at once: the kernels see ``abort[0] = 1`` and return, and the ``KeyboardInterrupt`` goes on
-    up (the checkpoint of the last completed iteration stays as it is)."""
-    result: dict = {}
-
-    def work():
-        try:
-            result["out"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed to the calling thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=work, name="prcy-dmft-kernels", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(timeout=0.2)
-    except BaseException:
-        abort[0] = 1
-        thread.join()
-        raise
-    if "error" in result:
-        raise result["error"]
-    return result["out"]
 
 
 def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: int, abort, capsule,

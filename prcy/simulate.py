@@ -8,12 +8,12 @@ their order. With ``share_data`` every seed uses the data stream of seed index 0
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
 
+from prcy.interrupt import run_interruptible
 from prcy.specs import SimulationSpec, specs_from_options
 
 SCHEMA = "prcy-simulation/1"
@@ -212,37 +212,20 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     p_on, p_off = a.switching_probabilities()
     progress_arr = np.zeros(spec.seeds, dtype=np.int64)
     abort = np.zeros(1, dtype=np.int32)
-    result: dict = {}
-
-    def work():
-        try:
-            result["out"] = dynamics.run_seeds(
-                capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
-                problem=p.name, teacher=p.teacher, onset=p.onset,
-                selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=spec.init.kind,
-                m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
-                params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
-                data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
-                progress=progress_arr, abort=abort, n_threads=n_threads)
-        except BaseException as exc:  # handed to the calling thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=work, name="prcy-kernels", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(timeout=0.2)
-            if progress is not None:
-                progress(int(progress_arr.sum()))
-    except BaseException:          # Ctrl-C, or an error in the progress callback: stop the kernels first
-        abort[0] = 1
-        thread.join()
-        raise
-    if "error" in result:
-        raise result["error"]
+    # Ctrl-C, or an error in the progress callback, stops the kernels before it propagates
+    out = run_interruptible(
+        abort, dynamics.run_seeds,
+        capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
+        problem=p.name, teacher=p.teacher, onset=p.onset,
+        selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=spec.init.kind,
+        m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
+        params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
+        data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
+        progress=progress_arr, abort=abort, n_threads=n_threads,
+        poll=None if progress is None else lambda: progress(int(progress_arr.sum())))
     if progress is not None:
         progress(spec.seeds * n_steps, finished=True)
-    ds = dataset(spec, result["out"], steps, n_threads)
+    ds = dataset(spec, out, steps, n_threads)
     ds.attrs["loss"] = loss_name
     return ds
 

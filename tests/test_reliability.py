@@ -257,10 +257,10 @@ def test_an_interrupted_ensemble_writes_the_replicas_it_finished(tmp_path, monke
     from prcy import cli
     from prcy.io import open_dataset
 
-    def ctrl_c_in_replica_7(iteration, residual, replica=None):
+    def ctrl_c_in_replica_7(bar, iteration, residual, replica=None):     # the progress bar's update
         if replica == 7:
             raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "_dmft_report", ctrl_c_in_replica_7)
+    monkeypatch.setattr(cli._IterationBar, "__call__", ctrl_c_in_replica_7)
     out = tmp_path / "d.nc"
     result = CliRunner().invoke(cli.app, ["dmft", "--alpha", "2", "--algorithm", "gd", "--m0", "0.5", "--dt", "0.05",
                                           "--t-max", "1", "--samples", "200", "--first-replica", "5",

@@ -149,7 +149,7 @@ def _mixture_args(m, norm, delta):
 
 @array_api_boundary("m", "norm", "delta")
 def two_cluster_error(m, norm, delta):
-    """Classification error of ``sign(w.x/sqrt(d))`` on the two-cluster mixture (002 eq 24)::
+    """Classification error of ``sign(w.x/sqrt(d))`` on the two-cluster mixture (Mignacco et al. 2020, eq 24)::
 
         erfc( m / sqrt(2 Delta C) ) / 2
 
@@ -164,7 +164,8 @@ def two_cluster_error(m, norm, delta):
 @array_api_boundary("m", "norm", "delta", "onset")
 def three_cluster_error(m, norm, delta, onset):
     """Classification error of the door ``sign((w.x/sqrt(d))^2 - L^2)`` on the three-cluster mixture
-    (002 eq 25; centre cluster ``c = 0`` with label -1 and probability 1/2, ``c = +-1`` with label +1)::
+    (Mignacco et al. 2020, eq 25; centre cluster ``c = 0`` with label -1 and probability 1/2, ``c = +-1``
+    with label +1)::
 
         erfc(L / s) / 2 + [ erf((L - m) / s) + erf((L + m) / s) ] / 4,    s = sqrt(2 Delta C)
 

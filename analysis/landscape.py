@@ -1,5 +1,6 @@
-"""The landscape of thresholds for real noiseless phase retrieval with Gaussian inputs (the talk
-001's picture): each threshold with its value and how prcy obtained it."""
+"""The landscape of thresholds for real noiseless phase retrieval with Gaussian inputs (the picture of
+Zdeborová's lectures, "Insights on gradient-based algorithms in high-dimensional non-convex
+optimisation"): each threshold with its value and how prcy obtained it."""
 from prcy.analysis.theory import alpha_amp, alpha_weak_recovery
 from prcy.analysis.threshold_states import alpha_bbp
 
@@ -20,5 +21,6 @@ def theory_thresholds(include_bbp: bool = True) -> list[dict]:
     if include_bbp:
         rows.append({"name": "BBP of threshold states (gradient flow, random start)", "symbol": "alpha_BBP",
                      "alpha": alpha_bbp(),
-                     "how": "computed: 1RSB threshold states (003 eqs 11-13, 17) and the BBP condition (eqs 5-7)"})
+                     "how": "computed: 1RSB threshold states (Sarao Mannelli et al. 2020, eqs 11-13, 17) and "
+                            "the BBP condition (eqs 5-7)"})
     return sorted(rows, key=lambda r: r["alpha"])

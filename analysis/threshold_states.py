@@ -1,10 +1,11 @@
 """Threshold states of phase retrieval in the 1RSB approximation and their BBP instability
 (Sarao Mannelli et al. 2020, eqs 5-17).  Derivations: ``docs/theory.md``.
 
-Conventions of 003: loss ``L = (1/2) sum_mu l(yhat_mu, y_mu)``, ``l(yhat, y) = (yhat^2 - y^2)^2``, inputs of
-unit norm so that ``yhat = x.W`` is ``O(1)``; threshold states have zero overlap with the teacher, so the
+Conventions of Sarao Mannelli et al. 2020: loss ``L = (1/2) sum_mu l(yhat_mu, y_mu)``,
+``l(yhat, y) = (yhat^2 - y^2)^2``, inputs of unit norm so that ``yhat = x.W`` is ``O(1)``; threshold states have zero overlap with the teacher, so the
 label ``y ~ N(0, 1)`` is independent of the student's cavity field ``u ~ N(0, 1)`` (the reshuffled-label
-problem of 003 fig 1).  (000/PHYSICS.md use ``v = l/4`` with ``L = sum v``: energies there are half of 003's.)
+problem of their fig 1).  (Mignacco et al. 2021 use ``v = l/4`` with ``L = sum v``: energies there are
+half of these.)
 
 1RSB at zero temperature (``beta (1 - q1) -> chi``, Parisi parameter ``x = z / beta``)::
 
@@ -24,7 +25,7 @@ Quadrature: the integrals are taken over ``(yhat, y)`` directly, where ``u = yha
 eq 13 and of the BBP functions carry ``1/J``, singular at ``yhat = 0, y = y_c = 1/sqrt(2 chi)``: the
 substitution ``y = y_c -+ p^2`` and Duffy's triangle map make them smooth (convergence tested).
 
-BBP (003 eqs 5-7; Lu & Li 2019 with ``T = -(alpha/2) l''``)::
+BBP (Sarao Mannelli et al. 2020, eqs 5-7; Lu & Li 2019 with ``T = -(alpha/2) l''``)::
 
     Psi(lam) = lam [1/alpha - E( alpha l'' / (2 lam + alpha l'') )]
     Phi(lam) = -lam E( alpha l'' y^2 / (2 lam + alpha l'') )
@@ -373,8 +374,8 @@ def threshold_state(alpha, n_nodes=DEFAULT_NODES):
 
 @array_api_boundary("alpha")
 def threshold_energy(alpha, n_nodes=DEFAULT_NODES):
-    """1RSB threshold energy per sample ``E[l]/2 = L/(alpha N)`` (003 conventions) at ``alpha`` (scalar or
-    array, each ``> 1``); multiply by ``alpha`` for ``L/N``, halve for 000's ``v = l/4`` convention."""
+    """1RSB threshold energy per sample ``E[l]/2 = L/(alpha N)`` (Sarao Mannelli et al. 2020's conventions)
+    at ``alpha`` (scalar or array, each ``> 1``); multiply by ``alpha`` for ``L/N``, halve for Mignacco et al. 2021's ``v = l/4``."""
     a = np.asarray(alpha, dtype=float)
     out = np.array([threshold_state(float(x), n_nodes).energy for x in a.ravel()]).reshape(a.shape)
     return out[()] if out.ndim == 0 else out
@@ -398,7 +399,8 @@ def _alpha_bbp(n, lo, hi, xtol):
 
 
 def alpha_bbp(n_nodes=DEFAULT_NODES, bracket=(12.0, 16.0), xtol=1e-8):
-    """``alpha_BBP`` (003 eqs 6-7 with the 1RSB threshold-state law): 13.853 (published ~13.8)."""
+    """``alpha_BBP`` (Sarao Mannelli et al. 2020, eqs 6-7, with the 1RSB threshold-state law): 13.853
+    (published ~13.8)."""
     lo = check_number("bracket[0]", float(bracket[0]), low=1.0, low_open=True)
     hi = check_number("bracket[1]", float(bracket[1]), low=lo, low_open=True)
     return _alpha_bbp(int(n_nodes), lo, hi, float(xtol))

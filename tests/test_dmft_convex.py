@@ -93,7 +93,7 @@ def test_persistent_sgd_with_a_convex_nonlinear_loss_matches_simulation(quartic)
     z = (m_th - m_sim)[1:] / np.hypot(se[1:], 0.007)
     assert np.max(np.abs(z)) < 3.5, (m_th, m_sim, se)
     # the squared norm is what the response's normalization decides: starting T(t'+, t') at 1 or at s(t')
-    # instead of s d2v (the other readings of A.21-A.22 and of 002's eq 19) misses it by 0.14 (measured)
+    # instead of s d2v (the other readings of A.21-A.22 and of Mignacco et al. 2020, eq 19) misses it by 0.14 (measured)
     q_th = th.norm.sel(time=t, method="nearest").values
     assert np.max(np.abs(q_th - sims.norm.mean("seed").values)) < 0.05
     late = t >= 0.5

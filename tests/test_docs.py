@@ -25,7 +25,8 @@ NARRATION = re.compile(
     r"\bsessions?[\s_-]*\d"          # session 4, session-6, sessions 2
     r"|\bthis\s+session\b"
     r"|\bissues?[\s#_-]*\d"          # issue 3, issue #3, issue-3
-    r"|\bseeds?[\s_-]*00\d",         # seed 000 (the project's name for a paper)
+    r"|\bseeds?[\s_-]*00\d"          # seed 000 (the project's name for a paper)
+    r"|(?<![.\d])\b00\d(?:'s|/|\s+(?:eqs?|figs?|conventions)\b)",     # 002 eq 24, 003's, 000/...
     re.IGNORECASE)
 
 
@@ -62,10 +63,11 @@ def test_no_work_log_narration(path):
 
 def test_the_pattern_catches_what_it_should():
     for text in ["in session 4", "Session-6 stops", "(this session)", "issue 3's target", "Issue #12",
-                 "seed 000", "seeds 003"]:
+                 "seed 000", "seeds 003", "(002 eq 24)", "003's conventions", "000/PHYSICS.md", "004 figs 4.1"]:
         assert NARRATION.search(text), text
     for text in ["seed 0", "seed 3", "--seeds 64", "a session of the OS scheduler", "an issue with",
-                 "SeedSequence(seed, spawn_key=(i,))", "tissue 3"]:
+                 "SeedSequence(seed, spawn_key=(i,))", "tissue 3",
+                 "0.004 in the norm", "max |dm| = 0.005/0.006"]:
         assert not NARRATION.search(text), text
 
 

@@ -1,5 +1,5 @@
-"""Generalization-error formulas (000 eq B.8 in arcsin form; 002 eqs 24-25) against closed forms and Monte
-Carlo; domain errors."""
+"""Generalization-error formulas (Mignacco et al. 2021 eq B.8 in arcsin form; Mignacco et al. 2020
+eqs 24-25) against closed forms and Monte Carlo; domain errors."""
 import numpy as np
 import pytest
 

@@ -233,7 +233,7 @@ def test_bbp_functions(state8):
 
 
 def test_threshold_energy_increases_with_alpha():
-    """003 fig 4 left: the threshold energy grows with alpha (and vanishes as alpha -> 1+)."""
+    """Sarao Mannelli et al. 2020, fig 4 left: the threshold energy grows with alpha (and vanishes as alpha -> 1+)."""
     alphas = np.array([1.2, 2.0, 4.0, 8.0, 14.0, 30.0])
     e = TS.threshold_energy(alphas)
     assert np.all(np.diff(e) > 0) and e[0] < 1e-3

@@ -22,6 +22,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _summary_lines(ds) -> list[str]:
+    """The success summary of a simulation or sweep file, one line per grid point."""
+    from prcy.analysis import format_summary_row, success_summary
+
+    return [format_summary_row(row) for row in success_summary(ds)]
+
+
 def _check_output(output: Path, overwrite: bool, suffixes: tuple[str, ...] | None = None) -> None:
     """Fail early on an output path that would be refused later (``prcy.io.check_output``)."""
     from prcy.io import check_output
@@ -98,7 +105,6 @@ def simulate(**values):
     """
     from prcy.io import write_dataset
     from prcy.simulate import simulate as run_simulation
-    from prcy.analysis import format_summary_row, success_summary
 
     output, overwrite = values["output"], values["overwrite"]
     _check_output(output, overwrite)
@@ -116,8 +122,8 @@ def simulate(**values):
     except KeyboardInterrupt:
         typer.secho("interrupted: nothing was written", err=True)
         raise typer.Exit(code=130)
-    for row in success_summary(ds):
-        typer.echo(format_summary_row(row))
+    for line in _summary_lines(ds):
+        typer.echo(line)
     typer.echo(f"wrote {output}")
 
 
@@ -249,7 +255,6 @@ def sweep(ctx: typer.Context, **values):
     dotted names address the grid file's sections (--dynamics.lr 0.02). --seeds-per-task splits the
     seeds of a grid point into several tasks. Defaults are the library's (prcy.simulate).
     """
-    from prcy.analysis import format_summary_row, success_summary
     from prcy.sweep import Sweep, load_grid_file, parse_overrides, run_sweep
 
     args = list(ctx.args)
@@ -274,8 +279,8 @@ def sweep(ctx: typer.Context, **values):
         typer.secho("interrupted: finished tasks are kept; rerun the same command to resume", err=True)
         raise typer.Exit(code=130)
     with ds:
-        for row in success_summary(ds):
-            typer.echo(format_summary_row(row))
+        for line in _summary_lines(ds):
+            typer.echo(line)
     typer.echo(f"wrote {output}")
 
 
@@ -298,7 +303,6 @@ def _task_bar(show: bool):
 def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
     """Describe a prcy NetCDF file: what was run and the success summary (or how the DMFT solve ended)."""
     from prcy import dmft
-    from prcy.analysis import format_summary_row, success_summary
     from prcy.io import describe, open_dataset
 
     try:
@@ -307,8 +311,7 @@ def info(path: Path = typer.Argument(..., help="A prcy NetCDF file.")):
         _fail(str(exc))
     with ds:
         try:
-            lines = [dmft.describe(ds)] if ds.attrs["schema"] == dmft.SCHEMA else \
-                [format_summary_row(row) for row in success_summary(ds)]
+            lines = [dmft.describe(ds)] if ds.attrs["schema"] == dmft.SCHEMA else _summary_lines(ds)
         except ValueError as exc:
             _fail(f"file: {str(path)!r}: {exc}")
         typer.echo(describe(ds))

@@ -554,10 +554,8 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 arr = np.asarray(values)
                 if arr.dtype.kind in "OU":
                     nc.createVariable(name, str, (name,))[:] = arr.astype(object)
-                elif arr.dtype.kind == "b":             # NetCDF has no bool: int8 that xarray reads as bool
-                    var = nc.createVariable(name, "i1", (name,))
-                    var.setncattr("dtype", "bool")
-                    var[:] = arr.astype(np.int8)
+                elif arr.dtype.kind == "b":
+                    _bool_variable(nc, name, (name,))[:] = arr.astype(np.int8)
                 else:
                     nc.createVariable(name, arr.dtype, (name,))[:] = arr
             nc.createDimension("seed", len(seeds))
@@ -578,7 +576,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 var.set_var_chunk_cache(size=4 * len(seeds) * len(times) * 8, nelems=17, preemption=1.0)
             for name in ("solved_time", "stop_time"):
                 nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
-            nc.createVariable("success", "i1", dims + ("seed",)).setncattr("dtype", "bool")
+            _bool_variable(nc, "success", dims + ("seed",))
             nc.createVariable("stop_reason", str, dims + ("seed",))
             criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
             for name in curves + list(PER_SEED):
@@ -609,6 +607,14 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                    if k not in sweep.dims and not (k == "m" and {"alpha", "n"} & set(sweep.dims))},
             })
     return open_dataset(output, load=False)      # lazily: a large sweep is never loaded whole
+
+
+def _bool_variable(nc, name: str, dims: tuple[str, ...]):
+    """A true/false variable: NetCDF has no bool, so int8 with ``dtype = "bool"``, which xarray reads back
+    as bool (write ``values.astype(np.int8)``)."""
+    var = nc.createVariable(name, "i1", dims)
+    var.setncattr("dtype", "bool")
+    return var
 
 
 def _seed_axis(sweep: Sweep) -> np.ndarray:

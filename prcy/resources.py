@@ -17,11 +17,11 @@ def machine_memory() -> int:
 
 def format_bytes(n: float) -> str:
     """``3.2 GiB``, ``512 MiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024:
             return f"{n:.3g} {unit}"
         n /= 1024
-    return f"{n:.3g} EiB"
+    return f"{n:.3g} PiB"
 
 
 def check_memory(parts: dict[str, float], options: str) -> None:

@@ -241,7 +241,7 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
     dims = ("seed", "time")
     data = {name: (dims, out[name]) for name in ("magnetization", "norm", "train_loss")}
     p = spec.problem
-    error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset if p.name == "door" else None)
+    error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset)   # onset: the door's only
     data["test_error"] = (dims, error)
     if p.n_test:
         data["test_error_empirical"] = (dims, out["test_error"])

@@ -120,28 +120,36 @@ def door_error(m, q, onset, q0=1.0):
     return _scalar_or_array(np.asarray(out))
 
 
-PROBLEMS = ("phase-retrieval", "linear-regression", "door")
+PROBLEMS = ("phase-retrieval", "linear-regression", "door", "mixture-2", "mixture-3")
 
 
 @array_api_boundary("m", "q", "q0")
-def test_error(problem, m, q=1.0, q0=1.0, onset=None):
+def test_error(problem, m, q=1.0, q0=1.0, onset=None, delta=None):
     """The generalization error of ``problem``: the label MSE of eq B.8 (``"phase-retrieval"``), the
-    MSE of the linear teacher (``"linear-regression"``), or the door's classification error
-    (``"door"``, with its ``onset``)."""
+    MSE of the linear teacher (``"linear-regression"``), the door's classification error (``"door"``,
+    with its ``onset``), or a Gaussian mixture's classification error (``"mixture-2"``,
+    ``"mixture-3"``: ``q`` is the norm ``C``, with the cluster variance ``delta``; ``"mixture-3"``
+    also with ``onset = L``)."""
     if problem == "phase-retrieval":
         return label_mse(m, q, q0)
     if problem == "linear-regression":
         return linear_mse(m, q, q0)
+    if problem in ("door", "mixture-3") and onset is None:
+        raise ValueError(f"onset: needed for the test error of {problem}")
     if problem == "door":
-        if onset is None:
-            raise ValueError("onset: needed for the door's test error")
         return door_error(m, q, onset, q0)
+    if problem in ("mixture-2", "mixture-3") and delta is None:
+        raise ValueError(f"delta: needed for the test error of {problem}")
+    if problem == "mixture-2":
+        return two_cluster_error(m, q, delta)
+    if problem == "mixture-3":
+        return three_cluster_error(m, q, delta, onset)
     raise ValueError(f"problem: {problem!r} is not allowed; allowed: {', '.join(PROBLEMS)}")
 
 
 def _mixture_args(m, norm, delta):
     m, norm, delta = _as_float_arrays(m, norm, delta)
-    _check_positive("norm", norm)
+    _check_nonnegative("norm", norm)
     _check_positive("delta", delta)
     _check_overlap(m, norm, "norm")
     return m, norm, delta
@@ -154,10 +162,12 @@ def two_cluster_error(m, norm, delta):
         erfc( m / sqrt(2 Delta C) ) / 2
 
     ``m = w.v*/d`` (magnetization), ``norm = C = |w|^2/d``, ``delta = Delta`` (cluster variance).
-    Broadcasts; NaN propagates.  ``norm > 0``, ``delta > 0`` and ``m^2 <= norm`` (|v*|^2 = d) are required.
+    At ``C = 0`` (``w = 0``, so ``m = 0``) every prediction is ``sign(0) = 0`` and eq 23 gives 1/4.
+    Broadcasts; NaN propagates.  ``norm >= 0``, ``delta > 0`` and ``m^2 <= norm`` (|v*|^2 = d) are required.
     """
     m, norm, delta = _mixture_args(m, norm, delta)
-    out = 0.5 * erfc(m / np.sqrt(2.0 * delta * norm))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(norm == 0, 0.25, 0.5 * erfc(m / np.sqrt(2.0 * delta * norm)))
     return _scalar_or_array(np.asarray(out))
 
 
@@ -169,12 +179,15 @@ def three_cluster_error(m, norm, delta, onset):
 
         erfc(L / s) / 2 + [ erf((L - m) / s) + erf((L + m) / s) ] / 4,    s = sqrt(2 Delta C)
 
-    ``onset = L >= 0``; other arguments as in :func:`two_cluster_error`.
+    ``onset = L >= 0``; other arguments as in :func:`two_cluster_error`. At ``C = 0`` every prediction is
+    ``sign(-L^2)``: error 1/2, or 1/4 (eq 23 with ``sign(0) = 0``) at ``L = 0``.
     """
     m, norm, delta = _mixture_args(m, norm, delta)
     onset = np.asarray(onset, dtype=float)
     _check_nonnegative("onset", onset)
     m, norm, delta, onset = np.broadcast_arrays(m, norm, delta, onset)
     s = np.sqrt(2.0 * delta * norm)
-    out = 0.5 * erfc(onset / s) + 0.25 * (erf((onset - m) / s) + erf((onset + m) / s))
+    with np.errstate(divide="ignore", invalid="ignore"):      # C = 0: every prediction sign(-L^2)
+        out = np.where(norm == 0, np.where(onset > 0, 0.5, 0.25),
+                       0.5 * erfc(onset / s) + 0.25 * (erf((onset - m) / s) + erf((onset + m) / s)))
     return _scalar_or_array(np.asarray(out))

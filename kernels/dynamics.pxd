@@ -44,6 +44,7 @@ ctypedef struct Record:
     double* magnetization        # n_record values each: w.w0/n
     double* norm                 # |w|^2/n
     double* train_loss           # sum_mu v(h_mu; y_mu) / m
+    double* train_error          # sum_mu err(h_mu; y_mu) / m (classification: the fraction misclassified)
     double* test_error           # empirical held-out error (NaN when m_test = 0)
     int64_t solved_step          # first checked step with train_loss < tol, -1 if never
     int64_t stop_step

@@ -26,19 +26,21 @@ One step at physical time ``t = k eta`` (eqs 5-9 of Mignacco et al. 2021)::
     w   <- w sqrt(n) / |w|                                    (sphere only)
 
 Observables at recording steps, on the state *before* that step's update: ``w.w0/n``,
-``|w|^2/n``, ``sum_mu v(h_mu; y_mu)/m`` over all samples, and the empirical test error.
+``|w|^2/n``, ``sum_mu v(h_mu; y_mu)/m`` and ``sum_mu err(h_mu; y_mu)/m`` over all training samples,
+and the empirical test error.
 A seed also stops (``STOP_STATIONARY``) when ``grad_tol > 0`` and the step's gradient
 ``G = g + ridge w`` (on the sphere its part tangent to the sphere) has ``max_j |G_j| < grad_tol``.
 Success: the training loss per sample is checked at every step when every sample is active (the
 step's own pass yields it), else every ``check_every`` steps and at the recording steps; the first
 checked step with a loss below ``tol`` is ``solved_step``.
 
-Errors: kernels never raise. A seed whose ``|w|^2`` becomes non-finite stops with
-``STOP_DIVERGED`` and NaN for the rest of its record; ``abort[0] != 0`` stops every seed with
-``STOP_INTERRUPTED``; allocation failures are reported to Python after the parallel loop.
+Errors: kernels never raise. A seed whose ``|w|^2`` becomes non-finite (or 0 on the sphere, which
+cannot be projected back) stops with ``STOP_DIVERGED`` and NaN for the rest of its record;
+``abort[0] != 0`` stops every seed with ``STOP_INTERRUPTED``; allocation failures are reported to Python after the parallel loop.
 
 Random numbers: numpy's ``bitgen_t``. Per seed, three streams: data (teacher ``n`` normals, then
-``X`` row-major, then the held-out set, then the permutation of reshuffled labels), initialization
+``X`` row-major (a mixture: each row's cluster, then its normals), then the held-out set, then the
+permutation of reshuffled labels), initialization
 (``n`` normals), dynamics (selection draws of ``prcy.kernels.switching``, then, per step with
 ``T > 0``, ``n`` normals for the noise).
 """
@@ -54,7 +56,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 
 from prcy.kernels.losses cimport Loss, loss_from_capsule
 from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
-from prcy.kernels.problems cimport Problem, problem_init, TEACHER_RADEMACHER
+from prcy.kernels.problems cimport Problem, problem_setup, TEACHER_RADEMACHER
 from prcy.kernels.switching cimport (Switching, switching_init, switching_start, switching_select,
                                      SELECT_FULL, SELECT_BERNOULLI, SELECT_PERSISTENT, SELECT_REPLAY)
 from prcy.kernels.parallel cimport effective_n_threads
@@ -265,15 +267,36 @@ cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const doubl
     return total
 
 
+cdef inline void _mixture_rows(bitgen_t* rng, const Problem* problem, Py_ssize_t rows, Py_ssize_t n,
+                               const double* v, floating* X, double* y) noexcept nogil:
+    """Per row: the cluster ``c`` (two clusters: ``random_interval(rng, 1)``, 0 -> ``+1``, 1 -> ``-1``;
+    three: ``random_interval(rng, 3)``, 0 or 1 -> ``0``, 2 -> ``+1``, 3 -> ``-1``), then ``n`` normals
+    ``z``: ``x = c v/sqrt(n) + sqrt(delta) z`` rounded to the storage precision, ``y = label(c)``."""
+    cdef Py_ssize_t i, j
+    cdef uint64_t r
+    cdef double c, a = 1.0 / sqrt(<double>n), b = sqrt(problem.delta)
+    for i in range(rows):
+        if problem.clusters == 2:
+            c = 1.0 if random_interval(rng, 1) == 0 else -1.0
+        else:
+            r = random_interval(rng, 3)
+            c = 0.0 if r < 2 else (1.0 if r == 2 else -1.0)
+        for j in range(n):
+            X[i * n + j] = <floating>(c * v[j] * a + b * random_standard_normal(rng))
+        y[i] = problem.label(c, problem.theta)
+
+
 cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
                         double* w0, floating* X, double* y, floating* Xt, double* yt,
                         int shuffle_labels) noexcept nogil:
     """Teacher from ``n`` standard normals: normalized to ``|w0|^2 = n`` (Gaussian teacher) or their
-    signs (Rademacher); ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the storage precision); labels
-    ``y = problem.label(h0)`` with ``h0 = X w0 / sqrt(n)`` from the rounded ``X``.
+    signs (Rademacher). Labelled by the teacher: ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the storage
+    precision); labels ``y = problem.label(h0)`` with ``h0 = X w0 / sqrt(n)`` from the rounded ``X``.
+    A mixture (``problem.clusters``): ``w0`` is the cluster mean ``v*``; the training rows, then the
+    held-out rows, each drawn as ``_mixture_rows`` says.
     ``shuffle_labels``: the training labels are then permuted among the samples (reshuffled labels:
     same label law, no information on ``X``), by the Fisher-Yates draws of
-    ``numpy.random.Generator.shuffle``; the held-out set keeps its teacher labels."""
+    ``numpy.random.Generator.shuffle``; the held-out set keeps its own labels."""
     cdef Py_ssize_t i, j
     cdef double norm2 = 0.0, s
     for i in range(n):
@@ -286,15 +309,19 @@ cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_
         s = sqrt(n / norm2)
         for i in range(n):
             w0[i] *= s
-    for i in range(m * n):
-        X[i] = <floating>random_standard_normal(rng)
-    for i in range(m_test * n):
-        Xt[i] = <floating>random_standard_normal(rng)
-    s = 1.0 / sqrt(<double>n)
-    for i in range(m):
-        y[i] = problem.label(field_dot(X + i * n, w0, n) * s, problem.theta)
-    for i in range(m_test):
-        yt[i] = problem.label(field_dot(Xt + i * n, w0, n) * s, problem.theta)
+    if problem.clusters:
+        _mixture_rows(rng, problem, m, n, w0, X, y)
+        _mixture_rows(rng, problem, m_test, n, w0, Xt, yt)
+    else:
+        for i in range(m * n):
+            X[i] = <floating>random_standard_normal(rng)
+        for i in range(m_test * n):
+            Xt[i] = <floating>random_standard_normal(rng)
+        s = 1.0 / sqrt(<double>n)
+        for i in range(m):
+            y[i] = problem.label(field_dot(X + i * n, w0, n) * s, problem.theta)
+        for i in range(m_test):
+            yt[i] = problem.label(field_dot(Xt + i * n, w0, n) * s, problem.theta)
     if shuffle_labels:
         for i in range(m - 1, 0, -1):
             j = <Py_ssize_t>random_interval(rng, <uint64_t>i)
@@ -353,6 +380,7 @@ cdef inline void _observe(const Dynamics* d, const floating* X, const double* y,
     rec.magnetization[i] = mag / d.n
     rec.norm[i] = q / d.n
     rec.train_loss[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 0) / d.m
+    rec.train_error[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 1) / d.m
     rec.test_error[i] = loss_pass(Xt, d.n, d.m_test, yt, w, d.loss, 1) / d.m_test if d.m_test else NAN
 
 
@@ -363,6 +391,7 @@ cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t
         rec.magnetization[i] = rec.magnetization[src] if src >= 0 else NAN
         rec.norm[i] = rec.norm[src] if src >= 0 else NAN
         rec.train_loss[i] = rec.train_loss[src] if src >= 0 else NAN
+        rec.train_error[i] = rec.train_error[src] if src >= 0 else NAN
         rec.test_error[i] = rec.test_error[src] if src >= 0 else NAN
 
 
@@ -452,7 +481,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
         for j in range(n):
             norm2 += w[j] * w[j]
         k += 1
-        if not isfinite(norm2) or norm2 == 0.0:
+        if not isfinite(norm2) or (d.sphere and norm2 == 0.0):
             rec.stop_reason = STOP_DIVERGED
             rec.stop_step = k
             _fill(rec, -1, rec_i, d.n_record)
@@ -500,7 +529,7 @@ cdef int _fill_dynamics(Dynamics* d, object loss, Py_ssize_t m, Py_ssize_t n, Py
 
 def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record):
     out = {name: np.full((n_seeds, n_record), np.nan)
-           for name in ("magnetization", "norm", "train_loss", "test_error")}
+           for name in ("magnetization", "norm", "train_loss", "train_error", "test_error")}
     out["solved_step"] = np.full(n_seeds, -1, dtype=np.int64)
     out["stop_step"] = np.zeros(n_seeds, dtype=np.int64)
     out["stop_reason"] = np.zeros(n_seeds, dtype=np.int8)
@@ -508,17 +537,18 @@ def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record):
 
 
 cdef inline void _point_record(Record* rec, double[:, ::1] mag, double[:, ::1] nrm, double[:, ::1] loss,
-                               double[:, ::1] test, Py_ssize_t s) noexcept nogil:
+                               double[:, ::1] err, double[:, ::1] test, Py_ssize_t s) noexcept nogil:
     rec.magnetization = &mag[s, 0]
     rec.norm = &nrm[s, 0]
     rec.train_loss = &loss[s, 0]
+    rec.train_error = &err[s, 0]
     rec.test_error = &test[s, 0]
 
 
 def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               const double[::1] w0_shared, const floating[:, ::1] Xt_shared,
               const double[::1] yt_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
-              Py_ssize_t m_test, str problem, str teacher, double onset, str selection, double ell,
+              Py_ssize_t m_test, str problem, str teacher, double onset, double delta, str selection, double ell,
               double p_on, double p_off, str init, double m0, double init_variance, bint shuffle_labels=False,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
@@ -527,7 +557,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
 
     ``loss``: a ``"prcy.Loss.v2"`` capsule. ``X_shared`` etc.: the data (inputs, labels, teacher)
     used by every seed when ``shared_data`` (else empty arrays of the storage dtype; each seed then
-    draws its own data from ``data_rngs[s]`` for ``problem``, ``teacher``, ``onset``: see
+    draws its own data from ``data_rngs[s]`` for ``problem``, ``teacher``, ``onset``, ``delta``: see
     ``prcy.kernels.problems``). ``init``: ``"warm"`` (``m0``) or ``"random"`` (``init_variance``
     with the ridge). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
     early_stop, grad_tol, optimizer, momentum, beta1, beta2, adam_eps, project_velocity``. The
@@ -546,11 +576,11 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     if kind == SELECT_REPLAY:
         raise ValueError("run_seeds: use run_trajectory to replay a selection")
     cdef Problem prob
-    problem_init(&prob, problem, teacher, onset)
+    problem_setup(&prob, problem, teacher, onset, delta)
     cdef int init_kind = INIT_KINDS[init]
     out = _record_arrays(n_seeds, n_record)
     cdef double[:, ::1] o_mag = out["magnetization"], o_norm = out["norm"]
-    cdef double[:, ::1] o_loss = out["train_loss"], o_test = out["test_error"]
+    cdef double[:, ::1] o_loss = out["train_loss"], o_err = out["train_error"], o_test = out["test_error"]
     cdef int64_t[::1] o_solved = out["solved_step"], o_stop = out["stop_step"]
     cdef signed char[::1] o_reason = out["stop_reason"]
     rng_arrays = [np.array([<uintptr_t>_bitgen(g) for g in rngs] or [0], dtype=np.uintp)
@@ -608,7 +638,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
                 generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, shuffle_labels)
             init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w)
             switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
-            _point_record(rec, o_mag, o_norm, o_loss, o_test, s)
+            _point_record(rec, o_mag, o_norm, o_loss, o_err, o_test, s)
             trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
                        &progress[s])
             o_solved[s] = rec.solved_step
@@ -695,7 +725,8 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     switching_init(&sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, sel_ptr)
     out = _record_arrays(1, d.n_record)
     cdef Record rec
-    _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["test_error"], 0)
+    _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["train_error"],
+                  out["test_error"], 0)
     cdef int64_t progress = 0
     with nogil:
         trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL,
@@ -708,22 +739,23 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
 
 
 def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtype=np.float64,
-             bint shuffle_labels=False, str problem="phase-retrieval", str teacher="gaussian", double onset=0.0):
-    """The data draw of one seed: ``(w0, X, y, Xt, yt)`` (teacher, inputs, labels, held-out inputs
-    and labels), exactly as ``run_seeds`` draws it."""
+             bint shuffle_labels=False, str problem="phase-retrieval", str teacher="gaussian", double onset=0.0,
+             double delta=1.0):
+    """The data draw of one seed: ``(w0, X, y, Xt, yt)`` (teacher or cluster mean, inputs, labels,
+    held-out inputs and labels), exactly as ``run_seeds`` draws it (``delta``: a mixture's only)."""
     w0 = np.empty(n)
     X = np.empty((m, n), dtype=dtype)
     Xt = np.empty((m_test, n), dtype=dtype)
     y = np.empty(m)
     yt = np.empty(m_test)
-    _generate(bitgenerator, X, Xt, w0, y, yt, shuffle_labels, problem, teacher, onset)
+    _generate(bitgenerator, X, Xt, w0, y, yt, shuffle_labels, problem, teacher, onset, delta)
     return w0, X, y, Xt, yt
 
 
 def _generate(bitgenerator, floating[:, ::1] X, floating[:, ::1] Xt, double[::1] w0, double[::1] y,
-              double[::1] yt, bint shuffle_labels, str problem, str teacher, double onset):
+              double[::1] yt, bint shuffle_labels, str problem, str teacher, double onset, double delta):
     cdef Problem prob
-    problem_init(&prob, problem, teacher, onset)
+    problem_setup(&prob, problem, teacher, onset, delta)
     cdef bitgen_t* gen = _bitgen(bitgenerator)
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], m_test = Xt.shape[0]
     with bitgenerator.lock, nogil:

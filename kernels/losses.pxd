@@ -40,5 +40,10 @@ cdef double door_logistic_dv(double h, double y, const double* theta) noexcept n
 cdef double door_logistic_d2v(double h, double y, const double* theta) noexcept nogil
 cdef double door_err(double h, double y, const double* theta) noexcept nogil
 
+cdef double margin_v(double h, double y, const double* theta) noexcept nogil
+cdef double margin_dv(double h, double y, const double* theta) noexcept nogil
+cdef double margin_d2v(double h, double y, const double* theta) noexcept nogil
+cdef double margin_err(double h, double y, const double* theta) noexcept nogil
+
 cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil
 cdef const Loss* loss_from_capsule(object capsule) except NULL

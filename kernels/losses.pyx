@@ -22,6 +22,16 @@ Built-in losses (``capsule(name, **parameters)``; ``a = sqrt(h^2 + eps)`` is the
 - ``"door-logistic"``: ``v = log(1 + exp(-y (a - K)))`` (eq 2.8), evaluated without overflow;
   both door losses have ``err = 1`` when ``sign(|h| - K) != y``, else 0.
 
+Margin losses of a classifier ``sign(phi(h))`` on labels ``y = +-1`` (Mignacco et al. 2020, eqs 5-7):
+``v = l(y phi(h))`` with the activation ``phi(h) = h`` (``"logistic"``, ``"square"``, ``"hinge"``) or
+``phi(h) = h^2 - L^2`` (``"quadratic-logistic"``, ``"quadratic-square"``, ``"quadratic-hinge"``, the
+door of the three-cluster mixture; ``L = theta[0]``, ``onset``) and the margin function
+``l(u) = log(1 + e^-u)`` (evaluated without overflow), ``(1 - u)^2 / 2`` or ``max(0, 1 - u)``; the hinge
+has ``l'' = 0`` (its kink at ``u = 1`` is a point where ``d2v`` is taken as 0). ``err`` is eq 23's
+``(y - sign(phi(h)))^2 / 4``: 0 or 1, and 1/4 when ``phi(h) = 0``. Their ``theta`` is
+``(L, activation, margin function, 0)``: ``theta[1]`` 0 linear / 1 quadratic, ``theta[2]`` 0 logistic /
+1 square / 2 hinge, set by ``capsule``.
+
 ABI (version ``LOSS_ABI_VERSION`` = 2). A loss of your own: write the four functions in Cython, fill
 a ``Loss`` with ``loss_init`` (it sets ``magic``, ``version`` and ``size``) and your parameters in
 ``theta``, and hand its address to prcy in a ``PyCapsule`` named ``"prcy.Loss.v2"``; the struct must
@@ -124,6 +134,54 @@ cdef double door_err(double h, double y, const double* theta) noexcept nogil:
     return 0.0 if predicted == y else 1.0
 
 
+# margin losses v = l(u), u = y phi(h): theta = (L, activation, margin function, 0)
+cdef enum:
+    MARGIN_LOGISTIC = 0
+    MARGIN_SQUARE = 1
+    MARGIN_HINGE = 2
+
+cdef inline double _phi(double h, const double* theta) noexcept nogil:
+    return h * h - theta[0] * theta[0] if theta[1] != 0.0 else h
+
+cdef inline double _l1(double u, const double* theta) noexcept nogil:
+    """l'(u)"""
+    if theta[2] == MARGIN_LOGISTIC:
+        return -_sigmoid(-u)
+    if theta[2] == MARGIN_SQUARE:
+        return u - 1.0
+    return -1.0 if u < 1.0 else 0.0
+
+cdef double margin_v(double h, double y, const double* theta) noexcept nogil:
+    cdef double u = y * _phi(h, theta)
+    if theta[2] == MARGIN_LOGISTIC:
+        return (-u if u < 0 else 0.0) + log1p(exp(-fabs(u)))
+    if theta[2] == MARGIN_SQUARE:
+        return 0.5 * (1.0 - u) * (1.0 - u)
+    return 1.0 - u if u < 1.0 else 0.0
+
+cdef double margin_dv(double h, double y, const double* theta) noexcept nogil:
+    cdef double l1 = y * _l1(y * _phi(h, theta), theta)
+    return 2.0 * h * l1 if theta[1] != 0.0 else l1
+
+cdef double margin_d2v(double h, double y, const double* theta) noexcept nogil:
+    cdef double u = y * _phi(h, theta), l2, sm
+    if theta[2] == MARGIN_LOGISTIC:
+        sm = _sigmoid(-u)
+        l2 = sm * (1.0 - sm)
+    elif theta[2] == MARGIN_SQUARE:
+        l2 = 1.0
+    else:
+        l2 = 0.0
+    if theta[1] == 0.0:
+        return y * y * l2
+    return 4.0 * h * h * y * y * l2 + 2.0 * y * _l1(u, theta)
+
+cdef double margin_err(double h, double y, const double* theta) noexcept nogil:
+    cdef double f = _phi(h, theta)
+    cdef double r = y - (1.0 if f > 0 else (-1.0 if f < 0 else 0.0))
+    return 0.25 * r * r
+
+
 cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil:
     """Fill ``loss``'s header (magic, version, size) and functions; ``theta`` set to 0."""
     cdef Py_ssize_t i
@@ -145,7 +203,17 @@ PARAMETERS = {
     "absolute": ("smoothing",),
     "door-square": ("smoothing", "onset"),
     "door-logistic": ("smoothing", "onset"),
+    "logistic": (),
+    "square": (),
+    "hinge": (),
+    "quadratic-logistic": ("onset",),
+    "quadratic-square": ("onset",),
+    "quadratic-hinge": ("onset",),
 }
+# the margin losses: name -> (activation, margin function), theta[1] and theta[2]
+MARGIN = {"logistic": (0, MARGIN_LOGISTIC), "square": (0, MARGIN_SQUARE), "hinge": (0, MARGIN_HINGE),
+          "quadratic-logistic": (1, MARGIN_LOGISTIC), "quadratic-square": (1, MARGIN_SQUARE),
+          "quadratic-hinge": (1, MARGIN_HINGE)}
 NAMES = tuple(PARAMETERS)
 
 
@@ -177,8 +245,11 @@ def capsule(name, **parameters):
         loss_init(loss, absolute_v, absolute_dv, absolute_d2v, phase_retrieval_err)
     elif name == "door-square":
         loss_init(loss, door_square_v, door_square_dv, door_square_d2v, door_err)
-    else:
+    elif name == "door-logistic":
         loss_init(loss, door_logistic_v, door_logistic_dv, door_logistic_d2v, door_err)
+    else:
+        loss_init(loss, margin_v, margin_dv, margin_d2v, margin_err)
+        loss.theta[1], loss.theta[2] = MARGIN[name]
     for i, key in enumerate(wanted):
         loss.theta[i] = float(parameters[key])
     return PyCapsule_New(<void*>loss, _CAPSULE_NAME, <void (*)(object) noexcept>_free_loss)

@@ -30,19 +30,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-PROBLEMS = ("phase-retrieval", "linear-regression", "door")
+MIXTURES = ("mixture-2", "mixture-3")       # Gaussian mixtures (Mignacco et al. 2020)
+PROBLEMS = ("phase-retrieval", "linear-regression", "door") + MIXTURES
+CLASSIFIERS = ("door",) + MIXTURES         # labels +-1, a 0/1 error: train_accuracy, success train-accuracy
 DMFT_PROBLEMS = ("phase-retrieval", "linear-regression")
 # the built-in losses; the loss a problem uses unless ``loss`` names another
-LOSSES = ("phase-retrieval", "linear-regression", "absolute", "door-square", "door-logistic")
+MARGIN_LOSSES = ("logistic", "square", "hinge")                  # l(y h) of a linear classifier
+QUADRATIC_LOSSES = tuple("quadratic-" + name for name in MARGIN_LOSSES)    # l(y (h^2 - L^2))
+LOSSES = (("phase-retrieval", "linear-regression", "absolute", "door-square", "door-logistic")
+          + MARGIN_LOSSES + QUADRATIC_LOSSES)
 DEFAULT_LOSS = {"phase-retrieval": "phase-retrieval", "linear-regression": "linear-regression",
-                "door": "door-square"}
+                "door": "door-square", "mixture-2": "logistic", "mixture-3": "quadratic-logistic"}
 SMOOTHED_LOSSES = ("absolute", "door-square", "door-logistic")    # train on sqrt(h^2 + smoothing)
 TEACHERS = ("gaussian", "rademacher")
 ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
 OPTIMIZERS = ("plain", "momentum", "nesterov", "adam")
 CONSTRAINTS = ("sphere", "ridge")
 INITS = ("warm", "random")
-SUCCESS = ("train-loss", "test-error")
+SUCCESS = ("train-loss", "test-error", "train-accuracy")
 PRECISIONS = ("float64", "float32")
 LABELS = ("teacher", "random")
 GRIDS = ("log", "linear")
@@ -190,6 +195,15 @@ class Option:
     unused: Any = field(default=..., repr=False)
     cli_default: Any = field(default=..., repr=False)
     note: str = ""
+    by_problem: tuple[tuple[tuple[str, ...], Any], ...] = ()
+
+    def default_for(self, problem: str):
+        """The default on ``problem``: ``default``, unless a ``by_problem`` pair ``(problems, value)``
+        names ``problem``."""
+        for problems, value in self.by_problem:
+            if problem in problems:
+                return value
+        return self.default
 
     def __post_init__(self):
         if self.kind not in KINDS or (self.kind == "choice") != bool(self.choices):
@@ -278,6 +292,8 @@ class Option:
             text += f" Unit: {self.unit}."
         if self.applies:
             text += f" Only with {conditions_text(self.applies)}."
+        for problems, value in self.by_problem:
+            text += f" Default on {', '.join(problems)}: {format_value(value)}."
         return text
 
 
@@ -340,8 +356,12 @@ SIMULATION = _rows(
            "factory; this imports the module: docs/engine.md) [default: the problem's]", "problem", optional=True),
     Option("teacher", "problem.teacher", "choice", "gaussian", "Teacher vector: Gaussian or Rademacher "
            "entries (|w0|^2 = N)", "problem", choices=TEACHERS),
-    Option("onset", "problem.onset", "float", 0.67449, "Door: labels y = sign(|h0| - onset)", "problem",
-           low=0, low_open=True, at_most=1e3, applies=(("problem", ("door",)),)),
+    Option("onset", "problem.onset", "float", 0.67449, "Door: labels y = sign(|h0| - onset); mixture-3: L of "
+           "the classifier sign(h^2 - L^2)", "problem", low=0, low_open=True, at_most=1e3,
+           applies=(("problem", ("door", "mixture-3")),), by_problem=((("mixture-3",), 0.7),)),
+    Option("delta", "problem.delta", "float", 0.5, "Cluster variance Delta of a Gaussian mixture, "
+           "x = c v*/sqrt(N) + sqrt(Delta) z", "problem", low=0, low_open=True, at_most=1e6,
+           applies=(("problem", MIXTURES),), by_problem=((("mixture-3",), 0.05),)),
     Option("smoothing", "problem.smoothing", "float", 1e-6, "eps of the smoothed modulus sqrt(h^2 + eps) "
            "the loss trains on", "problem", low=0, low_open=True, at_most=1e3,
            applies=(("loss", SMOOTHED_LOSSES),)),
@@ -364,8 +384,9 @@ SIMULATION = _rows(
            note="use algorithm 'langevin' for gradient descent with noise"),
     Option("anneal_at", "algorithm.anneal_at", "float", None, "Set the temperature to 0 from this time on",
            "dynamics", low=0, low_open=True, at_most=MAX_TIME, unit="time", optional=True, applies=NOISY),
-    Option("rescale", "algorithm.rescale", "bool", True, "Divide the stochastic gradient by ell (eq 8)",
-           "dynamics", applies=STOCHASTIC),
+    Option("rescale", "algorithm.rescale", "bool", True, "Divide the stochastic gradient by ell (Mignacco et "
+           "al. 2021, eq 8; the mixtures' eq 7 of Mignacco et al. 2020 does not)", "dynamics", applies=STOCHASTIC,
+           by_problem=((MIXTURES, False),)),
     Option("optimizer", "algorithm.optimizer", "choice", "plain", "Update rule: plain gradient step, "
            "heavy-ball momentum, Nesterov momentum or Adam", "dynamics", choices=OPTIMIZERS),
     Option("momentum", "algorithm.momentum", "float", 0.9, "Momentum coefficient", "dynamics", low=0, high=1,
@@ -380,12 +401,12 @@ SIMULATION = _rows(
            "velocity on the sphere's tangent space after each step", "dynamics",
            applies=(("optimizer", WITH_VELOCITY), ("constraint", ("sphere",)))),
     Option("constraint", "constraint.kind", "choice", "sphere", "Spherical projection (|w|^2 = N) or a "
-           "ridge term", "dynamics", choices=CONSTRAINTS),
+           "ridge term", "dynamics", choices=CONSTRAINTS, by_problem=((MIXTURES, "ridge"),)),
     Option("ridge", "constraint.ridge", "float", 0.0, "Ridge strength lambda (0: plain descent)", "dynamics",
            low=0, at_most=1e6, applies=(("constraint", ("ridge",)),)),
     # init: w(0)
     Option("init", "init.kind", "choice", "warm", "Initialization: warm start m(0) = m0 (eq 11), or w(0) "
-           "independent of the teacher (m(0) ~ N^-1/2)", "init", choices=INITS),
+           "independent of the teacher (m(0) ~ N^-1/2)", "init", choices=INITS, by_problem=((MIXTURES, "random"),)),
     Option("m0", "init.m0", "float", 0.2, "Initial magnetization of the warm start", "init", low=0, high=1,
            applies=(("init", ("warm",)),)),
     Option("init_variance", "init.variance", "float", 1.0, "Variance R of the random start w(0) ~ N(0, R I) "
@@ -401,8 +422,8 @@ SIMULATION = _rows(
            "points on grid]", "recording", optional=True, unit="time", sweepable=False),
     # stopping: success and when a seed stops
     Option("success", "stopping.success", "choice", "train-loss", "Success criterion: training loss per "
-           "sample below tol, or test error below error_tol (one criterion per file: not swept)", "stopping",
-           choices=SUCCESS, sweepable=False),
+           "sample below tol, test error below error_tol, or every training sample classified right at the end "
+           "(train-accuracy; one criterion per file: not swept)", "stopping", choices=SUCCESS, sweepable=False),
     Option("tol", "stopping.tol", "float", 1e-7, "Training loss per sample below tol: success (success "
            "train-loss) and the --early-stop criterion", "stopping", low=0, low_open=True, at_most=1e6),
     Option("error_tol", "stopping.error_tol", "float", 5e-3, "Success: test error below error_tol",
@@ -494,6 +515,16 @@ def not_in_dmft_error(name: str) -> ValueError:
                       f"the training loss); allowed: {', '.join(DMFT)}")
 
 
+def problem_defaults(table: dict[str, Option], values: dict[str, Any]) -> dict[str, Any]:
+    """The problem's own defaults (``Option.by_problem``) of the options of ``table`` that ``values``
+    (flat name -> value) does not give and that apply there."""
+    problem = values.get("problem", table["problem"].default)
+    filled = {name: row.default_for(problem) for name, row in table.items()
+              if name not in values and row.by_problem and row.default_for(problem) != row.default}
+    where = context(values)
+    return {name: value for name, value in filled.items() if applies(table[name], where)}
+
+
 def defaults(table: dict[str, Option]) -> dict[str, Any]:
     """Flat name -> library default."""
     return {name: row.default for name, row in table.items()}
@@ -513,9 +544,10 @@ def check_group(obj, group: str | None, table: dict[str, Option]) -> None:
 
 
 def context(values: dict[str, Any]) -> dict[str, Any]:
-    """The values the ``applies`` conditions look at, from flat values (defaults fill the gaps); the
-    loss is the one that trains: ``loss``, or the problem's."""
-    out = {name: values.get(name, SIMULATION[name].default)
+    """The values the ``applies`` conditions look at, from flat values (the problem's defaults fill the
+    gaps); the loss is the one that trains: ``loss``, or the problem's."""
+    problem = values.get("problem", SIMULATION["problem"].default)
+    out = {name: values.get(name, SIMULATION[name].default_for(problem))
            for name in ("algorithm", "optimizer", "problem", "constraint", "init", "success")}
     loss = values.get("loss")
     out["loss"] = loss if loss is not None else DEFAULT_LOSS.get(out["problem"], out["problem"])

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from prcy.interrupt import run_interruptible
+from prcy.options import CLASSIFIERS, MIXTURES
 from prcy.specs import SimulationSpec, specs_from_options
 
 SCHEMA = "prcy-simulation/1"
@@ -25,9 +26,16 @@ VARIABLES = {
     "norm": dict(long_name="squared norm |w|^2/N", units="1"),
     "train_loss": dict(long_name="training loss per sample", units="1",
                        description="sum_mu v(h_mu; y_mu) / M over all training samples"),
+    "train_error": dict(long_name="training error per sample", units="1",
+                        description="sum_mu err(h_mu; y_mu) / M over all training samples, err the loss's "
+                                    "per-sample test error (classification: the fraction misclassified)"),
+    "train_accuracy": dict(long_name="training accuracy", units="1",
+                           description="1 - train_error: the fraction of training samples classified right "
+                                       "(classification problems; Mignacco et al. 2020, eq 22)"),
     "test_error": dict(long_name="generalization error (formula)", units="1",
                        description="from magnetization and norm (q0 = 1): label MSE of eq B.8 (phase retrieval), "
-                                   "q + 1 - 2m (linear regression), classification error (door); docs/engine.md"),
+                                   "q + 1 - 2m (linear regression), classification error (door; mixtures: "
+                                   "Mignacco et al. 2020, eqs 24-25); docs/engine.md"),
     "test_error_empirical": dict(long_name="test error on held-out samples", units="1",
                                  description="mean per-sample test error over n_test fresh samples"),
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
@@ -43,7 +51,12 @@ SUCCESS_VARIABLES = {
         "success": dict(long_name="final test error (formula) below error_tol"),
         "solved_time": dict(long_name="first recording time with test error (formula) below error_tol",
                             units="time (steps * lr)")},
+    "train-accuracy": {
+        "success": dict(long_name="every training sample classified right at the last recording time"),
+        "solved_time": dict(long_name="first recording time with every training sample classified right",
+                            units="time (steps * lr)")},
 }
+
 COORDS = {
     "time": dict(long_name="physical time", units="steps * lr", standard_name="time"),
     "step": dict(long_name="step index"),
@@ -76,7 +89,7 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
         f"inputs X, {rows} x {p.n} {p.precision}, {'shared' if p.share_data else f'{copies} at once'}":
             copies * (rows * p.n * np.dtype(p.precision).itemsize + 8.0 * (rows + p.n)),
         "weights, gradients, optimizer state and selection per thread": working * (8.0 * 4 * p.n + 17.0 * p.m),
-        "recorded curves": 3 * 8.0 * 5 * spec.seeds * n_record,
+        "recorded curves": 3 * 8.0 * 6 * spec.seeds * n_record,
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
     }
 
@@ -207,7 +220,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         data_rng = np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
         w0, X, y, Xt, yt = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype,
                                              shuffle_labels=p.labels == "random", problem=p.name,
-                                             teacher=p.teacher, onset=p.onset)
+                                             teacher=p.teacher, onset=p.onset, delta=p.delta)
         shared = (X, y, w0, Xt, yt)
     p_on, p_off = a.switching_probabilities()
     progress_arr = np.zeros(spec.seeds, dtype=np.int64)
@@ -216,7 +229,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     out = run_interruptible(
         abort, dynamics.run_seeds,
         capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
-        problem=p.name, teacher=p.teacher, onset=p.onset,
+        problem=p.name, teacher=p.teacher, onset=p.onset, delta=p.delta,
         selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=spec.init.kind,
         m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
@@ -239,20 +252,26 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
     lr = spec.algorithm.lr
     seeds = np.arange(spec.first_seed, spec.first_seed + spec.seeds)
     dims = ("seed", "time")
-    data = {name: (dims, out[name]) for name in ("magnetization", "norm", "train_loss")}
+    data = {name: (dims, out[name]) for name in ("magnetization", "norm", "train_loss", "train_error")}
     p = spec.problem
-    error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset)   # onset: the door's only
+    if p.name in CLASSIFIERS:
+        data["train_accuracy"] = (dims, 1.0 - out["train_error"])
+    error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset, delta=p.delta)
     data["test_error"] = (dims, error)
     if p.n_test:
         data["test_error_empirical"] = (dims, out["test_error"])
-    if spec.stopping.success == "test-error":
-        solved = first_below(error, spec.stopping.error_tol)
-        data["success"] = (("seed",), error[:, -1] < spec.stopping.error_tol)
-        data["solved_time"] = (("seed",), np.where(solved >= 0, steps[solved] * lr, np.nan))
-    else:
+    success = spec.stopping.success
+    if success == "train-loss":
         solved = out["solved_step"]
         data["success"] = (("seed",), solved >= 0)
         data["solved_time"] = (("seed",), np.where(solved >= 0, solved * lr, np.nan))
+    else:
+        # on the recording grid: test error below error_tol, or no training sample misclassified (each
+        # misclassified sample adds 1/m to train_error, one with phi(h) = 0 adds 1/(4m))
+        curves, level = (error, spec.stopping.error_tol) if success == "test-error" else (out["train_error"], 0.125 / p.m)
+        solved = first_below(curves, level)
+        data["success"] = (("seed",), curves[:, -1] < level)
+        data["solved_time"] = (("seed",), np.where(solved >= 0, steps[solved] * lr, np.nan))
     data["stop_time"] = (("seed",), out["stop_step"] * lr)
     data["stop_reason"] = (("seed",), np.array([dynamics.STOP_REASONS[r] for r in out["stop_reason"]], dtype=object))
     ds = xr.Dataset(data, coords={"seed": seeds, "time": steps * lr, "step": ("time", steps),
@@ -278,7 +297,9 @@ def flat_attributes(spec: SimulationSpec) -> dict:
             "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
             "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels, "init": spec.init.kind,
             "optimizer": a.optimizer, "success": spec.stopping.success,
-            **({"error_tol": spec.stopping.error_tol} if spec.stopping.success == "test-error" else {})}
+            **({"error_tol": spec.stopping.error_tol} if spec.stopping.success == "test-error" else {}),
+            **({"delta": p.delta} if p.name in MIXTURES else {}),
+            **({"onset": p.onset} if p.name in ("door", "mixture-3") else {})}
 
 
 def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:

@@ -18,9 +18,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from prcy.options import (ALGORITHMS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, NOT_IN_DMFT, SIMULATION,
+from prcy.options import (ALGORITHMS, CLASSIFIERS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, NOT_IN_DMFT, SIMULATION,
                           check_applicable, check_group, check_number, defaults, flat_paths,
-                          not_in_dmft_error, runs_without_unused)
+                          not_in_dmft_error, problem_defaults, runs_without_unused)
 
 _D = defaults(SIMULATION)
 
@@ -31,11 +31,13 @@ def _set(obj, name, value):
 
 @dataclass(frozen=True)
 class Problem:
-    """Teacher-student data: ``m = round(alpha n)`` inputs with i.i.d. standard Gaussian entries, a teacher
-    with ``|w0|^2 = n`` (Gaussian entries or Rademacher signs), labels from the teacher's fields ``h0``
-    (phase retrieval ``|h0|``, linear regression ``h0``, the door ``sign(|h0| - onset)``), and the loss
-    the student trains on (``loss``: ``None`` for the problem's, ``DEFAULT_LOSS``). Fields, defaults and
-    allowed values: ``prcy.options.SIMULATION``."""
+    """The data: ``m = round(alpha n)`` samples and a teacher (or cluster mean) with ``|w0|^2 = n``
+    (Gaussian entries or Rademacher signs). Teacher-student problems: inputs with i.i.d. standard
+    Gaussian entries, labels from the teacher's fields ``h0`` (phase retrieval ``|h0|``, linear
+    regression ``h0``, the door ``sign(|h0| - onset)``). Gaussian mixtures (``mixture-2``,
+    ``mixture-3``): inputs ``c w0/sqrt(n) + sqrt(delta) z``, labels from the cluster ``c``
+    (``prcy.kernels.problems``). ``loss``: the loss the student trains on (``None`` for the problem's,
+    ``DEFAULT_LOSS``). Fields, defaults and allowed values: ``prcy.options.SIMULATION``."""
     name: str = _D["problem"]
     alpha: float = _D["alpha"]
     n: int = _D["n"]
@@ -47,6 +49,7 @@ class Problem:
     teacher: str = _D["teacher"]
     onset: float = _D["onset"]
     smoothing: float = _D["smoothing"]
+    delta: float = _D["delta"]
 
     def __post_init__(self):
         check_group(self, "problem", SIMULATION)
@@ -256,7 +259,8 @@ class SpecForms:
     @classmethod
     def from_flat(cls, **kw):
         """Build from the flat keyword names of the spec's option table (``prcy.simulate``, the command
-        line, ``prcy.dmft.solve``); an option given where it does not apply is refused."""
+        line, ``prcy.dmft.solve``); an option given where it does not apply is refused, and one not
+        given takes the problem's default (``prcy.options.problem_defaults``)."""
         return spec_from_flat(cls, kw, cls.groups, cls.options)
 
 
@@ -289,6 +293,9 @@ class SimulationSpec(SpecForms):
             raise ValueError(f"first_seed: {self.first_seed!r} with {self.seeds} seeds passes 2^63 - 1; allowed: "
                              f"first_seed + seeds - 1 <= 2^63 - 1 (seed indices are 64-bit NetCDF integers)")
         self.recording.n_steps(self.algorithm.lr)
+        if self.stopping.success == "train-accuracy" and self.problem.name not in CLASSIFIERS:
+            raise ValueError(f"success: 'train-accuracy' does not apply to problem {self.problem.name}; allowed: "
+                             f"only with problem {', '.join(CLASSIFIERS)}")
         check_applicable(SIMULATION, flat_values(self, FLAT))
 
 
@@ -337,7 +344,7 @@ def spec_from_flat(cls, kw: dict, groups: dict, table: dict):
     flat = flat_paths(table)
     values: dict[str, dict] = {name: {} for name in groups}
     top = {}
-    for key, value in kw.items():
+    for key, value in {**problem_defaults(table, kw), **kw}.items():
         where, attr = flat[key]
         (values[where] if where else top)[attr] = value
     spec = cls(**{name: groups[name](**v) for name, v in values.items()}, **top)

@@ -63,6 +63,40 @@ def _door_err(h, y, theta):
     return (np.where(np.abs(h) > theta[1], 1.0, -1.0) != y).astype(float)
 
 
+# Margin losses of Mignacco et al. 2020 (eqs 5-7): v = l(y phi(h)), phi(h) = h or h^2 - L^2 (L = theta[0]),
+# err = (y - sign(phi))^2 / 4 (eq 23). Logistic and square are analytic (complex-step derivative); the
+# hinge's derivative is written out.
+def _phi(h, theta, quadratic):
+    return h * h - theta[0] ** 2 if quadratic else h
+
+
+def _margin(l, quadratic):
+    return lambda h, y, theta: l(y * _phi(h, theta, quadratic))
+
+
+def _logistic(u):
+    return np.log(1.0 + np.exp(-u))
+
+
+def _square(u):
+    return (1.0 - u) ** 2 / 2.0
+
+
+def _hinge(u):
+    return np.maximum(0.0, 1.0 - u)
+
+
+def _hinge_dv(quadratic):
+    def dv(h, y, theta):
+        slope = 2.0 * h if quadratic else 1.0
+        return np.where(y * _phi(h, theta, quadratic) < 1.0, -y * slope, 0.0)
+    return dv
+
+
+def _margin_err(quadratic):
+    return lambda h, y, theta: (y - np.sign(_phi(h, theta, quadratic))) ** 2 / 4.0
+
+
 def complex_step(v, step=1e-30):
     """``dv/dh`` of an analytic ``v(h, y, theta)`` by the complex step."""
     return lambda h, y, theta: np.imag(v(np.asarray(h, dtype=complex) + 1j * step, y, theta)) / step
@@ -75,6 +109,11 @@ LOSSES = {        # name: (v, dv, err)
     "door-square": (_door_square_v, complex_step(_door_square_v), _door_err),
     "door-logistic": (_door_logistic_v, complex_step(_door_logistic_v), _door_err),
 }
+for _quadratic, _prefix in ((False, ""), (True, "quadratic-")):
+    for _name, _l in (("logistic", _logistic), ("square", _square)):
+        _v = _margin(_l, _quadratic)
+        LOSSES[_prefix + _name] = (_v, complex_step(_v), _margin_err(_quadratic))
+    LOSSES[_prefix + "hinge"] = (_margin(_hinge, _quadratic), _hinge_dv(_quadratic), _margin_err(_quadratic))
 
 LABELS = {        # label of the teacher field h0; theta = (onset K,)
     "phase-retrieval": lambda h0, theta: np.abs(h0),
@@ -84,7 +123,8 @@ LABELS = {        # label of the teacher field h0; theta = (onset K,)
 
 
 def observables(w, w0, X, y, Xt, yt, loss, theta=()):
-    """``(magnetization, norm, train loss per sample, test error)`` of the weights ``w``."""
+    """``(magnetization, norm, train loss per sample, test error, train error per sample)`` of the
+    weights ``w``."""
     v, _, err = LOSSES[loss]
     n = w.shape[0]
     h = X @ w / np.sqrt(n)
@@ -94,6 +134,7 @@ def observables(w, w0, X, y, Xt, yt, loss, theta=()):
         float(w @ w) / n,
         float(np.mean(v(h, y, theta))),
         float(np.mean(err(ht, yt, theta))) if len(yt) else np.nan,
+        float(np.mean(err(h, y, theta))),
     )
 
 
@@ -110,7 +151,8 @@ def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, resca
     ``project_velocity``, of the velocity to the sphere's tangent space). ``grad_tol > 0``: stop before the
     update of the first step whose ``max |G|`` (on the sphere: of G's part tangent to the sphere) is below it.
 
-    Returns a dict with ``magnetization``, ``norm``, ``train_loss``, ``test_error`` at ``record_steps``
+    Returns a dict with ``magnetization``, ``norm``, ``train_loss``, ``test_error``, ``train_error`` at
+    ``record_steps``
     (up to the stop), the final weights ``w`` and ``weights`` (the state before every step), the full
     training-loss history ``loss_history`` (per sample, before every step) and ``stop_step``.
     """
@@ -132,7 +174,7 @@ def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, resca
     v2 = np.zeros(n)       # Adam's second moment
     weights = [w.copy()]
     history = []
-    record = {k: [] for k in ("magnetization", "norm", "train_loss", "test_error")}
+    record = {k: [] for k in ("magnetization", "norm", "train_loss", "test_error", "train_error")}
     record_set = set(int(r) for r in record_steps)
     stop = n_steps
     with np.errstate(all="ignore"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from prcy.analysis import label_mse, linear_mse, wilson_interval
+from prcy.analysis import label_mse, linear_mse, three_cluster_error, two_cluster_error, wilson_interval
 from prcy.analysis import test_error as generalization_error
 
 
@@ -33,8 +33,13 @@ def test_linear_mse_and_dispatch():
     assert generalization_error("phase-retrieval", 0.5) == pytest.approx(label_mse(0.5))
     with pytest.raises(ValueError, match="onset"):
         generalization_error("door", 0.5)
-    with pytest.raises(ValueError, match="problem"):
+    with pytest.raises(ValueError, match="delta"):
         generalization_error("mixture-2", 0.5)
+    assert generalization_error("mixture-2", 0.5, 1.0, delta=0.5) == pytest.approx(two_cluster_error(0.5, 1.0, 0.5))
+    assert generalization_error("mixture-3", 0.5, 1.0, delta=0.5, onset=0.7) == pytest.approx(
+        three_cluster_error(0.5, 1.0, 0.5, 0.7))
+    with pytest.raises(ValueError, match="problem"):
+        generalization_error("mixture-4", 0.5)
 
 
 def test_wilson_interval():

@@ -11,7 +11,10 @@ from reference import LOSSES, complex_step
 from prcy.kernels import losses
 
 PARAMS = {"phase-retrieval": {}, "linear-regression": {}, "absolute": dict(smoothing=1e-3),
-          "door-square": dict(smoothing=1e-3, onset=0.67449), "door-logistic": dict(smoothing=1e-2, onset=0.5)}
+          "door-square": dict(smoothing=1e-3, onset=0.67449), "door-logistic": dict(smoothing=1e-2, onset=0.5),
+          "logistic": {}, "square": {}, "hinge": {}, "quadratic-logistic": dict(onset=0.7),
+          "quadratic-square": dict(onset=0.7), "quadratic-hinge": dict(onset=0.7)}
+CLASSIFYING = ("door", "logistic", "square", "hinge", "quadratic")      # losses on labels +-1
 
 
 def test_every_built_in_loss_is_tested_and_named_in_the_specs():
@@ -24,12 +27,12 @@ def test_value_and_derivatives(name):
     rng = np.random.default_rng(3)
     h = rng.normal(scale=1.5, size=500)
     y = np.abs(rng.normal(size=500)) if name in ("phase-retrieval", "absolute") else \
-        np.sign(rng.normal(size=500)) if name.startswith("door") else rng.normal(size=500)
+        np.sign(rng.normal(size=500)) if name.startswith(CLASSIFYING) else rng.normal(size=500)
     cap = losses.capsule(name, **PARAMS[name])
     theta = tuple(PARAMS[name].values())
-    v, _, err = LOSSES[name]
+    v, dv, err = LOSSES[name]
     np.testing.assert_allclose(losses.value(cap, h, y), v(h, y, theta), rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(losses.derivative(cap, h, y), complex_step(v)(h, y, theta), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(losses.derivative(cap, h, y), dv(h, y, theta), rtol=1e-12, atol=1e-13)
     e = 1e-5
     fd = (losses.derivative(cap, h + e, y) - losses.derivative(cap, h - e, y)) / (2 * e)
     np.testing.assert_allclose(losses.second_derivative(cap, h, y), fd, rtol=1e-6, atol=1e-6)
@@ -47,13 +50,30 @@ def test_logistic_loss_is_finite_far_from_the_margin():
     assert np.all(np.isfinite(losses.derivative(cap, h, y))) and np.all(np.isfinite(losses.second_derivative(cap, h, y)))
 
 
+def test_margin_losses_far_from_the_margin_and_at_zero():
+    """The logistic margin loss without overflow at |y phi| = 1e6; eq 23's error 1/4 where phi(h) = 0;
+    the hinge's second derivative is 0 (its kink is a point)."""
+    cap = losses.capsule("quadratic-logistic", onset=0.7)
+    h = np.array([1e3, 1e3, 0.0, 0.0])
+    y = np.array([1.0, -1.0, -1.0, 1.0])
+    np.testing.assert_allclose(losses.value(cap, h, y), [0.0, 1e6 - 0.49, np.log1p(np.exp(-0.49)),
+                                                         0.49 + np.log1p(np.exp(-0.49))], rtol=1e-12, atol=1e-300)
+    assert np.all(np.isfinite(losses.derivative(cap, h, y))) and np.all(np.isfinite(losses.second_derivative(cap, h, y)))
+    np.testing.assert_array_equal(losses.test_error("logistic", [0.0, 0.5, -0.5], [1.0, 1.0, 1.0]), [0.25, 0.0, 1.0])
+    door = losses.capsule("quadratic-logistic", onset=0.5)              # 0.5^2 is exact: phi(0.5) = 0
+    np.testing.assert_array_equal(losses.test_error(door, [0.5, 0.8, 0.3], [1.0, 1.0, -1.0]), [0.25, 0.0, 0.0])
+    np.testing.assert_array_equal(losses.second_derivative("hinge", [0.5, 2.0], [1.0, 1.0]), [0.0, 0.0])
+
+
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="smoothing"):
         losses.capsule("absolute")
     with pytest.raises(ValueError, match="smoothing: -1"):
         losses.capsule("absolute", smoothing=-1)
     with pytest.raises(ValueError, match="unknown name"):
-        losses.capsule("hinge")
+        losses.capsule("huber")
+    with pytest.raises(ValueError, match="onset"):
+        losses.capsule("quadratic-hinge")
     assert losses.parameters(losses.capsule("door-square", smoothing=0.1, onset=0.7))[:2] == (0.1, 0.7)
 
 

@@ -30,6 +30,8 @@ def _sample(row):
         value = next(c for c in reversed(row.choices) if c != row.default)
         if row.name == "problem" and row.field == "problem.name":
             value = "linear-regression"
+        if row.name == "success":                  # train-accuracy needs a classifying problem
+            value = "test-error"
         return value, value
     if row.kind == "bool":
         return (not row.default), None

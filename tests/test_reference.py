@@ -20,7 +20,7 @@ from reference import observables, reference_trajectory, temperature_per_step  #
 from prcy.kernels import dynamics, losses, switching  # noqa: E402
 
 TOL = 1e-10
-OBSERVABLES = ("magnetization", "norm", "train_loss", "test_error")
+OBSERVABLES = ("magnetization", "norm", "train_loss", "test_error", "train_error")
 
 
 def _problem(seed, n, m, m_test=50, dtype=np.float64, **kw):
@@ -100,6 +100,28 @@ def test_door_labels_and_rademacher_teacher():
         _problem(5, n, 10, 0, teacher="binary")
 
 
+@pytest.mark.parametrize("clusters", [2, 3])
+def test_mixture_data(clusters):
+    """Gaussian mixtures (Mignacco et al. 2020, eqs 1-3): x = c v*/sqrt(n) + sqrt(Delta) z with the
+    cluster law and labels of the paper; v* is the Gaussian teacher's draw (|v*|^2 = n)."""
+    n, m, delta = 50, 6000, 0.01
+    w0g = _problem(9, n, 10, 0)[0]
+    w0, X, y, Xt, yt = _problem(9, n, m, 2000, problem=f"mixture-{clusters}", delta=delta)
+    np.testing.assert_array_equal(w0, w0g)
+    s = X @ w0 / np.sqrt(n)                        # = c + sqrt(delta) g: the cluster, read back
+    c = np.round(s)
+    assert np.max(np.abs(s - c)) < 0.45
+    counts = np.array([np.mean(c == v) for v in (-1, 0, 1)])
+    expected = np.array([0.5, 0, 0.5]) if clusters == 2 else np.array([0.25, 0.5, 0.25])
+    assert np.all(np.abs(counts - expected) < 4 * np.sqrt(0.25 / m))
+    np.testing.assert_array_equal(y, c if clusters == 2 else np.where(c == 0, -1.0, 1.0))
+    z = (X - c[:, None] * w0 / np.sqrt(n)) / np.sqrt(delta)      # the noise: i.i.d. N(0, 1)
+    assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.var() - 1) < 4 * np.sqrt(2 / z.size)
+    assert set(np.unique(yt)) == {-1.0, 1.0}
+    with pytest.raises(ValueError, match="delta"):
+        _problem(9, n, 10, 0, problem="mixture-2", delta=0.0)
+
+
 def test_generate_seeds_differ():
     a = _problem(1, 20, 40)
     b = _problem(2, 20, 40)
@@ -156,8 +178,8 @@ def _case(name):
     """Build one scenario: data, initial weights, selection, noise and schedule."""
     c = dict(loss="phase-retrieval", n=60, m=150, dtype=np.float64, eta=0.01, rescale_ell=None, ridge=0.0,
              sphere=True, m0=0.3, temp_starts=(0,), temp_values=(0.0,), selection="ones", ell=1.0, tau=None,
-             record="all", problem="phase-retrieval", teacher="gaussian", onset=0.0, theta=(),
-             optimizer={})
+             record="all", problem="phase-retrieval", teacher="gaussian", onset=0.0, delta=1.0, theta=(),
+             optimizer={}, init="warm", variance=1.0)
     overrides = {
         "gd_sphere": dict(),
         "gd_sphere_m_multiple_of_8": dict(n=40, m=120),
@@ -191,6 +213,29 @@ def _case(name):
         "door_logistic_sgd_ridge": dict(problem="door", onset=0.5, loss="door-logistic", theta=(1e-2, 0.5),
                                         sphere=False, ridge=0.1, selection="bernoulli", ell=0.5, rescale_ell=0.5,
                                         eta=0.05),
+        # Gaussian mixtures of Mignacco et al. 2020: no rescaling, ridge, random start N(0, R I)
+        "mixture2_logistic_gd": dict(problem="mixture-2", delta=0.5, loss="logistic", sphere=False, ridge=0.0,
+                                     init="random", variance=0.01, eta=0.2),
+        "mixture2_logistic_psgd_ridge": dict(problem="mixture-2", delta=0.5, loss="logistic", sphere=False,
+                                             ridge=0.1, init="random", variance=0.01, eta=0.2, selection="persistent",
+                                             ell=0.3, tau=1 / 0.6),
+        "mixture2_square_sgd_float32": dict(problem="mixture-2", delta=0.5, loss="square", sphere=False, ridge=0.1,
+                                            init="random", variance=1.0, eta=0.02, selection="bernoulli", ell=0.3,
+                                            dtype=np.float32, n=45, m=117),
+        "mixture2_hinge_gd": dict(problem="mixture-2", delta=0.5, loss="hinge", sphere=False, ridge=0.05,
+                                  init="random", variance=1.0, eta=0.05),
+        "mixture3_quadratic_logistic_gd": dict(problem="mixture-3", delta=0.05, loss="quadratic-logistic",
+                                               theta=(0.7,), sphere=False, ridge=0.1, init="random", variance=1.0,
+                                               eta=0.05),
+        "mixture3_quadratic_square_psgd": dict(problem="mixture-3", delta=0.05, loss="quadratic-square",
+                                               theta=(0.7,), sphere=False, ridge=0.1, init="random", variance=0.5,
+                                               eta=0.01, selection="persistent", ell=0.3, tau=0.3),
+        "mixture3_quadratic_hinge_adam_sphere": dict(problem="mixture-3", delta=0.1, loss="quadratic-hinge",
+                                                     theta=(0.7,), eta=0.01, optimizer=dict(
+                                                         optimizer="adam", beta1=0.9, beta2=0.999, adam_eps=1e-8)),
+        "mixture2_logistic_nesterov_sgd": dict(problem="mixture-2", delta=0.5, loss="logistic", sphere=False,
+                                               ridge=0.0, init="random", variance=0.01, eta=0.05, selection="bernoulli",
+                                               ell=0.5, optimizer=dict(optimizer="nesterov", momentum=0.8)),
     }
     for opt in ("momentum", "nesterov", "adam"):          # every update rule x selection x constraint
         for sel in ("ones", "bernoulli", "persistent"):
@@ -211,8 +256,9 @@ def _case(name):
     c.update(overrides)
     seed = sum(map(ord, name))  # a fixed seed per scenario: failures are reproducible
     w0, X, y, Xt, yt = _problem(seed, c["n"], c["m"], 40, dtype=c["dtype"], problem=c["problem"],
-                                teacher=c["teacher"], onset=c["onset"])
-    w_init = dynamics.initial_weights(np.random.PCG64(seed + 1), w0, c["m0"], c["sphere"])
+                                teacher=c["teacher"], onset=c["onset"], delta=c["delta"])
+    w_init = dynamics.initial_weights(np.random.PCG64(seed + 1), w0, c["m0"], c["sphere"], init=c["init"],
+                                      init_variance=c["variance"])
     rng = np.random.Generator(np.random.PCG64(seed + 2))
     if c["selection"] == "ones":
         S = np.ones((K, c["m"]), dtype=np.uint8)
@@ -233,7 +279,10 @@ CASES = ["gd_sphere", "gd_sphere_m_multiple_of_8", "gd_sphere_m_tail_3", "gd_sph
          "langevin_sphere", "langevin_schedule_T_then_0", "langevin_three_pieces", "ridge_gd",
          "ridge_sgd_rescaled_langevin", "ridge_psgd", "linear_gd_sphere", "linear_ridge_sgd", "float32_gd",
          "float32_psgd_ridge_tail", "sparse_record_grid", "absolute_loss_psgd", "door_square_rademacher",
-         "door_logistic_sgd_ridge", "momentum_projected_velocity_langevin", "adam_projected_float32_tail"]
+         "door_logistic_sgd_ridge", "momentum_projected_velocity_langevin", "adam_projected_float32_tail",
+         "mixture2_logistic_gd", "mixture2_logistic_psgd_ridge", "mixture2_square_sgd_float32", "mixture2_hinge_gd",
+         "mixture3_quadratic_logistic_gd", "mixture3_quadratic_square_psgd", "mixture3_quadratic_hinge_adam_sphere",
+         "mixture2_logistic_nesterov_sgd"]
 CASES += [f"{opt}_{sel}_{con}" for opt in ("momentum", "nesterov", "adam") for sel in ("ones", "bernoulli", "persistent")
           for con in ("sphere", "ridge")]
 

@@ -245,3 +245,18 @@ def test_separable_data_small_ridge():
     1/lambda, and the continuation still solves."""
     m, norm, chi = ridge_logistic_fixed_point(2.0, 0.5, 1e-8)
     assert norm > 500 and chi * 1e-8 == pytest.approx(0.29, abs=0.05)
+
+
+def test_the_docs_examples_run():
+    """The ``>>>`` examples of docs/theory.md, "Gaussian mixtures (Mignacco et al. 2020)", give their printed
+    output."""
+    import doctest
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "theory.md").read_text(encoding="utf-8")
+    start = text.index("## 4. Gaussian mixtures")
+    section = text[start:text.index("\n## ", start + 1)].replace("```python", "").replace("```", "")
+    test = doctest.DocTestParser().get_doctest(section, {}, "docs/theory.md section 4", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False) == (0, 6)

@@ -3,6 +3,8 @@ from prcy.analysis.generalization import (door_error, label_mse, linear_mse, tes
                                          two_cluster_error)
 from prcy.analysis import theory, threshold_states
 from prcy.analysis.linear_ridge import linear_ridge_dynamics, marchenko_pastur
+from prcy.analysis.mixtures import (bayes_optimal_two_cluster_error, oracle_three_cluster_error,
+                                    oracle_three_cluster_onset, ridge_logistic_two_cluster)
 from prcy.analysis.replicas import replica_summary
 from prcy.analysis.success import format_summary_row, success_summary, wilson_interval
 from prcy.analysis.thresholds import curve_bands, success_curve, threshold, threshold_table
@@ -15,4 +17,5 @@ __all__ = ["door_error", "label_mse", "linear_mse", "test_error", "success_summa
            "alpha_weak_recovery", "se_alpha_of_overlap", "se_fixed_point", "se_iterate", "threshold_states",
            "alpha_bbp", "threshold_energy", "threshold_state",
            "curve_bands", "success_curve", "threshold", "threshold_table", "linear_ridge_dynamics",
-           "marchenko_pastur", "replica_summary"]
+           "marchenko_pastur", "replica_summary", "bayes_optimal_two_cluster_error", "oracle_three_cluster_error",
+           "oracle_three_cluster_onset", "ridge_logistic_two_cluster"]

@@ -1,6 +1,8 @@
 """DMFT driver: the fixed point of the effective process of Mignacco, Urbani & Zdeborová 2021
 (section 4, appendix A) for GD, multi-pass SGD, persistent SGD and Langevin dynamics, on the sphere
-or with a ridge.
+or with a ridge; and of the Gaussian mixtures of Mignacco, Krzakala, Urbani & Zdeborová 2020 (eqs
+15-25, ridge only), whose problem supplies the pieces of the same process (``draw_samples``,
+``DMFTSpec.amplitude``, ``_q0``; docs/dmft.md, "The mixture DMFT").
 
 ``solve(spec)`` (or ``solve(alpha=..., algorithm=..., ...)`` with the flat names of ``prcy.simulate``)
 returns an ``xarray.Dataset`` on the grid ``t_k = k dt``, the ``time`` of a simulation with
@@ -31,6 +33,9 @@ from prcy.specs import Algorithm, Constraint, Initialization, SpecForms, check_t
 
 SCHEMA = "prcy-dmft/1"
 _D = defaults(DMFT)
+# built-in losses with a kink: their d2v drops the kink's delta function, which hat_lambda and M_R need, and the
+# kicked response does not restore it (its source is D(t') = s d2v(t')); docs/dmft.md, "The mixture DMFT"
+KINKED_LOSSES = ("hinge", "quadratic-hinge")
 
 VARIABLES = {
     "magnetization": dict(long_name="magnetization m(t)", units="1"),
@@ -239,8 +244,11 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     selection.
 
     A Gaussian mixture also draws each sample's cluster ``c`` (``prcy.problems.CLUSTERS``, from the
-    stream ``clusters``; a mirror image keeps its ``c``), labels it ``y = y(c)`` and returns ``c`` and,
-    as ``h0``, the kernels' quenched variable ``c/sqrt(delta) + h0`` (``prcy.kernels.dmft``)."""
+    stream ``clusters``), labels it ``y = y(c)`` and returns ``c`` and, as ``h0``, the kernels' quenched
+    variable ``c/sqrt(delta) + h0`` (``prcy.kernels.dmft``), which a mirror image negates: ``-c`` and
+    ``-h0``. On three clusters a mirror pair has the same label and, at ``m = 0``, the same path, so with
+    ``antithetic`` the sample average of ``mu`` vanishes there and ``m(0) = 0`` stays 0 as for
+    ``d -> infinity`` (independent samples break the symmetry by their Monte Carlo noise)."""
     from prcy.kernels.problems import labels
     from prcy.problems import CLUSTERS
 
@@ -281,7 +289,7 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     if spec.solver.antithetic:
         h0, h_init, Z = np.concatenate([h0, -h0]), np.concatenate([h_init, h_init]), np.hstack([Z, Z])
         sel = None if sel is None else np.hstack([sel, sel])
-        c = None if c is None else np.concatenate([c, c])
+        c = None if c is None else np.concatenate([c, -c])
     if c is None:
         return {"h0": h0, "y": labels(spec.problem, h0), "h_init": h_init, "Z": Z, "sel": sel}
     return {"h0": c / spec.amplitude + h0, "c": c, "y": labels(spec.problem, c), "h_init": h_init, "Z": Z,
@@ -313,11 +321,17 @@ MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
 
 def resolve_spec_loss(spec: DMFTSpec, loss=None) -> tuple:
-    """``(capsule, name recorded in the file)`` of the loss a solve of ``spec`` runs: ``loss`` (a capsule),
-    else ``spec.loss`` or the problem's own, with the spec's ``onset`` (``prcy.problems.resolve_loss``)."""
+    """``(capsule, name recorded in the file)`` of the loss a solve of ``spec`` runs: ``loss`` (a name or a
+    capsule), else ``spec.loss`` or the problem's own, with the spec's ``onset`` (``prcy.problems.resolve_loss``);
+    ``KINKED_LOSSES`` are refused."""
     from prcy.problems import resolve_loss
 
-    return resolve_loss(spec.problem, loss if loss is not None else spec.loss, onset=spec.onset)
+    loss = loss if loss is not None else spec.loss
+    if isinstance(loss, str) and loss in KINKED_LOSSES:
+        raise ValueError(f"loss: {loss!r} is not allowed in the DMFT: its curvature at the kink, a delta function, is "
+                         f"missing from hat_lambda and M_R (docs/dmft.md, \"The mixture DMFT\"); allowed: a "
+                         f"twice-differentiable loss")
+    return resolve_loss(spec.problem, loss, onset=spec.onset)
 
 
 def _rows(x: np.ndarray | None, k: int) -> np.ndarray | None:
@@ -911,7 +925,8 @@ def _dataset(spec, replica, out, MR, history: History, status, bad, n_threads) -
     attrs = {
         **provenance("prcy DMFT", SCHEMA, spec.to_json(), spec.solver.seed, keys),
         "problem": spec.problem, "alpha": spec.alpha, "m0": spec.init.m0, "lr": a.lr, "dt": spec.dt,
-        **({"delta": spec.delta, "init_variance": spec.init.variance} if spec.problem in MIXTURES else {}),
+        **({"delta": spec.delta, "init": spec.init.kind, "init_variance": spec.init.variance}
+           if spec.problem in MIXTURES else {}),
         **({"onset": spec.onset} if spec.problem == "mixture-3" else {}),
         "constraint": spec.constraint.kind, "t_max": float(t[-1]), "samples": spec.solver.samples,
         "status": status, "iterations": n_it, "initial_guess": history.initial_guess,

@@ -455,7 +455,8 @@ DMFT = _rows(
     Option("alpha", "alpha", "float", 3.0, "Samples per dimension", low=0, low_open=True, at_most=1e6),
     Option("loss", "loss", "loss", None, SIMULATION["loss"].help, optional=True),
     replace(SIMULATION["delta"], field="delta"),
-    replace(SIMULATION["onset"], field="onset", applies=(("problem", ("mixture-3",)),)),
+    replace(SIMULATION["onset"], field="onset", help="L of the three-cluster classifier sign(h^2 - L^2)",
+            default=SIMULATION["onset"].default_for("mixture-3"), by_problem=(), applies=(("problem", ("mixture-3",)),)),
     *(SIMULATION[name] for name in _SHARED),
     replace(SIMULATION["m0"], help="Initial magnetization m(0): the warm start's; on a mixture m(0) of its eq 18 "
             "(0: the limit d -> infinity; a random start in dimension d has E|m(0)| = sqrt(2R/(pi d)))",

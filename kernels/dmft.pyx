@@ -25,7 +25,7 @@ of the sample's loss in ``h``)::
 On a mixture (``c = 1``: 2020's eq 7 has no ``1/ell``) ``delta_nu = alpha Delta <s Lambda''>`` is 2020's
 ``hat_lambda``, ``mu = alpha <s (c + sqrt(Delta) h0') Lambda'>`` its ``mu``, ``M_C`` its ``M_C``, and
 ``M_R`` its ``M_R`` with ``delta / delta Y(t')`` the response to a shift of the loss's argument at
-``t'`` (docs/dmft.md, "The mixture DMFT"); ``C`` and ``R`` below are the solution of its eq 20.
+``t'`` (docs/dmft.md, "The mixture DMFT"); ``march``'s ``C`` and ``R`` (A.28) solve its eq 20.
 
 For ridge this is exactly the ``N -> infinity`` limit of the Euler-discretized algorithm with
 ``lr = dt``; on the sphere the projection is replaced by ``nu_hat`` (an O(dt) difference).
@@ -665,10 +665,9 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     ``kick > 0``: the finite-difference response of ``_kick_column`` (kicks of ``h`` by
     ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, labels ``y``, ``m``, the
     selection ``sel``, ``K x S`` uint8 or None, and the ``amplitude`` of ``march``) instead of the linear
-    response ``T``: a sample
-    near a hilltop of the loss (``d2v < 0``) has a linear response growing without bound, but its
-    response to a finite kick saturates, so that the contributions keep a finite variance, at a
-    bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
+    response ``T``: a sample near a hilltop of the loss (``d2v < 0``) has a linear response growing
+    without bound, but its response to a finite kick saturates, so that the contributions keep a
+    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times it had to be set back.
 

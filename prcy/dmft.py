@@ -320,7 +320,7 @@ M_RUNAWAY = 1e6        # |m(t)| beyond this is a runaway path (m is an overlap o
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
 
 
-def resolve_spec_loss(spec: DMFTSpec, loss=None) -> tuple:
+def _resolve_loss(spec: DMFTSpec, loss=None) -> tuple:
     """``(capsule, name recorded in the file)`` of the loss a solve of ``spec`` runs: ``loss`` (a name or a
     capsule), else ``spec.loss`` or the problem's own, with the spec's ``onset`` (``prcy.problems.resolve_loss``);
     ``KINKED_LOSSES`` are refused."""
@@ -419,7 +419,7 @@ def seconds_per_iteration(spec: DMFTSpec, threads: int | None = None, loss=None)
     from prcy.kernels import parallel
 
     n_threads = parallel.n_threads(threads)
-    capsule, _ = resolve_spec_loss(spec, loss)
+    capsule, _ = _resolve_loss(spec, loss)
     K, S = spec.n_points, spec.solver.samples
 
     def one(Kc: int, Sc: int) -> tuple[float, float]:
@@ -526,7 +526,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     n_threads = parallel.n_threads(threads)
     if loss is not None and spec.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec; give one")
-    capsule, loss_name = resolve_spec_loss(spec, loss)
+    capsule, loss_name = _resolve_loss(spec, loss)
     guess, guess_name = _initial_guess(spec, initial)
     line = None if announce is None else forecast(spec, n_threads, capsule)
     if line is not None:

@@ -263,6 +263,29 @@ def test_estimators_refuse_a_mixture():
         dmft.estimators(np.zeros((2, 3)), np.zeros(3), alpha=2.0, problem="mixture-2")
 
 
+def test_the_solvers_machinery_serves_the_mixture(tmp_path):
+    """One solver: checkpoints (resumed bitwise; another Delta is another spec), horizon windows (the same
+    fixed point), warm starts, threads (bitwise) and the kicked response (close to the linear one for
+    the smooth logistic loss) on a mixture."""
+    kw = dict(problem="mixture-3", alpha=3.0, lr=0.2, init_variance=0.01, m0=0.05, ridge=0.1, t_max=4, samples=300,
+              tol=1e-10, max_iter=60)
+    whole = dmft.solve(**kw, threads=1)
+    assert whole.attrs["status"] == "converged"
+    np.testing.assert_array_equal(dmft.solve(**kw, threads=2).magnetization.values, whole.magnetization.values)
+    ck = tmp_path / "ck.npz"
+    dmft.solve(**{**kw, "max_iter": 2}, checkpoint=ck)
+    np.testing.assert_array_equal(dmft.solve(**kw, checkpoint=ck).magnetization.values, whole.magnetization.values)
+    with pytest.raises(ValueError, match="checkpoint.*another spec"):
+        dmft.solve(**{**kw, "delta": 0.1}, checkpoint=ck)
+    windowed = dmft.solve(**kw, window=1.0)
+    np.testing.assert_allclose(windowed.magnetization.values, whole.magnetization.values, atol=1e-8)
+    warm = dmft.solve(**kw, initial=whole)
+    assert warm.attrs["iterations"] < whole.attrs["iterations"]
+    kicked = dmft.solve(**kw, response_kick=0.05)
+    assert kicked.attrs["status"] == "converged"
+    np.testing.assert_allclose(kicked.test_error.values, whole.test_error.values, atol=2e-3)
+
+
 # ---------------------------------------------------------------------------------------------
 # the solver against simulations and the static minimizer (docs/dmft.md, "The mixture DMFT")
 

@@ -53,7 +53,6 @@ SECTIONS = sections(OPTIONS)
 OPTION_SECTION = {opt: sec for sec, opts in SECTIONS.items() for opt in opts}
 NOT_SWEPT = tuple(name for name, row in OPTIONS.items() if not row.sweepable)
 PER_SEED = ("success", "solved_time", "stop_time", "stop_reason")
-CURVES = ("magnetization", "norm", "train_loss", "test_error", "test_error_empirical")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -546,7 +545,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     times, steps = first["time"].values, first["step"].values
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
-    curves = [v for v in CURVES if v in first]
+    curves = [v for v in VARIABLES if v not in PER_SEED and v in first]      # the (seed, time) variables
     with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for (name, values) in sweep.axes:

@@ -17,6 +17,7 @@ cdef enum StopReason:
 cdef enum InitKind:
     INIT_WARM = 0                # w(0) = m0 w0 + c z_perp on the sphere; m0 w0 + z with the ridge
     INIT_RANDOM = 1              # uniform on the sphere; N(0, variance I) with the ridge
+    INIT_GIVEN = 2               # given per seed (run_seeds' w_init: the spectral start)
 
 ctypedef struct Dynamics:
     const Loss* loss

@@ -39,6 +39,8 @@ VARIABLES = {
     "test_error_empirical": dict(long_name="test error on held-out samples", units="1",
                                  description="mean per-sample test error over n_test fresh samples"),
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
+    "spectral_eigenvalue": dict(long_name="top eigenvalue of the spectral start's matrix", units="1",
+                                description="largest eigenvalue of (1/M) sum_mu T(y_mu) x_mu x_mu^T (init spectral)"),
     "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged stationary"),
 }
 # success and solved_time by criterion (stopping.success)
@@ -222,6 +224,10 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
                                              shuffle_labels=p.labels == "random", problem=p.name,
                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
         shared = (X, y, w0, Xt, yt)
+    init, w_init, spectral = spec.init.kind, None, None
+    if init == "spectral":
+        w_init, spectral = spectral_starts(spec, shared)
+        init = "given"
     p_on, p_off = a.switching_probabilities()
     progress_arr = np.zeros(spec.seeds, dtype=np.int64)
     abort = np.zeros(1, dtype=np.int32)
@@ -230,7 +236,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         abort, dynamics.run_seeds,
         capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
         problem=p.name, teacher=p.teacher, onset=p.onset, delta=p.delta,
-        selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=spec.init.kind,
+        selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=init, w_init=w_init,
         m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
@@ -240,7 +246,33 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         progress(spec.seeds * n_steps, finished=True)
     ds = dataset(spec, out, steps, n_threads)
     ds.attrs["loss"] = loss_name
+    if spectral is not None:
+        ds["spectral_eigenvalue"] = (("seed",), spectral)
+        ds["spectral_eigenvalue"].attrs.update(VARIABLES["spectral_eigenvalue"])
     return ds
+
+
+def spectral_starts(spec: SimulationSpec, shared) -> tuple[np.ndarray, np.ndarray]:
+    """The spectral start of every seed of ``spec`` (``prcy.spectral``) and the top eigenvalue of its
+    matrix: each seed's data drawn from fresh copies of its data stream (the kernel draws the same data
+    again; ``shared``: the shared data, when ``share_data``), Lanczos started from its initialization
+    stream."""
+    from prcy.kernels import dynamics
+    from prcy.spectral import spectral_start
+
+    p = spec.problem
+    streams = seed_streams(spec)
+    w_init, values = np.empty((spec.seeds, p.n)), np.empty(spec.seeds)
+    for s in range(spec.seeds):
+        if p.share_data:
+            X, y = shared[0], shared[1]
+        else:
+            _, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, 0, dtype=np.dtype(p.precision),
+                                              shuffle_labels=p.labels == "random", problem=p.name,
+                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
+        w_init[s], values[s], _ = spectral_start(X, y, spec.init.preprocessing, streams["init"][s],
+                                                 seed_index=spec.first_seed + s)
+    return w_init, values
 
 
 def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:

@@ -383,11 +383,18 @@ cdef inline void _observe(const Dynamics* d, const floating* X, const double* y,
     rec.train_loss[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 0) / d.m
     rec.train_error[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 1) / d.m
     rec.test_error[i] = loss_pass(Xt, d.n, d.m_test, yt, w, d.loss, 1) / d.m_test if d.m_test else NAN
+    if rec.weights != NULL:
+        memcpy(rec.weights + i * d.n, w, d.n * sizeof(double))
 
 
-cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """Copy record entry ``src`` (or NaN when ``src < 0``) into entries ``start..stop-1``."""
-    cdef Py_ssize_t i
+cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n) noexcept nogil:
+    """Copy record entry ``src`` (or NaN when ``src < 0``) into entries ``start..stop-1`` (``n``: the
+    length of a row of ``rec.weights``)."""
+    cdef Py_ssize_t i, j
+    if rec.weights != NULL:
+        for i in range(start, stop):
+            for j in range(n):
+                rec.weights[i * n + j] = rec.weights[src * n + j] if src >= 0 else NAN
     for i in range(start, stop):
         rec.magnetization[i] = rec.magnetization[src] if src >= 0 else NAN
         rec.norm[i] = rec.norm[src] if src >= 0 else NAN
@@ -433,7 +440,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
         if d.abort[0]:
             rec.stop_reason = STOP_INTERRUPTED
             rec.stop_step = k
-            _fill(rec, -1, rec_i, d.n_record)
+            _fill(rec, -1, rec_i, d.n_record, d.n)
             return
         recorded = rec_i < d.n_record and d.record_steps[rec_i] == k
         have_loss = 0
@@ -463,7 +470,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
             if not recorded:
                 _observe(d, X, y, Xt, yt, w0, w, rec, rec_i)
                 rec_i += 1
-            _fill(rec, rec_i - 1, rec_i, d.n_record)
+            _fill(rec, rec_i - 1, rec_i, d.n_record, d.n)
             return
         if k == d.n_steps:
             return
@@ -485,7 +492,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
         if not isfinite(norm2) or (d.sphere and norm2 == 0.0):
             rec.stop_reason = STOP_DIVERGED
             rec.stop_step = k
-            _fill(rec, -1, rec_i, d.n_record)
+            _fill(rec, -1, rec_i, d.n_record, d.n)
             return
         if d.sphere:
             scale = sqrt(n / norm2)
@@ -553,7 +560,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               double p_on, double p_off, str init, double m0, double init_variance, bint shuffle_labels=False,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
-              int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None):
+              int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None, bint save_weights=False):
     """Run ``len(init_rngs)`` seeds in parallel; returns a dict of record arrays.
 
     ``loss``: a ``"prcy.Loss.v2"`` capsule. ``X_shared`` etc.: the data (inputs, labels, teacher)
@@ -563,7 +570,8 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     with the ridge) or ``"given"`` (row ``s`` of ``w_init``, ``n_seeds x n``, starts seed ``s``). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
     early_stop, grad_tol, optimizer, momentum, beta1, beta2, adam_eps, project_velocity``. The
     ``*_rngs`` are ``numpy.random.BitGenerator`` objects, one per seed and stream.
-    ``progress[s]`` holds the step seed ``s`` is at; ``abort[0] = 1`` stops all seeds.
+    ``progress[s]`` holds the step seed ``s`` is at; ``abort[0] = 1`` stops all seeds. ``save_weights``:
+    also return ``weights`` (``n_seeds x n_record x n``), ``w`` at every recording step.
     This is the kernel boundary: ``prcy.simulate`` validates every argument before calling it.
     """
     cdef Dynamics d
@@ -591,6 +599,12 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef double[:, ::1] o_loss = out["train_loss"], o_err = out["train_error"], o_test = out["test_error"]
     cdef int64_t[::1] o_solved = out["solved_step"], o_stop = out["stop_step"]
     cdef signed char[::1] o_reason = out["stop_reason"]
+    cdef double* weights_ptr = NULL
+    cdef double[:, :, ::1] o_weights
+    if save_weights:
+        out["weights"] = np.full((n_seeds, n_record, n), np.nan)
+        o_weights = out["weights"]
+        weights_ptr = &o_weights[0, 0, 0]
     rng_arrays = [np.array([<uintptr_t>_bitgen(g) for g in rngs] or [0], dtype=np.uintp)
                   for rngs in (data_rngs if not shared_data else init_rngs, init_rngs, dynamics_rngs)]
     cdef uintptr_t[::1] data_ptr = rng_arrays[0], init_ptr = rng_arrays[1], dyn_ptr = rng_arrays[2]
@@ -650,6 +664,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
                 init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w)
             switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
             _point_record(rec, o_mag, o_norm, o_loss, o_err, o_test, s)
+            rec.weights = weights_ptr + s * n_record * n if weights_ptr != NULL else NULL
             trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
                        &progress[s])
             o_solved[s] = rec.solved_step
@@ -738,6 +753,7 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     cdef Record rec
     _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["train_error"],
                   out["test_error"], 0)
+    rec.weights = NULL
     cdef int64_t progress = 0
     with nogil:
         trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL,

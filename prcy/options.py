@@ -416,6 +416,12 @@ SIMULATION = _rows(
            applies=(("init", ("warm",)),)),
     Option("init_variance", "init.variance", "float", 1.0, "Variance R of the random start w(0) ~ N(0, R I) "
            "with a ridge", "init", low=0, at_most=1e6, applies=(("init", ("random",)), ("constraint", ("ridge",)))),
+    # landscape: Hessian observables on the recording grid (prcy.hessian)
+    Option("hessian", "recording.hessian", "int", 0, "Record the K lowest eigenpairs of the training loss' "
+           "Hessian (on the sphere: restricted to the tangent space, with the multiplier of the projected "
+           "dynamics) at the recording times (0: none)", "recording", low=0, at_most=64, sweepable=False),
+    Option("hessian_every", "recording.hessian_every", "int", 1, "Hessian at every k-th recording time (the "
+           "first and last always)", "recording", low=1, at_most=10 ** 6, sweepable=False),
     # recording: the time grid (shared by all runs of a sweep)
     Option("t_max", "recording.t_max", "float", 100.0, "Horizon", "recording", low=0, low_open=True,
            at_most=MAX_TIME, unit="time", sweepable=False),

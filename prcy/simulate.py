@@ -41,6 +41,13 @@ VARIABLES = {
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
     "spectral_eigenvalue": dict(long_name="top eigenvalue of the spectral start's matrix", units="1",
                                 description="largest eigenvalue of (1/M) sum_mu T(y_mu) x_mu x_mu^T (init spectral)"),
+    "hessian_eigenvalues": dict(long_name="lowest eigenvalues of the training loss' Hessian", units="1",
+                                description="on the sphere restricted to the tangent space, minus the multiplier; "
+                                            "NaN where not computed or not converged (prcy.hessian)"),
+    "hessian_teacher_overlap": dict(long_name="|v.w0|/|w0| of the Hessian's unit eigenvectors", units="1"),
+    "hessian_multiplier": dict(long_name="spherical multiplier mu = w.grad L / |w|^2", units="1"),
+    "hessian_converged": dict(long_name="every requested Hessian eigenpair converged"),
+    "hessian_products": dict(long_name="Hessian-vector products used by the seed"),
     "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged stationary"),
 }
 # success and solved_time by criterion (stopping.success)
@@ -93,6 +100,8 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
         "weights, gradients, optimizer state and selection per thread": working * (8.0 * 4 * p.n + 17.0 * p.m),
         "recorded curves": 3 * 8.0 * 6 * spec.seeds * n_record,
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
+        **({f"weights at the recording times for the Hessian, {spec.seeds} x {n_record} x {p.n}":
+            8.0 * spec.seeds * n_record * p.n} if spec.recording.hessian else {}),
     }
 
 
@@ -237,6 +246,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
         problem=p.name, teacher=p.teacher, onset=p.onset, delta=p.delta,
         selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=init, w_init=w_init,
+        save_weights=spec.recording.hessian > 0,
         m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
@@ -248,28 +258,43 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     ds.attrs["loss"] = loss_name
     if spectral is not None:
         ds["spectral_eigenvalue"] = (("seed",), spectral)
-        ds["spectral_eigenvalue"].attrs.update(VARIABLES["spectral_eigenvalue"])
+    if spec.recording.hessian:
+        from prcy.hessian import hessian_records
+
+        streams = seed_streams(spec)
+        for name, values in hessian_records(spec, out.pop("weights"), capsule,
+                                            lambda s: seed_data(spec, s, streams, shared), streams["init"]).items():
+            ds[name] = (("seed", "time", "eig")[:values.ndim], values)
+    for name in ds.data_vars:
+        if name in VARIABLES:
+            ds[name].attrs.update(VARIABLES[name])
     return ds
 
 
-def spectral_starts(spec: SimulationSpec, shared) -> tuple[np.ndarray, np.ndarray]:
-    """The spectral start of every seed of ``spec`` (``prcy.spectral``) and the top eigenvalue of its
-    matrix: each seed's data drawn from fresh copies of its data stream (the kernel draws the same data
-    again; ``shared``: the shared data, when ``share_data``), Lanczos started from its initialization
-    stream."""
+def seed_data(spec: SimulationSpec, s: int, streams: dict, shared) -> tuple:
+    """``(w0, X, y)`` of seed ``s`` of ``spec`` exactly as the kernel draws them, from ``streams``
+    (``seed_streams``: fresh copies, the kernel draws the same data again; ``shared``: the shared data
+    when ``share_data``)."""
     from prcy.kernels import dynamics
-    from prcy.spectral import spectral_start
 
     p = spec.problem
+    if p.share_data:
+        return shared[2], shared[0], shared[1]
+    w0, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
+                                       shuffle_labels=p.labels == "random", problem=p.name, teacher=p.teacher,
+                                       onset=p.onset, delta=p.delta)
+    return w0, X, y
+
+
+def spectral_starts(spec: SimulationSpec, shared) -> tuple[np.ndarray, np.ndarray]:
+    """The spectral start of every seed of ``spec`` (``prcy.spectral``, Lanczos started from the seed's
+    initialization stream) and the top eigenvalue of its matrix."""
+    from prcy.spectral import spectral_start
+
     streams = seed_streams(spec)
-    w_init, values = np.empty((spec.seeds, p.n)), np.empty(spec.seeds)
+    w_init, values = np.empty((spec.seeds, spec.problem.n)), np.empty(spec.seeds)
     for s in range(spec.seeds):
-        if p.share_data:
-            X, y = shared[0], shared[1]
-        else:
-            _, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, 0, dtype=np.dtype(p.precision),
-                                              shuffle_labels=p.labels == "random", problem=p.name,
-                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
+        _, X, y = seed_data(spec, s, streams, shared)
         w_init[s], values[s], _ = spectral_start(X, y, spec.init.preprocessing, streams["init"][s],
                                                  seed_index=spec.first_seed + s)
     return w_init, values

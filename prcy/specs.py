@@ -186,11 +186,15 @@ class Initialization:
 @dataclass(frozen=True)
 class Recording:
     """Observables at ``t = k lr`` for the steps ``k`` of a grid over ``[0, t_max]`` that always holds 0
-    and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``."""
+    and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``;
+    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them
+    (``prcy.hessian``)."""
     t_max: float = _D["t_max"]
     points: int = _D["points"]
     grid: str = _D["grid"]
     times: tuple[float, ...] | None = _D["times"]
+    hessian: int = _D["hessian"]
+    hessian_every: int = _D["hessian_every"]
 
     def __post_init__(self):
         check_group(self, "recording", SIMULATION)

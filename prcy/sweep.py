@@ -201,6 +201,9 @@ class Sweep:
                 value = values[0]
             fixed[key] = value
         seeds_per_task = OPTIONS["seeds_per_task"].check(seeds_per_task)
+        if fixed.get("hessian", 0):
+            raise ValueError(f"hessian: {fixed['hessian']!r} is not allowed in a sweep (its merge keeps the (seed, time) "
+                             f"variables only); allowed: 0 here, or prcy simulate --hessian per grid point")
         sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
         runs_without_unused([opts for _, opts in sweep.points()])   # an option that applies to no cell
         sweep.tasks()          # builds and validates every spec before any compute

@@ -33,8 +33,9 @@ from prcy.analysis.thresholds import curve_bands, success_curve
 
 KINDS = ("curves", "seeds", "success", "thresholds")
 LABELS = {"magnetization": "|m|  (magnetization, up to sign)", "train_loss": "training loss per sample",
-          "test_error": "generalization error", "norm": "|w|^2 / N"}
-LOG_Y = ("train_loss", "test_error")
+          "test_error": "generalization error", "norm": "|w|^2 / N", "train_error": "training error per sample",
+          "train_accuracy": "training accuracy", "test_error_empirical": "test error on held-out samples"}
+LOG_Y = ("train_loss", "test_error", "train_error", "test_error_empirical")
 MAX_SERIES = 24
 
 

@@ -12,7 +12,8 @@ bandwidth ``active rows x N x itemsize / time`` (bytes of X a step must read onc
 time: the NumPy and torch references actually read X twice per step), every ratio, and whether
 each target is met. This is a script, not a test: nothing fails when a target is missed.
 
-What is timed (phase retrieval, eta = 0.01, on the sphere, one thread unless said otherwise):
+What is timed (phase retrieval, eta = 0.01, on the sphere, one thread unless said otherwise; the mixture
+cases: the problem's own loss with a ridge 0.1, against the phase-retrieval step in the same repetitions):
 - prcy: ``run_trajectory`` for 2K and for K steps; the difference divided by K is one step (it
   removes the set-up and the two full observation passes at step 0 and at the last step);
 - NumPy reference: ``h = X@w*s; c = (h*h - h0*h0)*h; g = X.T@c*s; w -= eta*g; w *= sqrt(n)/|w|``
@@ -72,34 +73,41 @@ def machine_info():
 
 # ------------------------------------------------------------------------------------------------
 # one step, three ways
-def data(n, alpha=3, dtype=np.float64):
+def data(n, alpha=3, dtype=np.float64, problem="phase-retrieval", delta=1.0):
+    """Inputs, labels (phase retrieval: ``y = |h0|``), teacher and a warm start (on the sphere; a
+    mixture: its random start ``N(0, 0.01 I)``)."""
     m = int(alpha * n)
-    w0, X, h0, _, _ = dynamics.generate(np.random.PCG64(0), m, n, 0, dtype=dtype)      # labels y = |h0|
-    w = dynamics.initial_weights(np.random.PCG64(2), w0, 0.2, True)
-    return X, h0, w0, w
+    w0, X, y, _, _ = dynamics.generate(np.random.PCG64(0), m, n, 0, dtype=dtype, problem=problem, delta=delta)
+    mixture = problem.startswith("mixture")
+    w = dynamics.initial_weights(np.random.PCG64(2), w0, 0.2, not mixture, init="random" if mixture else "warm",
+                                 init_variance=0.01)
+    return X, y, w0, w
 
 
 OPTIMIZERS = {"plain": {}, "momentum": dict(momentum=0.9), "nesterov": dict(momentum=0.9),
               "adam": dict(beta1=0.9, beta2=0.999, adam_eps=1e-8)}
 
 
-def kernel_params(steps, optimizer="plain"):
-    """The kernels' ``params``: GD at ``ETA`` on the sphere, no success check, the update rule ``optimizer``."""
-    params = dict(eta=ETA, grad_scale=1.0, ridge=0.0, sphere=True, n_steps=steps, check_every=10**9, tol=1e-300,
+def kernel_params(steps, optimizer="plain", sphere=True):
+    """The kernels' ``params``: GD at ``ETA`` on the sphere (or with a ridge 0.1), no success check, the
+    update rule ``optimizer``."""
+    params = dict(eta=ETA, grad_scale=1.0, ridge=0.0 if sphere else 0.1, sphere=sphere, n_steps=steps, check_every=10**9, tol=1e-300,
                   early_stop=False, grad_tol=0.0, optimizer=optimizer, momentum=0.0, beta1=0.0, beta2=0.0,
                   adam_eps=0.0, project_velocity=False)
     params.update(OPTIMIZERS[optimizer])
     return params
 
 
-def prcy_timer(X, h0, w0, w, K, selection="full", ell=1.0, p_on=1.0, p_off=0.0, optimizer="plain"):
-    """Seconds per step of prcy's kernel: run 2K and K steps, subtract, divide by K."""
+def prcy_timer(X, h0, w0, w, K, selection="full", ell=1.0, p_on=1.0, p_off=0.0, optimizer="plain", loss=CAPSULE,
+               sphere=True):
+    """Seconds per step of prcy's kernel: run 2K and K steps, subtract, divide by K (``loss``: a capsule;
+    ``sphere``: False for the ridge)."""
     empty_h = np.empty(0)
 
     def run(steps):
-        params = kernel_params(steps, optimizer)
+        params = kernel_params(steps, optimizer, sphere)
         t = time.perf_counter()
-        dynamics.run_trajectory(CAPSULE, X, h0, w0, w, X[:0], empty_h, selection=selection, ell=ell,
+        dynamics.run_trajectory(loss, X, h0, w0, w, X[:0], empty_h, selection=selection, ell=ell,
                                 p_on=p_on, p_off=p_off, params=params,
                                 record_steps=np.array([0, steps], dtype=np.int64),
                                 temp_starts=np.array([0], dtype=np.int64), temp_values=np.array([0.0]),
@@ -303,7 +311,18 @@ def main():
             rows.append((name, "prcy", t * 1e3, len(Xo) * 1000 * Xo.itemsize / t / 1e9, best[opt] * 1e3))
             results[(name, "prcy")] = t
         del Xo
-    del X, X32
+    # Gaussian mixtures (Mignacco et al. 2020): a logistic step with the ridge against the phase-retrieval step
+    mixtures = {"GD phase retrieval N=1000": (data(1000), CAPSULE, True),
+                "GD mixture-2 logistic N=1000": (data(1000, problem="mixture-2", delta=0.5), losses.capsule("logistic"),
+                                                 False),
+                "GD mixture-3 quad-logistic N=1000": (data(1000, problem="mixture-3", delta=0.05),
+                                                      losses.capsule("quadratic-logistic", onset=0.7), False)}
+    timers = {name: prcy_timer(*d, K(1000), loss=cap, sphere=sphere) for name, (d, cap, sphere) in mixtures.items()}
+    med, best = measure(timers, reps)
+    for name, t in med.items():
+        rows.append((name, "prcy", t * 1e3, 3000 * 1000 * 8 / t / 1e9, best[name] * 1e3))
+        results[(name, "prcy")] = t
+    del X, X32, mixtures, timers
     X, h0, w0, w = data(4000)
     case("GD f64 N=4000", X, h0, w0, w, K(4000))
     del X
@@ -332,6 +351,9 @@ def main():
         for opt, target in (("momentum", 1.1), ("nesterov", 1.1), ("adam", 1.2)):
             ratio(f"GD {bits} N=1000: {opt} / plain step (relative cost)", (f"GD {opt} {bits} N=1000", "prcy"),
                   (f"GD plain {bits} N=1000", "prcy"), target, higher=False)
+    for name in ("GD mixture-2 logistic N=1000", "GD mixture-3 quad-logistic N=1000"):
+        ratio(f"{name} / phase retrieval (relative cost)", (name, "prcy"), ("GD phase retrieval N=1000", "prcy"), 1.1,
+              higher=False)
     if torch is not None:
         for name in ("GD f64 N=1000", "GD f32 N=1000", "GD f64 N=4000"):
             ratio(f"{name}: torch / prcy", (name, "torch"), (name, "prcy"), 1.0)

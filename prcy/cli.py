@@ -335,8 +335,12 @@ class _Kind(str, Enum):
 
 class _Var(str, Enum):
     magnetization = "magnetization"
+    norm = "norm"
     train_loss = "train_loss"
+    train_error = "train_error"
+    train_accuracy = "train_accuracy"
     test_error = "test_error"
+    test_error_empirical = "test_error_empirical"
 
 
 @analyze_app.command("thresholds")

@@ -46,7 +46,8 @@ TEACHERS = ("gaussian", "rademacher")
 ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
 OPTIMIZERS = ("plain", "momentum", "nesterov", "adam")
 CONSTRAINTS = ("sphere", "ridge")
-INITS = ("warm", "random")
+INITS = ("warm", "random", "spectral")
+PREPROCESSINGS = ("square", "truncated", "optimal")       # T(y) of the spectral start (prcy.analysis.spectral)
 SUCCESS = ("train-loss", "test-error", "train-accuracy")
 PRECISIONS = ("float64", "float32")
 LABELS = ("teacher", "random")
@@ -406,12 +407,22 @@ SIMULATION = _rows(
     Option("ridge", "constraint.ridge", "float", 0.0, "Ridge strength lambda (0: plain descent)", "dynamics",
            low=0, at_most=1e6, applies=(("constraint", ("ridge",)),)),
     # init: w(0)
-    Option("init", "init.kind", "choice", "warm", "Initialization: warm start m(0) = m0 (eq 11), or w(0) "
-           "independent of the teacher (m(0) ~ N^-1/2)", "init", choices=INITS, by_problem=((MIXTURES, "random"),)),
+    Option("init", "init.kind", "choice", "warm", "Initialization: warm start m(0) = m0 (eq 11), w(0) "
+           "independent of the teacher (m(0) ~ N^-1/2), or the leading eigenvector of (1/M) sum_mu T(y_mu) x_mu "
+           "x_mu^T (spectral; phase retrieval)", "init", choices=INITS, by_problem=((MIXTURES, "random"),)),
+    Option("preprocessing", "init.preprocessing", "choice", "optimal", "T(y) of the spectral start: y^2 "
+           "(square), y^2 for |y| <= 3 (truncated), or max(1 - 1/y^2, -1000) (optimal: weak recovery from "
+           "alpha = 1/2)", "init", choices=PREPROCESSINGS, applies=(("init", ("spectral",)),)),
     Option("m0", "init.m0", "float", 0.2, "Initial magnetization of the warm start", "init", low=0, high=1,
            applies=(("init", ("warm",)),)),
     Option("init_variance", "init.variance", "float", 1.0, "Variance R of the random start w(0) ~ N(0, R I) "
            "with a ridge", "init", low=0, at_most=1e6, applies=(("init", ("random",)), ("constraint", ("ridge",)))),
+    # landscape: Hessian observables on the recording grid (prcy.hessian)
+    Option("hessian", "recording.hessian", "int", 0, "Record the K lowest eigenpairs of the training loss' "
+           "Hessian (on the sphere: restricted to the tangent space, with the multiplier of the projected "
+           "dynamics) at the recording times (0: none)", "recording", low=0, at_most=64, sweepable=False),
+    Option("hessian_every", "recording.hessian_every", "int", 1, "Hessian at every k-th recording time (the "
+           "first and last always)", "recording", low=1, at_most=10 ** 6, sweepable=False),
     # recording: the time grid (shared by all runs of a sweep)
     Option("t_max", "recording.t_max", "float", 100.0, "Horizon", "recording", low=0, low_open=True,
            at_most=MAX_TIME, unit="time", sweepable=False),

@@ -171,10 +171,13 @@ class Constraint:
 class Initialization:
     """``warm`` (eq 11): ``w(0) = m0 w0 + c z_perp``, ``|w(0)|^2 = n``, so ``m(0) = m0`` exactly; ridge
     (eq C.2): ``w(0) = m0 w0 + z``. ``random``: ``w(0)`` independent of the teacher, uniform on the
-    sphere (ridge: ``N(0, variance I)``), so ``m(0) ~ n^-1/2``."""
+    sphere (ridge: ``N(0, variance I)``), so ``m(0) ~ n^-1/2``. ``spectral``: the leading eigenvector of
+    ``(1/M) sum_mu T(y_mu) x_mu x_mu^T`` with ``T`` the ``preprocessing``, scaled to ``|w(0)|^2 = n``
+    (``prcy.spectral``; phase retrieval only)."""
     m0: float = _D["m0"]
     kind: str = _D["init"]
     variance: float = _D["init_variance"]
+    preprocessing: str = _D["preprocessing"]
 
     def __post_init__(self):
         check_group(self, "init", SIMULATION)
@@ -183,11 +186,15 @@ class Initialization:
 @dataclass(frozen=True)
 class Recording:
     """Observables at ``t = k lr`` for the steps ``k`` of a grid over ``[0, t_max]`` that always holds 0
-    and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``."""
+    and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``;
+    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them
+    (``prcy.hessian``)."""
     t_max: float = _D["t_max"]
     points: int = _D["points"]
     grid: str = _D["grid"]
     times: tuple[float, ...] | None = _D["times"]
+    hessian: int = _D["hessian"]
+    hessian_every: int = _D["hessian_every"]
 
     def __post_init__(self):
         check_group(self, "recording", SIMULATION)
@@ -293,6 +300,9 @@ class SimulationSpec(SpecForms):
             raise ValueError(f"first_seed: {self.first_seed!r} with {self.seeds} seeds passes 2^63 - 1; allowed: "
                              f"first_seed + seeds - 1 <= 2^63 - 1 (seed indices are 64-bit NetCDF integers)")
         self.recording.n_steps(self.algorithm.lr)
+        if self.init.kind == "spectral" and self.problem.name != "phase-retrieval":
+            raise ValueError(f"init: 'spectral' does not apply to problem {self.problem.name}; allowed: only with "
+                             f"problem phase-retrieval")
         if self.stopping.success == "train-accuracy" and self.problem.name not in CLASSIFIERS:
             raise ValueError(f"success: 'train-accuracy' does not apply to problem {self.problem.name}; allowed: "
                              f"only with problem {', '.join(CLASSIFIERS)}")

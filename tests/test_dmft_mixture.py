@@ -2,6 +2,8 @@
 of the paper's equations in its own variables, the samples' law, the solver against simulations and
 against the ridge-logistic minimizer, bad input, the command line."""
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ from prcy.analysis import ridge_logistic_two_cluster
 from prcy.kernels import dmft as kd, losses
 from prcy.kernels.problems import labels
 from prcy.problems import CLUSTERS
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from docs_examples import run_section  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,3 +386,8 @@ def test_the_command_line_solves_a_mixture(tmp_path):
     bad = runner.invoke(app, ["dmft", "--problem", "mixture-2", "--constraint", "sphere", "-o", str(tmp_path / "x.nc")])
     assert bad.exit_code == 2 and "constraint: 'sphere' is not allowed on mixture-2" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_the_docs_examples_run():
+    """The ``>>>`` examples of docs/dmft.md, "The mixture DMFT", give their printed output (seed 0)."""
+    assert run_section("dmft.md", "## The mixture DMFT") == (0, 6)

@@ -30,18 +30,17 @@ the initialization stream):
   ``0 < m0 < 1``.
 - ``init random``: ``w(0) = w_gd`` (uniform on the sphere ``|w|^2 = N``, independent of the teacher: a draw of
   the prior, ``m(0) ~ N(0, 1/N)``) with the prior's variance ``c(0) = 1``. The iteration then first has to
-  grow the overlap from ``N^-1/2`` (by about ``2 alpha`` per iteration while it is small), to ``+1`` or ``-1``.
+  grow the overlap from ``N^-1/2``, towards ``+1`` or ``-1``.
 
-Finite ``N``: the precision ``Lambda`` is an empirical mean whose fluctuations are ``O(alpha (2/M)^1/2)``
-near ``m = 0``, where its mean is ``2 alpha m``; a warm start needs ``m0 (2 alpha N)^1/2 >> 1``
-(``m0 = 1e-3`` at ``N = 2000`` gives a negative precision in about half of the seeds: "diverged" below).
+What finite ``N`` does to this (the noise of ``Lambda`` near ``m = 0``, divergences of plain GAMP from a
+random start, which damping removes): docs/theory.md, "Finite-N AMP".
 
 Stops, per seed (``stop_reason``, the codes of ``prcy.kernels.dynamics.STOP_REASONS``): success by the training
 loss is checked at every iteration (``solved_step``: the first iteration whose estimate has a training loss
 per sample below ``tol``) and ``early_stop`` then ends the seed (``converged``); an iteration that changed
 the estimate by at most ``1e-13 |w|`` ends it as ``stationary``: a fixed point to the level of float64
 rounding (exact recovery, or a fixed point with ``m < 1``: success says which; after exact recovery ``c``
-keeps falling by about ``1/alpha`` per iteration until ``1/c`` overflows, so the seed must stop there); a
+keeps falling by a factor of about ``alpha`` per iteration until ``1/c`` overflows, so the seed must stop); a
 precision ``Lambda`` that is not a positive finite number (the next estimate is undefined) or a non-finite
 estimate ends it as ``diverged``, with NaN for the rest of its record. A seed that stops before ``t_max``
 carries its last state forward on the recording grid.

@@ -377,7 +377,8 @@ SIMULATION = _rows(
            note="amp stores 1: its time is the iteration"),
     Option("amp_damping", "algorithm.amp_damping", "float", 0.0, "AMP: weight of the previous iterate in the "
            "update of the output message, the precision, the estimate and its variance (0: plain GAMP, whose "
-           "iterates follow the state evolution; the fixed points do not depend on it)", "dynamics", low=0, high=1,
+           "iterates follow the state evolution; the fixed points do not depend on it; 0.5 avoids the divergences "
+           "of plain GAMP from a random start, docs/theory.md, \"Finite-N AMP\")", "dynamics", low=0, high=1,
            high_open=True, applies=AMP),
     Option("batch_fraction", "algorithm.batch_fraction", "float", 0.5, "Mini-batch fraction ell",
            "dynamics", low=0, high=1, low_open=True, applies=STOCHASTIC, unused=1.0, optional=True),

@@ -359,7 +359,37 @@ def test_sweep_over_alpha(tmp_path):
         assert not ds.success.sel(alpha=0.8).any() and ds.success.sel(alpha=2.0).all()
     finally:
         ds.close()
+    # the tables of docs/theory.md, "Finite-N AMP", at toy size
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "amp.py"
+    for args in (["success", str(tmp_path / "amp.nc")], ["se", "--n", "64", "--alpha", "2", "--m0", "0.2",
+                                                         "--seeds", "2", "--t-max", "5", "--iterations", "1,3"]):
+        out = tmp_path / f"{args[0]}.csv"
+        run = subprocess.run([sys.executable, str(script), *args, "-o", str(out)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == (2 if args[0] == "success" else 3)
+    assert [r["iteration"] for r in rows] == ["1", "3", "5"] and rows[0]["se_m"]
     with pytest.raises(ValueError, match=r"^algorithm: 'amp' cannot run together with gd"):
         Sweep.from_options(parse_overrides(["--algorithm", "gd,amp", "--n", "20"]))
     with pytest.raises(ValueError, match=r"^lr: .* does not apply to algorithm amp"):
         Sweep.from_options(parse_overrides(["--algorithm", "amp", "--lr", "0.1,0.2", "--n", "20"]))
+
+
+def test_the_docs_example_runs():
+    """The ``>>>`` example of docs/theory.md, "Finite-N AMP", gives its printed output."""
+    import doctest
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "theory.md").read_text(encoding="utf-8")
+    start = text.index("### Finite-N AMP")
+    section = text[start:text.index("\n## ", start + 1)].replace("```python", "").replace("```", "")
+    test = doctest.DocTestParser().get_doctest(section, {}, "docs/theory.md, Finite-N AMP", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False) == (0, 5)

@@ -21,6 +21,7 @@ Conventions.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from pathlib import Path
@@ -109,12 +110,18 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _combinations(da: xr.DataArray, skip=("seed", "time")):
-    """(label, sub-array) for every point of the dimensions of ``da`` other than ``skip``."""
+def _combinations(da: xr.DataArray, skip=("seed", "time"), independent=None):
+    """(label, sub-array) for every point of the dimensions of ``da`` other than ``skip``; ``independent``:
+    a sweep's ``independent_of`` (algorithm -> the dimensions it does not depend on), whose copies along
+    those dimensions are given once, labelled ``any``."""
     dims = [d for d in da.dims if d not in skip]
     for index in itertools.product(*(range(da.sizes[d]) for d in dims)):
         sub = da.isel(dict(zip(dims, index)))
-        parts = [_fmt(sub[d].values) if d == "algorithm" else f"{d}={_fmt(sub[d].values)}" for d in dims]
+        free = (independent or {}).get(_fmt(sub["algorithm"].values), []) if "algorithm" in dims else []
+        if any(i > 0 for d, i in zip(dims, index) if d in free):
+            continue
+        parts = [_fmt(sub[d].values) if d == "algorithm" else f"{d}={'any' if d in free else _fmt(sub[d].values)}"
+                 for d in dims]
         if not dims and "algorithm" in sub.coords and sub["algorithm"].ndim == 0:
             parts = [_fmt(sub["algorithm"].values)]
         yield " ".join(parts), sub
@@ -219,7 +226,9 @@ def plot_curves(ds: xr.Dataset, var: str = "magnetization", *, quantiles=(0.1, 0
     t = np.asarray(ds["time"].values, dtype=float) + t0
     q_low, q_high = min(quantiles), max(quantiles)
     colors = _colors()
-    for (label, median), color in zip(_combinations(bands["median"], skip=("time",)), colors):
+    independent = json.loads(ds.attrs.get("independent_of", "{}"))
+    for (label, median), color in zip(_combinations(bands["median"], skip=("time",), independent=independent),
+                                      colors):
         point = {d: median[d].values for d in median.coords if d in bands["quantile_values"].dims
                  and d not in ("time", "quantile")}
         q = bands["quantile_values"].sel(point)
@@ -250,7 +259,8 @@ def plot_seeds(ds: xr.Dataset, var: str = "magnetization", *, max_seeds: int = 5
     t0 = _time_offset([ds])
     fig, ax = _axes(ax)
     t = np.asarray(ds["time"].values, dtype=float) + t0
-    for (label, sub), color in zip(_combinations(da), _colors()):
+    independent = json.loads(ds.attrs.get("independent_of", "{}"))
+    for (label, sub), color in zip(_combinations(da, independent=independent), _colors()):
         y = np.asarray(sub.transpose("time", "seed").values, dtype=float)
         lines = ax.plot(t, y, color=color, linewidth=0.7, alpha=0.6)
         lines[0].set_label(label or var)

@@ -213,7 +213,7 @@ def seeds_throughput(n, n_seeds, n_steps, n_threads, alpha=3, selection="full"):
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     dynamics.run_seeds(CAPSULE, empty, np.empty(0), np.empty(0), empty, np.empty(0), shared_data=False,
-                       m=m, n=n, m_test=0, problem="phase-retrieval", teacher="gaussian", onset=0.0,
+                       m=m, n=n, m_test=0, problem="phase-retrieval", teacher="gaussian", onset=0.0, delta=1.0,
                        selection=selection, ell=1.0, p_on=1.0, p_off=0.0, init="warm", m0=0.2, init_variance=1.0,
                        params=params, record_steps=np.array([0, n_steps], dtype=np.int64),
                        temp_starts=np.array([0], dtype=np.int64), temp_values=np.array([0.0]),

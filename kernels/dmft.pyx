@@ -1,16 +1,31 @@
 """Kernels of the dynamical mean-field theory (DMFT): the effective single-sample process of
-Mignacco et al. 2021 (section 4, appendix A) sampled on a time grid, and the estimators of its kernels.
+Mignacco et al. 2021 (section 4, appendix A) and of the Gaussian mixtures of Mignacco et al. 2020
+(eqs 15-20) sampled on a time grid, and the estimators of its kernels.
 
-Discretization (explicit Euler, ``t_k = k dt``; ``g = c s dv(h~; y)`` with ``c = 1/ell``, or 1
-without rescaling; ``h~ = h + h0 m``; ``y`` the label of the teacher field ``h0``; ``D = s d2v``)::
+A sample's loss is ``v(a h~; y)`` with ``h~ = h + h0 m``: the problem supplies the amplitude ``a``, the
+quenched variable ``h0`` and the label ``y`` (``march``'s ``amplitude``, ``h0``, ``y``). Teacher-student
+problems: ``a = 1``, ``h0`` the teacher's field, ``y`` its label. A Gaussian mixture: ``a = sqrt(Delta)``,
+``h0 = c/sqrt(Delta) + h0'`` (``c`` the cluster, ``h0' ~ N(0, 1)``), ``y = y(c)``, so that the loss's
+argument ``a h~ = sqrt(Delta) h + m (c + sqrt(Delta) h0')`` is the ``r`` of 2020's eq 15. With ``a = 1``
+the factors ``a`` are exact multiplications by 1: the 2021 process, bitwise.
+
+Discretization (explicit Euler, ``t_k = k dt``; ``g = c s a dv(a h~; y)`` with ``c = 1/ell``, or 1
+without rescaling; ``D = s a^2 d2v(a h~; y)``: ``g/c`` and ``D`` are the first and second derivatives
+of the sample's loss in ``h``)::
 
     h_{k+1} = h_k + dt [ -nut_k h_k - g_k + dt sum_{j<k} M_R(k, j) h_j + chi_k ],   nut = nu_hat + delta_nu
     chi Gaussian, covariance M_C(k, j) + (2 T_k / dt) delta_kj:  chi = L z,  L L^T that covariance
-    m_{k+1} = m_k + dt (-nu_hat_k m_k - mu_k)                                          (eq 14)
+    m_{k+1} = m_k + dt (-nu_hat_k m_k - mu_k)                                          (eq 14; 2020: eq 18)
     M_C(k, j) = alpha <g_k g_j>,  delta_nu_k = alpha c <D_k>,  mu_k = alpha <g_k h0>,
     nu_hat_k = -alpha <g_k h~_k> + T_k (A.19)  or A.29 (from C, R, the kernels)  or lambda (ridge)
     T(j+1, j) = D_j,  T(k+1, j) = T(k, j) (1 - dt nut_k - dt c D_k) + dt^2 sum_{j<i<k} M_R(k, i) T(i, j)
     M_R(k, j) = alpha c^2 <D_k T(k, j)>
+    train_loss_k = <v(a h~_k; y)>,  train_error_k = <err(a h~_k; y)>       (per sample; 2020: eqs 21-22)
+
+On a mixture (``c = 1``: 2020's eq 7 has no ``1/ell``) ``delta_nu = alpha Delta <s Lambda''>`` is 2020's
+``hat_lambda``, ``mu = alpha <s (c + sqrt(Delta) h0') Lambda'>`` its ``mu``, ``M_C`` its ``M_C``, and
+``M_R`` its ``M_R`` with ``delta / delta Y(t')`` the response to a shift of the loss's argument at
+``t'`` (docs/dmft.md, "The mixture DMFT"); ``march``'s ``C`` and ``R`` (A.28) solve its eq 20.
 
 For ridge this is exactly the ``N -> infinity`` limit of the Euler-discretized algorithm with
 ``lr = dt``; on the sphere the projection is replaced by ``nu_hat`` (an O(dt) difference).
@@ -56,7 +71,7 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
 - ``cholesky_row(A, L, K, k, jitter) -> clipped``: row ``k`` of the lower Cholesky factor of the
   row-major ``K x K`` ``A + jitter I`` given rows ``< k``; a pivot that is not positive is set to 0
   with the column below it, and its magnitude returned (0 when nothing was clipped).
-- ``evaluate_chunk(loss, h, h0, y, sel, n, m, c, g, d, sums)``: for ``n`` samples, ``g = c s dv(h~)``,
+- ``evaluate_chunk(loss, h, h0, y, sel, n, m, c, g, d, sums)``: for ``n`` samples (amplitude ``a = 1``), ``g = c s dv(h~)``,
   ``d = s d2v(h~)`` and ``sums[SUM_D], sums[SUM_HT_DV], sums[SUM_H0_DV], sums[SUM_V] += sum d,
   sum s h~ dv, sum s h0 dv, sum v`` (``sel`` NULL: all selected; the ``SUM_*`` indices are the
   ``.pxd``'s enum, ``N_SUMS`` of them).
@@ -76,6 +91,10 @@ from threadpoolctl import threadpool_limits
 
 from prcy.kernels.losses cimport Loss, loss_fn, loss_from_capsule
 from prcy.kernels.parallel cimport effective_n_threads
+
+cdef enum:               # the march's sample sums: evaluate_chunk's N_SUMS, then the training error
+    SUM_ERR = N_SUMS     # sum err(a h~; y)
+    N_MARCH_SUMS = N_SUMS + 1
 
 BLOCK = DMFT_BLOCK
 CHUNK = DMFT_CHUNK
@@ -108,50 +127,62 @@ cdef double cholesky_row(const double* A, double* L, Py_ssize_t K, Py_ssize_t k,
 cdef void evaluate_chunk(const Loss* loss, const double* h, const double* h0, const double* y,
                          const unsigned char* sel, Py_ssize_t n, double m, double grad_scale, double* g, double* d,
                          double* sums) noexcept nogil:
+    _evaluate(loss, h, h0, y, sel, n, m, 1.0, grad_scale, g, d, sums, NULL)
+
+
+cdef inline void _evaluate(const Loss* loss, const double* h, const double* h0, const double* y,
+                           const unsigned char* sel, Py_ssize_t n, double m, double a, double grad_scale,
+                           double* g, double* d, double* sums, double* err) noexcept nogil:
+    """``evaluate_chunk`` with the loss's argument ``a h~`` (the amplitude ``a``: a sample's loss is
+    ``v(a h~; y)``, whose derivatives in ``h`` are ``a dv`` and ``a^2 d2v``); ``err`` (or NULL):
+    ``err[0] += sum err(a h~; y)``, the samples' training error."""
     cdef Py_ssize_t i
-    cdef double ht, dv, s
-    cdef loss_fn f_v = loss.v, f_dv = loss.dv, f_d2v = loss.d2v
+    cdef double ht, r, dv, s
+    cdef loss_fn f_v = loss.v, f_dv = loss.dv, f_d2v = loss.d2v, f_err = loss.err
     for i in range(n):
         ht = h[i] + h0[i] * m
+        r = a * ht
         s = 1.0 if sel == NULL else <double>sel[i]
-        dv = s * f_dv(ht, y[i], loss.theta)
+        dv = s * (a * f_dv(r, y[i], loss.theta))
         g[i] = grad_scale * dv
-        d[i] = s * f_d2v(ht, y[i], loss.theta)
+        d[i] = s * (a * a * f_d2v(r, y[i], loss.theta))
         sums[SUM_D] += d[i]
         sums[SUM_HT_DV] += ht * dv
         sums[SUM_H0_DV] += h0[i] * dv
-        sums[SUM_V] += f_v(ht, y[i], loss.theta)
+        sums[SUM_V] += f_v(r, y[i], loss.theta)
+        if err != NULL:
+            err[0] += f_err(r, y[i], loss.theta)
 
 
 cdef inline void _chunk_moments(const Loss* lp, const double* H, const double* h0, const double* y,
                                 const unsigned char* sel,
-                                Py_ssize_t S, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double m, double c,
+                                Py_ssize_t S, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double m, double a, double c,
                                 double* G, double* D, double* pc) noexcept nogil:
     """Grid step ``k``, samples ``c0 .. c0+n-1`` of the ``K x S`` rows ``H`` (``h``, with ``h~ = h + h0 m``),
-    ``sel``, ``G``, ``D``: fill ``G``, ``D`` and the chunk's partial sums ``pc[:N_SUMS]`` (``evaluate_chunk``)
-    and ``pc[N_SUMS + j] = sum G_k G_j`` for ``j <= k``."""
+    ``sel``, ``G``, ``D``: fill ``G``, ``D`` and the chunk's partial sums ``pc[:N_MARCH_SUMS]`` (``_evaluate``
+    with the amplitude ``a``) and ``pc[N_MARCH_SUMS + j] = sum G_k G_j`` for ``j <= k``."""
     cdef Py_ssize_t j, i
     cdef double x
     cdef const double* gk = G + k * S + c0
     cdef const double* gj
-    memset(pc, 0, (N_SUMS + k + 1) * sizeof(double))
-    evaluate_chunk(lp, H + k * S + c0, h0 + c0, y + c0, NULL if sel == NULL else sel + k * S + c0, n, m, c,
-                   G + k * S + c0, D + k * S + c0, pc)
+    memset(pc, 0, (N_MARCH_SUMS + k + 1) * sizeof(double))
+    _evaluate(lp, H + k * S + c0, h0 + c0, y + c0, NULL if sel == NULL else sel + k * S + c0, n, m, a, c,
+              G + k * S + c0, D + k * S + c0, pc, pc + SUM_ERR)
     for j in range(k + 1):
         gj = G + j * S + c0
         x = 0.0
         for i in range(n):
             x = x + gk[i] * gj[i]
-        pc[N_SUMS + j] = x
+        pc[N_MARCH_SUMS + j] = x
 
 
 cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize_t n_chunks, Py_ssize_t k,
                                  Py_ssize_t K, double alpha, double inv_s, double* MC, double* sums) noexcept nogil:
     """Add the chunks' partial sums in chunk order (so the result does not depend on the thread count):
-    ``sums[:N_SUMS]``, and ``M_C(k, j) = M_C(j, k) = alpha <g_k g_j>`` for ``j <= k``."""
+    ``sums[:N_MARCH_SUMS]``, and ``M_C(k, j) = M_C(j, k) = alpha <g_k g_j>`` for ``j <= k``."""
     cdef Py_ssize_t ch, j, a
     cdef double x
-    for a in range(N_SUMS):
+    for a in range(N_MARCH_SUMS):
         x = 0.0
         for ch in range(n_chunks):
             x = x + part[ch * stride + a]
@@ -159,7 +190,7 @@ cdef inline void _reduce_moments(const double* part, Py_ssize_t stride, Py_ssize
     for j in range(k + 1):
         x = 0.0
         for ch in range(n_chunks):
-            x = x + part[ch * stride + N_SUMS + j]
+            x = x + part[ch * stride + N_MARCH_SUMS + j]
         MC[k * K + j] = alpha * x * inv_s
         MC[j * K + k] = MC[k * K + j]
 
@@ -309,9 +340,10 @@ cdef struct KickPaths:
     const Loss* loss
     const double* H          # h (K x S), h~ = h + h0 m
     const double* h0
-    const double* y          # labels of h0
+    const double* y          # labels
     const double* m
     const unsigned char* sel # K x S, or NULL (full batch)
+    double a                 # amplitude: the loss's argument is a h~
     double kick, cap         # kick size; bound on a kicked deviation |u|
 
 
@@ -332,12 +364,13 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     with the sample's own noise, selection and memory term,
     ``u(k+1) = u(k) (1 - dt nut_k) - dt c s_k [dv(h~_k + u(k)) - dv(h~_k)] + dt^2 sum_{j<i<k} M_R(k, i) u(i)``;
     the contribution is ``x_b = D_j s_k [dv(h~_k + u+) - dv(h~_k + u-)] / (2 kick)``, which tends to
-    ``D[k, b] T_b(k, j)`` as ``kick -> 0`` (exactly equal for a quadratic loss). A deviation that
+    ``D[k, b] T_b(k, j)`` as ``kick -> 0`` (exactly equal for a quadratic loss); ``dv`` is the
+    derivative in ``h`` of the sample's loss, ``a dv(a h~)`` with the amplitude ``kp.a``. A deviation that
     leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
     ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``)."""
     cdef Py_ssize_t k, b, s_
-    cdef double dt2 = dt * dt, ht, base
+    cdef double dt2 = dt * dt, ht, base, a = kp.a
     cdef double inv = 0.5 / kp.kick
     cdef double src[DMFT_BLOCK]
     cdef double gp[DMFT_BLOCK]
@@ -360,9 +393,9 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
             s_ = c0 + b
             if kp.sel == NULL or kp.sel[k * S + s_] != 0:
                 ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
-                base = dv(ht, kp.y[s_], kp.loss.theta)
-                gp[b] = dv(ht + Up[k * DMFT_BLOCK + b], kp.y[s_], kp.loss.theta) - base
-                gm[b] = dv(ht + Um[k * DMFT_BLOCK + b], kp.y[s_], kp.loss.theta) - base
+                base = a * dv(a * ht, kp.y[s_], kp.loss.theta)
+                gp[b] = a * dv(a * (ht + Up[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
+                gm[b] = a * dv(a * (ht + Um[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
         for b in range(DMFT_BLOCK):
             xb[b] = src[b] * (gp[b] - gm[b])
         _contributions(xb, nb, k, K, acc, stats, rowabs)
@@ -390,11 +423,12 @@ cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
 
 
 cdef struct Estimates:
-    # the estimators at one grid point from the sample sums (sums of N_SUMS, over S samples)
+    # the estimators at one grid point from the sample sums (sums of N_MARCH_SUMS, over S samples)
     double delta_nu          # alpha c <s d2v>
     double nu_hat            # -alpha <g h~> + T (A.19)
     double mu                # alpha <g h0>
     double train_loss        # <v>
+    double train_error       # <err>
 
 
 cdef inline Estimates _estimates(const double* sums, double alpha, double grad_scale, double inv_s,
@@ -406,13 +440,14 @@ cdef inline Estimates _estimates(const double* sums, double alpha, double grad_s
     e.nu_hat = -alpha * grad_scale * sums[SUM_HT_DV] * inv_s + temperature
     e.mu = alpha * grad_scale * sums[SUM_H0_DV] * inv_s
     e.train_loss = sums[SUM_V] * inv_s
+    e.train_error = sums[SUM_ERR] * inv_s
     return e
 
 
 cdef inline void _sample_pass(const Loss* lp, double* H, double* G, double* D, const double* Z, const double* MR,
                               const double* L, const double* h0, const double* y, const unsigned char* sel,
                               Py_ssize_t S, Py_ssize_t K, Py_ssize_t k, double dt, double nut_prev, double m,
-                              double grad_scale, double* part, int nt) noexcept nogil:
+                              double a, double grad_scale, double* part, int nt) noexcept nogil:
     """The samples at grid step ``k``: each chunk of ``DMFT_CHUNK`` samples takes the step ``k-1 -> k``
     (``_advance``, with the friction ``nut_prev`` of step ``k-1``) and is evaluated at ``k``
     (``_chunk_moments``: its partial sums in its row of ``part``), in parallel over the chunks."""
@@ -423,7 +458,7 @@ cdef inline void _sample_pass(const Loss* lp, double* H, double* G, double* D, c
         n = min(DMFT_CHUNK, S - c0)
         if k > 0:
             _advance(H, G, Z, MR, L, S, K, k, c0, n, dt, nut_prev)
-        _chunk_moments(lp, H, h0, y, sel, S, k, c0, n, m, grad_scale, G, D, part + ch * (N_SUMS + K))
+        _chunk_moments(lp, H, h0, y, sel, S, k, c0, n, m, a, grad_scale, G, D, part + ch * (N_MARCH_SUMS + K))
 
 
 cdef inline void _weight_rows(Py_ssize_t k, double dt, double q0, const double[::1] temps, const double* m,
@@ -481,18 +516,20 @@ cdef inline double _nu_hat(NuForm form, const Estimates* e, double ridge, Py_ssi
 def march(loss, *, double alpha, double grad_scale, double dt, double m0, double q0, int nu_form,
           double ridge, bint m_with_delta_nu, const double[::1] temps, double jitter_rel,
           const double[:, ::1] MR, const double[::1] h_init, const double[::1] h0, const double[::1] y,
-          const double[:, ::1] Z, sel, n_threads=None, abort=None):
+          const double[:, ::1] Z, sel, double amplitude=1.0, n_threads=None, abort=None):
     """Advance all ``S`` samples together over the ``K`` grid points with ``M_R`` given (see the
     module docstring); returns a dict with the paths ``H``, ``G`` (``g``), ``D`` (``K x S``), the
-    functions ``m``, ``nu_hat``, ``delta_nu``, ``mu``, ``train_loss`` (length K), ``M_C``, the noise
+    functions ``m``, ``nu_hat``, ``delta_nu``, ``mu``, ``train_loss`` (``<v>``), ``train_error``
+    (``<err>``, the loss's per-sample test error on the training samples) (length K), ``M_C``, the noise
     factor ``L``, the weights' correlation ``C`` and response ``R`` (A.28); ``clipped`` (summed magnitude of
     clipped pivots), ``n_clipped``, ``bad_step`` (first grid index where some ``h`` is not finite, -1
     when none), ``aborted``.
 
     ``nu_form``: a value of ``NU_FORMS`` (``"ridge"``: ``nu_hat = ridge``, ``"A.19"``, ``"A.29"``).
-    ``q0``: variance of ``h(0)``. ``h0``: the samples' teacher fields, ``y``: their labels
-    (``prcy.kernels.problems.labels``). ``Z``: ``K x S`` standard normals; ``sel``: ``K x S`` uint8
-    selection or None (full batch).
+    ``q0``: variance of ``h(0)``. ``h0``: the samples' quenched variables (the teacher fields; on a
+    Gaussian mixture ``c/sqrt(Delta) + h0``), ``y``: their labels; ``amplitude``: ``a`` of the loss's
+    argument ``a h~`` (1; on a mixture ``sqrt(Delta)``; module docstring). ``Z``: ``K x S`` standard
+    normals; ``sel``: ``K x S`` uint8 selection or None (full batch).
 
     Each grid step ``k``: the samples' pass (``_sample_pass``: step to ``k``, the moments at ``k``;
     ``_reduce_moments``: their sums in a fixed order, row ``k`` of ``M_C``), the estimators
@@ -520,8 +557,8 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     H_a, G_a, D_a = np.empty((K, S)), np.empty((K, S)), np.empty((K, S))
     MC_a, L_a = np.zeros((K, K)), np.zeros((K, K))
     C_a, R_a, V_a = np.zeros((K, K)), np.zeros((K, K)), np.zeros((K, K))
-    vec_a = np.zeros((6, K))          # m, nu_hat, delta_nu, mu, loss, nut
-    part_a = np.zeros((n_chunks, N_SUMS + K))
+    vec_a = np.zeros((7, K))          # m, nu_hat, delta_nu, mu, loss, nut, training error
+    part_a = np.zeros((n_chunks, N_MARCH_SUMS + K))
     cdef double[:, ::1] H = H_a, G = G_a, D = D_a, MC = MC_a, L = L_a, C = C_a, R = R_a, V = V_a
     cdef double[:, ::1] vec = vec_a, part = part_a
     cdef double* m = &vec[0, 0]
@@ -530,8 +567,9 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     cdef double* mu = &vec[3, 0]
     cdef double* lossv = &vec[4, 0]
     cdef double* nut = &vec[5, 0]
+    cdef double* errv = &vec[6, 0]
     cdef Py_ssize_t k, s_
-    cdef double sums[N_SUMS]
+    cdef double sums[N_MARCH_SUMS]
     cdef Estimates e
     cdef double noise_kk, diag_max = 0.0, clipped = 0.0, cl, nu_m
     cdef double inv_s = 1.0 / S
@@ -545,8 +583,8 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
             if ab[0] != 0:
                 break
             _sample_pass(lp, &H[0, 0], &G[0, 0], &D[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], &h0[0], &y[0], sel_ptr,
-                         S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], grad_scale, &part[0, 0], nt)
-            _reduce_moments(&part[0, 0], N_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
+                         S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], amplitude, grad_scale, &part[0, 0], nt)
+            _reduce_moments(&part[0, 0], N_MARCH_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
             for s_ in range(S):
                 if not isfinite(H[k, s_]):
                     bad = k
@@ -557,6 +595,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
             dnu[k] = e.delta_nu
             mu[k] = e.mu
             lossv[k] = e.train_loss
+            errv[k] = e.train_error
             _weight_rows(k, dt, q0, temps, m, nut, MR, MC, R, V, C)
             nu_hat[k] = _nu_hat(form, &e, ridge, k, dt, temps[k], m, MR, MC, C, R)
             nut[k] = nu_hat[k] + dnu[k]
@@ -574,7 +613,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
                 clipped += cl
                 n_clipped += 1
     out = {"H": H_a, "G": G_a, "D": D_a, "m": vec_a[0], "nu_hat": vec_a[1], "delta_nu": vec_a[2],
-           "mu": vec_a[3], "train_loss": vec_a[4], "M_C": MC_a, "L": L_a, "clipped": clipped,
+           "mu": vec_a[3], "train_loss": vec_a[4], "train_error": vec_a[6], "M_C": MC_a, "L": L_a, "clipped": clipped,
            "n_clipped": int(n_clipped), "bad_step": int(bad) if bad < K else -1,
            "aborted": bool(abort_arr[0]), "C": C_a, "R": R_a}
     return out
@@ -608,7 +647,8 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 @cython.wraparound(False)
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
              Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
-             H=None, h0=None, y=None, m=None, sel=None, double cap=10.0, clamped=None, str method="blocked"):
+             H=None, h0=None, y=None, m=None, sel=None, double amplitude=1.0, double cap=10.0, clamped=None,
+             str method="blocked"):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -623,11 +663,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     a heavy-tailed response, whose mean the solve at this ``S`` has not resolved.
 
     ``kick > 0``: the finite-difference response of ``_kick_column`` (kicks of ``h`` by
-    ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, labels ``y``, ``m`` and the
-    selection ``sel``, ``K x S`` uint8 or None) instead of the linear response ``T``: a sample
-    near a hilltop of the loss (``d2v < 0``) has a linear response growing without bound, but its
-    response to a finite kick saturates, so that the contributions keep a finite variance, at a
-    bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
+    ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, labels ``y``, ``m``, the
+    selection ``sel``, ``K x S`` uint8 or None, and the ``amplitude`` of ``march``) instead of the linear
+    response ``T``: a sample near a hilltop of the loss (``d2v < 0``) has a linear response growing
+    without bound, but its response to a finite kick saturates, so that the contributions keep a
+    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times it had to be set back.
 
@@ -655,6 +695,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
         sel_v = _selection(sel, K, S, "sel")
         kp.loss = loss_from_capsule(loss)
         kp.H, kp.h0, kp.y, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &y_v[0], &m_v[0], kick, cap
+        kp.a = amplitude
         kp.sel = NULL if sel_v is None else &sel_v[0, 0]
     if method not in RESPONSE_METHODS:
         raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
@@ -781,18 +822,18 @@ def estimate(loss, const double[:, ::1] h_tilde, const double[::1] h0, const dou
     # evaluate_chunk takes h and m with h~ = h + h0 m: pass h~ itself with m = 0
     cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK, ch
     G_a, D_a, MC_a, vec_a = np.empty((K, S)), np.empty((K, S)), np.zeros((K, K)), np.zeros((4, K))
-    part_a = np.zeros((n_chunks, N_SUMS + K))
+    part_a = np.zeros((n_chunks, N_MARCH_SUMS + K))
     cdef double[:, ::1] G = G_a, D = D_a, MC = MC_a, vec = vec_a, part = part_a
-    cdef double sums[N_SUMS]
+    cdef double sums[N_MARCH_SUMS]
     cdef Estimates e
     cdef double inv_s = 1.0 / S
     with nogil:
         for k in range(K):
             for ch in range(n_chunks):
                 _chunk_moments(lp, &h_tilde[0, 0], &h0[0], &y[0], sel_ptr, S, k, ch * DMFT_CHUNK,
-                               min(DMFT_CHUNK, S - ch * DMFT_CHUNK), 0.0, grad_scale, &G[0, 0], &D[0, 0],
+                               min(DMFT_CHUNK, S - ch * DMFT_CHUNK), 0.0, 1.0, grad_scale, &G[0, 0], &D[0, 0],
                                &part[ch, 0])
-            _reduce_moments(&part[0, 0], N_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
+            _reduce_moments(&part[0, 0], N_MARCH_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
             e = _estimates(sums, alpha, grad_scale, inv_s, temps[k])
             vec[0, k] = e.delta_nu
             vec[1, k] = e.nu_hat

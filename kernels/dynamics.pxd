@@ -17,6 +17,7 @@ cdef enum StopReason:
 cdef enum InitKind:
     INIT_WARM = 0                # w(0) = m0 w0 + c z_perp on the sphere; m0 w0 + z with the ridge
     INIT_RANDOM = 1              # uniform on the sphere; N(0, variance I) with the ridge
+    INIT_GIVEN = 2               # given per seed (run_seeds' w_init: the spectral start)
 
 ctypedef struct Dynamics:
     const Loss* loss
@@ -46,6 +47,7 @@ ctypedef struct Record:
     double* train_loss           # sum_mu v(h_mu; y_mu) / m
     double* train_error          # sum_mu err(h_mu; y_mu) / m (classification: the fraction misclassified)
     double* test_error           # empirical held-out error (NaN when m_test = 0)
+    double* weights              # NULL, or n_record x n: w at the recording steps (Hessian observables)
     int64_t solved_step          # first checked step with train_loss < tol, -1 if never
     int64_t stop_step
     int stop_reason

@@ -15,7 +15,8 @@ Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
     grid, success/stop bookkeeping, the optimizer's step and Langevin noise; ``run_seeds``: many seeds in parallel
     (``prange``, one RNG stream per seed, so results do not depend on the number of threads);
 (d) Python twins: ``run_seeds``, ``run_trajectory`` (one seed on given data, optionally replaying a
-    given selection matrix and noise matrix), ``generate`` (the data draw), ``initial_weights``.
+    given selection matrix and noise matrix), ``generate`` (the data draw), ``initial_weights``,
+    ``weighted_gram_product`` (``X^T diag(c) X v / n`` by ``gradient_pass``: spectral starts).
 
 One step at physical time ``t = k eta`` (eqs 5-9 of Mignacco et al. 2021)::
 
@@ -54,7 +55,7 @@ from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_normal, random_interval
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from prcy.kernels.losses cimport Loss, loss_from_capsule
+from prcy.kernels.losses cimport Loss, loss_from_capsule, loss_init
 from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
 from prcy.kernels.problems cimport Problem, problem_setup, TEACHER_RADEMACHER
 from prcy.kernels.switching cimport (Switching, switching_init, switching_start, switching_select,
@@ -66,7 +67,7 @@ import numpy as np
 SELECTION = {"full": SELECT_FULL, "bernoulli": SELECT_BERNOULLI, "persistent": SELECT_PERSISTENT,
              "replay": SELECT_REPLAY}
 STOP_REASONS = ("max_time", "converged", "diverged", "interrupted", "stationary")
-INIT_KINDS = {"warm": INIT_WARM, "random": INIT_RANDOM}
+INIT_KINDS = {"warm": INIT_WARM, "random": INIT_RANDOM, "given": INIT_GIVEN}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,11 +383,18 @@ cdef inline void _observe(const Dynamics* d, const floating* X, const double* y,
     rec.train_loss[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 0) / d.m
     rec.train_error[i] = loss_pass(X, d.n, d.m, y, w, d.loss, 1) / d.m
     rec.test_error[i] = loss_pass(Xt, d.n, d.m_test, yt, w, d.loss, 1) / d.m_test if d.m_test else NAN
+    if rec.weights != NULL:
+        memcpy(rec.weights + i * d.n, w, d.n * sizeof(double))
 
 
-cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """Copy record entry ``src`` (or NaN when ``src < 0``) into entries ``start..stop-1``."""
-    cdef Py_ssize_t i
+cdef inline void _fill(Record* rec, Py_ssize_t src, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n) noexcept nogil:
+    """Copy record entry ``src`` (or NaN when ``src < 0``) into entries ``start..stop-1`` (``n``: the
+    length of a row of ``rec.weights``)."""
+    cdef Py_ssize_t i, j
+    if rec.weights != NULL:
+        for i in range(start, stop):
+            for j in range(n):
+                rec.weights[i * n + j] = rec.weights[src * n + j] if src >= 0 else NAN
     for i in range(start, stop):
         rec.magnetization[i] = rec.magnetization[src] if src >= 0 else NAN
         rec.norm[i] = rec.norm[src] if src >= 0 else NAN
@@ -432,7 +440,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
         if d.abort[0]:
             rec.stop_reason = STOP_INTERRUPTED
             rec.stop_step = k
-            _fill(rec, -1, rec_i, d.n_record)
+            _fill(rec, -1, rec_i, d.n_record, d.n)
             return
         recorded = rec_i < d.n_record and d.record_steps[rec_i] == k
         have_loss = 0
@@ -462,7 +470,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
             if not recorded:
                 _observe(d, X, y, Xt, yt, w0, w, rec, rec_i)
                 rec_i += 1
-            _fill(rec, rec_i - 1, rec_i, d.n_record)
+            _fill(rec, rec_i - 1, rec_i, d.n_record, d.n)
             return
         if k == d.n_steps:
             return
@@ -484,7 +492,7 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
         if not isfinite(norm2) or (d.sphere and norm2 == 0.0):
             rec.stop_reason = STOP_DIVERGED
             rec.stop_step = k
-            _fill(rec, -1, rec_i, d.n_record)
+            _fill(rec, -1, rec_i, d.n_record, d.n)
             return
         if d.sphere:
             scale = sqrt(n / norm2)
@@ -552,17 +560,18 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               double p_on, double p_off, str init, double m0, double init_variance, bint shuffle_labels=False,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
-              int64_t[::1] progress, int[::1] abort, n_threads=None):
+              int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None, bint save_weights=False):
     """Run ``len(init_rngs)`` seeds in parallel; returns a dict of record arrays.
 
     ``loss``: a ``"prcy.Loss.v2"`` capsule. ``X_shared`` etc.: the data (inputs, labels, teacher)
     used by every seed when ``shared_data`` (else empty arrays of the storage dtype; each seed then
     draws its own data from ``data_rngs[s]`` for ``problem``, ``teacher``, ``onset``, ``delta``: see
-    ``prcy.kernels.problems``). ``init``: ``"warm"`` (``m0``) or ``"random"`` (``init_variance``
-    with the ridge). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
+    ``prcy.kernels.problems``). ``init``: ``"warm"`` (``m0``), ``"random"`` (``init_variance``
+    with the ridge) or ``"given"`` (row ``s`` of ``w_init``, ``n_seeds x n``, starts seed ``s``). ``params``: ``eta, grad_scale, ridge, sphere, n_steps, check_every, tol,
     early_stop, grad_tol, optimizer, momentum, beta1, beta2, adam_eps, project_velocity``. The
     ``*_rngs`` are ``numpy.random.BitGenerator`` objects, one per seed and stream.
-    ``progress[s]`` holds the step seed ``s`` is at; ``abort[0] = 1`` stops all seeds.
+    ``progress[s]`` holds the step seed ``s`` is at; ``abort[0] = 1`` stops all seeds. ``save_weights``:
+    also return ``weights`` (``n_seeds x n_record x n``), ``w`` at every recording step.
     This is the kernel boundary: ``prcy.simulate`` validates every argument before calling it.
     """
     cdef Dynamics d
@@ -578,11 +587,24 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef Problem prob
     problem_setup(&prob, problem, teacher, onset, delta)
     cdef int init_kind = INIT_KINDS[init]
+    cdef const double[:, ::1] given
+    cdef const double* given_ptr = NULL
+    if init_kind == INIT_GIVEN:
+        given = np.ascontiguousarray(w_init, dtype=np.float64)
+        if given.shape[0] != n_seeds or given.shape[1] != n:
+            raise ValueError(f"w_init: shape ({given.shape[0]}, {given.shape[1]}) but ({n_seeds}, {n}) needed")
+        given_ptr = &given[0, 0]
     out = _record_arrays(n_seeds, n_record)
     cdef double[:, ::1] o_mag = out["magnetization"], o_norm = out["norm"]
     cdef double[:, ::1] o_loss = out["train_loss"], o_err = out["train_error"], o_test = out["test_error"]
     cdef int64_t[::1] o_solved = out["solved_step"], o_stop = out["stop_step"]
     cdef signed char[::1] o_reason = out["stop_reason"]
+    cdef double* weights_ptr = NULL
+    cdef double[:, :, ::1] o_weights
+    if save_weights:
+        out["weights"] = np.full((n_seeds, n_record, n), np.nan)
+        o_weights = out["weights"]
+        weights_ptr = &o_weights[0, 0, 0]
     rng_arrays = [np.array([<uintptr_t>_bitgen(g) for g in rngs] or [0], dtype=np.uintp)
                   for rngs in (data_rngs if not shared_data else init_rngs, init_rngs, dynamics_rngs)]
     cdef uintptr_t[::1] data_ptr = rng_arrays[0], init_ptr = rng_arrays[1], dyn_ptr = rng_arrays[2]
@@ -636,9 +658,13 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
                 continue
             if not shared_data:
                 generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, shuffle_labels)
-            init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w)
+            if init_kind == INIT_GIVEN:
+                memcpy(w, given_ptr + s * n, n * sizeof(double))
+            else:
+                init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w)
             switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
             _point_record(rec, o_mag, o_norm, o_loss, o_err, o_test, s)
+            rec.weights = weights_ptr + s * n_record * n if weights_ptr != NULL else NULL
             trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
                        &progress[s])
             o_solved[s] = rec.solved_step
@@ -727,6 +753,7 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     cdef Record rec
     _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["train_error"],
                   out["test_error"], 0)
+    rec.weights = NULL
     cdef int64_t progress = 0
     with nogil:
         trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL,
@@ -735,6 +762,40 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     out["stop_step"][0] = rec.stop_step
     out["stop_reason"][0] = rec.stop_reason
     out["w"] = w
+    return out
+
+
+# the quadratic form (1/2) c h^2 as a Loss: gradient_pass with the weights c as "labels" gives
+# sum_mu c_mu (x_mu.v) x_mu / n, the product of the weighted Gram matrix with v
+cdef double _quadratic_v(double h, double c, const double* theta) noexcept nogil:
+    return 0.5 * c * h * h
+
+cdef double _quadratic_dv(double h, double c, const double* theta) noexcept nogil:
+    return c * h
+
+cdef double _quadratic_d2v(double h, double c, const double* theta) noexcept nogil:
+    return c
+
+cdef double _quadratic_err(double h, double c, const double* theta) noexcept nogil:
+    return 0.0
+
+
+def weighted_gram_product(const floating[:, ::1] X, const double[::1] c, const double[::1] v):
+    """``sum_mu c_mu (x_mu.v) x_mu / n`` over the rows of ``X`` (``m x n``): the product of the matrix
+    ``X^T diag(c) X / n`` with ``v``, by ``gradient_pass`` (each row read once: the field and the
+    product of a block of rows share it). It is the spectral matrix of ``prcy.spectral`` (``c = T(y)``)
+    times ``M / n``."""
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1]
+    if c.shape[0] != m or v.shape[0] != n:
+        raise ValueError(f"weighted_gram_product: X is {m} x {n}, c has {c.shape[0]} and v {v.shape[0]} entries")
+    cdef Loss quad
+    loss_init(&quad, _quadratic_v, _quadratic_dv, _quadratic_d2v, _quadratic_err)
+    rows = np.arange(m, dtype=np.intp)
+    out = np.empty(n)
+    cdef const Py_ssize_t[::1] r = rows
+    cdef double[::1] o = out
+    with nogil:
+        gradient_pass(&X[0, 0], n, &r[0], m, &c[0], &v[0], &quad, 1.0, &o[0])
     return out
 
 

@@ -1,6 +1,8 @@
 """DMFT driver: the fixed point of the effective process of Mignacco, Urbani & Zdeborová 2021
 (section 4, appendix A) for GD, multi-pass SGD, persistent SGD and Langevin dynamics, on the sphere
-or with a ridge.
+or with a ridge; and of the Gaussian mixtures of Mignacco, Krzakala, Urbani & Zdeborová 2020 (eqs
+15-25, ridge only), whose problem supplies the pieces of the same process (``draw_samples``,
+``DMFTSpec.amplitude``, ``_q0``; docs/dmft.md, "The mixture DMFT").
 
 ``solve(spec)`` (or ``solve(alpha=..., algorithm=..., ...)`` with the flat names of ``prcy.simulate``)
 returns an ``xarray.Dataset`` on the grid ``t_k = k dt``, the ``time`` of a simulation with
@@ -25,18 +27,23 @@ import xarray as xr
 
 from prcy._xp import array_api_boundary, real_array
 from prcy.interrupt import run_interruptible
-from prcy.options import (DMFT, MAX_DMFT_POINTS, SIMULATION, check_applicable, check_group, check_number,
-                          defaults, flat_paths)
+from prcy.options import (CLASSIFIERS, DMFT, MAX_DMFT_POINTS, MIXTURES, SIMULATION, applies, check_applicable,
+                          check_group, check_number, context, defaults, flat_paths)
 from prcy.specs import Algorithm, Constraint, Initialization, SpecForms, check_types, flat_values
 
 SCHEMA = "prcy-dmft/1"
 _D = defaults(DMFT)
+# built-in losses with a kink: their d2v drops the kink's delta function, which hat_lambda and M_R need, and the
+# kicked response does not restore it (its source is D(t') = s d2v(t')); docs/dmft.md, "The mixture DMFT"
+KINKED_LOSSES = ("hinge", "quadratic-hinge")
 
 VARIABLES = {
     "magnetization": dict(long_name="magnetization m(t)", units="1"),
     "nu_hat": dict(long_name="Lagrange multiplier nu_hat(t) (ridge: lambda)", units="1"),
-    "delta_nu": dict(long_name="delta_nu(t) = alpha/ell <s d2v>", units="1"),
-    "mu": dict(long_name="mu(t) = alpha/ell <s h0 dv>", units="1"),
+    "delta_nu": dict(long_name="delta_nu(t) = alpha c <D>, D = s d2v in h (a mixture's hat_lambda, Mignacco et al. "
+                               "2020 eq 19)", units="1"),
+    "mu": dict(long_name="mu(t) = alpha <g h0>, g = c s dv in h (a mixture's mu, Mignacco et al. 2020 eq 19)",
+               units="1"),
     "M_C": dict(long_name="memory kernel M_C(t, t')", units="1"),
     "M_R": dict(long_name="memory kernel M_R(t, t') (t' < t)", units="1"),
     "M_R_stderr": dict(long_name="Monte Carlo standard error of M_R(t, t') from its per-sample contributions",
@@ -48,7 +55,12 @@ VARIABLES = {
     "C": dict(long_name="correlation C(t, t') = w(t).w(t')/N", units="1"),
     "R": dict(long_name="response R(t, t') of w(t) to a kick at t' (R(t, t) = 1)", units="1"),
     "norm": dict(long_name="squared norm C(t, t)", units="1"),
-    "train_loss": dict(long_name="training loss per sample <v(h~; h0)> (eq 20)", units="1"),
+    "train_loss": dict(long_name="training loss per sample <v> (eq 20; a mixture's e(t) of Mignacco et al. 2020 "
+                                 "eq 21 is alpha times it)", units="1"),
+    "train_error": dict(long_name="training error per sample <err>: the loss's per-sample test error on the "
+                                  "training samples (classification: the fraction misclassified)", units="1"),
+    "train_accuracy": dict(long_name="training accuracy 1 - train_error (classification problems; Mignacco et al. "
+                                     "2020 eq 22)", units="1"),
     "test_error": dict(long_name="generalization error (formula of the problem from m and C(t, t))", units="1"),
     "residual": dict(long_name="fixed-point residual of the iteration", units="1"),
     "damping_used": dict(long_name="damping applied after the iteration", units="1"),
@@ -68,7 +80,9 @@ class Solver:
     (weight of the old iterate, in [0, 1)), ``max_iter``, convergence ``tol`` on the residual, the
     form of ``nu_hat`` on the sphere (``"A.29"`` from the kernels, ``"A.19"`` from the samples), the
     magnetization equation (``"eq14"``: ``dm/dt = -nu_hat m - mu``; ``"A.23"``: ``nu_hat + delta_nu``
-    as printed in appendix A), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
+    as printed in appendix A), persistent SGD's selection ``chain`` (``"flow"``: the continuous-time chain
+    seen at the grid times; ``"steps"``: the simulations' chain, one step per grid point, ``dt = lr``;
+    ``draw_samples``), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
     plain damped iteration), the root ``seed``, and ``replicas``: ``None`` for one solve, or the number
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
@@ -90,6 +104,7 @@ class Solver:
     tol: float = _D["tol"]
     nu_form: str = _D["nu_form"]
     m_equation: str = _D["m_equation"]
+    chain: str = _D["chain"]
     adaptive: bool = _D["adaptive"]
     anderson: int = _D["anderson"]
     seed: int = _D["seed"]
@@ -128,10 +143,15 @@ FLAT = flat_paths(DMFT)        # flat keyword -> (group or None, field)
 
 @dataclass(frozen=True)
 class DMFTSpec(SpecForms):
-    """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data)."""
+    """Everything that determines a DMFT solution (``N = infinity``: no ``n``, no data). The start is
+    the problem's: the warm start ``m(0) = m0`` on the teacher problems; on a Gaussian mixture
+    (``delta``, and ``onset`` on three clusters) the random start ``w(0) ~ N(0, R I)``, ``init.kind =
+    "random"``, with ``m(0) = m0`` (0 by default) and ``R = init.variance``; ridge only."""
     problem: str = _D["problem"]
     alpha: float = _D["alpha"]
     loss: str | None = _D["loss"]  # as problem.loss of a simulation (prcy.problems.load_loss)
+    delta: float = _D["delta"]
+    onset: float = _D["onset"]
     algorithm: Algorithm = field(default_factory=Algorithm)
     constraint: Constraint = field(default_factory=Constraint)
     init: Initialization = field(default_factory=Initialization)
@@ -148,28 +168,43 @@ class DMFTSpec(SpecForms):
         check_types(self, GROUPS)
         for group in ("algorithm", "init"):       # the simulation's options the DMFT does not solve for
             for row in SIMULATION.values():
-                if row.group == group and row.name not in DMFT and getattr(getattr(self, group), row.attribute) \
-                        != row.default:
-                    raise ValueError(f"{row.name}: {getattr(getattr(self, group), row.attribute)!r} is not "
-                                     f"solved by the DMFT; allowed: {row.default!r}")
+                if row.group == group and row.name not in DMFT:
+                    value, own = getattr(getattr(self, group), row.attribute), row.default_for(self.problem)
+                    if value == row.default and own != row.default:       # the problem's (a mixture's random start)
+                        object.__setattr__(self, group, replace(getattr(self, group), **{row.attribute: own}))
+                    elif value != own:
+                        raise ValueError(f"{row.name}: {value!r} is not solved by the DMFT of {self.problem}; "
+                                         f"allowed: {own!r}")
         check_applicable(DMFT, flat_values(self, FLAT))
+        if self.problem in MIXTURES and self.constraint.kind != "ridge":
+            raise ValueError(f"constraint: {self.constraint.kind!r} is not allowed on {self.problem}; allowed: ridge "
+                             f"(the mixture DMFT, Mignacco et al. 2020 eq 15, has no spherical constraint)")
         a, s = self.algorithm, self.solver
         if a.name == "sgd" and s.dt is not None and not math.isclose(s.dt, a.lr, rel_tol=1e-12):
             raise ValueError(f"dt: {s.dt!r} differs from lr = {a.lr!r}; allowed for sgd: dt = lr (the "
                              f"SGD-inspired discretization draws a fresh batch at every grid step)")
+        if a.name == "psgd" and s.chain == "steps" and s.dt is not None and not math.isclose(s.dt, a.lr,
+                                                                                            rel_tol=1e-12):
+            raise ValueError(f"dt: {s.dt!r} differs from lr = {a.lr!r}; allowed with chain steps: dt = lr (one step "
+                             f"of the selection chain per grid point)")
         if self.n_points < 3:
             raise ValueError(f"t_max: {s.t_max!r} with dt = {self.dt!r} gives {self.n_points} grid points; "
                              f"allowed: t_max >= 2 dt")
         if self.n_points > MAX_DMFT_POINTS:
             raise ValueError(f"t_max: {s.t_max!r} with dt = {self.dt!r} gives {self.n_points} grid points; "
                              f"allowed: t_max / dt + 1 <= {MAX_DMFT_POINTS} (the memory kernels are K x K)")
-        if a.name == "psgd" and self.dt > a.persistence * a.batch_fraction:
+        if a.name == "psgd" and s.chain == "flow" and self.dt > a.persistence * a.batch_fraction:
             raise ValueError(f"dt: {self.dt!r} is longer than the persistence time ell tau = "
                              f"{a.persistence * a.batch_fraction:g} of the selection chain; allowed: a smaller dt")
 
     @property
     def dt(self) -> float:
         return self.solver.dt if self.solver.dt is not None else self.algorithm.lr
+
+    @property
+    def amplitude(self) -> float:
+        """``a`` of the loss's argument ``a h~`` (``prcy.kernels.dmft``): ``sqrt(delta)`` on a mixture, else 1."""
+        return math.sqrt(self.delta) if self.problem in MIXTURES else 1.0
 
     @property
     def n_points(self) -> int:
@@ -199,17 +234,27 @@ class DMFTSpec(SpecForms):
 # ----------------------------------------------------------------------------------------------
 # random numbers (drawn once per solve) and the initial guess
 
-STREAMS = ("h0", "h_init", "normals", "selection")     # one spawned generator each, in this order
+STREAMS = ("h0", "h_init", "normals", "selection", "clusters")     # one spawned generator each, in this order
+
 
 def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
-    """``h0``, ``h_init``, ``Z`` (``K x S`` normals) and the selection ``sel`` (``K x S`` uint8, or
-    None for full batch), each from its own generator: ``Generator(PCG64(child))`` with the children
-    of the root ``SeedSequence(seed)`` (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``) spawned
-    in the order of ``STREAMS``. ``Z`` and the selection's uniforms are drawn grid point after grid
-    point, so a solve over a longer horizon shares the random numbers of its first grid points with
-    a shorter one; and the labels ``y`` of ``h0``. With ``solver.antithetic`` half the samples are drawn
-    and the other half are their mirror images, ``-h0`` with the same ``h(0)``, normals and selection."""
+    """``h0``, ``h_init`` (variance ``_q0``), ``Z`` (``K x S`` normals) and the selection ``sel`` (``K x S``
+    uint8, or None for full batch), each from its own generator: ``Generator(PCG64(child))`` with the
+    children of the root ``SeedSequence(seed)`` (replica ``i``: ``SeedSequence(seed, spawn_key=(i,))``)
+    spawned in the order of ``STREAMS``. ``Z`` and the selection's uniforms are drawn grid point after
+    grid point, so a solve over a longer horizon shares the random numbers of its first grid points
+    with a shorter one; and the labels ``y`` of ``h0``. With ``solver.antithetic`` half the samples are
+    drawn and the other half are their mirror images, ``-h0`` with the same ``h(0)``, normals and
+    selection.
+
+    A Gaussian mixture also draws each sample's cluster ``c`` (``prcy.problems.CLUSTERS``, from the
+    stream ``clusters``), labels it ``y = y(c)`` and returns ``c`` and, as ``h0``, the kernels' quenched
+    variable ``c/sqrt(delta) + h0`` (``prcy.kernels.dmft``), which a mirror image negates: ``-c`` and
+    ``-h0``. On three clusters a mirror pair has the same label and, at ``m = 0``, the same path, so with
+    ``antithetic`` the sample average of ``mu`` vanishes there and ``m(0) = 0`` stays 0 as for
+    ``d -> infinity`` (independent samples break the symmetry by their Monte Carlo noise)."""
     from prcy.kernels.problems import labels
+    from prcy.problems import CLUSTERS
 
     K, S = spec.n_points, spec.solver.samples
     if spec.solver.antithetic:
@@ -220,8 +265,7 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     rng = {name: np.random.Generator(np.random.PCG64(child))
            for name, child in zip(STREAMS, root.spawn(len(STREAMS)))}
     h0 = rng["h0"].standard_normal(S)
-    var0 = 1.0 - spec.init.m0 ** 2 if spec.constraint.kind == "sphere" else 1.0
-    h_init = math.sqrt(var0) * rng["h_init"].standard_normal(S)
+    h_init = math.sqrt(_q0(spec)) * rng["h_init"].standard_normal(S)
     Z = rng["normals"].standard_normal((K, S))
     sel = None
     if a.name in ("sgd", "psgd"):
@@ -231,22 +275,37 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
         if a.name == "sgd":
             sel[:] = U < ell
         else:
-            # the continuous-time chain (rates 1/tau on, (1-ell)/(ell tau) off) seen at the grid times:
-            # exact transition probabilities over dt
-            decay = -math.expm1(-spec.dt / (ell * a.persistence))
-            p_on, p_off = ell * decay, (1 - ell) * decay
+            if spec.solver.chain == "steps":       # the simulations' chain, one step per grid point (dt = lr)
+                p_on, p_off = a.switching_probabilities()
+            else:
+                # the continuous-time chain (rates 1/tau on, (1-ell)/(ell tau) off) seen at the grid times:
+                # exact transition probabilities over dt
+                decay = -math.expm1(-spec.dt / (ell * a.persistence))
+                p_on, p_off = ell * decay, (1 - ell) * decay
             sel[0] = U[0] < ell
             for k in range(1, K):
                 prev = sel[k - 1].astype(bool)
                 sel[k] = np.where(prev, U[k] >= p_off, U[k] < p_on)
+    c = None
+    if spec.problem in MIXTURES:
+        values, weights = CLUSTERS[spec.problem]
+        c = rng["clusters"].choice(values, size=S, p=weights)
     if spec.solver.antithetic:
         h0, h_init, Z = np.concatenate([h0, -h0]), np.concatenate([h_init, h_init]), np.hstack([Z, Z])
         sel = None if sel is None else np.hstack([sel, sel])
-    return {"h0": h0, "y": labels(spec.problem, h0), "h_init": h_init, "Z": Z, "sel": sel}
+        c = None if c is None else np.concatenate([c, -c])
+    if c is None:
+        return {"h0": h0, "y": labels(spec.problem, h0), "h_init": h_init, "Z": Z, "sel": sel}
+    return {"h0": c / spec.amplitude + h0, "c": c, "y": labels(spec.problem, c), "h_init": h_init, "Z": Z,
+            "sel": sel}
 
 
 def _q0(spec: DMFTSpec) -> float:
-    return 1.0 - spec.init.m0 ** 2 if spec.constraint.kind == "sphere" else 1.0
+    """The variance of ``h(0)``: ``1 - m0^2`` on the sphere, 1 with a ridge (eq C.2's warm start), ``R`` for a
+    random start (a mixture's, eq 17)."""
+    if spec.constraint.kind == "sphere":
+        return 1.0 - spec.init.m0 ** 2
+    return spec.init.variance if spec.init.kind == "random" else 1.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,6 +322,20 @@ MAX_BACKTRACKS = 5
 MAX_SHORTENED = 5      # shortened iterations in a row after which one more is diverged: the iteration runs away
 M_RUNAWAY = 1e6        # |m(t)| beyond this is a runaway path (m is an overlap of order one), like a non-finite one
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
+
+
+def _resolve_loss(spec: DMFTSpec, loss=None) -> tuple:
+    """``(capsule, name recorded in the file)`` of the loss a solve of ``spec`` runs: ``loss`` (a name or a
+    capsule), else ``spec.loss`` or the problem's own, with the spec's ``onset`` (``prcy.problems.resolve_loss``);
+    ``KINKED_LOSSES`` are refused."""
+    from prcy.problems import resolve_loss
+
+    loss = loss if loss is not None else spec.loss
+    if isinstance(loss, str) and loss in KINKED_LOSSES:
+        raise ValueError(f"loss: {loss!r} is not allowed in the DMFT: its curvature at the kink, a delta function, is "
+                         f"missing from hat_lambda and M_R (docs/dmft.md, \"The mixture DMFT\"); allowed: a "
+                         f"twice-differentiable loss")
+    return resolve_loss(spec.problem, loss, onset=spec.onset)
 
 
 def _rows(x: np.ndarray | None, k: int) -> np.ndarray | None:
@@ -285,8 +358,8 @@ def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss
                        m0=spec.init.m0, q0=_q0(spec), nu_form=kd.NU_FORMS[form], ridge=c.ridge,
                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
                        jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
-                       h0=samples["h0"], y=samples["y"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k), n_threads=n_threads,
-                       abort=abort)
+                       h0=samples["h0"], y=samples["y"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k),
+                       amplitude=spec.amplitude, n_threads=n_threads, abort=abort)
     # finite but astronomically large paths (a kernel blown up by the iteration) are diverged too
     runaway = np.flatnonzero(~(np.abs(out["m"]) <= M_RUNAWAY))
     if runaway.size and (out["bad_step"] < 0 or runaway[0] < out["bad_step"]):
@@ -348,10 +421,9 @@ def seconds_per_iteration(spec: DMFTSpec, threads: int | None = None, loss=None)
     cores are busy with other work the threads of a pass wait for each other at every grid step, which
     a short calibration would blow up; the prediction is for cores of one's own."""
     from prcy.kernels import parallel
-    from prcy.problems import resolve_loss
 
     n_threads = parallel.n_threads(threads)
-    capsule, _ = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
+    capsule, _ = _resolve_loss(spec, loss)
     K, S = spec.n_points, spec.solver.samples
 
     def one(Kc: int, Sc: int) -> tuple[float, float]:
@@ -448,7 +520,6 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     ``EnsembleInterrupted`` (a ``KeyboardInterrupt``) whose ``dataset`` holds them.
     """
     from prcy.kernels import parallel
-    from prcy.problems import resolve_loss
     from prcy.resources import check_memory
 
     if spec is None:
@@ -459,7 +530,7 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     n_threads = parallel.n_threads(threads)
     if loss is not None and spec.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec; give one")
-    capsule, loss_name = resolve_loss(spec.problem, loss if loss is not None else spec.loss)
+    capsule, loss_name = _resolve_loss(spec, loss)
     guess, guess_name = _initial_guess(spec, initial)
     line = None if announce is None else forecast(spec, n_threads, capsule)
     if line is not None:
@@ -690,7 +761,7 @@ def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: 
     F, stderr, ess, row_ess = kd.response(
         out["D"], nut, spec.dt, spec.alpha, spec.algorithm.grad_scale, n_threads=n_threads, abort=abort, stats=True,
         kick=spec.solver.response_kick, loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m"],
-        sel=_rows(samples["sel"], e), cap=KICK_CAP, clamped=clamped)
+        sel=_rows(samples["sel"], e), amplitude=spec.amplitude, cap=KICK_CAP, clamped=clamped)
     history.stderr[:e, :e], history.ess[:e, :e], history.row_ess[:e] = stderr, ess, row_ess
     return F, int(clamped[0])
 
@@ -734,6 +805,12 @@ def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
         d["solver"].pop(name)
     if d["solver"]["window"] is None:     # the key of checkpoints written before windows existed
         d["solver"].pop("window")
+    if d["solver"]["chain"] == "flow":    # the key of checkpoints written before the chain was a choice
+        d["solver"].pop("chain")
+    where = context({"problem": spec.problem})
+    for name in ("delta", "onset"):       # where they do not apply: the key of checkpoints written before mixtures
+        if not applies(DMFT[name], where):
+            d.pop(name)
     if replica is not None:
         d["replica"] = replica
     return json.dumps(d, sort_keys=True)
@@ -800,7 +877,7 @@ def _padded(out: dict, K: int) -> dict:
     if e == K:
         return out
     padded = dict(out)
-    for name in ("m", "nu_hat", "delta_nu", "mu", "train_loss", "M_C", "C", "R"):
+    for name in ("m", "nu_hat", "delta_nu", "mu", "train_loss", "train_error", "M_C", "C", "R"):
         v = out[name]
         padded[name] = np.full((K,) * v.ndim, np.nan)
         padded[name][tuple(slice(0, e) for _ in range(v.ndim))] = v
@@ -817,7 +894,8 @@ def _dataset(spec, replica, out, MR, history: History, status, bad, n_threads) -
     C, R = out["C"], out["R"]
     norm = np.diag(C).copy()
     with np.errstate(all="ignore"):
-        err = test_error(spec.problem, np.clip(out["m"], -np.sqrt(norm), np.sqrt(norm)), norm)
+        err = test_error(spec.problem, np.clip(out["m"], -np.sqrt(norm), np.sqrt(norm)), norm, onset=spec.onset,
+                         delta=spec.delta)
     n_it = len(history.residual)
     tt = ("time", "time_prime")
     data = {
@@ -825,7 +903,8 @@ def _dataset(spec, replica, out, MR, history: History, status, bad, n_threads) -
         "delta_nu": ("time", out["delta_nu"]), "mu": ("time", out["mu"]),
         "M_C": (tt, out["M_C"]), "M_R": (tt, MR), "C": (tt, C), "R": (tt, R),
         "M_R_stderr": (tt, history.stderr), "M_R_ess": (tt, history.ess), "M_R_row_ess": ("time", history.row_ess),
-        "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "test_error": ("time", err),
+        "norm": ("time", norm), "train_loss": ("time", out["train_loss"]), "train_error": ("time", out["train_error"]),
+        "test_error": ("time", err),
         "residual": ("iteration", np.array(history.residual, dtype=float)),
         "damping_used": ("iteration", np.array(history.damping_used, dtype=float)),
         "response_clamped": ("iteration", np.array(history.clamped, dtype=np.int64)),
@@ -834,19 +913,25 @@ def _dataset(spec, replica, out, MR, history: History, status, bad, n_threads) -
         "magnetization_iterates": (("iteration", "time"),
                                    np.array(history.m, dtype=float).reshape(n_it, len(t))),
     }
+    if spec.problem in CLASSIFIERS:
+        data["train_accuracy"] = ("time", 1.0 - out["train_error"])
     ds = xr.Dataset(data, coords={"time": t, "time_prime": t, "iteration": np.arange(1, n_it + 1),
                                   "algorithm": spec.algorithm.name})
     for name, meta in VARIABLES.items():
-        ds[name].attrs.update(meta)
+        if name in ds:
+            ds[name].attrs.update(meta)
     ds["time"].attrs.update(long_name="physical time", units="steps * lr", standard_name="time")
     a = spec.algorithm
     root = ("SeedSequence(rng_root_seed)" if replica is None
             else "SeedSequence(rng_root_seed, spawn_key=(replica,))")
-    keys = (f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), normals, selection "
-            f"(one each); drawn once, reused by every iteration")
+    keys = (f"Generator(PCG64(child)), children of {root} spawned in the order h0, h(0), normals, selection, "
+            f"clusters (one each); drawn once, reused by every iteration")
     attrs = {
         **provenance("prcy DMFT", SCHEMA, spec.to_json(), spec.solver.seed, keys),
         "problem": spec.problem, "alpha": spec.alpha, "m0": spec.init.m0, "lr": a.lr, "dt": spec.dt,
+        **({"delta": spec.delta, "init": spec.init.kind, "init_variance": spec.init.variance}
+           if spec.problem in MIXTURES else {}),
+        **({"onset": spec.onset} if spec.problem == "mixture-3" else {}),
         "constraint": spec.constraint.kind, "t_max": float(t[-1]), "samples": spec.solver.samples,
         "status": status, "iterations": n_it, "initial_guess": history.initial_guess,
         "final_residual": float(history.residual[-1]) if n_it else float("nan"),
@@ -971,11 +1056,15 @@ def estimators(h_tilde, h0, *, alpha: float, selection=None, grad_scale: float =
     ``selection`` (``K x S`` 0/1, default all selected). Returns ``(M_C, delta_nu, nu_hat, mu, train_loss)`` with
     ``M_C(k, j) = alpha <g_k g_j>``, ``delta_nu = alpha c <s d2v>``, ``nu_hat = -alpha <g h~> + T`` (A.19),
     ``mu = alpha <g h0>``, ``train_loss = <v>``, ``g = c s dv`` (``c = grad_scale``), computed by the
-    same kernel code as the solver's march; arrays come back in the caller's namespace."""
+    same kernel code as the solver's march; arrays come back in the caller's namespace. Teacher problems
+    only: a mixture's labels come from its clusters, not from ``h0``."""
     from prcy.kernels import dmft as kd
     from prcy.kernels.problems import labels
     from prcy.problems import resolve_loss
 
+    if problem in MIXTURES:
+        raise ValueError(f"problem: {problem!r} is not allowed; allowed: a teacher problem (a mixture labels its "
+                         f"samples by their clusters, not by h0: its process is prcy.dmft.solve's)")
     H = np.ascontiguousarray(real_array(h_tilde, "h_tilde"), dtype=np.float64)
     if H.ndim != 2:
         raise ValueError(f"h_tilde: shape {H.shape}; allowed: K times x S samples")

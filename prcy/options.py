@@ -27,13 +27,13 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MIXTURES = ("mixture-2", "mixture-3")       # Gaussian mixtures (Mignacco et al. 2020)
 PROBLEMS = ("phase-retrieval", "linear-regression", "door") + MIXTURES
 CLASSIFIERS = ("door",) + MIXTURES         # labels +-1, a 0/1 error: train_accuracy, success train-accuracy
-DMFT_PROBLEMS = ("phase-retrieval", "linear-regression")
+DMFT_PROBLEMS = ("phase-retrieval", "linear-regression") + MIXTURES
 # the built-in losses; the loss a problem uses unless ``loss`` names another
 MARGIN_LOSSES = ("logistic", "square", "hinge")                  # l(y h) of a linear classifier
 QUADRATIC_LOSSES = tuple("quadratic-" + name for name in MARGIN_LOSSES)    # l(y (h^2 - L^2))
@@ -47,13 +47,15 @@ GRADIENT_ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
 ALGORITHMS = GRADIENT_ALGORITHMS + ("amp",)     # amp: the GAMP baseline (prcy.amp), time = iteration
 OPTIMIZERS = ("plain", "momentum", "nesterov", "adam")
 CONSTRAINTS = ("sphere", "ridge")
-INITS = ("warm", "random")
+INITS = ("warm", "random", "spectral")
+PREPROCESSINGS = ("square", "truncated", "optimal")       # T(y) of the spectral start (prcy.analysis.spectral)
 SUCCESS = ("train-loss", "test-error", "train-accuracy")
 PRECISIONS = ("float64", "float32")
 LABELS = ("teacher", "random")
 GRIDS = ("log", "linear")
 NU_FORMS = ("A.29", "A.19")
 M_EQUATIONS = ("eq14", "A.23")
+CHAINS = ("flow", "steps")         # persistent SGD's selection in the DMFT
 
 # sanity bounds shared by several rows
 MAX_TIME = 1e9            # any time: t_max, anneal_at, check_interval, schedule start times, persistence
@@ -415,13 +417,23 @@ SIMULATION = _rows(
     Option("ridge", "constraint.ridge", "float", 0.0, "Ridge strength lambda (0: plain descent)", "dynamics",
            low=0, at_most=1e6, applies=(("constraint", ("ridge",)),)),
     # init: w(0)
-    Option("init", "init.kind", "choice", "warm", "Initialization: warm start m(0) = m0 (eq 11), or w(0) "
-           "independent of the teacher (m(0) ~ N^-1/2)", "init", choices=INITS, by_problem=((MIXTURES, "random"),)),
+    Option("init", "init.kind", "choice", "warm", "Initialization: warm start m(0) = m0 (eq 11), w(0) "
+           "independent of the teacher (m(0) ~ N^-1/2), or the leading eigenvector of (1/M) sum_mu T(y_mu) x_mu "
+           "x_mu^T (spectral; phase retrieval)", "init", choices=INITS, by_problem=((MIXTURES, "random"),)),
+    Option("preprocessing", "init.preprocessing", "choice", "optimal", "T(y) of the spectral start: y^2 "
+           "(square), y^2 for |y| <= 3 (truncated), or max(1 - 1/y^2, -1000) (optimal: weak recovery from "
+           "alpha = 1/2)", "init", choices=PREPROCESSINGS, applies=(("init", ("spectral",)),)),
     Option("m0", "init.m0", "float", 0.2, "Initial magnetization of the warm start (amp: also its |w|^2/N, "
            "the state evolution's m0)", "init", low=0, high=1,
            applies=(("init", ("warm",)),)),
     Option("init_variance", "init.variance", "float", 1.0, "Variance R of the random start w(0) ~ N(0, R I) "
            "with a ridge", "init", low=0, at_most=1e6, applies=(("init", ("random",)), ("constraint", ("ridge",)))),
+    # landscape: Hessian observables on the recording grid (prcy.hessian)
+    Option("hessian", "recording.hessian", "int", 0, "Record the K lowest eigenpairs of the training loss' "
+           "Hessian (on the sphere: restricted to the tangent space, with the multiplier of the projected "
+           "dynamics) at the recording times (0: none)", "recording", low=0, at_most=64, sweepable=False),
+    Option("hessian_every", "recording.hessian_every", "int", 1, "Hessian at every k-th recording time (the "
+           "first and last always)", "recording", low=1, at_most=10 ** 6, sweepable=False),
     # recording: the time grid (shared by all runs of a sweep)
     Option("t_max", "recording.t_max", "float", 100.0, "Horizon (amp: the number of iterations)", "recording",
            low=0, low_open=True,
@@ -456,14 +468,24 @@ SIMULATION = _rows(
            at_most=MAX_SEED, sweepable=False),
 )
 
-# the DMFT: N = infinity (no n, no data), plain updates, warm start, success by the training loss
+# the DMFT: N = infinity (no n, no data), plain updates, the problem's start (warm on the teacher problems,
+# random on the mixtures), success by the training loss
 _SHARED = ("algorithm", "lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
-           "anneal_at", "rescale", "constraint", "ridge", "m0")
+           "anneal_at", "rescale", "constraint", "ridge")
 DMFT = _rows(
-    Option("problem", "problem", "choice", "phase-retrieval", "Teacher-student problem", choices=DMFT_PROBLEMS),
+    Option("problem", "problem", "choice", "phase-retrieval", "Teacher-student problem or Gaussian mixture "
+           "(docs/dmft.md, \"The mixture DMFT\")", choices=DMFT_PROBLEMS),
     Option("alpha", "alpha", "float", 3.0, "Samples per dimension", low=0, low_open=True, at_most=1e6),
     Option("loss", "loss", "loss", None, SIMULATION["loss"].help, optional=True),
+    replace(SIMULATION["delta"], field="delta"),
+    replace(SIMULATION["onset"], field="onset", help="L of the three-cluster classifier sign(h^2 - L^2)",
+            default=SIMULATION["onset"].default_for("mixture-3"), by_problem=(), applies=(("problem", ("mixture-3",)),)),
     *(SIMULATION[name] for name in _SHARED),
+    replace(SIMULATION["m0"], help="Initial magnetization m(0): the warm start's; on a mixture m(0) of its eq 18 "
+            "(0: the limit d -> infinity; a random start in dimension d has E|m(0)| = sqrt(2R/(pi d)))",
+            applies=(), by_problem=((MIXTURES, 0.0),)),
+    replace(SIMULATION["init_variance"], help="Variance R of a mixture's random start w(0) ~ N(0, R I): "
+            "h(0) ~ N(0, R) (eq 17)", applies=(("problem", MIXTURES),)),
     Option("dt", "solver.dt", "float", None, "Grid step [default: lr; sgd: must be lr]", low=0, low_open=True,
            at_most=MAX_TIME, unit="time", optional=True),
     Option("t_max", "solver.t_max", "float", 10.0, "Horizon", low=0, low_open=True, at_most=MAX_TIME,
@@ -479,6 +501,10 @@ DMFT = _rows(
            "kernels) or A.19 (from the samples)", choices=NU_FORMS),
     Option("m_equation", "solver.m_equation", "choice", "eq14", "Magnetization equation: eq14 (dm/dt = "
            "-nu_hat m - mu) or A.23 (nu_hat + delta_nu, as printed in appendix A)", choices=M_EQUATIONS),
+    Option("chain", "solver.chain", "choice", "flow", "Persistent SGD's selection: the continuous-time chain of "
+           "eq 7 (its lr -> 0 limit) seen at the grid times, any dt; or the simulations' chain, one step per grid "
+           "point (dt = lr: the N -> infinity limit of the simulated algorithm; Mignacco et al. 2020, section 4)",
+           choices=CHAINS, applies=(("algorithm", ("psgd",)),), by_problem=((MIXTURES, "steps"),)),
     Option("adaptive", "solver.adaptive", "bool", False, "Adaptive damping (raised when the residual grows)"),
     Option("anderson", "solver.anderson", "int", 5, "Depth of Anderson mixing (0: plain damped iteration)",
            low=0, at_most=100),
@@ -523,8 +549,8 @@ NOT_IN_DMFT = tuple(name for name in SIMULATION if name not in DMFT)
 
 
 def not_in_dmft_error(name: str) -> ValueError:
-    return ValueError(f"{name}: not an option of the DMFT (N = infinity, plain updates, warm start, success by "
-                      f"the training loss); allowed: {', '.join(DMFT)}")
+    return ValueError(f"{name}: not an option of the DMFT (N = infinity, plain updates, the problem's start: warm, "
+                      f"random on a mixture; success by the training loss); allowed: {', '.join(DMFT)}")
 
 
 def problem_defaults(table: dict[str, Option], values: dict[str, Any]) -> dict[str, Any]:

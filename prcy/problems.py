@@ -1,6 +1,6 @@
-"""The problems on the Python side: each problem's default loss, and the one place where a loss
-given by name, as a published plugin, as ``"module:attr"`` or as a capsule becomes the
-``"prcy.Loss.v2"`` capsule the kernels run (``prcy.kernels.losses``; labels: ``prcy.kernels.problems``).
+"""The problems on the Python side: each problem's default loss, a mixture's cluster law, and the one
+place where a loss given by name, as a published plugin, as ``"module:attr"`` or as a capsule becomes
+the ``"prcy.Loss.v2"`` capsule the kernels run (``prcy.kernels.losses``; labels: ``prcy.kernels.problems``).
 
 Loss plugins. A package publishes a loss under the entry-point group ``prcy.losses`` (``--loss NAME``),
 or a user names one as ``"module:attr"``. Either way the object must be a ``"prcy.Loss.v2"`` capsule or
@@ -14,6 +14,10 @@ from __future__ import annotations
 from prcy.options import DEFAULT_LOSS, check_loss_reference, plugin_losses
 
 FACTORY_MARK = "__prcy_loss_factory__"
+
+# a Gaussian mixture's clusters c and their probabilities (Mignacco et al. 2020, eqs 1-3): the law that
+# prcy.kernels.dynamics draws the simulations' inputs from and prcy.dmft the effective process's samples
+CLUSTERS = {"mixture-2": ((1.0, -1.0), (0.5, 0.5)), "mixture-3": ((0.0, 1.0, -1.0), (0.5, 0.25, 0.25))}
 
 
 def loss_factory(func):

@@ -39,6 +39,15 @@ VARIABLES = {
     "test_error_empirical": dict(long_name="test error on held-out samples", units="1",
                                  description="mean per-sample test error over n_test fresh samples"),
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
+    "spectral_eigenvalue": dict(long_name="top eigenvalue of the spectral start's matrix", units="1",
+                                description="largest eigenvalue of (1/M) sum_mu T(y_mu) x_mu x_mu^T (init spectral)"),
+    "hessian_eigenvalues": dict(long_name="lowest eigenvalues of the training loss' Hessian", units="1",
+                                description="on the sphere restricted to the tangent space, minus the multiplier; "
+                                            "NaN where not computed or not converged (prcy.hessian)"),
+    "hessian_teacher_overlap": dict(long_name="|v.w0|/|w0| of the Hessian's unit eigenvectors", units="1"),
+    "hessian_multiplier": dict(long_name="spherical multiplier mu = w.grad L / |w|^2", units="1"),
+    "hessian_converged": dict(long_name="every requested Hessian eigenpair converged"),
+    "hessian_products": dict(long_name="Hessian-vector products used by the seed"),
     "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged stationary"),
 }
 # success and solved_time by criterion (stopping.success)
@@ -95,6 +104,8 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
         "weights, gradients, optimizer state and selection per thread": working * (8.0 * 4 * p.n + 17.0 * p.m),
         "recorded curves": 3 * 8.0 * 6 * spec.seeds * n_record,
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
+        **({f"weights at the recording times for the Hessian, {spec.seeds} x {n_record} x {p.n}":
+            8.0 * spec.seeds * n_record * p.n} if spec.recording.hessian else {}),
     }
 
 
@@ -232,6 +243,10 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
                                              shuffle_labels=p.labels == "random", problem=p.name,
                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
         shared = (X, y, w0, Xt, yt)
+    init, w_init, spectral = spec.init.kind, None, None
+    if init == "spectral":
+        w_init, spectral = spectral_starts(spec, shared)
+        init = "given"
     p_on, p_off = a.switching_probabilities()
     progress_arr = np.zeros(spec.seeds, dtype=np.int64)
     abort = np.zeros(1, dtype=np.int32)
@@ -240,7 +255,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         abort, dynamics.run_seeds,
         capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
         problem=p.name, teacher=p.teacher, onset=p.onset, delta=p.delta,
-        selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=spec.init.kind,
+        selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=init, w_init=w_init,
+        save_weights=spec.recording.hessian > 0,
         m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
@@ -250,6 +266,18 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         progress(spec.seeds * n_steps, finished=True)
     ds = dataset(spec, out, steps, n_threads)
     ds.attrs["loss"] = loss_name
+    if spectral is not None:
+        ds["spectral_eigenvalue"] = (("seed",), spectral)
+    if spec.recording.hessian:
+        from prcy.hessian import hessian_records
+
+        streams = seed_streams(spec)
+        for name, values in hessian_records(spec, out.pop("weights"), capsule,
+                                            lambda s: seed_data(spec, s, streams, shared), streams["init"]).items():
+            ds[name] = (("seed", "time", "eig")[:values.ndim], values)
+    for name in ds.data_vars:
+        if name in VARIABLES:
+            ds[name].attrs.update(VARIABLES[name])
     return ds
 
 
@@ -272,6 +300,35 @@ def run_amp(spec: SimulationSpec, *, threads: int | None = None, progress=None, 
     ds = dataset(spec, out, steps, n_threads)
     ds.attrs["loss"] = spec.problem.training_loss + " (recorded, not minimized)"
     return ds
+
+
+def seed_data(spec: SimulationSpec, s: int, streams: dict, shared) -> tuple:
+    """``(w0, X, y)`` of seed ``s`` of ``spec`` exactly as the kernel draws them, from ``streams``
+    (``seed_streams``: fresh copies, the kernel draws the same data again; ``shared``: the shared data
+    when ``share_data``)."""
+    from prcy.kernels import dynamics
+
+    p = spec.problem
+    if p.share_data:
+        return shared[2], shared[0], shared[1]
+    w0, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
+                                       shuffle_labels=p.labels == "random", problem=p.name, teacher=p.teacher,
+                                       onset=p.onset, delta=p.delta)
+    return w0, X, y
+
+
+def spectral_starts(spec: SimulationSpec, shared) -> tuple[np.ndarray, np.ndarray]:
+    """The spectral start of every seed of ``spec`` (``prcy.spectral``, Lanczos started from the seed's
+    initialization stream) and the top eigenvalue of its matrix."""
+    from prcy.spectral import spectral_start
+
+    streams = seed_streams(spec)
+    w_init, values = np.empty((spec.seeds, spec.problem.n)), np.empty(spec.seeds)
+    for s in range(spec.seeds):
+        _, X, y = seed_data(spec, s, streams, shared)
+        w_init[s], values[s], _ = spectral_start(X, y, spec.init.preprocessing, streams["init"][s],
+                                                 seed_index=spec.first_seed + s)
+    return w_init, values
 
 
 def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:

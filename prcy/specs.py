@@ -174,10 +174,13 @@ class Constraint:
 class Initialization:
     """``warm`` (eq 11): ``w(0) = m0 w0 + c z_perp``, ``|w(0)|^2 = n``, so ``m(0) = m0`` exactly; ridge
     (eq C.2): ``w(0) = m0 w0 + z``. ``random``: ``w(0)`` independent of the teacher, uniform on the
-    sphere (ridge: ``N(0, variance I)``), so ``m(0) ~ n^-1/2``."""
+    sphere (ridge: ``N(0, variance I)``), so ``m(0) ~ n^-1/2``. ``spectral``: the leading eigenvector of
+    ``(1/M) sum_mu T(y_mu) x_mu x_mu^T`` with ``T`` the ``preprocessing``, scaled to ``|w(0)|^2 = n``
+    (``prcy.spectral``; phase retrieval only)."""
     m0: float = _D["m0"]
     kind: str = _D["init"]
     variance: float = _D["init_variance"]
+    preprocessing: str = _D["preprocessing"]
 
     def __post_init__(self):
         check_group(self, "init", SIMULATION)
@@ -186,11 +189,15 @@ class Initialization:
 @dataclass(frozen=True)
 class Recording:
     """Observables at ``t = k lr`` for the steps ``k`` of a grid over ``[0, t_max]`` that always holds 0
-    and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``."""
+    and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``;
+    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them
+    (``prcy.hessian``)."""
     t_max: float = _D["t_max"]
     points: int = _D["points"]
     grid: str = _D["grid"]
     times: tuple[float, ...] | None = _D["times"]
+    hessian: int = _D["hessian"]
+    hessian_every: int = _D["hessian_every"]
 
     def __post_init__(self):
         check_group(self, "recording", SIMULATION)
@@ -296,6 +303,9 @@ class SimulationSpec(SpecForms):
             raise ValueError(f"first_seed: {self.first_seed!r} with {self.seeds} seeds passes 2^63 - 1; allowed: "
                              f"first_seed + seeds - 1 <= 2^63 - 1 (seed indices are 64-bit NetCDF integers)")
         self.recording.n_steps(self.algorithm.lr)
+        if self.init.kind == "spectral" and self.problem.name != "phase-retrieval":
+            raise ValueError(f"init: 'spectral' does not apply to problem {self.problem.name}; allowed: only with "
+                             f"problem phase-retrieval")
         if self.stopping.success == "train-accuracy" and self.problem.name not in CLASSIFIERS:
             raise ValueError(f"success: 'train-accuracy' does not apply to problem {self.problem.name}; allowed: "
                              f"only with problem {', '.join(CLASSIFIERS)}")
@@ -306,11 +316,16 @@ class SimulationSpec(SpecForms):
 
 def check_amp(spec: SimulationSpec) -> None:
     """What AMP (``prcy.amp``) needs beyond the option table: its output channel is phase retrieval's
-    ``y = |h0|``, and a warm start strictly between the uninformative fixed point ``w = 0`` (``m0 = 0``)
-    and the teacher itself (``m0 = 1``: zero variance)."""
+    ``y = |h0|``; a warm start strictly between the uninformative fixed point ``w = 0`` (``m0 = 0``)
+    and the teacher itself (``m0 = 1``: zero variance), or a random start; no Hessian records."""
     if spec.problem.name != "phase-retrieval":
         raise ValueError(f"algorithm: 'amp' does not apply to problem {spec.problem.name}; allowed: only with "
                          f"problem phase-retrieval (its denoiser is the channel y = |h0|)")
+    if spec.init.kind not in ("warm", "random"):
+        raise ValueError(f"init: {spec.init.kind!r} does not apply to algorithm amp; allowed: warm, random")
+    if spec.recording.hessian:
+        raise ValueError(f"hessian: {spec.recording.hessian!r} does not apply to algorithm amp (its estimate "
+                         f"minimizes no loss); allowed: 0")
     if spec.init.kind == "warm" and not 0.0 < spec.init.m0 < 1.0:
         raise ValueError(f"m0: {spec.init.m0!r} is not allowed with algorithm amp; allowed: 0 < m0 < 1 (m0 = 0 is "
                          f"AMP's uninformative fixed point w = 0: use init random to start without the teacher)")

@@ -52,7 +52,6 @@ OPTIONS = {**SIMULATION, "seeds_per_task": EXECUTION["seeds_per_task"]}
 SECTIONS = sections(OPTIONS)
 OPTION_SECTION = {opt: sec for sec, opts in SECTIONS.items() for opt in opts}
 NOT_SWEPT = tuple(name for name, row in OPTIONS.items() if not row.sweepable)
-PER_SEED = ("success", "solved_time", "stop_time", "stop_reason")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,6 +201,9 @@ class Sweep:
                 value = values[0]
             fixed[key] = value
         seeds_per_task = OPTIONS["seeds_per_task"].check(seeds_per_task)
+        if fixed.get("hessian", 0):
+            raise ValueError(f"hessian: {fixed['hessian']!r} is not allowed in a sweep (its merge keeps the (seed, time) "
+                             f"variables only); allowed: 0 here, or prcy simulate --hessian per grid point")
         sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
         check_amp_alone(dict(sweep.axes).get("algorithm", ()))      # one time axis for the whole sweep
         runs_without_unused([opts for _, opts in sweep.points()])   # an option that applies to no cell
@@ -546,7 +548,10 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     times, steps = first["time"].values, first["step"].values
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
-    curves = [v for v in VARIABLES if v not in PER_SEED and v in first]      # the (seed, time) variables
+    curves = [v for v in VARIABLES if v in first and first[v].dims == ("seed", "time")]
+    per_seed = [v for v in ("solved_time", "stop_time", *VARIABLES) if v in first and first[v].dims == ("seed",)
+                and first[v].dtype.kind == "f"]                   # the float variables over seed
+    per_seed = list(dict.fromkeys(per_seed))
     with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for (name, values) in sweep.axes:
@@ -575,12 +580,12 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 # cells are written once, in order: a chunk cache of a few chunks is enough (HDF5's
                 # default would hold up to 64 MiB per variable)
                 var.set_var_chunk_cache(size=4 * len(seeds) * len(times) * 8, nelems=17, preemption=1.0)
-            for name in ("solved_time", "stop_time"):
+            for name in per_seed:
                 nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
             _bool_variable(nc, "success", dims + ("seed",))
             nc.createVariable("stop_reason", str, dims + ("seed",))
             criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
-            for name in curves + list(PER_SEED):
+            for name in curves + per_seed + ["success", "stop_reason"]:
                 nc[name].setncatts({**VARIABLES, **SUCCESS_VARIABLES[criterion]}[name])
                 if amp and name in ("solved_time", "stop_time"):
                     nc[name].setncattr("units", AMP_TIME["units"])
@@ -593,7 +598,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                     raise ValueError(f"part {keys[0]}: its time axis differs from the sweep's")
                 for name in curves:
                     nc[name][index] = part[name].values
-                for name in ("solved_time", "stop_time"):
+                for name in per_seed:
                     nc[name][index] = part[name].values
                 nc["success"][index] = part["success"].values.astype(np.int8)
                 nc["stop_reason"][index] = part["stop_reason"].values.astype(object)

@@ -328,6 +328,10 @@ def test_amp_options_and_their_limits():
             prcy.simulate(**TINY, m0=m0)
     with pytest.raises(ValueError, match=r"^algorithm: 'amp' cannot run together with gd"):
         prcy.simulate(algorithm=["gd", "amp"], n=20)
+    with pytest.raises(ValueError, match=r"^init: 'spectral' does not apply to algorithm amp; allowed: warm, random$"):
+        prcy.simulate(**TINY, init="spectral")
+    with pytest.raises(ValueError, match=r"^hessian: 2 does not apply to algorithm amp"):
+        prcy.simulate(**TINY, hessian=2)
     with pytest.raises(ValueError, match=r"^loss: <capsule .* does not apply to algorithm amp; allowed: only with "):
         from prcy.kernels import losses
         prcy.simulate(**TINY, loss=losses.capsule("phase-retrieval"))

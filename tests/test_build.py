@@ -129,8 +129,8 @@ def psgd(Py_ssize_t m, Py_ssize_t n, double m0, double eta, double ell, double t
     """One persistent-SGD seed on the sphere with the smoothed absolute loss; returns m(t)."""
     cdef double[::1] w0 = np.empty(n), w = np.empty(n), y = np.empty(m), yt = np.empty(1)
     cdef double[:, ::1] X = np.empty((m, n)), Xt = np.empty((1, n))
-    out = {k: np.full(record_steps.shape[0], np.nan) for k in ("m", "q", "loss", "test")}
-    cdef double[::1] om = out["m"], oq = out["q"], ol = out["loss"], ot = out["test"]
+    out = {k: np.full(record_steps.shape[0], np.nan) for k in ("m", "q", "loss", "error", "test")}
+    cdef double[::1] om = out["m"], oq = out["q"], ol = out["loss"], oe = out["error"], ot = out["test"]
     cdef int64_t t0 = 0, progress = 0
     cdef double T0 = 0.0
     cdef int abort = 0
@@ -148,7 +148,8 @@ def psgd(Py_ssize_t m, Py_ssize_t n, double m0, double eta, double ell, double t
     d.ridge = 0.0; d.sphere = 1; d.n_steps = n_steps; d.check_every = check_every; d.tol = tol
     d.early_stop = 0; d.grad_tol = 0.0; d.record_steps = &record_steps[0]; d.n_record = record_steps.shape[0]
     d.temp_starts = &t0; d.temp_values = &T0; d.n_temp = 1; d.abort = &abort
-    rec.magnetization = &om[0]; rec.norm = &oq[0]; rec.train_loss = &ol[0]; rec.test_error = &ot[0]
+    rec.magnetization = &om[0]; rec.norm = &oq[0]; rec.train_loss = &ol[0]; rec.train_error = &oe[0]
+    rec.test_error = &ot[0]; rec.weights = NULL
     work.g = <double*>malloc(n * sizeof(double))
     work.opt_state = NULL
     work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))

@@ -1,5 +1,8 @@
 """Theory lines for the Gaussian mixtures (prcy.analysis.mixtures; docs/theory.md, "Gaussian mixtures
 (Mignacco et al. 2020)") against closed forms, brute-force Bayes classifiers and finite-d minimization."""
+import os
+import sys
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize, minimize_scalar
@@ -9,6 +12,9 @@ from prcy.analysis import (ConvergenceError, bayes_optimal_two_cluster_error, or
                            oracle_three_cluster_onset, ridge_logistic_two_cluster, three_cluster_error,
                            two_cluster_error)
 from prcy.analysis.mixtures import logistic_proximal, ridge_logistic_equations, ridge_logistic_fixed_point
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from docs_examples import run_section  # noqa: E402
 
 
 def _two_clusters(rng, d, alpha, delta):
@@ -250,13 +256,4 @@ def test_separable_data_small_ridge():
 def test_the_docs_examples_run():
     """The ``>>>`` examples of docs/theory.md, "Gaussian mixtures (Mignacco et al. 2020)", give their printed
     output."""
-    import doctest
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "docs" / "theory.md").read_text(encoding="utf-8")
-    start = text.index("## 4. Gaussian mixtures")
-    section = text[start:text.index("\n## ", start + 1)].replace("```python", "").replace("```", "")
-    test = doctest.DocTestParser().get_doctest(section, {}, "docs/theory.md section 4", None, 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
-    assert runner.summarize(verbose=False) == (0, 6)
+    assert run_section("theory.md", "## 4. Gaussian mixtures") == (0, 6)

@@ -102,3 +102,15 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     assert message in result.output, result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1, result.output
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_plot_draws_an_algorithm_once_along_the_axes_it_does_not_depend_on(tmp_path):
+    from prcy.analysis.plots import plot_curves
+    from prcy.io import open_dataset
+    out = tmp_path / "s.nc"
+    result = runner.invoke(app, ["sweep", "--problem", "mixture-2", "--algorithm", "sgd,psgd", "--persistence", "1,2",
+                                 "--n", "40", "--t-max", "1", "--seeds", "2", "--lr", "0.2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    fig = plot_curves(open_dataset(out), "test_error")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["sgd persistence=any", "psgd persistence=1", "psgd persistence=2"]

@@ -164,8 +164,8 @@ def test_the_table_and_the_spec_dataclasses_declare_the_same_fields():
     assert dmft_fields <= {row.field for row in opt.DMFT.values()}
     assert set(SECTIONS) == {"problem", "dynamics", "init", "recording", "stopping", "run"}
     assert set(NOT_SWEPT) == {"t_max", "points", "grid", "times", "seeds", "seed", "seeds_per_task",
-                              "temperature_schedule", "first_seed", "success"}
-    assert SECTIONS["init"] == ("init", "m0", "init_variance")
+                              "temperature_schedule", "first_seed", "success", "hessian", "hessian_every"}
+    assert SECTIONS["init"] == ("init", "preprocessing", "m0", "init_variance")
     assert {"success", "error_tol", "grad_tol"} < set(SECTIONS["stopping"])
 
 
@@ -209,7 +209,8 @@ def test_new_options_are_validated_with_their_range():
                        (dict(problem="door", onset=0), "onset: 0"),
                        (dict(loss="absolute", smoothing=-1), "smoothing: -1"),
                        (dict(teacher="binary"), "teacher: 'binary' is not allowed; allowed: gaussian, rademacher"),
-                       (dict(init="spectral"), "init: 'spectral'"),
+                       (dict(init="orthogonal"), "init: 'orthogonal'"),
+                           (dict(init="spectral", preprocessing="cubic"), "preprocessing: 'cubic'"),
                        (dict(init="random", constraint="ridge", init_variance=-1), "init_variance: -1"),
                        (dict(success="accuracy"), "success: 'accuracy'"),
                        (dict(success="test-error", error_tol=0), "error_tol: 0"),

@@ -194,11 +194,14 @@ def _overlay_theory(ax, theory, var, t0, selection):
                 ax.fill_between(t + t0, y - 2 * se, y + 2 * se, color="black", alpha=0.15, linewidth=0, zorder=4)
 
 
-def _finish_time_axes(ax, var, t0, title=None):
+def _finish_time_axes(ax, var, t0, title=None, units=None):
     ax.set_xscale("log")
     if var in LOG_Y:
         ax.set_yscale("log")
-    ax.set_xlabel(f"t + {t0:g}   (physical time steps*lr, shifted by one step)")
+    if units == "iterations":              # AMP's time axis (prcy.amp)
+        ax.set_xlabel(f"iteration + {t0:g}   (AMP, shifted by one iteration)")
+    else:
+        ax.set_xlabel(f"t + {t0:g}   (physical time steps*lr, shifted by one step)")
     ax.set_ylabel(LABELS.get(var, var))
     if title:
         ax.set_title(title, fontsize=10)
@@ -236,7 +239,7 @@ def plot_curves(ds: xr.Dataset, var: str = "magnetization", *, quantiles=(0.1, 0
                             linewidth=0)
     _overlay_theory(ax, theory, var, t0, selection)
     band = f"median, {100 * q_low:g}-{100 * q_high:g}% band over {ds.sizes['seed']} seeds"
-    _finish_time_axes(ax, var, t0, title or band + _selection_text(selection))
+    _finish_time_axes(ax, var, t0, title or band + _selection_text(selection), ds["time"].attrs.get("units"))
     return fig
 
 
@@ -263,7 +266,7 @@ def plot_seeds(ds: xr.Dataset, var: str = "magnetization", *, max_seeds: int = 5
         lines[0].set_label(label or var)
     _overlay_theory(ax, theory, var, t0, selection)
     default = f"{da.sizes['seed']} seeds per curve group" + _selection_text(selection)
-    _finish_time_axes(ax, var, t0, title or default)
+    _finish_time_axes(ax, var, t0, title or default, ds["time"].attrs.get("units"))
     return fig
 
 

@@ -6,7 +6,8 @@ State evolution on the overlap ``m = w_AMP.w0/N`` in ``[0, 1]`` (``rho = 1``)::
     mhat = alpha F(m),                      F(m) = E[ g_out^2 ]       (output channel)
     m'   = mhat / (1 + mhat)                                          (Gaussian prior)
 
-with ``g_out(omega, y, V) = (y tanh(y omega / V) - omega) / V``, ``omega ~ N(0, m)``, ``V = 1 - m`` and
+with ``g_out(omega, y, V) = (y tanh(y omega / V) - omega) / V`` (:func:`output_denoiser`, the output function of
+the finite-``N`` GAMP iteration of ``prcy.amp``), ``omega ~ N(0, m)``, ``V = 1 - m`` and
 ``y = |omega + sqrt(V) u|``.  Integrating ``y`` analytically and rescaling both fields by ``sqrt(V)``
 (``docs/theory.md``) gives the smooth closed form::
 
@@ -38,7 +39,7 @@ from prcy.options import check_number
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import polygamma
 
-__all__ = ["ConvergenceError", "sech_moment", "se_channel_integral", "se_hat_overlap", "se_update",
+__all__ = ["ConvergenceError", "output_denoiser", "prior_denoiser", "sech_moment", "se_channel_integral", "se_hat_overlap", "se_update",
            "se_iterate", "se_alpha_of_overlap", "se_fixed_point", "se_spinodal_overlap", "alpha_amp",
            "alpha_weak_recovery"]
 
@@ -52,6 +53,44 @@ class ConvergenceError(RuntimeError):
     def __init__(self, message, residual):
         super().__init__(f"{message} (residual {residual!r})")
         self.residual = residual
+
+
+def output_denoiser(omega, y, V):
+    """The Bayes-optimal GAMP output function of the noiseless channel ``y = |z|`` and its derivative:
+    ``(g_out, dg_out/domega)`` for cavity means ``omega`` (array), labels ``y >= 0`` (array) and the cavity
+    variance ``V > 0`` (scalar or array).
+
+    Given the Gaussian cavity ``N(z; omega, V)``, the posterior of ``z`` is a two-point mixture at
+    ``z = +-y`` with weights ``N(+-y; omega, V) ∝ e^{+-y omega/V}``, i.e. ``P(z = y) = (1 + tanh(y omega/V))/2``:
+    mean ``y tanh(y omega/V)``, variance ``y^2 sech^2(y omega/V)``. Hence::
+
+        g_out  = (E[z] - omega) / V   = (y tanh(y omega/V) - omega) / V
+        dg_out = (Var[z] - V) / V^2   = (y^2 sech^2(y omega/V) / V - 1) / V
+
+    (``g_out = d log Z_out / d omega`` with ``Z_out = N(y; omega, V) + N(-y; omega, V)``; docs/theory.md, section 2).
+    ``sech x`` is evaluated as ``2 e^{-|x|} / (1 + e^{-2|x|})``: no overflow, and none of the cancellation of
+    ``1 - tanh^2 x`` at large ``|x|`` (where the iteration converges and ``V -> 0``).
+    """
+    omega = np.asarray(omega, dtype=float)
+    y = np.asarray(y, dtype=float)
+    V = np.asarray(V, dtype=float)
+    if np.any(~(V > 0)):
+        raise ValueError(f"V: {float(V[~(V > 0)].flat[0])!r} is not allowed; allowed: V > 0")
+    x = y * omega / V
+    e = np.exp(-np.abs(x))
+    ys = 2.0 * y * e / (1.0 + e * e)                    # y sech(x)
+    return (y * np.tanh(x) - omega) / V, (ys * ys / V - 1.0) / V
+
+
+def prior_denoiser(R, Sigma):
+    """The Bayes-optimal GAMP input function of the standard Gaussian prior ``w ~ N(0, 1)``: the posterior mean
+    and variance of ``w`` given ``R = w + sqrt(Sigma) xi``, ``(R / (1 + Sigma), Sigma / (1 + Sigma))``
+    (``Sigma > 0``; ``R`` an array, ``Sigma`` a scalar or an array)."""
+    R = np.asarray(R, dtype=float)
+    Sigma = np.asarray(Sigma, dtype=float)
+    if np.any(~(Sigma > 0)):
+        raise ValueError(f"Sigma: {float(Sigma[~(Sigma > 0)].flat[0])!r} is not allowed; allowed: Sigma > 0")
+    return R / (1.0 + Sigma), Sigma / (1.0 + Sigma)
 
 
 def sech_moment(b):

@@ -84,6 +84,7 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     """
     from prcy.kernels import dynamics, parallel
     from prcy.kernels.problems import labels as problem_labels
+    from prcy.options import GRADIENT_ALGORITHMS
     from prcy.problems import resolve_loss
     from prcy.simulate import STREAMS, dataset, kernel_parameters, temperature_steps
     from prcy.specs import SimulationSpec
@@ -93,6 +94,9 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     if (teacher is None) == (labels is None):
         raise ValueError("teacher, labels: give exactly one (teacher: length N; labels: length M)")
     spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
+    if spec.algorithm.name == "amp":
+        raise ValueError(f"algorithm: 'amp' does not run on given data (simulate_data); allowed: "
+                         f"{', '.join(GRADIENT_ALGORITHMS)} (AMP runs on the simulations' data: prcy.simulate)")
     if teacher is not None:
         w0 = _vector(teacher, "teacher", n)
         norm = float(w0 @ w0) / n

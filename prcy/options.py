@@ -43,7 +43,8 @@ DEFAULT_LOSS = {"phase-retrieval": "phase-retrieval", "linear-regression": "line
                 "door": "door-square", "mixture-2": "logistic", "mixture-3": "quadratic-logistic"}
 SMOOTHED_LOSSES = ("absolute", "door-square", "door-logistic")    # train on sqrt(h^2 + smoothing)
 TEACHERS = ("gaussian", "rademacher")
-ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
+GRADIENT_ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
+ALGORITHMS = GRADIENT_ALGORITHMS + ("amp",)     # amp: the GAMP baseline (prcy.amp), time = iteration
 OPTIMIZERS = ("plain", "momentum", "nesterov", "adam")
 CONSTRAINTS = ("sphere", "ridge")
 INITS = ("warm", "random", "spectral")
@@ -329,6 +330,8 @@ def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
 
 
 STOCHASTIC = (("algorithm", ("sgd", "psgd")),)
+GRADIENT = (("algorithm", GRADIENT_ALGORITHMS),)
+AMP = (("algorithm", ("amp",)),)
 NOISY = (("algorithm", ("langevin", "sgd", "psgd")),)
 WITH_VELOCITY = ("momentum", "nesterov", "adam")
 
@@ -355,7 +358,8 @@ SIMULATION = _rows(
            "the samples (reshuffled labels)", "problem", choices=LABELS),
     Option("loss", "problem.loss", "loss", None, "Loss: a built-in name, the name of a loss an installed "
            "package publishes, or 'module:attr' (a prcy.Loss.v2 capsule or a function marked as a prcy loss "
-           "factory; this imports the module: docs/engine.md) [default: the problem's]", "problem", optional=True),
+           "factory; this imports the module: docs/engine.md) [default: the problem's]", "problem", optional=True,
+           applies=GRADIENT),
     Option("teacher", "problem.teacher", "choice", "gaussian", "Teacher vector: Gaussian or Rademacher "
            "entries (|w0|^2 = N)", "problem", choices=TEACHERS),
     Option("onset", "problem.onset", "float", 0.67449, "Door: labels y = sign(|h0| - onset); mixture-3: L of "
@@ -371,7 +375,13 @@ SIMULATION = _rows(
     Option("algorithm", "algorithm.name", "choice", "gd", "Algorithm (prcy simulate and prcy sweep: one or "
            "more, comma-separated)", "dynamics", choices=ALGORITHMS, cli_default=("gd", "sgd", "psgd")),
     Option("lr", "algorithm.lr", "float", 0.01, "Learning rate eta (physical time per step)", "dynamics",
-           low=0, low_open=True, at_most=1e3),
+           low=0, low_open=True, at_most=1e3, applies=GRADIENT, unused=1.0,
+           note="amp stores 1: its time is the iteration"),
+    Option("amp_damping", "algorithm.amp_damping", "float", 0.0, "AMP: weight of the previous iterate in the "
+           "update of the output message, the precision, the estimate and its variance (0: plain GAMP, whose "
+           "iterates follow the state evolution; the fixed points do not depend on it; 0.5 avoids the divergences "
+           "of plain GAMP from a random start, docs/theory.md, \"Finite-N AMP\")", "dynamics", low=0, high=1,
+           high_open=True, applies=AMP),
     Option("batch_fraction", "algorithm.batch_fraction", "float", 0.5, "Mini-batch fraction ell",
            "dynamics", low=0, high=1, low_open=True, applies=STOCHASTIC, unused=1.0, optional=True),
     Option("persistence", "algorithm.persistence", "float", 1.0, "Persistence time tau of the selection "
@@ -390,7 +400,7 @@ SIMULATION = _rows(
            "al. 2021, eq 8; the mixtures' eq 7 of Mignacco et al. 2020 does not)", "dynamics", applies=STOCHASTIC,
            by_problem=((MIXTURES, False),)),
     Option("optimizer", "algorithm.optimizer", "choice", "plain", "Update rule: plain gradient step, "
-           "heavy-ball momentum, Nesterov momentum or Adam", "dynamics", choices=OPTIMIZERS),
+           "heavy-ball momentum, Nesterov momentum or Adam", "dynamics", choices=OPTIMIZERS, applies=GRADIENT),
     Option("momentum", "algorithm.momentum", "float", 0.9, "Momentum coefficient", "dynamics", low=0, high=1,
            high_open=True, applies=(("optimizer", ("momentum", "nesterov")),)),
     Option("beta1", "algorithm.beta1", "float", 0.9, "Adam: decay of the first-moment average", "dynamics",
@@ -403,7 +413,7 @@ SIMULATION = _rows(
            "velocity on the sphere's tangent space after each step", "dynamics",
            applies=(("optimizer", WITH_VELOCITY), ("constraint", ("sphere",)))),
     Option("constraint", "constraint.kind", "choice", "sphere", "Spherical projection (|w|^2 = N) or a "
-           "ridge term", "dynamics", choices=CONSTRAINTS, by_problem=((MIXTURES, "ridge"),)),
+           "ridge term", "dynamics", choices=CONSTRAINTS, by_problem=((MIXTURES, "ridge"),), applies=GRADIENT),
     Option("ridge", "constraint.ridge", "float", 0.0, "Ridge strength lambda (0: plain descent)", "dynamics",
            low=0, at_most=1e6, applies=(("constraint", ("ridge",)),)),
     # init: w(0)
@@ -413,7 +423,8 @@ SIMULATION = _rows(
     Option("preprocessing", "init.preprocessing", "choice", "optimal", "T(y) of the spectral start: y^2 "
            "(square), y^2 for |y| <= 3 (truncated), or max(1 - 1/y^2, -1000) (optimal: weak recovery from "
            "alpha = 1/2)", "init", choices=PREPROCESSINGS, applies=(("init", ("spectral",)),)),
-    Option("m0", "init.m0", "float", 0.2, "Initial magnetization of the warm start", "init", low=0, high=1,
+    Option("m0", "init.m0", "float", 0.2, "Initial magnetization of the warm start (amp: also its |w|^2/N, "
+           "the state evolution's m0)", "init", low=0, high=1,
            applies=(("init", ("warm",)),)),
     Option("init_variance", "init.variance", "float", 1.0, "Variance R of the random start w(0) ~ N(0, R I) "
            "with a ridge", "init", low=0, at_most=1e6, applies=(("init", ("random",)), ("constraint", ("ridge",)))),
@@ -424,7 +435,8 @@ SIMULATION = _rows(
     Option("hessian_every", "recording.hessian_every", "int", 1, "Hessian at every k-th recording time (the "
            "first and last always)", "recording", low=1, at_most=10 ** 6, sweepable=False),
     # recording: the time grid (shared by all runs of a sweep)
-    Option("t_max", "recording.t_max", "float", 100.0, "Horizon", "recording", low=0, low_open=True,
+    Option("t_max", "recording.t_max", "float", 100.0, "Horizon (amp: the number of iterations)", "recording",
+           low=0, low_open=True,
            at_most=MAX_TIME, unit="time", sweepable=False),
     Option("points", "recording.points", "int", 100, "Recording points (always including 0 and t_max)",
            "recording", low=2, at_most=10 ** 6, sweepable=False),
@@ -441,7 +453,7 @@ SIMULATION = _rows(
     Option("error_tol", "stopping.error_tol", "float", 5e-3, "Success: test error below error_tol",
            "stopping", low=0, low_open=True, at_most=1e6, applies=(("success", ("test-error",)),)),
     Option("grad_tol", "stopping.grad_tol", "float", 0.0, "Stop a seed when max_j |G_j| < grad_tol, G the "
-           "step's gradient, tangent to the sphere there (0: never)", "stopping", low=0, at_most=1e6),
+           "step's gradient, tangent to the sphere there (0: never)", "stopping", low=0, at_most=1e6, applies=GRADIENT),
     Option("early_stop", "stopping.early_stop", "bool", False, "Stop a seed once its training loss per "
            "sample is below tol (its state is carried forward)", "stopping"),
     Option("check_interval", "stopping.check_interval", "float", 1.0, "Time between success checks of the "

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from prcy.interrupt import run_interruptible
-from prcy.options import CLASSIFIERS, MIXTURES
+from prcy.options import CLASSIFIERS, MIXTURES, SIMULATION, context, not_applicable_error
 from prcy.specs import SimulationSpec, specs_from_options
 
 SCHEMA = "prcy-simulation/1"
@@ -71,6 +71,7 @@ COORDS = {
     "step": dict(long_name="step index"),
     "seed": dict(long_name="seed index (spawn key of the root seed)"),
 }
+AMP_TIME = dict(long_name="AMP iteration", units="iterations")       # algorithm amp (prcy.amp)
 
 
 def seed_streams(spec: SimulationSpec) -> dict[str, list[np.random.PCG64]]:
@@ -90,13 +91,16 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
     ``share_data``) and its state; the recorded curves exist in the kernel's output, the dataset and
     the writer's buffer."""
     p = spec.problem
+    amp = spec.algorithm.name == "amp"           # X in float64 (prcy.amp)
     working = max(1, min(n_threads, spec.seeds))
     copies = 1 if p.share_data else working
     rows = p.m + p.n_test
+    itemsize = np.dtype(p.precision).itemsize + (8 if amp and p.precision != "float64" else 0)
     n_record = len(spec.recording.times) + 2 if spec.recording.times is not None else spec.recording.points
     return {
-        f"inputs X, {rows} x {p.n} {p.precision}, {'shared' if p.share_data else f'{copies} at once'}":
-            copies * (rows * p.n * np.dtype(p.precision).itemsize + 8.0 * (rows + p.n)),
+        f"inputs X, {rows} x {p.n} {p.precision}{' and its float64 copy' if itemsize > 8 else ''}, "
+        f"{'shared' if p.share_data else f'{copies} at once'}":
+            copies * (rows * p.n * itemsize + 8.0 * (rows + p.n)),
         "weights, gradients, optimizer state and selection per thread": working * (8.0 * 4 * p.n + 17.0 * p.m),
         "recorded curves": 3 * 8.0 * 6 * spec.seeds * n_record,
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
@@ -208,11 +212,18 @@ def temperature_steps(spec: SimulationSpec) -> tuple[np.ndarray, np.ndarray]:
             np.array([T for _, T in schedule], dtype=np.float64))
 
 
+def shared_data_rng(spec: SimulationSpec) -> np.random.PCG64:
+    """The data generator of every seed with ``share_data``: seed index 0's data stream."""
+    return np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
+
+
 def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss=None) -> xr.Dataset:
     """Run one spec (one algorithm) and return its dataset (``loss``: see ``simulate``)."""
     from prcy.kernels import dynamics, parallel
     from prcy.problems import resolve_loss
 
+    if spec.algorithm.name == "amp":
+        return run_amp(spec, threads=threads, progress=progress, loss=loss)
     p, a = spec.problem, spec.algorithm
     n_threads = parallel.n_threads(threads)
     if loss is not None and p.loss is not None:
@@ -228,8 +239,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     empty_x = np.empty((0, p.n), dtype=dtype)
     shared = (empty_x, np.empty(0), np.empty(0), empty_x, np.empty(0))
     if p.share_data:
-        data_rng = np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(0, STREAMS["data"])))
-        w0, X, y, Xt, yt = dynamics.generate(data_rng, p.m, p.n, p.n_test, dtype=dtype,
+        w0, X, y, Xt, yt = dynamics.generate(shared_data_rng(spec), p.m, p.n, p.n_test, dtype=dtype,
                                              shuffle_labels=p.labels == "random", problem=p.name,
                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
         shared = (X, y, w0, Xt, yt)
@@ -268,6 +278,27 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     for name in ds.data_vars:
         if name in VARIABLES:
             ds[name].attrs.update(VARIABLES[name])
+    return ds
+
+
+def run_amp(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss=None) -> xr.Dataset:
+    """Run one spec of algorithm amp (``prcy.amp``: GAMP on the seeds' data) and return its dataset, laid out
+    as a gradient run's with ``time`` = iteration."""
+    from prcy import amp
+    from prcy.kernels import parallel
+
+    if loss is not None:               # the capsule keyword of simulate (the option row refuses a loss by name)
+        raise not_applicable_error(SIMULATION["loss"], loss, context({"algorithm": "amp"}))
+    n_threads = parallel.n_threads(threads)
+    steps = spec.recording.steps(spec.algorithm.lr)
+    streams = seed_streams(spec)
+    data_rngs = [shared_data_rng(spec)] if spec.problem.share_data else streams["data"]
+    out = amp.run_seeds(spec, data_rngs, streams["init"], steps, n_threads=n_threads,
+                        progress=progress)
+    if progress is not None:
+        progress(spec.seeds * spec.recording.n_steps(spec.algorithm.lr), finished=True)
+    ds = dataset(spec, out, steps, n_threads)
+    ds.attrs["loss"] = spec.problem.training_loss + " (recorded, not minimized)"
     return ds
 
 
@@ -336,6 +367,10 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
     for name, meta in {**VARIABLES, **COORDS, **SUCCESS_VARIABLES[spec.stopping.success]}.items():
         if name in ds.variables:
             ds[name].attrs.update(meta)
+    if spec.algorithm.name == "amp":        # time = iteration (lr stored as 1)
+        ds["time"].attrs.update(AMP_TIME)
+        for name in ("solved_time", "stop_time"):
+            ds[name].attrs["units"] = AMP_TIME["units"]
     ds.attrs.update(_attributes(spec, n_threads, {**parallel.build_info(), "float32_simd": dynamics.FLOAT32_SIMD}))
     return ds
 
@@ -349,11 +384,14 @@ def first_below(curves: np.ndarray, level: float) -> np.ndarray:
 def flat_attributes(spec: SimulationSpec) -> dict:
     """The main parameters as flat scalar attributes (NetCDF cannot hold None, bools or lists)."""
     p, a = spec.problem, spec.algorithm
+    gradient = a.name != "amp"
     return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "lr": a.lr,
             **({"m0": spec.init.m0} if spec.init.kind == "warm" else {}),       # m0 is the warm start's
-            "constraint": spec.constraint.kind, "t_max": spec.recording.n_steps(a.lr) * a.lr,
+            **({"constraint": spec.constraint.kind, "optimizer": a.optimizer} if gradient
+               else {"amp_damping": a.amp_damping}),
+            "t_max": spec.recording.n_steps(a.lr) * a.lr,
             "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels, "init": spec.init.kind,
-            "optimizer": a.optimizer, "success": spec.stopping.success,
+            "success": spec.stopping.success,
             **({"error_tol": spec.stopping.error_tol} if spec.stopping.success == "test-error" else {}),
             **({"delta": p.delta} if p.name in MIXTURES else {}),
             **({"onset": p.onset} if p.name in ("door", "mixture-3") else {})}

@@ -78,10 +78,12 @@ class Algorithm:
     algorithm but gd. ``temperature_schedule`` is a sequence of ``(t_start, T)`` pairs, starting at
     ``t = 0``: ``((0, 1.0), (700, 0.0))`` is "T = 1 until t = 700, then 0"; ``anneal_at = 700`` says
     the same of a constant ``temperature`` (and can be swept together with it). ``rescale`` divides the
-    stochastic gradient by ``ell`` (eq 8). Where each field applies: ``prcy.options.SIMULATION``.
+    stochastic gradient by ``ell`` (eq 8). ``amp`` is no gradient algorithm: the GAMP iteration of
+    ``prcy.amp``, one iteration per unit of time (it stores ``lr = 1``), with ``amp_damping``. Where each
+    field applies: ``prcy.options.SIMULATION``.
     """
     name: str = _D["algorithm"]
-    lr: float = _D["lr"]
+    lr: float | None = None                      # None: 0.01; amp stores 1 (its time is the iteration)
     batch_fraction: float | None = None          # None: 0.5 for sgd and psgd, 1 (full batch) otherwise
     persistence: float | None = None             # None: 1 for psgd
     temperature: float = _D["temperature"]
@@ -94,9 +96,10 @@ class Algorithm:
     beta2: float = _D["beta2"]
     adam_eps: float = _D["adam_eps"]
     project_velocity: bool = _D["project_velocity"]
+    amp_damping: float = _D["amp_damping"]
 
     def __post_init__(self):
-        for name in ("batch_fraction", "persistence"):
+        for name in ("lr", "batch_fraction", "persistence"):
             if getattr(self, name) is None:
                 row = SIMULATION[name]
                 _set(self, name, row.default if self.name in row.applies[0][1] else row.stored_unused)
@@ -306,7 +309,26 @@ class SimulationSpec(SpecForms):
         if self.stopping.success == "train-accuracy" and self.problem.name not in CLASSIFIERS:
             raise ValueError(f"success: 'train-accuracy' does not apply to problem {self.problem.name}; allowed: "
                              f"only with problem {', '.join(CLASSIFIERS)}")
+        if self.algorithm.name == "amp":
+            check_amp(self)
         check_applicable(SIMULATION, flat_values(self, FLAT))
+
+
+def check_amp(spec: SimulationSpec) -> None:
+    """What AMP (``prcy.amp``) needs beyond the option table: its output channel is phase retrieval's
+    ``y = |h0|``; a warm start strictly between the uninformative fixed point ``w = 0`` (``m0 = 0``)
+    and the teacher itself (``m0 = 1``: zero variance), or a random start; no Hessian records."""
+    if spec.problem.name != "phase-retrieval":
+        raise ValueError(f"algorithm: 'amp' does not apply to problem {spec.problem.name}; allowed: only with "
+                         f"problem phase-retrieval (its denoiser is the channel y = |h0|)")
+    if spec.init.kind not in ("warm", "random"):
+        raise ValueError(f"init: {spec.init.kind!r} does not apply to algorithm amp; allowed: warm, random")
+    if spec.recording.hessian:
+        raise ValueError(f"hessian: {spec.recording.hessian!r} does not apply to algorithm amp (its estimate "
+                         f"minimizes no loss); allowed: 0")
+    if spec.init.kind == "warm" and not 0.0 < spec.init.m0 < 1.0:
+        raise ValueError(f"m0: {spec.init.m0!r} is not allowed with algorithm amp; allowed: 0 < m0 < 1 (m0 = 0 is "
+                         f"AMP's uninformative fixed point w = 0: use init random to start without the teacher)")
 
 
 def check_types(spec, groups: dict) -> None:
@@ -372,7 +394,18 @@ def specs_from_options(options: dict) -> list[SimulationSpec]:
         raise ValueError("algorithm: an empty list; allowed: one or more of " + ", ".join(ALGORITHMS))
     if len(set(algos)) != len(algos):
         raise ValueError(f"algorithm: {algos!r} repeats a name")
+    check_amp_alone(algos)
     runs = runs_without_unused([{**options, "algorithm": algo} for algo in algos])
     return [SimulationSpec.from_flat(**run) for run in runs]
 
 
+
+
+def check_amp_alone(algorithms) -> None:
+    """AMP's time is the iteration, the gradient algorithms' is ``step * lr``: the two never share a
+    time axis (one dataset, one sweep)."""
+    names = list(dict.fromkeys(algorithms))
+    if "amp" in names and len(names) > 1:
+        others = ", ".join(a for a in names if a != "amp")
+        raise ValueError(f"algorithm: 'amp' cannot run together with {others} (its time is the iteration, theirs "
+                         f"step * lr); allowed: amp alone, in its own run or sweep")

@@ -41,7 +41,7 @@ import numpy as np
 from prcy.options import (EXECUTION, LOSSES, SIMULATION, applicable_options, applies, context, runs_without_unused,
                           sections)
 from prcy.problems import load_loss
-from prcy.specs import Recording, SimulationSpec
+from prcy.specs import Recording, SimulationSpec, check_amp_alone
 
 SCHEMA = "prcy-sweep/1"
 PART_SCHEMA = "prcy-sweep-part/1"
@@ -205,6 +205,7 @@ class Sweep:
             raise ValueError(f"hessian: {fixed['hessian']!r} is not allowed in a sweep (its merge keeps the (seed, time) "
                              f"variables only); allowed: 0 here, or prcy simulate --hessian per grid point")
         sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
+        check_amp_alone(dict(sweep.axes).get("algorithm", ()))      # one time axis for the whole sweep
         runs_without_unused([opts for _, opts in sweep.points()])   # an option that applies to no cell
         sweep.tasks()          # builds and validates every spec before any compute
         return sweep
@@ -541,7 +542,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     import xarray as xr
 
     from prcy.io import atomic_path, open_dataset, provenance
-    from prcy.simulate import COORDS, SUCCESS_VARIABLES, VARIABLES, flat_attributes
+    from prcy.simulate import AMP_TIME, COORDS, SUCCESS_VARIABLES, VARIABLES, flat_attributes
 
     first = store.read(next(iter(tasks.values())))
     times, steps = first["time"].values, first["step"].values
@@ -567,8 +568,9 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
             nc.createVariable("seed", "i8", ("seed",))[:] = seeds
             nc.createVariable("time", "f8", ("time",))[:] = times
             nc.createVariable("step", "i8", ("time",))[:] = steps
+            amp = next(iter(tasks.values())).spec.algorithm.name == "amp"    # its time is the iteration
             for name in ("seed", "time", "step"):
-                nc[name].setncatts(COORDS[name])
+                nc[name].setncatts({**COORDS[name], **(AMP_TIME if amp and name == "time" else {})})
             nc["time"].setncattr("coordinates", "step")
             dims = sweep.dims
             chunk_cell = tuple(1 for _ in dims)
@@ -585,6 +587,8 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
             criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
             for name in curves + per_seed + ["success", "stop_reason"]:
                 nc[name].setncatts({**VARIABLES, **SUCCESS_VARIABLES[criterion]}[name])
+                if amp and name in ("solved_time", "stop_time"):
+                    nc[name].setncattr("units", AMP_TIME["units"])
             cache: dict[str, object] = {}
             for index, keys in cells:
                 parts = [cache[k] if k in cache else store.read(tasks[k]) for k in keys]

@@ -160,10 +160,9 @@ class DMFTSpec(SpecForms):
     options: ClassVar[dict] = DMFT
 
     def __post_init__(self):
-        if self.algorithm.name == "amp":         # the shared algorithm row holds the simulations' AMP baseline
-            raise ValueError("algorithm: 'amp' has no DMFT (its theory is the state evolution, "
-                             "prcy.analysis.se_iterate); allowed: "
-                             + ", ".join(a for a in SIMULATION["algorithm"].choices if a != "amp"))
+        if self.algorithm.name not in DMFT["algorithm"].choices:    # the Algorithm group is the simulations'
+            raise ValueError(f"algorithm: {self.algorithm.name!r} has no DMFT (AMP's theory is its state evolution, "
+                             f"prcy.analysis.se_iterate); allowed: {', '.join(DMFT['algorithm'].choices)}")
         check_group(self, None, DMFT)
         check_types(self, GROUPS)
         for group in ("algorithm", "init"):       # the simulation's options the DMFT does not solve for

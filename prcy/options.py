@@ -470,7 +470,7 @@ SIMULATION = _rows(
 
 # the DMFT: N = infinity (no n, no data), plain updates, the problem's start (warm on the teacher problems,
 # random on the mixtures), success by the training loss
-_SHARED = ("algorithm", "lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
+_SHARED = ("lr", "batch_fraction", "persistence", "temperature", "temperature_schedule",
            "anneal_at", "rescale", "constraint", "ridge")
 DMFT = _rows(
     Option("problem", "problem", "choice", "phase-retrieval", "Teacher-student problem or Gaussian mixture "
@@ -480,6 +480,7 @@ DMFT = _rows(
     replace(SIMULATION["delta"], field="delta"),
     replace(SIMULATION["onset"], field="onset", help="L of the three-cluster classifier sign(h^2 - L^2)",
             default=SIMULATION["onset"].default_for("mixture-3"), by_problem=(), applies=(("problem", ("mixture-3",)),)),
+    replace(SIMULATION["algorithm"], choices=GRADIENT_ALGORITHMS),        # amp's theory is its state evolution
     *(SIMULATION[name] for name in _SHARED),
     replace(SIMULATION["m0"], help="Initial magnetization m(0): the warm start's; on a mixture m(0) of its eq 18 "
             "(0: the limit d -> infinity; a random start in dimension d has E|m(0)| = sqrt(2R/(pi d)))",

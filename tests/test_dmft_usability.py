@@ -56,7 +56,9 @@ HARD = ["--alpha", "3", "--m0", "0.2", "--dt", "0.05", "--t-max", "5", "--sample
 def test_ctrl_c_keeps_a_checkpoint_that_resumes_bitwise(tmp_path):
     ck, out = tmp_path / "ck.npz", tmp_path / "out.nc"
     command = [sys.executable, "-m", "prcy", "dmft", *HARD, "--checkpoint", str(ck), "--no-progress", "-o", str(out)]
-    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT restored in the child: a shell that starts the tests in the background has them ignore it
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not ck.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -549,9 +549,8 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
     curves = [v for v in VARIABLES if v in first and first[v].dims == ("seed", "time")]
-    per_seed = [v for v in ("solved_time", "stop_time", *VARIABLES) if v in first and first[v].dims == ("seed",)
-                and first[v].dtype.kind == "f"]                   # the float variables over seed
-    per_seed = list(dict.fromkeys(per_seed))
+    per_seed = [v for v in dict.fromkeys(("solved_time", "stop_time", *VARIABLES))   # the float variables over seed
+                if v in first and first[v].dims == ("seed",) and first[v].dtype.kind == "f"]
     with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for (name, values) in sweep.axes:

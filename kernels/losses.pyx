@@ -42,7 +42,7 @@ the functions themselves: they must be pure, thread-safe, ``noexcept nogil``, re
 arguments and ``theta``, and return a finite number for finite arguments.
 """
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport sqrt, exp, log1p, fabs
+from libc.math cimport sqrt, exp, fabs, fmax
 from libc.stdlib cimport malloc, free
 import numpy as np
 
@@ -107,17 +107,36 @@ cdef double door_square_d2v(double h, double y, const double* theta) noexcept no
     return 2.0 * h * h / (a * a) - 2.0 * (y - a + theta[1]) * theta[0] / (a * a * a)
 
 
-# symmetric door, logistic loss: v = softplus(-z), z = y (a - K); sigma(-z) = 1 / (1 + e^z)
+# the logistic function's two pieces, shared by the door's and the margins' logistic losses; both are
+# branch-free: a field's sign is a coin flip early in training, and a mispredicted branch costs more than
+# the exp
 cdef inline double _sigmoid(double x) noexcept nogil:
-    cdef double e
-    if x >= 0:
-        return 1.0 / (1.0 + exp(-x))
-    e = exp(x)
-    return e / (1.0 + e)
+    """``1 / (1 + e^-x)``; ``e^-x = inf`` gives 0"""
+    return 1.0 / (1.0 + exp(-x))
 
+# log1p(e) = log(p) + (e - (p - 1)) / p with p = 1 + e rounded: the correction restores what the rounding
+# of p lost (within an ulp of log1p, at half the cost of glibc's log1p). The kernels are compiled with
+# -fassociative-math, which would fold e - (p - 1) to 0: the volatile p and p - 1 keep them as written.
+cdef extern from *:
+    """
+    static inline double prcy_log1p_rounded(double e) {
+        volatile double p = 1.0 + e;
+        volatile double kept = p - 1.0;
+        double q = p;
+        return log(q) + (e - kept) / q;
+    }
+    """
+    double prcy_log1p_rounded(double e) noexcept nogil
+
+cdef inline double _softplus_neg(double z) noexcept nogil:
+    """``log(1 + e^-z)`` without overflow: ``max(-z, 0) + log1p(e^-|z|)``"""
+    return fmax(-z, 0.0) + prcy_log1p_rounded(exp(-fabs(z)))
+
+
+# symmetric door, logistic loss: v = softplus(-z), z = y (a - K); sigma(-z) = 1 / (1 + e^z)
 cdef double door_logistic_v(double h, double y, const double* theta) noexcept nogil:
     cdef double z = y * (sqrt(h * h + theta[0]) - theta[1])
-    return (-z if z < 0 else 0.0) + log1p(exp(-fabs(z)))
+    return _softplus_neg(z)
 
 cdef double door_logistic_dv(double h, double y, const double* theta) noexcept nogil:
     cdef double a = sqrt(h * h + theta[0])
@@ -154,7 +173,7 @@ cdef inline double _l1(double u, const double* theta) noexcept nogil:
 cdef double margin_v(double h, double y, const double* theta) noexcept nogil:
     cdef double u = y * _phi(h, theta)
     if theta[2] == MARGIN_LOGISTIC:
-        return (-u if u < 0 else 0.0) + log1p(exp(-fabs(u)))
+        return _softplus_neg(u)
     if theta[2] == MARGIN_SQUARE:
         return 0.5 * (1.0 - u) * (1.0 - u)
     return 1.0 - u if u < 1.0 else 0.0

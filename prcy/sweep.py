@@ -542,7 +542,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     import xarray as xr
 
     from prcy.io import atomic_path, open_dataset, provenance
-    from prcy.simulate import AMP_TIME, COORDS, SUCCESS_VARIABLES, VARIABLES, flat_attributes
+    from prcy.simulate import AMP_TIME, COORDS, SUCCESS_VARIABLES, VARIABLES
 
     first = store.read(next(iter(tasks.values())))
     times, steps = first["time"].values, first["step"].values
@@ -610,10 +610,20 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 "grid": json.dumps(sweep.to_dict(), sort_keys=True),
                 "dims_swept": " ".join(sweep.dims),
                 "independent_of": json.dumps(sweep.independent_of(), sort_keys=True),
-                **{k: v for k, v in flat_attributes(SimulationSpec.from_dict(spec0)).items()
-                   if k not in sweep.dims and not (k == "m" and {"alpha", "n"} & set(sweep.dims))},
+                **_shared_attributes(sweep),
             })
     return open_dataset(output, load=False)      # lazily: a large sweep is never loaded whole
+
+
+def _shared_attributes(sweep: Sweep) -> dict:
+    """The flat attributes (``flat_attributes``) of the cells that every cell has with the same value: one
+    that differs between cells (``m`` when ``alpha`` is swept, ``m0`` when ``init`` is, ...) or that some
+    cells lack is left out, and so are the swept options (the coordinates hold them)."""
+    from prcy.simulate import flat_attributes
+
+    cells = [flat_attributes(spec) for _, spec in sweep.cell_specs()]
+    return {k: v for k, v in cells[0].items()
+            if k not in sweep.dims and all(k in c and c[k] == v for c in cells[1:])}
 
 
 def _bool_variable(nc, name: str, dims: tuple[str, ...]):

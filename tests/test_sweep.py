@@ -241,3 +241,15 @@ def test_cli_sweep_with_grid_file_and_dotted_override(tmp_path):
                          (["--alpha", "2,2"], "repeats"), (["stray"], "does not exist")]:
         bad = runner.invoke(app, ["sweep", *args, "-o", str(tmp_path / "x.nc"), "--no-progress"])
         assert bad.exit_code == 2 and needle in bad.output, (args, bad.output)
+
+
+def test_file_attributes_are_the_ones_every_cell_shares(tmp_path):
+    """``m0`` belongs to the warm start only and ``m`` changes with ``alpha``: a sweep over both leaves
+    them out; what all cells share (``lr``, ``n``) stays."""
+    rest = {k: v for k, v in TINY.items() if k not in ("alpha", "seeds")}
+    sweep = Sweep.from_options({**rest, "alpha": [2, 3], "init": ["warm", "random"], "seeds": 2})
+    ds = run_sweep(sweep, tmp_path / "s.nc", log=quiet)
+    assert "m0" not in ds.attrs and "m" not in ds.attrs and "alpha" not in ds.attrs and "init" not in ds.attrs
+    assert ds.attrs["lr"] == prcy.simulate(**{**rest, "seeds": 1}).attrs["lr"] and ds.attrs["n"] == 24
+    one = run_sweep(Sweep.from_options({**rest, "alpha": [2, 3], "seeds": 2}), tmp_path / "one.nc", log=quiet)
+    assert one.attrs["m0"] == 0.3 and "m" not in one.attrs

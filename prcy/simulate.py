@@ -385,10 +385,10 @@ def flat_attributes(spec: SimulationSpec) -> dict:
     """The main parameters as flat scalar attributes (NetCDF cannot hold None, bools or lists)."""
     p, a = spec.problem, spec.algorithm
     gradient = a.name != "amp"
-    return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m, "lr": a.lr,
+    return {"problem": p.name, "alpha": p.alpha, "n": p.n, "m": p.m,
             **({"m0": spec.init.m0} if spec.init.kind == "warm" else {}),       # m0 is the warm start's
-            **({"constraint": spec.constraint.kind, "optimizer": a.optimizer} if gradient
-               else {"amp_damping": a.amp_damping}),
+            **({"lr": a.lr, "constraint": spec.constraint.kind, "optimizer": a.optimizer} if gradient
+               else {"amp_damping": a.amp_damping}),                          # amp's time is the iteration
             "t_max": spec.recording.n_steps(a.lr) * a.lr,
             "tol": spec.stopping.tol, "precision": p.precision, "labels": p.labels, "init": spec.init.kind,
             "success": spec.stopping.success,

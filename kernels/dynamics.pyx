@@ -754,6 +754,15 @@ cdef inline void _point_record(Record* rec, double[:, ::1] mag, double[:, ::1] n
 
 
 MAX_OVERLAP_UNITS = 16      # the overlap matrix W W^T/n is recorded up to this many units
+BLAS_UNITS = 4              # committees of at least this many units take the dgemm path
+BLOCK_BYTES = 1024 * 1024   # a dgemm row block in float64 at most: stays in L2 between the two products
+BLOCK_ROWS = 128            # and at most this many rows (docs/benchmarks.md, "Committee machines")
+
+
+def committee_block(Py_ssize_t k, Py_ssize_t n):
+    """The ``block`` of ``run_seeds`` for ``k`` units in dimension ``n``: 0 (blocks of eight rows) below
+    ``BLAS_UNITS`` units, else the rows of ``BLOCK_BYTES`` of float64, between 8 and ``BLOCK_ROWS``."""
+    return 0 if k < BLAS_UNITS else max(8, min(BLOCK_ROWS, BLOCK_BYTES // (8 * n)))
 
 
 cdef int _committee_setup(Committee* c, object loss, Py_ssize_t hidden, Py_ssize_t block) except -1:

@@ -416,6 +416,11 @@ cdef const CommitteeLoss* committee_loss_from_capsule(object cap) except NULL:
     return loss
 
 
+def check_committee_capsule(cap):
+    """Raise as ``committee_loss_from_capsule`` does when ``cap`` is not a usable committee loss capsule."""
+    committee_loss_from_capsule(cap)
+
+
 def committee_evaluate(cap, h, y):
     """``(Lambda, dLambda/dh, err)`` of the committee loss in ``cap`` (or the built-in committee loss
     without parameters that ``cap`` names) for fields ``h`` (``m x K``) and labels ``y`` (``m``): arrays

@@ -155,3 +155,138 @@ def test_capsules_are_checked():
                                 np.ones(4), np.ones(6), np.ones((0, 4)), np.ones(0), selection="full",
                                 params=_params(0.01, 0.0, True), record_steps=np.array([0, 1]),
                                 temp_starts=np.zeros(1, np.int64), temp_values=np.zeros(1))
+
+
+# ------------------------------------------------------------------------------------------------
+# the driver: options, dataset, closed-form test error, refusals
+
+
+def test_docs_example_runs():
+    from docs_examples import run_section
+
+    failed, attempted = run_section("engine.md", "## Committee machines")
+    assert attempted >= 3 and failed == 0
+
+
+def test_one_unit_files_are_unchanged():
+    import prcy
+
+    kw = dict(n=40, alpha=3, algorithm="psgd", t_max=1, points=5, seeds=2, n_test=20)
+    a, b = prcy.simulate(**kw), prcy.simulate(hidden=1, **kw)
+    assert set(a.dims) == set(b.dims) == {"seed", "time"} and "hidden" not in b.attrs
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_committee_dataset_and_closed_form_test_error():
+    """The quadratic network's test error in closed form (prcy.analysis.quadratic_network_error) against
+    the held-out estimate, along a run of K = 3 units; the records against the final weights."""
+    import prcy
+    from prcy.analysis import a_distance, quadratic_network_error
+
+    ds = prcy.simulate(hidden=3, n=40, alpha=4, algorithm="gd", lr=0.05, t_max=3, points=6, seeds=2, n_test=40000,
+                       init="random")
+    assert ds.unit_magnetization.dims == ("seed", "time", "unit") and ds.sizes["unit"] == 3
+    assert ds.overlap.dims == ("seed", "time", "unit", "unit2")
+    Q = ds.overlap.values
+    np.testing.assert_allclose(ds.norm, np.trace(Q, axis1=-2, axis2=-1) / 3, rtol=1e-12)
+    np.testing.assert_allclose(ds.a_teacher, (ds.unit_magnetization ** 2).sum("unit") / 3, rtol=1e-12)
+    np.testing.assert_allclose(ds.magnetization ** 2, ds.a_teacher, rtol=1e-12)
+    np.testing.assert_allclose(ds.a_distance, a_distance(ds.a_teacher, (Q ** 2).sum(axis=(-2, -1)) / 9), atol=1e-12)
+    np.testing.assert_allclose(ds.test_error, quadratic_network_error(ds.norm, ds.a_teacher, (Q ** 2).sum(axis=(-2, -1)) / 9),
+                               atol=1e-12)
+    assert float(ds.test_error[:, -1].max()) < float(ds.test_error[:, 0].min())          # it learns
+    # 40000 held-out samples: the mean of (y^2 - yhat)^2 to a few percent
+    np.testing.assert_allclose(ds.test_error_empirical, ds.test_error, rtol=0.08)
+
+
+def test_wick_formula_against_monte_carlo():
+    from prcy.analysis import quadratic_network_error
+
+    rng = np.random.default_rng(0)
+    n, k = 6, 4
+    w0 = rng.standard_normal(n)
+    w0 *= np.sqrt(n) / np.linalg.norm(w0)
+    W = rng.standard_normal((k, n))
+    x = rng.standard_normal((400000, n))
+    mc = np.mean(((x @ w0) ** 2 / n - np.mean((x @ W.T) ** 2, axis=1) / n) ** 2)
+    M, Q = W @ w0 / n, W @ W.T / n
+    exact = quadratic_network_error(np.trace(Q) / k, np.sum(M * M) / k, np.sum(Q * Q) / k ** 2)
+    assert abs(mc - exact) < 0.02 * exact
+
+
+def test_door_committee():
+    import prcy
+
+    ds = prcy.simulate(problem="door", teacher="rademacher", hidden=2, n=40, alpha=3, algorithm="sgd", t_max=1,
+                       points=4, seeds=2, n_test=200, init="random")
+    np.testing.assert_array_equal(ds.test_error, ds.test_error_empirical)
+    assert ds.attrs["loss"] == "door-square" and ds.attrs["hidden"] == 2
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(hidden=0), "hidden: 0 is not allowed; allowed: an integer >= 1"),
+    (dict(hidden=-3), "hidden: -3 is not allowed"),
+    (dict(hidden=10 ** 6, n=10 ** 6), "hidden: 1000000 is not allowed with n = 1000000"),
+    (dict(hidden=2, problem="mixture-2"), "hidden: 2 does not apply to problem mixture-2"),
+    (dict(hidden=2, problem="linear-regression"), "hidden: 2 does not apply to problem linear-regression"),
+    (dict(hidden=2, algorithm="amp", init="random"), "hidden: 2 does not apply to algorithm amp"),
+    (dict(hidden=2, init="spectral"), "init: 'spectral' is not allowed with hidden = 2"),
+    (dict(hidden=2, hessian=2), "hessian: 2 is not allowed with hidden = 2"),
+    (dict(hidden=2, loss="linear-regression"), "loss: 'linear-regression' has no committee form"),
+    (dict(hidden=2, problem="door"), "n_test: 0 is not allowed on the door with hidden = 2"),
+])
+def test_bad_committees_are_refused_before_compute(options, match):
+    import prcy
+
+    with pytest.raises(ValueError, match=match):
+        prcy.simulate(**{"n": 40, "t_max": 1, "seeds": 1, **options})
+
+
+def test_dmft_refuses_hidden_units():
+    from prcy import dmft
+
+    with pytest.raises(ValueError, match="hidden: 2 is not allowed in the DMFT: the DMFT of committee machines"):
+        dmft.solve(hidden=2, t_max=1)
+
+
+def test_loss_capsules_must_fit_the_student():
+    import prcy
+
+    with pytest.raises(TypeError, match="single-unit loss"):
+        prcy.simulate(loss=losses.capsule("phase-retrieval"), hidden=2, n=40, t_max=1, seeds=1)
+    with pytest.raises(TypeError, match="prcy.Loss.v2"):
+        prcy.simulate(loss=losses.committee_capsule("phase-retrieval"), n=40, t_max=1, seeds=1)
+
+
+def test_option_table_and_kernel_agree_on_committee_losses():
+    from prcy.options import COMMITTEE_LOSSES
+
+    assert COMMITTEE_LOSSES == losses.COMMITTEE_NAMES
+
+
+def test_sweep_over_hidden_units(tmp_path):
+    from prcy.sweep import Sweep, run_sweep
+
+    sweep = Sweep.from_options(dict(hidden=[1, 3], n=40, alpha=3, algorithm="gd", t_max=1, points=4, seeds=2))
+    ds = run_sweep(sweep, tmp_path / "s.nc", processes=1, threads=1)
+    assert ds.magnetization.dims == ("hidden", "seed", "time")
+    assert bool(ds.a_teacher.sel(hidden=1).isnull().all()) and bool(ds.a_teacher.sel(hidden=3).notnull().all())
+    assert "unit_magnetization" not in ds and "committee_meaning" in ds.test_error.attrs
+
+
+def test_cli_hidden(tmp_path):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    out = tmp_path / "c.nc"
+    result = CliRunner().invoke(app, ["simulate", "--hidden", "2", "--n", "40", "--algorithm", "gd", "--t-max", "1",
+                                      "--seeds", "2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    info = CliRunner().invoke(app, ["info", str(out)])
+    assert "hidden=2" in info.output and "unit=2" in info.output
+    bad = CliRunner().invoke(app, ["simulate", "--hidden", "0", "-o", str(tmp_path / "x.nc")])
+    assert bad.exit_code != 0 and "hidden: 0 is not allowed" in bad.output
+    plot = CliRunner().invoke(app, ["plot", str(out), "--var", "unit_magnetization", "-o", str(tmp_path / "u.png")])
+    assert plot.exit_code == 0, plot.output

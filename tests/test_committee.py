@@ -290,3 +290,73 @@ def test_cli_hidden(tmp_path):
     assert bad.exit_code != 0 and "hidden: 0 is not allowed" in bad.output
     plot = CliRunner().invoke(app, ["plot", str(out), "--var", "unit_magnetization", "-o", str(tmp_path / "u.png")])
     assert plot.exit_code == 0, plot.output
+
+
+USER_LOSS = '''
+"""A downstream committee loss: the quadratic network's loss written as a user would (yhat the mean of
+h_k^2, Lambda = (yhat - y^2)^2 / 4), published as a loss factory."""
+from cpython.pycapsule cimport PyCapsule_New
+from prcy.kernels.losses cimport CommitteeLoss, committee_loss_init
+from prcy.problems import loss_factory
+
+cdef double quad_v(const double* h, Py_ssize_t k, double y, const double* theta, double* dv) noexcept nogil:
+    cdef double s = 0.0, r
+    cdef Py_ssize_t j
+    for j in range(k):
+        s += h[j] * h[j]
+    r = s / k - y * y
+    if dv != NULL:
+        for j in range(k):
+            dv[j] = r * h[j] / k
+    return 0.25 * r * r
+
+cdef double quad_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil:
+    cdef double s = 0.0
+    cdef Py_ssize_t j
+    for j in range(k):
+        s += h[j] * h[j]
+    s = y * y - s / k
+    return s * s
+
+cdef CommitteeLoss QUAD
+committee_loss_init(&QUAD, quad_v, quad_err)
+
+@loss_factory
+def capsule():
+    return PyCapsule_New(<void*>&QUAD, b"prcy.CommitteeLoss.v1", NULL)
+'''
+
+
+def test_user_committee_loss_capsule(tmp_path):
+    """A package built against the installed prcy defines a committee loss in Cython; prcy runs it as a
+    capsule and by reference, with the numbers of the built-in loss it transcribes."""
+    import subprocess
+    import textwrap
+
+    pytest.importorskip("Cython")
+    (tmp_path / "userquad.pyx").write_text(USER_LOSS)
+    (tmp_path / "setup.py").write_text(textwrap.dedent("""
+        import numpy, prcy
+        from setuptools import setup, Extension
+        from Cython.Build import cythonize
+        setup(name="userquad", ext_modules=cythonize(
+            [Extension("userquad", ["userquad.pyx"], include_dirs=[numpy.get_include()])],
+            include_path=[prcy.get_include()]))
+    """))
+    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    check = textwrap.dedent("""
+        import numpy as np, prcy, userquad
+        kw = dict(hidden=3, algorithm="psgd", n=40, alpha=3, lr=0.05, t_max=2, points=6, seeds=2, n_test=50)
+        user = prcy.simulate(loss=userquad.capsule(), **kw)
+        assert user.attrs["loss"] == "user capsule"
+        builtin = prcy.simulate(**kw)
+        for name in ("magnetization", "train_loss", "test_error_empirical", "unit_magnetization"):
+            np.testing.assert_allclose(user[name], builtin[name], rtol=1e-10, atol=1e-12)
+        by_name = prcy.simulate(loss="userquad:capsule", **kw)
+        np.testing.assert_array_equal(by_name.magnetization.values, user.magnetization.values)
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]

@@ -14,6 +14,11 @@ Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
 (c) ``trajectory``: one seed from its initial weights to ``n_steps``, with observables on a recording
     grid, success/stop bookkeeping, the optimizer's step and Langevin noise; ``run_seeds``: many seeds in parallel
     (``prange``, one RNG stream per seed, so results do not depend on the number of threads);
+    ``committee_pass`` and ``committee_trajectory``: the same for a student with ``K`` hidden units
+    (weights ``W``, ``K x n``; a ``prcy.kernels.losses.CommitteeLoss`` on the ``K`` fields of a sample;
+    the constraint per unit; observables per unit and of ``Q = W W^T/n``), its rows read once per step by
+    eight-row blocks or by ``dgemm`` on row blocks (one BLAS thread per seed: ``run_seeds`` limits BLAS
+    with ``threadpoolctl`` while its seeds run);
 (d) Python twins: ``run_seeds``, ``run_trajectory`` (one seed on given data, optionally replaying a
     given selection matrix and noise matrix), ``generate`` (the data draw), ``initial_weights``,
     ``weighted_gram_product`` (``X^T diag(c) X v / n`` by ``gradient_pass``: spectral starts).

@@ -94,6 +94,9 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     if (teacher is None) == (labels is None):
         raise ValueError("teacher, labels: give exactly one (teacher: length N; labels: length M)")
     spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
+    if spec.problem.hidden > 1:
+        raise ValueError(f"hidden: {spec.problem.hidden!r} is not allowed on given data (simulate_data runs a single "
+                         f"unit); allowed: 1 (committees run on the simulations' data: prcy.simulate)")
     if spec.algorithm.name == "amp":
         raise ValueError(f"algorithm: 'amp' does not run on given data (simulate_data); allowed: "
                          f"{', '.join(GRADIENT_ALGORITHMS)} (AMP runs on the simulations' data: prcy.simulate)")

@@ -360,3 +360,31 @@ def test_user_committee_loss_capsule(tmp_path):
     """)
     run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
+def test_gradient_tolerance_stops_where_the_reference_does():
+    """``grad_tol``: the max over units of each unit's gradient tangent to its sphere, as the reference."""
+    n, m, k = 24, 90, 3
+    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(5), m, n, 0)
+    init = np.random.PCG64(6)
+    W = np.array([dynamics.initial_weights(init, w0, 0.9, True) for _ in range(k)])
+    ones = np.ones((STEPS, m), np.uint8)
+    ref = reference_trajectory(X, y, w0, W, ones, np.zeros((STEPS, k * n)), loss="phase-retrieval", eta=0.05,
+                               rescale_ell=None, ridge=0.0, sphere=True, temperatures=np.zeros(STEPS),
+                               record_steps=[0, STEPS], committee=True, grad_tol=0.02)
+    assert 0 < ref["stop_step"] < STEPS
+    out = dynamics.run_trajectory(losses.committee_capsule("phase-retrieval"), X, y, w0, W.ravel(), Xt, yt,
+                                  selection="full", params=_params(0.05, 0.0, True, grad_tol=0.02),
+                                  record_steps=np.array([0, STEPS]), temp_starts=np.zeros(1, np.int64),
+                                  temp_values=np.zeros(1))
+    assert out["stop_reason"][0] == dynamics.STOP_REASONS.index("stationary")
+    assert out["stop_step"][0] == ref["stop_step"]
+    assert _dev(out["w"], ref["weights"][ref["stop_step"]]) <= TOL
+
+
+def test_given_data_refuses_hidden_units():
+    from prcy.data import simulate_data
+
+    X = np.random.default_rng(0).standard_normal((60, 20))
+    with pytest.raises(ValueError, match="hidden: 2 is not allowed on given data"):
+        simulate_data(X, teacher=np.ones(20), hidden=2, t_max=1, seeds=1)

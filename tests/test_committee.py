@@ -356,6 +356,10 @@ def test_user_committee_loss_capsule(tmp_path):
             np.testing.assert_allclose(user[name], builtin[name], rtol=1e-10, atol=1e-12)
         by_name = prcy.simulate(loss="userquad:capsule", **kw)
         np.testing.assert_array_equal(by_name.magnetization.values, user.magnetization.values)
+        from prcy.sweep import Sweep, run_sweep
+        grid = Sweep.from_options({**kw, "hidden": [2, 3], "loss": "userquad:capsule"})
+        swept = run_sweep(grid, "s.nc", processes=1, threads=1, log=lambda line: None)
+        np.testing.assert_array_equal(swept.magnetization.sel(hidden=3).values, user.magnetization.values)
         print("ok")
     """)
     run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -388,3 +392,12 @@ def test_given_data_refuses_hidden_units():
     X = np.random.default_rng(0).standard_normal((60, 20))
     with pytest.raises(ValueError, match="hidden: 2 is not allowed on given data"):
         simulate_data(X, teacher=np.ones(20), hidden=2, t_max=1, seeds=1)
+
+
+def test_sweep_refuses_absurd_hidden_before_running(tmp_path):
+    from prcy.sweep import Sweep, run_sweep
+
+    sweep = Sweep.from_options(dict(hidden=[1, 10 ** 6], n=10 ** 6, alpha=3, algorithm="gd", t_max=1, seeds=1))
+    with pytest.raises(ValueError, match="hidden: 1000000 is not allowed with n = 1000000"):
+        run_sweep(sweep, tmp_path / "s.nc", processes=1, threads=1)
+    assert not (tmp_path / "s.nc.parts").exists() or not any((tmp_path / "s.nc.parts").glob("task-*.nc"))

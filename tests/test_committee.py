@@ -179,8 +179,9 @@ def test_one_unit_files_are_unchanged():
 
 
 def test_committee_dataset_and_closed_form_test_error():
-    """The quadratic network's test error in closed form (prcy.analysis.quadratic_network_error) against
-    the held-out estimate, along a run of K = 3 units; the records against the final weights."""
+    """Along a run of K = 3 units: the records against each other; the quadratic network's error in closed
+    form (prcy.analysis.quadratic_network_error) against the overlaps; the held-out label error against
+    the law of the fields, (h0, h_1..h_K) Gaussian with covariance [[1, M^T], [M, Q]]."""
     import prcy
     from prcy.analysis import a_distance, quadratic_network_error
 
@@ -193,11 +194,19 @@ def test_committee_dataset_and_closed_form_test_error():
     np.testing.assert_allclose(ds.a_teacher, (ds.unit_magnetization ** 2).sum("unit") / 3, rtol=1e-12)
     np.testing.assert_allclose(ds.magnetization ** 2, ds.a_teacher, rtol=1e-12)
     np.testing.assert_allclose(ds.a_distance, a_distance(ds.a_teacher, (Q ** 2).sum(axis=(-2, -1)) / 9), atol=1e-12)
-    np.testing.assert_allclose(ds.test_error, quadratic_network_error(ds.norm, ds.a_teacher, (Q ** 2).sum(axis=(-2, -1)) / 9),
-                               atol=1e-12)
-    assert float(ds.test_error[:, -1].max()) < float(ds.test_error[:, 0].min())          # it learns
-    # 40000 held-out samples: the mean of (y^2 - yhat)^2 to a few percent
-    np.testing.assert_allclose(ds.test_error_empirical, ds.test_error, rtol=0.08)
+    np.testing.assert_allclose(ds.quadratic_error, quadratic_network_error(ds.norm, ds.a_teacher,
+                                                                           (Q ** 2).sum(axis=(-2, -1)) / 9), atol=1e-12)
+    assert float(ds.quadratic_error[:, -1].max()) < float(ds.quadratic_error[:, 0].min())          # it learns
+    np.testing.assert_array_equal(ds.test_error, ds.test_error_empirical)
+    # 40000 held-out samples against 400000 draws of the fields: E(|h0| - (sum_k h_k^2 / K)^(1/2))^2
+    rng = np.random.default_rng(1)
+    for s in range(2):
+        for t in (0, -1):
+            M = ds.unit_magnetization.values[s, t]
+            cov = np.block([[np.ones((1, 1)), M[None, :]], [M[:, None], Q[s, t]]])
+            h = rng.multivariate_normal(np.zeros(4), cov, size=400000)
+            law = np.mean((np.abs(h[:, 0]) - np.sqrt(np.mean(h[:, 1:] ** 2, axis=1))) ** 2)
+            assert abs(float(ds.test_error[s, t]) - law) < 0.05 * law
 
 
 def test_wick_formula_against_monte_carlo():
@@ -227,14 +236,15 @@ def test_door_committee():
 @pytest.mark.parametrize("options, match", [
     (dict(hidden=0), "hidden: 0 is not allowed; allowed: an integer >= 1"),
     (dict(hidden=-3), "hidden: -3 is not allowed"),
-    (dict(hidden=10 ** 6, n=10 ** 6), "hidden: 1000000 is not allowed with n = 1000000"),
+    (dict(hidden=10 ** 6, n=10 ** 6, n_test=1), "hidden: 1000000 is not allowed with n = 1000000"),
     (dict(hidden=2, problem="mixture-2"), "hidden: 2 does not apply to problem mixture-2"),
     (dict(hidden=2, problem="linear-regression"), "hidden: 2 does not apply to problem linear-regression"),
     (dict(hidden=2, algorithm="amp", init="random"), "hidden: 2 does not apply to algorithm amp"),
     (dict(hidden=2, init="spectral"), "init: 'spectral' is not allowed with hidden = 2"),
     (dict(hidden=2, hessian=2), "hessian: 2 is not allowed with hidden = 2"),
-    (dict(hidden=2, loss="linear-regression"), "loss: 'linear-regression' has no committee form"),
-    (dict(hidden=2, problem="door"), "n_test: 0 is not allowed on the door with hidden = 2"),
+    (dict(hidden=2, loss="linear-regression", n_test=10), "loss: 'linear-regression' has no committee form"),
+    (dict(hidden=2, problem="door"), "n_test: 0 is not allowed with hidden = 2"),
+    (dict(hidden=2), "n_test: 0 is not allowed with hidden = 2"),
 ])
 def test_bad_committees_are_refused_before_compute(options, match):
     import prcy
@@ -254,7 +264,7 @@ def test_loss_capsules_must_fit_the_student():
     import prcy
 
     with pytest.raises(TypeError, match="single-unit loss"):
-        prcy.simulate(loss=losses.capsule("phase-retrieval"), hidden=2, n=40, t_max=1, seeds=1)
+        prcy.simulate(loss=losses.capsule("phase-retrieval"), hidden=2, n=40, t_max=1, seeds=1, n_test=10)
     with pytest.raises(TypeError, match="prcy.Loss.v2"):
         prcy.simulate(loss=losses.committee_capsule("phase-retrieval"), n=40, t_max=1, seeds=1)
 
@@ -268,7 +278,7 @@ def test_option_table_and_kernel_agree_on_committee_losses():
 def test_sweep_over_hidden_units(tmp_path):
     from prcy.sweep import Sweep, run_sweep
 
-    sweep = Sweep.from_options(dict(hidden=[1, 3], n=40, alpha=3, algorithm="gd", t_max=1, points=4, seeds=2))
+    sweep = Sweep.from_options(dict(hidden=[1, 3], n=40, alpha=3, algorithm="gd", t_max=1, points=4, seeds=2, n_test=20))
     ds = run_sweep(sweep, tmp_path / "s.nc", processes=1, threads=1)
     assert ds.magnetization.dims == ("hidden", "seed", "time")
     assert bool(ds.a_teacher.sel(hidden=1).isnull().all()) and bool(ds.a_teacher.sel(hidden=3).notnull().all())
@@ -281,7 +291,7 @@ def test_cli_hidden(tmp_path):
     from prcy.cli import app
 
     out = tmp_path / "c.nc"
-    result = CliRunner().invoke(app, ["simulate", "--hidden", "2", "--n", "40", "--algorithm", "gd", "--t-max", "1",
+    result = CliRunner().invoke(app, ["simulate", "--hidden", "2", "--n-test", "20", "--n", "40", "--algorithm", "gd", "--t-max", "1",
                                       "--seeds", "2", "-o", str(out)])
     assert result.exit_code == 0, result.output
     info = CliRunner().invoke(app, ["info", str(out)])
@@ -296,6 +306,7 @@ USER_LOSS = '''
 """A downstream committee loss: the quadratic network's loss written as a user would (yhat the mean of
 h_k^2, Lambda = (yhat - y^2)^2 / 4), published as a loss factory."""
 from cpython.pycapsule cimport PyCapsule_New
+from libc.math cimport fabs, sqrt
 from prcy.kernels.losses cimport CommitteeLoss, committee_loss_init
 from prcy.problems import loss_factory
 
@@ -315,7 +326,7 @@ cdef double quad_err(const double* h, Py_ssize_t k, double y, const double* thet
     cdef Py_ssize_t j
     for j in range(k):
         s += h[j] * h[j]
-    s = y * y - s / k
+    s = fabs(y) - sqrt(s / k)
     return s * s
 
 cdef CommitteeLoss QUAD
@@ -397,7 +408,7 @@ def test_given_data_refuses_hidden_units():
 def test_sweep_refuses_absurd_hidden_before_running(tmp_path):
     from prcy.sweep import Sweep, run_sweep
 
-    sweep = Sweep.from_options(dict(hidden=[1, 10 ** 6], n=10 ** 6, alpha=3, algorithm="gd", t_max=1, seeds=1))
+    sweep = Sweep.from_options(dict(hidden=[1, 10 ** 6], n=10 ** 6, alpha=3, algorithm="gd", t_max=1, seeds=1, n_test=1))
     with pytest.raises(ValueError, match="hidden: 1000000 is not allowed with n = 1000000"):
         run_sweep(sweep, tmp_path / "s.nc", processes=1, threads=1)
     assert not (tmp_path / "s.nc.parts").exists() or not any((tmp_path / "s.nc.parts").glob("task-*.nc"))

@@ -409,8 +409,9 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):
         EXECUTION[name].check(value)
     tasks = sweep.tasks()
-    for reference in {t.spec.problem.loss for t in tasks.values()} - {None, *LOSSES}:
-        load_loss(reference)          # a loss that cannot be loaded fails here, not in every task
+    for reference, hidden in {(t.spec.problem.loss, t.spec.problem.hidden) for t in tasks.values()}:
+        if reference not in (None, *LOSSES):
+            load_loss(reference, hidden)      # a loss that cannot be loaded fails here, not in every task
     if scheduler is None and dask_workers is None:
         _check_memory(tasks, processes, threads)
     store = PartStore(output)
@@ -440,9 +441,11 @@ def _check_memory(tasks: dict[str, Task], processes: int | None, threads: int | 
     """Refuse a local sweep whose processes, each running its largest task, would need more memory
     than the machine has (``prcy.resources.check_memory``)."""
     from prcy.resources import check_memory
-    from prcy.simulate import MEMORY_OPTIONS, memory_parts
+    from prcy.simulate import MEMORY_OPTIONS, check_hidden, memory_parts
 
     processes, threads = plan_workers(len(tasks), processes, threads)
+    for task in tasks.values():
+        check_hidden(task.spec, threads)
     largest = max((memory_parts(t.spec, threads) for t in tasks.values()), key=lambda parts: sum(parts.values()))
     check_memory({f"{what} (x {processes} processes)": processes * b for what, b in largest.items()},
                  MEMORY_OPTIONS + ", fewer processes or smaller --seeds-per-task")
@@ -542,13 +545,16 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     import xarray as xr
 
     from prcy.io import atomic_path, open_dataset, provenance
-    from prcy.simulate import AMP_TIME, COORDS, SUCCESS_VARIABLES, VARIABLES
+    from prcy.simulate import AMP_TIME, COMMITTEE_CURVES, COMMITTEE_VARIABLES, COORDS, SUCCESS_VARIABLES, VARIABLES
 
     first = store.read(next(iter(tasks.values())))
     times, steps = first["time"].values, first["step"].values
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
-    curves = [v for v in VARIABLES if v in first and first[v].dims == ("seed", "time")]
+    # the (seed, time) variables of the first part, and a committee's where any cell has hidden units
+    committee = any(task.spec.problem.hidden > 1 for task in tasks.values())
+    curves = [v for v in VARIABLES if (v in first and first[v].dims == ("seed", "time"))
+              or (committee and v in COMMITTEE_CURVES)]
     per_seed = [v for v in dict.fromkeys(("solved_time", "stop_time", *VARIABLES))   # the float variables over seed
                 if v in first and first[v].dims == ("seed",) and first[v].dtype.kind == "f"]
     with atomic_path(output) as tmp:
@@ -586,6 +592,9 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
             criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
             for name in curves + per_seed + ["success", "stop_reason"]:
                 nc[name].setncatts({**VARIABLES, **SUCCESS_VARIABLES[criterion]}[name])
+                if committee and name in COMMITTEE_VARIABLES:      # its meaning in the cells with hidden > 1
+                    meta = COMMITTEE_VARIABLES[name]
+                    nc[name].setncattr("committee_meaning", meta.get("description", meta.get("long_name")))
                 if amp and name in ("solved_time", "stop_time"):
                     nc[name].setncattr("units", AMP_TIME["units"])
             cache: dict[str, object] = {}
@@ -596,7 +605,8 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 if not np.array_equal(part["time"].values, times):
                     raise ValueError(f"part {keys[0]}: its time axis differs from the sweep's")
                 for name in curves:
-                    nc[name][index] = part[name].values
+                    if name in part:          # a single unit has no a_teacher, a_distance: NaN there
+                        nc[name][index] = part[name].values
                 for name in per_seed:
                     nc[name][index] = part[name].values
                 nc["success"][index] = part["success"].values.astype(np.int8)

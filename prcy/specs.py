@@ -190,17 +190,28 @@ class Initialization:
 class Recording:
     """Observables at ``t = k lr`` for the steps ``k`` of a grid over ``[0, t_max]`` that always holds 0
     and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``;
-    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them
-    (``prcy.hessian``)."""
+    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them, with
+    ``hessian_density`` bins of its spectrum on ``[hessian_low, hessian_high]``; ``label_moments``: the
+    moments of (student field, label) at every recording time (``prcy.hessian``)."""
     t_max: float = _D["t_max"]
     points: int = _D["points"]
     grid: str = _D["grid"]
     times: tuple[float, ...] | None = _D["times"]
     hessian: int = _D["hessian"]
     hessian_every: int = _D["hessian_every"]
+    hessian_density: int = _D["hessian_density"]
+    hessian_low: float = _D["hessian_low"]
+    hessian_high: float = _D["hessian_high"]
+    label_moments: bool = _D["label_moments"]
 
     def __post_init__(self):
         check_group(self, "recording", SIMULATION)
+        if self.hessian_density and not self.hessian:
+            raise ValueError(f"hessian_density: {self.hessian_density!r} needs the Hessian; allowed: 0, or hessian "
+                             f">= 1 (the histogram is taken at the Hessian's recording times)")
+        if self.hessian_high <= self.hessian_low:
+            raise ValueError(f"hessian_high: {self.hessian_high!r} is not allowed; allowed: above hessian_low = "
+                             f"{self.hessian_low!r}")
         if self.times is not None:
             times = tuple(check_number(f"times[{i}]", t, low=0, high=self.t_max,
                                        allowed=f"a time in [0, t_max = {self.t_max:g}]")

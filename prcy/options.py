@@ -51,7 +51,7 @@ INITS = ("warm", "random", "spectral")
 PREPROCESSINGS = ("square", "truncated", "optimal")       # T(y) of the spectral start (prcy.analysis.spectral)
 SUCCESS = ("train-loss", "test-error", "train-accuracy")
 PRECISIONS = ("float64", "float32")
-LABELS = ("teacher", "random")
+LABELS = ("teacher", "random", "fresh")
 GRIDS = ("log", "linear")
 NU_FORMS = ("A.29", "A.19")
 M_EQUATIONS = ("eq14", "A.23")
@@ -354,8 +354,10 @@ SIMULATION = _rows(
            "(fields and gradients are accumulated in float64)", "problem", choices=PRECISIONS),
     Option("share_data", "problem.share_data", "bool", False, "One teacher and dataset for all seeds "
            "(only the initialization and the noise vary)", "problem"),
-    Option("labels", "problem.labels", "choice", "teacher", "random: the training labels permuted among "
-           "the samples (reshuffled labels)", "problem", choices=LABELS),
+    Option("labels", "problem.labels", "choice", "teacher", "Training labels: the teacher's; random: the "
+           "teacher's permuted among the samples (reshuffled labels); fresh: drawn from the label law "
+           "independently of the inputs (label(z), z ~ N(0, 1): the teacher's field variance; teacher problems "
+           "only)", "problem", choices=LABELS),
     Option("loss", "problem.loss", "loss", None, "Loss: a built-in name, the name of a loss an installed "
            "package publishes, or 'module:attr' (a prcy.Loss.v2 capsule or a function marked as a prcy loss "
            "factory; this imports the module: docs/engine.md) [default: the problem's]", "problem", optional=True,

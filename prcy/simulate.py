@@ -260,7 +260,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     shared = (empty_x, np.empty(0), np.empty(0), empty_x, np.empty(0))
     if p.share_data:
         w0, X, y, Xt, yt = dynamics.generate(shared_data_rng(spec), p.m, p.n, p.n_test, dtype=dtype,
-                                             shuffle_labels=p.labels == "random", problem=p.name,
+                                             labels=p.labels, problem=p.name,
                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
         shared = (X, y, w0, Xt, yt)
     init, w_init, spectral = spec.init.kind, None, None
@@ -277,7 +277,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         problem=p.name, teacher=p.teacher, onset=p.onset, delta=p.delta,
         selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=init, w_init=w_init,
         save_weights=saves_weights(spec),
-        m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
+        m0=spec.init.m0, init_variance=spec.init.variance, labels=p.labels,
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
         progress=progress_arr, abort=abort, n_threads=n_threads,
@@ -342,7 +342,7 @@ def seed_data(spec: SimulationSpec, s: int, streams: dict, shared) -> tuple:
     if p.share_data:
         return shared[2], shared[0], shared[1]
     w0, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
-                                       shuffle_labels=p.labels == "random", problem=p.name, teacher=p.teacher,
+                                       labels=p.labels, problem=p.name, teacher=p.teacher,
                                        onset=p.onset, delta=p.delta)
     return w0, X, y
 

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from prcy.options import (ALGORITHMS, CLASSIFIERS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, NOT_IN_DMFT, SIMULATION,
-                          check_applicable, check_group, check_number, defaults, flat_paths,
+from prcy.options import (ALGORITHMS, CLASSIFIERS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, MIXTURES, NOT_IN_DMFT,
+                          SIMULATION, check_applicable, check_group, check_number, defaults, flat_paths,
                           not_in_dmft_error, problem_defaults, runs_without_unused)
 
 _D = defaults(SIMULATION)
@@ -44,7 +44,7 @@ class Problem:
     n_test: int = _D["n_test"]          # held-out samples for the empirical test error (0: formula only)
     precision: str = _D["precision"]    # storage of X; fields and gradients are always accumulated in float64
     share_data: bool = _D["share_data"]  # one teacher and dataset for all seeds (only init and noise vary)
-    labels: str = _D["labels"]          # "random": training labels permuted among the samples
+    labels: str = _D["labels"]          # "random": permuted among the samples; "fresh": from the label law
     loss: str | None = _D["loss"]
     teacher: str = _D["teacher"]
     onset: float = _D["onset"]
@@ -56,6 +56,9 @@ class Problem:
         if self.m < 1:
             raise ValueError(f"alpha: {self.alpha!r} with n = {self.n} gives no sample; "
                              f"allowed: alpha * n >= 0.5")
+        if self.labels == "fresh" and self.name in MIXTURES:
+            raise ValueError(f"labels: 'fresh' does not apply to problem {self.name} (its labels are the "
+                             f"clusters); allowed: teacher, random")
 
     @property
     def m(self) -> int:

@@ -30,8 +30,8 @@ from scipy.optimize import minimize_scalar
 
 from prcy.options import check_integer
 
-GRID = 200               # points per interval between poles in the search of z(s)'s maxima (then Brent)
-MAX_OUTLIERS = 32        # single-sample components (poles) searched below the bulk
+GRID = 40                # points per interval between poles in the search of z(s)'s maxima (then Brent)
+MAX_OUTLIERS = 8         # single-sample components (poles) searched below the bulk
 
 
 def stieltjes_inverse(s, weights, n):
@@ -62,7 +62,7 @@ def lower_edge(weights, n, *, max_outliers=MAX_OUTLIERS):
     for k in range(ends.size - 1):
         lo, hi = ends[k], ends[k + 1]
         u = np.linspace(0.0, 1.0, GRID + 2)[1:-1]
-        u = np.sort(np.r_[u, np.logspace(-9, -3, 24), 1.0 - np.logspace(-9, -3, 24)])
+        u = np.sort(np.r_[u, np.logspace(-9, -3, 8), 1.0 - np.logspace(-9, -3, 8)])
         s = lo + (hi - lo) * u
         z = stieltjes_inverse(s, c, n)
         peaks = np.flatnonzero((z[1:-1] > z[:-2]) & (z[1:-1] >= z[2:])) + 1

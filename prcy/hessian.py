@@ -42,6 +42,7 @@ import numpy as np
 TOL = 1e-8               # ARPACK's relative tolerance on the eigenvalues
 MAX_ITER = 5000          # Lanczos restarts per recording time
 DENSE_MAX = 2048         # --hessian-density: dense eigh up to this n, stochastic Lanczos quadrature above
+DENSE_BLOCK = 1024       # rows of X per block when the dense Hessian is formed
 SLQ_PROBES = 16          # stochastic Lanczos quadrature: random probes ...
 SLQ_STEPS = 80           # ... and Lanczos steps per probe (each step one Hessian-vector product)
 
@@ -136,8 +137,11 @@ def tangent_eigenvalues(X, c, w, shift: float, sphere: bool) -> np.ndarray:
     """Every eigenvalue of the Hessian (``A + shift``; on the sphere on the tangent space, ``n - 1`` of
     them) by a dense ``numpy.linalg.eigh``: the tangent space is the span of ``e_2..e_n`` after the
     Householder reflection ``Q = I - 2 u u^T`` that maps ``e = w/|w|`` to ``e_1``."""
-    n = X.shape[1]
-    A = X.T @ (c[:, None] * X)
+    m, n = X.shape
+    A = np.zeros((n, n))
+    for start in range(0, m, DENSE_BLOCK):            # X^T diag(c) X by row blocks: no copy of X
+        rows = X[start:start + DENSE_BLOCK]
+        A += rows.T @ (c[start:start + DENSE_BLOCK, None] * rows)
     A /= n
     A[np.diag_indices(n)] += shift
     if sphere:

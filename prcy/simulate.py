@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from prcy.hessian import DENSE_MAX
+from prcy.hessian import DENSE_BLOCK, DENSE_MAX
 from prcy.interrupt import run_interruptible
 from prcy.options import CLASSIFIERS, MIXTURES, SIMULATION, context, not_applicable_error
 from prcy.specs import SimulationSpec, specs_from_options
@@ -119,7 +119,7 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
         **({f"weights at the recording times for the Hessian or the label moments, {spec.seeds} x {n_record} x "
             f"{p.n}": 8.0 * spec.seeds * n_record * p.n} if saves_weights(spec) else {}),
-        **({f"a dense Hessian, {p.n} x {p.n}, and its eigh": 3 * 8.0 * p.n * p.n}
+        **({f"a dense Hessian, {p.n} x {p.n}, its eigh and a block of rows": 8.0 * p.n * (3 * p.n + DENSE_BLOCK)}
            if spec.recording.hessian_density and p.n <= DENSE_MAX else {}),
     }
 

@@ -28,6 +28,7 @@ A weight much more negative than the rest gives an edge set by that one sample (
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from prcy.analysis.theory import ConvergenceError
 from prcy.options import check_integer
 
 GRID = 40                # points per interval between poles in the search of z(s)'s maxima (then Brent)
@@ -44,7 +45,8 @@ def stieltjes_inverse(s, weights, n):
 def lower_edge(weights, n, *, max_outliers=MAX_OUTLIERS):
     """``(edge, outliers)``: the lower edge of the bulk of ``(1/n) sum_mu c_mu x_mu x_mu^T``
     (``x_mu ~ N(0, I_n)``) for the weights ``c_mu``, and how many eigenvalues lie below it (module
-    docstring); the edge is 0 when ``M < n`` and no weight is negative (the null space)."""
+    docstring); the edge is 0 when ``M < n`` and no weight is negative (the null space). Raises
+    ``ConvergenceError`` when no edge is found past ``max_outliers`` single-sample components."""
     n = check_integer("n", n, low=1)
     max_outliers = check_integer("max_outliers", max_outliers, low=0)
     c = np.asarray(weights, dtype=float).ravel()
@@ -58,20 +60,28 @@ def lower_edge(weights, n, *, max_outliers=MAX_OUTLIERS):
     ends = np.r_[0.0, poles]
     if poles.size < max_outliers + 1:
         ends = np.r_[ends, ends[-1] + 1e3 / max(float(np.mean(np.abs(c))), 1e-300)]
+    mean = float(c.sum()) / n               # the mean eigenvalue, trace / n: the bulk's edge lies below it
+    negative = np.sort(c[c < 0])
     found = None
     for k in range(ends.size - 1):
+        if k and (found is None or negative[k - 1] >= found[0]):
+            break                            # a weight above the edge found gives no component below it
         lo, hi = ends[k], ends[k + 1]
-        u = np.linspace(0.0, 1.0, GRID + 2)[1:-1]
-        u = np.sort(np.r_[u, np.logspace(-9, -3, 8), 1.0 - np.logspace(-9, -3, 8)])
+        # geometric towards both ends (the maximum can sit far from the middle of a wide interval), not closer
+        # than 1e-9 of the width to a pole, where 1 + c s loses its digits
+        ends_u = np.logspace(-9, np.log10(0.5), GRID)
+        u = np.unique(np.r_[np.linspace(0.0, 1.0, GRID + 2)[1:-1], ends_u, 1.0 - ends_u])
         s = lo + (hi - lo) * u
         z = stieltjes_inverse(s, c, n)
         peaks = np.flatnonzero((z[1:-1] > z[:-2]) & (z[1:-1] >= z[2:])) + 1
-        peaks = peaks[(peaks > 1) & (peaks < s.size - 2)]       # not at the rounding-limited ends
         if peaks.size:
             i = peaks[-1]
             best = minimize_scalar(lambda v: -float(stieltjes_inverse(np.array([v]), c, n)[0]),
                                    bounds=(s[i - 1], s[i + 1]), method="bounded", options={"xatol": 1e-15 * hi})
-            found = (float(max(-best.fun, z[i])), k)
+            edge = float(max(-best.fun, z[i]))
+            if edge < mean:
+                found = (edge, k)
     if found is None:
-        raise ValueError(f"lower_edge: no edge within the first {max_outliers} outliers of {c.size} weights")
+        raise ConvergenceError(f"lower_edge: no edge within the first {max_outliers} single-sample components of "
+                               f"{c.size} weights", np.nan)
     return found

@@ -58,7 +58,7 @@ class HessianAt:
     overlaps of their unit eigenvectors (NaN if not converged), the eigenvectors (``n x k``, None if not
     converged), the multiplier ``mu`` (0 with the ridge), whether Lanczos converged, the products it used,
     and the bulk edge (``prcy.analysis.wishart.lower_edge`` of the weights ``d2v``, shifted like the
-    Hessian)."""
+    Hessian; NaN where it finds none)."""
     values: np.ndarray
     overlaps: np.ndarray
     vectors: np.ndarray | None
@@ -115,12 +115,16 @@ def hessian_at(X, y, w, w0, capsule, *, k: int, ridge: float, sphere: bool, star
     ``start``, and the bulk edge (``HessianAt``)."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+    from prcy.analysis.theory import ConvergenceError
     from prcy.analysis.wishart import lower_edge
 
     n = X.shape[1]
     c, mu = curvatures(X, y, w, capsule, sphere=sphere)
     shift = ridge - mu
-    edge = lower_edge(c, n)[0] + shift
+    try:
+        edge = lower_edge(c, n)[0] + shift
+    except ConvergenceError:                 # more single-sample components than lower_edge searches
+        edge = np.nan
     apply, _, products = tangent_operator(X, c, w, shift, sphere)
     op = LinearOperator((n, n), matvec=apply, dtype=np.float64)
     try:

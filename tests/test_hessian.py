@@ -101,7 +101,8 @@ def test_simulate_records_the_hessian_on_a_thinned_grid():
 
 def test_bulk_edge_formula_against_marchenko_pastur_and_eigh():
     """Unit weights: Marchenko-Pastur's (1 - sqrt(M/N))^2 and 0 below M = N; bounded weights independent of
-    the inputs: the lowest eigenvalue of a dense N = 200 matrix sits within 0.25 above the edge."""
+    the inputs: the lowest eigenvalue of a dense N = 200 matrix sits within 0.25 above the edge; weights
+    near a solution (tiny negative ones, whose poles lie far out): within 0.4."""
     for ratio in (2.0, 4.0, 10.0):
         edge, outliers = lower_edge(np.ones(int(ratio * 200)), 200)
         assert edge == pytest.approx((1 - np.sqrt(ratio)) ** 2, rel=1e-9) and outliers == 0
@@ -114,6 +115,11 @@ def test_bulk_edge_formula_against_marchenko_pastur_and_eigh():
             lowest = np.linalg.eigvalsh(Z.T @ (c[:, None] * Z) / 200)[0]
             edge, _ = lower_edge(c, 200)
             assert -0.05 < lowest - edge < 0.25
+    y = np.abs(rng.standard_normal(2000))                # near a solution: c = 3h^2 - y^2 ~ 2y^2, some tiny c < 0
+    c = 3 * (y + 1e-2 * rng.standard_normal(2000)) ** 2 - y * y
+    Z = rng.standard_normal((2000, 200))
+    edge = lower_edge(c, 200)[0]                         # measured 0.18-0.24 below eigh's lowest (edge ~ 5.5)
+    assert c.min() < 0 and -0.05 < np.linalg.eigvalsh(Z.T @ (c[:, None] * Z) / 200)[0] - edge < 0.4
     with pytest.raises(ValueError, match="weights: 2 values, finite: False"):
         lower_edge([1.0, np.nan], 10)
 

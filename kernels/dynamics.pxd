@@ -14,6 +14,11 @@ cdef enum StopReason:
     STOP_INTERRUPTED = 3
     STOP_STATIONARY = 4          # max_j |G_j| < grad_tol (G: the step's gradient, tangent part on the sphere)
 
+cdef enum LabelKind:
+    LABELS_TEACHER = 0           # y = label(h0): the teacher's
+    LABELS_PERMUTED = 1          # the teacher's training labels permuted among the samples
+    LABELS_FRESH = 2             # y = label(z), z ~ N(0, 1) fresh: the label law, independent of X
+
 cdef enum InitKind:
     INIT_WARM = 0                # w(0) = m0 w0 + c z_perp on the sphere; m0 w0 + z with the ridge
     INIT_RANDOM = 1              # uniform on the sphere; N(0, variance I) with the ridge
@@ -67,7 +72,7 @@ cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const doubl
                       const Loss* loss, int use_err) noexcept nogil
 cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
                         double* w0, floating* X, double* y, floating* Xt, double* yt,
-                        int shuffle_labels) noexcept nogil
+                        int labels) noexcept nogil
 cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, int kind, double m0, double variance,
                        int sphere, double* w) noexcept nogil
 cdef void trajectory(const Dynamics* d, const floating* X, const double* y, const floating* Xt,

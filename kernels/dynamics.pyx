@@ -78,6 +78,7 @@ SELECTION = {"full": SELECT_FULL, "bernoulli": SELECT_BERNOULLI, "persistent": S
              "replay": SELECT_REPLAY}
 STOP_REASONS = ("max_time", "converged", "diverged", "interrupted", "stationary")
 INIT_KINDS = {"warm": INIT_WARM, "random": INIT_RANDOM, "given": INIT_GIVEN}
+LABEL_KINDS = {"teacher": LABELS_TEACHER, "random": LABELS_PERMUTED, "fresh": LABELS_FRESH}   # --labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,15 +407,17 @@ cdef inline void _mixture_rows(bitgen_t* rng, const Problem* problem, Py_ssize_t
 
 cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
                         double* w0, floating* X, double* y, floating* Xt, double* yt,
-                        int shuffle_labels) noexcept nogil:
+                        int labels) noexcept nogil:
     """Teacher from ``n`` standard normals: normalized to ``|w0|^2 = n`` (Gaussian teacher) or their
     signs (Rademacher). Labelled by the teacher: ``X``, ``Xt`` i.i.d. N(0, 1) (rounded to the storage
     precision); labels ``y = problem.label(h0)`` with ``h0 = X w0 / sqrt(n)`` from the rounded ``X``.
     A mixture (``problem.clusters``): ``w0`` is the cluster mean ``v*``; the training rows, then the
     held-out rows, each drawn as ``_mixture_rows`` says.
-    ``shuffle_labels``: the training labels are then permuted among the samples (reshuffled labels:
-    same label law, no information on ``X``), by the Fisher-Yates draws of
-    ``numpy.random.Generator.shuffle``; the held-out set keeps its own labels."""
+    ``labels`` (``LabelKind``): ``LABELS_PERMUTED``: the training labels are then permuted among the
+    samples (reshuffled labels: same empirical label law, no information on ``X``), by the Fisher-Yates
+    draws of ``numpy.random.Generator.shuffle``; ``LABELS_FRESH``: then replaced by ``label(z_mu)`` with
+    ``m`` fresh standard normals ``z_mu`` (the teacher's field law, ``|w0|^2 = n``: matched variance),
+    teacher problems only. The held-out set keeps its own labels."""
     cdef Py_ssize_t i, j
     cdef double norm2 = 0.0, s
     for i in range(n):
@@ -440,7 +443,10 @@ cdef void generate_data(bitgen_t* rng, const Problem* problem, Py_ssize_t m, Py_
             y[i] = problem.label(field_dot(X + i * n, w0, n) * s, problem.theta)
         for i in range(m_test):
             yt[i] = problem.label(field_dot(Xt + i * n, w0, n) * s, problem.theta)
-    if shuffle_labels:
+    if labels == LABELS_FRESH:
+        for i in range(m):
+            y[i] = problem.label(random_standard_normal(rng), problem.theta)
+    elif labels == LABELS_PERMUTED:
         for i in range(m - 1, 0, -1):
             j = <Py_ssize_t>random_interval(rng, <uint64_t>i)
             s = y[i]
@@ -830,7 +836,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               const double[::1] w0_shared, const floating[:, ::1] Xt_shared,
               const double[::1] yt_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
               Py_ssize_t m_test, str problem, str teacher, double onset, double delta, str selection, double ell,
-              double p_on, double p_off, str init, double m0, double init_variance, bint shuffle_labels=False,
+              double p_on, double p_off, str init, double m0, double init_variance, str labels="teacher",
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
               int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None, bint save_weights=False,
@@ -875,6 +881,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef Problem prob
     problem_setup(&prob, problem, teacher, onset, delta)
     cdef int init_kind = INIT_KINDS[init]
+    cdef int label_kind = LABEL_KINDS[labels]
     cdef const double[:, ::1] given
     cdef const double* given_ptr = NULL
     if init_kind == INIT_GIVEN:
@@ -962,7 +969,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
             if failed[0]:
                 continue
             if not shared_data:
-                generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, shuffle_labels)
+                generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, label_kind)
             if init_kind == INIT_GIVEN:
                 memcpy(w, given_ptr + s * n, n * sizeof(double))
             else:
@@ -1146,7 +1153,7 @@ def weighted_gram_product(const floating[:, ::1] X, const double[::1] c, const d
 
 
 def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtype=np.float64,
-             bint shuffle_labels=False, str problem="phase-retrieval", str teacher="gaussian", double onset=0.0,
+             str labels="teacher", str problem="phase-retrieval", str teacher="gaussian", double onset=0.0,
              double delta=1.0):
     """The data draw of one seed: ``(w0, X, y, Xt, yt)`` (teacher or cluster mean, inputs, labels,
     held-out inputs and labels), exactly as ``run_seeds`` draws it (``delta``: a mixture's only)."""
@@ -1155,19 +1162,19 @@ def generate(bitgenerator, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test=0, dtyp
     Xt = np.empty((m_test, n), dtype=dtype)
     y = np.empty(m)
     yt = np.empty(m_test)
-    _generate(bitgenerator, X, Xt, w0, y, yt, shuffle_labels, problem, teacher, onset, delta)
+    _generate(bitgenerator, X, Xt, w0, y, yt, LABEL_KINDS[labels], problem, teacher, onset, delta)
     return w0, X, y, Xt, yt
 
 
 def _generate(bitgenerator, floating[:, ::1] X, floating[:, ::1] Xt, double[::1] w0, double[::1] y,
-              double[::1] yt, bint shuffle_labels, str problem, str teacher, double onset, double delta):
+              double[::1] yt, int label_kind, str problem, str teacher, double onset, double delta):
     cdef Problem prob
     problem_setup(&prob, problem, teacher, onset, delta)
     cdef bitgen_t* gen = _bitgen(bitgenerator)
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], m_test = Xt.shape[0]
     with bitgenerator.lock, nogil:
         generate_data(gen, &prob, m, n, m_test, &w0[0], &X[0, 0] if m else NULL, &y[0] if m else NULL,
-                      &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL, shuffle_labels)
+                      &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL, label_kind)
 
 
 def initial_weights(bitgenerator, const double[::1] w0, double m0, bint sphere, str init="warm",

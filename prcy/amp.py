@@ -204,7 +204,7 @@ def run_seeds(spec, data_rngs: list, init_rngs: list, record_steps: np.ndarray, 
 
     def draw(rng):
         w0, X, y, Xt, yt = dynamics.generate(rng, p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
-                                             shuffle_labels=p.labels == "random", problem=p.name,
+                                             labels=p.labels, problem=p.name,
                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
         # float32 storage: the dataset is the rounded one, the iteration runs in float64
         return w0, np.asarray(X, dtype=np.float64), y, np.asarray(Xt, dtype=np.float64), yt

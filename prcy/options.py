@@ -53,7 +53,7 @@ INITS = ("warm", "random", "spectral")
 PREPROCESSINGS = ("square", "truncated", "optimal")       # T(y) of the spectral start (prcy.analysis.spectral)
 SUCCESS = ("train-loss", "test-error", "train-accuracy")
 PRECISIONS = ("float64", "float32")
-LABELS = ("teacher", "random")
+LABELS = ("teacher", "random", "fresh")
 GRIDS = ("log", "linear")
 NU_FORMS = ("A.29", "A.19")
 M_EQUATIONS = ("eq14", "A.23")
@@ -356,8 +356,10 @@ SIMULATION = _rows(
            "(fields and gradients are accumulated in float64)", "problem", choices=PRECISIONS),
     Option("share_data", "problem.share_data", "bool", False, "One teacher and dataset for all seeds "
            "(only the initialization and the noise vary)", "problem"),
-    Option("labels", "problem.labels", "choice", "teacher", "random: the training labels permuted among "
-           "the samples (reshuffled labels)", "problem", choices=LABELS),
+    Option("labels", "problem.labels", "choice", "teacher", "Training labels: the teacher's; random: the "
+           "teacher's permuted among the samples (reshuffled labels); fresh: drawn from the label law "
+           "independently of the inputs (label(z), z ~ N(0, 1): the teacher's field variance; teacher problems "
+           "only)", "problem", choices=LABELS),
     Option("loss", "problem.loss", "loss", None, "Loss: a built-in name, the name of a loss an installed "
            "package publishes, or 'module:attr' (a prcy.Loss.v2 capsule or a function marked as a prcy loss "
            "factory; this imports the module: docs/engine.md) [default: the problem's]", "problem", optional=True,
@@ -440,6 +442,18 @@ SIMULATION = _rows(
            "dynamics) at the recording times (0: none)", "recording", low=0, at_most=64, sweepable=False),
     Option("hessian_every", "recording.hessian_every", "int", 1, "Hessian at every k-th recording time (the "
            "first and last always)", "recording", low=1, at_most=10 ** 6, sweepable=False),
+    Option("hessian_density", "recording.hessian_density", "int", 0, "With --hessian: also the histogram of the "
+           "Hessian's whole spectrum on this many equal bins of [hessian_low, hessian_high] at the same times "
+           "(dense eigh for n <= 2048, stochastic Lanczos quadrature above; 0: none)", "recording", low=0,
+           at_most=10 ** 5, sweepable=False),
+    Option("hessian_low", "recording.hessian_low", "float", -20.0, "Lower end of the --hessian-density bins",
+           "recording", low=-1e6, at_most=1e6, sweepable=False),
+    Option("hessian_high", "recording.hessian_high", "float", 180.0, "Upper end of the --hessian-density bins "
+           "(above hessian_low)", "recording", low=-1e6, at_most=1e6, sweepable=False),
+    Option("label_moments", "recording.label_moments", "bool", False, "Record the moments E[h^a y^b] of the "
+           "student's fields h and the training labels y over the training samples at the recording times "
+           "((a, b) = (2,0), (4,0), (6,0), (2,2), (4,2), (2,4); Sarao Mannelli et al. 2020, eq 17)", "recording",
+           sweepable=False, applies=GRADIENT),
     # recording: the time grid (shared by all runs of a sweep)
     Option("t_max", "recording.t_max", "float", 100.0, "Horizon (amp: the number of iterations)", "recording",
            low=0, low_open=True,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
+from prcy.hessian import DENSE_BLOCK, DENSE_MAX
 from prcy.interrupt import run_interruptible
 from prcy.options import CLASSIFIERS, MIXTURES, SIMULATION, context, not_applicable_error
 from prcy.specs import SimulationSpec, specs_from_options
@@ -57,6 +58,16 @@ VARIABLES = {
                                             "NaN where not computed or not converged (prcy.hessian)"),
     "hessian_teacher_overlap": dict(long_name="|v.w0|/|w0| of the Hessian's unit eigenvectors", units="1"),
     "hessian_multiplier": dict(long_name="spherical multiplier mu = w.grad L / |w|^2", units="1"),
+    "hessian_bulk_edge": dict(long_name="lower bulk edge of the Hessian's spectrum", units="1",
+                              description="the lower edge of the weighted Wishart matrix with the weights d2v(h_mu; "
+                                          "y_mu), plus ridge - mu (prcy.analysis.wishart.lower_edge)"),
+    "hessian_density": dict(long_name="fraction of the Hessian's eigenvalues per bin", units="1",
+                            description="whole spectrum (on the sphere: the tangent space's n - 1 eigenvalues) by a "
+                                        "dense eigh for n <= 2048, stochastic Lanczos quadrature above (prcy.hessian)"),
+    "hessian_density_outside": dict(long_name="fraction of the Hessian's eigenvalues outside the bins", units="1"),
+    "label_moments": dict(long_name="moments E[h^a y^b] over the training samples", units="1",
+                          description="h = x.w/sqrt(N) the student's field, y the training label; (a, b) along "
+                                      "moment (Sarao Mannelli et al. 2020, eq 17)"),
     "hessian_converged": dict(long_name="every requested Hessian eigenpair converged"),
     "hessian_products": dict(long_name="Hessian-vector products used by the seed"),
     "stop_reason": dict(long_name="why the seed stopped", flag_values="max_time converged diverged stationary"),
@@ -81,6 +92,8 @@ COORDS = {
     "time": dict(long_name="physical time", units="steps * lr", standard_name="time"),
     "step": dict(long_name="step index"),
     "seed": dict(long_name="seed index (spawn key of the root seed)"),
+    "bin": dict(long_name="centre of a --hessian-density bin", units="1", bounds="bin_bounds"),
+    "moment": dict(long_name="(a, b) of E[h^a y^b]"),
     "unit": dict(long_name="hidden unit k of the student"),
     "unit2": dict(long_name="hidden unit l of the student (second index of the overlap matrix)"),
 }
@@ -130,8 +143,10 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
             working * (8.0 * 4 * p.hidden * p.n + 17.0 * p.m),
         "recorded curves": 3 * 8.0 * 6 * spec.seeds * n_record,
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
-        **({f"weights at the recording times for the Hessian, {spec.seeds} x {n_record} x {p.n}":
-            8.0 * spec.seeds * n_record * p.n} if spec.recording.hessian else {}),
+        **({f"weights at the recording times for the Hessian or the label moments, {spec.seeds} x {n_record} x "
+            f"{p.n}": 8.0 * spec.seeds * n_record * p.n} if saves_weights(spec) else {}),
+        **({f"a dense Hessian, {p.n} x {p.n}, its eigh and a block of rows": 8.0 * p.n * (3 * p.n + DENSE_BLOCK)}
+           if spec.recording.hessian_density and p.n <= DENSE_MAX else {}),
     }
 
 
@@ -166,6 +181,11 @@ def check_hidden(spec: SimulationSpec, n_threads: int) -> None:
                          f"optimizer state need {format_bytes(p.hidden * per_unit)}, more than the "
                          f"{format_bytes(machine_memory())} this machine gives a process); allowed: an integer in "
                          f"[1, {int(machine_memory() // per_unit)}]")
+
+
+def saves_weights(spec: SimulationSpec) -> bool:
+    """Whether the kernel keeps the weights at the recording times (the Hessian, the label moments)."""
+    return bool(spec.recording.hessian or spec.recording.label_moments)
 
 
 def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
@@ -300,7 +320,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     shared = (empty_x, np.empty(0), np.empty(0), empty_x, np.empty(0))
     if p.share_data:
         w0, X, y, Xt, yt = dynamics.generate(shared_data_rng(spec), p.m, p.n, p.n_test, dtype=dtype,
-                                             shuffle_labels=p.labels == "random", problem=p.name,
+                                             labels=p.labels, problem=p.name,
                                              teacher=p.teacher, onset=p.onset, delta=p.delta)
         shared = (X, y, w0, Xt, yt)
     init, w_init, spectral = spec.init.kind, None, None
@@ -316,8 +336,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         capsule, *shared, shared_data=p.share_data, m=p.m, n=p.n, m_test=p.n_test,
         problem=p.name, teacher=p.teacher, onset=p.onset, delta=p.delta,
         selection=a.selection, ell=a.batch_fraction, p_on=p_on, p_off=p_off, init=init, w_init=w_init,
-        save_weights=spec.recording.hessian > 0,
-        m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
+        save_weights=saves_weights(spec),
+        m0=spec.init.m0, init_variance=spec.init.variance, labels=p.labels,
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
         progress=progress_arr, abort=abort, n_threads=n_threads, hidden=p.hidden,
@@ -328,16 +348,26 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     ds.attrs["loss"] = loss_name
     if spectral is not None:
         ds["spectral_eigenvalue"] = (("seed",), spectral)
-    if spec.recording.hessian:
-        from prcy.hessian import hessian_records
+    if saves_weights(spec):
+        from prcy.hessian import LABEL_MOMENTS, density_edges, hessian_records, label_moment_records
 
-        streams = seed_streams(spec)
-        for name, values in hessian_records(spec, out.pop("weights"), capsule,
-                                            lambda s: seed_data(spec, s, streams, shared), streams["init"]).items():
-            ds[name] = (("seed", "time", "eig")[:values.ndim], values)
-    for name in ds.data_vars:
-        if name in VARIABLES:
-            ds[name].attrs.update(VARIABLES[name])
+        weights = out.pop("weights")
+        data = lambda s: seed_data(spec, s, seed_streams(spec), shared)        # noqa: E731  (fresh streams)
+        rec = spec.recording
+        if rec.hessian:
+            third = "bin" if rec.hessian_density else "eig"
+            for name, values in hessian_records(spec, weights, capsule, data, seed_streams(spec)["init"]).items():
+                ds[name] = (("seed", "time", "eig" if name != "hessian_density" else third)[:values.ndim], values)
+            if rec.hessian_density:
+                edges = density_edges(rec)
+                ds = ds.assign_coords(bin=0.5 * (edges[1:] + edges[:-1]))
+                ds["bin_bounds"] = (("bin", "nv"), np.column_stack([edges[:-1], edges[1:]]))
+        if rec.label_moments:
+            ds["label_moments"] = (("seed", "time", "moment"), label_moment_records(weights, data))
+            ds = ds.assign_coords(moment=[f"h{a}y{b}" for a, b in LABEL_MOMENTS])
+    for name in ds.variables:
+        if name in VARIABLES or name in ("bin", "moment"):
+            ds[name].attrs.update({**VARIABLES, **COORDS}[name])
     return ds
 
 
@@ -372,7 +402,7 @@ def seed_data(spec: SimulationSpec, s: int, streams: dict, shared) -> tuple:
     if p.share_data:
         return shared[2], shared[0], shared[1]
     w0, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
-                                       shuffle_labels=p.labels == "random", problem=p.name, teacher=p.teacher,
+                                       labels=p.labels, problem=p.name, teacher=p.teacher,
                                        onset=p.onset, delta=p.delta)
     return w0, X, y
 

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from prcy.options import (ALGORITHMS, CLASSIFIERS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, NOT_IN_DMFT, SIMULATION,
-                          check_applicable, check_group, check_number, defaults, flat_paths,
+from prcy.options import (ALGORITHMS, CLASSIFIERS, DEFAULT_LOSS, MAX_SEED, MAX_STEPS, MAX_TIME, MIXTURES, NOT_IN_DMFT,
+                          SIMULATION, check_applicable, check_group, check_number, defaults, flat_paths,
                           not_in_dmft_error, problem_defaults, runs_without_unused)
 
 _D = defaults(SIMULATION)
@@ -45,7 +45,7 @@ class Problem:
     n_test: int = _D["n_test"]          # held-out samples for the empirical test error (0: formula only)
     precision: str = _D["precision"]    # storage of X; fields and gradients are always accumulated in float64
     share_data: bool = _D["share_data"]  # one teacher and dataset for all seeds (only init and noise vary)
-    labels: str = _D["labels"]          # "random": training labels permuted among the samples
+    labels: str = _D["labels"]          # "random": permuted among the samples; "fresh": from the label law
     loss: str | None = _D["loss"]
     teacher: str = _D["teacher"]
     onset: float = _D["onset"]
@@ -58,6 +58,9 @@ class Problem:
         if self.m < 1:
             raise ValueError(f"alpha: {self.alpha!r} with n = {self.n} gives no sample; "
                              f"allowed: alpha * n >= 0.5")
+        if self.labels == "fresh" and self.name in MIXTURES:
+            raise ValueError(f"labels: 'fresh' does not apply to problem {self.name} (its labels are the "
+                             f"clusters); allowed: teacher, random")
 
     @property
     def m(self) -> int:
@@ -192,17 +195,28 @@ class Initialization:
 class Recording:
     """Observables at ``t = k lr`` for the steps ``k`` of a grid over ``[0, t_max]`` that always holds 0
     and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``;
-    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them
-    (``prcy.hessian``)."""
+    ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them, with
+    ``hessian_density`` bins of its spectrum on ``[hessian_low, hessian_high]``; ``label_moments``: the
+    moments of (student field, label) at every recording time (``prcy.hessian``)."""
     t_max: float = _D["t_max"]
     points: int = _D["points"]
     grid: str = _D["grid"]
     times: tuple[float, ...] | None = _D["times"]
     hessian: int = _D["hessian"]
     hessian_every: int = _D["hessian_every"]
+    hessian_density: int = _D["hessian_density"]
+    hessian_low: float = _D["hessian_low"]
+    hessian_high: float = _D["hessian_high"]
+    label_moments: bool = _D["label_moments"]
 
     def __post_init__(self):
         check_group(self, "recording", SIMULATION)
+        if self.hessian_density and not self.hessian:
+            raise ValueError(f"hessian_density: {self.hessian_density!r} needs the Hessian; allowed: 0, or hessian "
+                             f">= 1 (the histogram is taken at the Hessian's recording times)")
+        if self.hessian_high <= self.hessian_low:
+            raise ValueError(f"hessian_high: {self.hessian_high!r} is not allowed; allowed: above hessian_low = "
+                             f"{self.hessian_low!r}")
         if self.times is not None:
             times = tuple(check_number(f"times[{i}]", t, low=0, high=self.t_max,
                                        allowed=f"a time in [0, t_max = {self.t_max:g}]")
@@ -320,7 +334,7 @@ class SimulationSpec(SpecForms):
 
 def check_committee(spec: SimulationSpec) -> None:
     """What a student with ``hidden > 1`` units needs beyond the option table: a loss with a committee
-    form, a start drawn unit by unit (warm or random), no Hessian records, and held-out samples for the test
+    form, a start drawn unit by unit (warm or random), no Hessian or label-moment records, and held-out samples for the test
     error (a committee's label error has no closed form)."""
     from prcy.options import COMMITTEE_LOSSES, LOSSES
 
@@ -333,6 +347,9 @@ def check_committee(spec: SimulationSpec) -> None:
         raise ValueError(f"init: 'spectral' is not allowed {where}; allowed: warm, random (each unit drawn in turn)")
     if spec.recording.hessian:
         raise ValueError(f"hessian: {spec.recording.hessian!r} is not allowed {where}; allowed: 0")
+    if spec.recording.label_moments:
+        raise ValueError(f"label_moments: True is not allowed {where} (the moments are of a single unit's field); "
+                         f"allowed: false")
     if p.n_test == 0:
         raise ValueError(f"n_test: 0 is not allowed {where} (a committee's test error has no closed form and is "
                          f"measured on held-out samples); allowed: n_test >= 1, e.g. --n-test 10000")

@@ -201,9 +201,11 @@ class Sweep:
                 value = values[0]
             fixed[key] = value
         seeds_per_task = OPTIONS["seeds_per_task"].check(seeds_per_task)
-        if fixed.get("hessian", 0):
-            raise ValueError(f"hessian: {fixed['hessian']!r} is not allowed in a sweep (its merge keeps the (seed, time) "
-                             f"variables only); allowed: 0 here, or prcy simulate --hessian per grid point")
+        for name, off in (("hessian", 0), ("label_moments", False)):
+            if fixed.get(name, off):
+                raise ValueError(f"{name}: {fixed[name]!r} is not allowed in a sweep (its merge keeps the (seed, "
+                                 f"time) variables only); allowed: {str(off).lower()} here, or prcy simulate "
+                                 f"--{name.replace('_', '-')} per grid point")
         sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
         check_amp_alone(dict(sweep.axes).get("algorithm", ()))      # one time axis for the whole sweep
         runs_without_unused([opts for _, opts in sweep.points()])   # an option that applies to no cell

@@ -242,6 +242,7 @@ def test_door_committee():
     (dict(hidden=2, algorithm="amp", init="random"), "hidden: 2 does not apply to algorithm amp"),
     (dict(hidden=2, init="spectral"), "init: 'spectral' is not allowed with hidden = 2"),
     (dict(hidden=2, hessian=2), "hessian: 2 is not allowed with hidden = 2"),
+    (dict(hidden=2, label_moments=True, n_test=10), "label_moments: True is not allowed with hidden = 2"),
     (dict(hidden=2, loss="linear-regression", n_test=10), "loss: 'linear-regression' has no committee form"),
     (dict(hidden=2, problem="door"), "n_test: 0 is not allowed with hidden = 2"),
     (dict(hidden=2), "n_test: 0 is not allowed with hidden = 2"),

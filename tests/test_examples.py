@@ -90,3 +90,26 @@ def test_table_scripts_run(tmp_path):
         if len(times):
             steps_per_epoch = 1 if algorithm == "gd" else 1 / 0.5      # the default batch fraction
             assert row.epochs_max == pytest.approx(times.max() / 0.01 / steps_per_epoch, rel=1e-3)
+
+
+def test_plateau_tables_script_runs(tmp_path):
+    """examples/plateau_tables.py (docs/validation.md 5a, 10d) on a toy run: the CSVs hold the file's numbers."""
+    import numpy as np
+    import pandas as pd
+
+    import prcy
+
+    ds = prcy.simulate(algorithm="gd", labels="random", m0=0.0, alpha=4, n=40, lr=0.02, t_max=12, points=8, seeds=3,
+                       hessian=2, hessian_every=100, label_moments=True)
+    path = tmp_path / "run.nc"
+    ds.to_netcdf(path)
+    _run_script("plateau_tables.py", ["gap", "gap.csv", str(path)], tmp_path)
+    gap = pd.read_csv(tmp_path / "gap.csv")
+    assert list(gap.time) == [float(ds.time.values[np.argmin(np.abs(ds.time.values - t))]) for t in (1, 10)]
+    assert gap.train_loss_mean.iloc[-1] == pytest.approx(float(ds.train_loss.sel(time=gap.time.iloc[-1]).mean()),
+                                                         abs=1e-5)
+    _run_script("plateau_tables.py", ["end", "end.csv", str(path)], tmp_path)
+    end = pd.read_csv(tmp_path / "end.csv")
+    last = ds.isel(time=-1)
+    assert end.lambda1_min[0] == pytest.approx(float(last.hessian_eigenvalues.isel(eig=0).min()), abs=1e-4)
+    assert end.h2y2[0] == pytest.approx(float(last.label_moments.sel(moment="h2y2").mean()), abs=1e-4)

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import prcy
-from prcy.hessian import hessian_at, record_indices
+from prcy.analysis.wishart import lower_edge
+from prcy.hessian import (LABEL_MOMENTS, curvatures, hessian_at, record_indices, slq_nodes, spectrum_histogram,
+                          tangent_operator)
 from prcy.kernels import dynamics, losses
 
 
@@ -36,8 +38,8 @@ def test_lowest_eigenpairs_against_eigh(sphere):
     ridge = 0.0 if sphere else 0.3
     H, B, mu = _dense(X, y, w, cap, ridge, sphere)
     vals, vecs = np.linalg.eigh(H)
-    got, overlaps, vectors, got_mu, ok, products = hessian_at(X, y, w, w0, cap, k=4, ridge=ridge, sphere=sphere,
-                                                              start=np.ones(200))
+    at = hessian_at(X, y, w, w0, cap, k=4, ridge=ridge, sphere=sphere, start=np.ones(200))
+    got, overlaps, vectors, got_mu, ok, products = at.values, at.overlaps, at.vectors, at.mu, at.converged, at.products
     assert ok and products > 0
     np.testing.assert_allclose(got, vals[:4], rtol=1e-8, atol=1e-8)
     full = B @ vecs[:, :4]
@@ -95,3 +97,109 @@ def test_simulate_records_the_hessian_on_a_thinned_grid():
     with pytest.raises(ValueError, match="hessian: 3 is not allowed in a sweep"):
         from prcy.sweep import Sweep
         Sweep.from_options({"alpha": [2, 3], "hessian": 3, "n": 20, "t_max": 0.1, "seeds": 1})
+
+
+def test_bulk_edge_formula_against_marchenko_pastur_and_eigh():
+    """Unit weights: Marchenko-Pastur's (1 - sqrt(M/N))^2 and 0 below M = N; bounded weights independent of
+    the inputs: the lowest eigenvalue of a dense N = 200 matrix sits within 0.25 above the edge; weights
+    near a solution (tiny negative ones, whose poles lie far out): within 0.4."""
+    for ratio in (2.0, 4.0, 10.0):
+        edge, outliers = lower_edge(np.ones(int(ratio * 200)), 200)
+        assert edge == pytest.approx((1 - np.sqrt(ratio)) ** 2, rel=1e-9) and outliers == 0
+    assert lower_edge(np.ones(100), 200) == (0.0, 0)
+    rng = np.random.default_rng(1)
+    for ratio in (4.0, 10.0):
+        for _ in range(3):
+            c = rng.uniform(-1.0, 2.0, int(ratio * 200))
+            Z = rng.standard_normal((c.size, 200))
+            lowest = np.linalg.eigvalsh(Z.T @ (c[:, None] * Z) / 200)[0]
+            edge, _ = lower_edge(c, 200)
+            assert -0.05 < lowest - edge < 0.25
+    y = np.abs(rng.standard_normal(2000))                # near a solution: c = 3h^2 - y^2 ~ 2y^2, some tiny c < 0
+    c = 3 * (y + 1e-2 * rng.standard_normal(2000)) ** 2 - y * y
+    Z = rng.standard_normal((2000, 200))
+    edge = lower_edge(c, 200)[0]                         # measured 0.18-0.24 below eigh's lowest (edge ~ 5.5)
+    assert c.min() < 0 and -0.05 < np.linalg.eigvalsh(Z.T @ (c[:, None] * Z) / 200)[0] - edge < 0.4
+    with pytest.raises(ValueError, match="weights: 2 values, finite: False"):
+        lower_edge([1.0, np.nan], 10)
+
+
+@pytest.mark.parametrize("alpha", [4.0, 10.0])
+def test_bulk_edge_of_hessian_snapshots_against_eigh(alpha):
+    """At random starts (N = 200), the recorded edge is the formula's with the run's weights, shifted by -mu;
+    dense eigh finds at most the predicted single-sample outliers and the teacher's spike below it (plus one),
+    and the next eigenvalue within 3% of the spectrum's width above it."""
+    for seed in range(3):
+        w0, X, y, _, _ = dynamics.generate(np.random.PCG64(seed), int(alpha * 200), 200, 0)
+        w = dynamics.initial_weights(np.random.PCG64(seed + 100), w0, 0.0, True, init="random")
+        cap = losses.capsule("phase-retrieval")
+        H, _, mu = _dense(X, y, w, cap, 0.0, True)
+        values = np.linalg.eigvalsh(H)
+        at = hessian_at(X, y, w, w0, cap, k=2, ridge=0.0, sphere=True, start=np.ones(200))
+        c, _ = curvatures(X, y, w, cap, sphere=True)
+        edge, outliers = lower_edge(c, 200)
+        assert at.bulk_edge == pytest.approx(edge - mu, rel=1e-12)
+        below = int(np.sum(values < at.bulk_edge))
+        assert below <= outliers + 2
+        assert 0 <= values[below] - at.bulk_edge < 0.03 * (values[-1] - values[0])
+
+
+def test_density_histogram_dense_and_slq_against_eigh():
+    """The dense histogram is numpy's histogram of the dense tangent-space Hessian's eigenvalues (N = 200);
+    stochastic Lanczos quadrature at N = 500 is within 1% of the spectrum's width of eigh's eigenvalue law in
+    Wasserstein distance, and its histogram's CDF within 0.05."""
+    from scipy.stats import wasserstein_distance
+
+    w0, X, y, w, cap = _snapshot()
+    H, _, mu = _dense(X, y, w, cap, 0.0, True)
+    values = np.linalg.eigvalsh(H)
+    edges = np.linspace(-20.0, 60.0, 41)
+    c, _ = curvatures(X, y, w, cap, sphere=True)
+    counts, outside, method = spectrum_histogram(X, c, w, -mu, True, edges, np.random.default_rng(0))
+    assert method == "dense"
+    np.testing.assert_allclose(counts, np.histogram(values, edges)[0] / values.size, atol=1e-12)
+    assert outside == pytest.approx(np.mean((values < -20) | (values > 60)), abs=1e-12)
+
+    w0, X, y, w, cap = _snapshot(seed=3, n=500)
+    H, _, mu = _dense(X, y, w, cap, 0.0, True)
+    values = np.linalg.eigvalsh(H)
+    c, _ = curvatures(X, y, w, cap, sphere=True)
+    apply, _, products = tangent_operator(X, c, w, -mu, True)
+    nodes, weights = slq_nodes(apply, 500, w, True, np.random.default_rng(0))
+    assert weights.sum() == pytest.approx(1.0, abs=1e-10) and products[0] <= 16 * 80
+    width = values[-1] - values[0]
+    assert wasserstein_distance(values, nodes, None, weights) < 0.01 * width
+    edges = np.linspace(values[0] - 1, values[-1] + 1, 21)
+    counts, outside, method = spectrum_histogram(X, c, w, -mu, True, edges, np.random.default_rng(0), method="slq")
+    assert method == "slq" and outside == 0.0
+    assert np.max(np.abs(np.cumsum(counts) - np.cumsum(np.histogram(values, edges)[0]) / values.size)) < 0.05
+
+
+def test_simulate_records_the_density_and_the_label_moments():
+    ds = prcy.simulate(alpha=4, n=100, m0=0.3, lr=0.02, t_max=2, points=4, seeds=2, algorithm="gd", hessian=2,
+                       hessian_every=2, hessian_density=30, hessian_low=-15, hessian_high=45, label_moments=True)
+    assert ds.hessian_density.dims == ("seed", "time", "bin") and ds.sizes["bin"] == 30
+    assert ds.bin.values[0] == pytest.approx(-14.0) and ds.bin_bounds.values[-1, 1] == pytest.approx(45.0)
+    rows = record_indices(ds.sizes["time"], 2)
+    total = ds.hessian_density.sum("bin").values[:, rows] + ds.hessian_density_outside.values[:, rows]
+    np.testing.assert_allclose(total, 1.0, atol=1e-12)
+    assert np.all(np.isfinite(ds.hessian_bulk_edge.values[:, rows]))
+    # the moments at t = 0 from the data and the start drawn again
+    assert list(ds.moment.values) == [f"h{a}y{b}" for a, b in LABEL_MOMENTS]
+    for s in range(2):
+        streams = [np.random.PCG64(np.random.SeedSequence(0, spawn_key=(s, k))) for k in (0, 1)]
+        w0, X, y, _, _ = dynamics.generate(streams[0], 400, 100, 0)
+        w = dynamics.initial_weights(streams[1], w0, 0.3, True)
+        h = X @ w / 10.0
+        expected = [np.mean(h ** a * y ** b) for a, b in LABEL_MOMENTS]
+        np.testing.assert_allclose(ds.label_moments.values[s, 0], expected, rtol=1e-10)
+
+
+def test_density_and_moment_options_are_checked():
+    with pytest.raises(ValueError, match="hessian_density: 10 needs the Hessian"):
+        prcy.simulate(n=20, t_max=0.1, seeds=1, hessian_density=10)
+    with pytest.raises(ValueError, match="hessian_high: -30.0 is not allowed; allowed: above hessian_low"):
+        prcy.simulate(n=20, t_max=0.1, seeds=1, hessian=1, hessian_density=10, hessian_high=-30.0)
+    with pytest.raises(ValueError, match="label_moments: True is not allowed in a sweep"):
+        from prcy.sweep import Sweep
+        Sweep.from_options({"alpha": [2, 3], "label_moments": True, "n": 20, "t_max": 0.1, "seeds": 1})

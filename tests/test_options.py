@@ -101,6 +101,7 @@ def test_simulation_option_same_name_and_default_in_python_cli_and_toml(name, si
     extra = {"temperature": 1.0} if name in ("anneal_at",) else {}
     extra = {**extra, **({"algorithm": "langevin"} if name == "temperature_schedule" else {})}
     extra = {**extra, **({"n_test": 10} if name == "hidden" else {})}      # a committee's test error is held out
+    extra = {**extra, **({"hessian": 1} if name == "hessian_density" else {})}      # the histogram needs the Hessian
     if name == "algorithm":
         value = "psgd"
         text = "psgd"
@@ -165,7 +166,8 @@ def test_the_table_and_the_spec_dataclasses_declare_the_same_fields():
     assert dmft_fields <= {row.field for row in opt.DMFT.values()}
     assert set(SECTIONS) == {"problem", "dynamics", "init", "recording", "stopping", "run"}
     assert set(NOT_SWEPT) == {"t_max", "points", "grid", "times", "seeds", "seed", "seeds_per_task",
-                              "temperature_schedule", "first_seed", "success", "hessian", "hessian_every"}
+                              "temperature_schedule", "first_seed", "success", "hessian", "hessian_every",
+                              "hessian_density", "hessian_low", "hessian_high", "label_moments"}
     assert SECTIONS["init"] == ("init", "preprocessing", "m0", "init_variance")
     assert {"success", "error_tol", "grad_tol"} < set(SECTIONS["stopping"])
 

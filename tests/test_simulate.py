@@ -255,16 +255,19 @@ def test_reading_a_foreign_file_fails_clearly(tmp_path):
         open_dataset(junk)
 
 
+def _teacher_draws(bitgen, m, n, m_test):
+    """NumPy's draws of a phase-retrieval seed's data stream: ``(generator after them, w0, X, Xt)``."""
+    g = np.random.Generator(bitgen)
+    z = g.standard_normal(n)
+    return g, z * np.sqrt(n) / np.linalg.norm(z), g.standard_normal((m, n)), g.standard_normal((m_test, n))
+
+
 def test_random_labels_are_the_teacher_labels_reshuffled():
     """labels="random": the training labels are permuted among the samples by the Fisher-Yates draws of
     numpy's Generator.shuffle, after the teacher, X and held-out draws of the same stream."""
     m, n, m_test = 37, 11, 5
-    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(3), m, n, m_test, shuffle_labels=True)
-    g = np.random.Generator(np.random.PCG64(3))
-    z = g.standard_normal(n)
-    w0_ref = z * np.sqrt(n) / np.linalg.norm(z)
-    X_ref = g.standard_normal((m, n))
-    Xt_ref = g.standard_normal((m_test, n))
+    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(3), m, n, m_test, labels="random")
+    g, w0_ref, X_ref, Xt_ref = _teacher_draws(np.random.PCG64(3), m, n, m_test)
     y_ref = np.abs(X_ref @ w0_ref / np.sqrt(n))
     g.shuffle(y_ref)
     np.testing.assert_allclose(y, y_ref, rtol=1e-13, atol=1e-13)
@@ -276,6 +279,21 @@ def test_random_labels_are_the_teacher_labels_reshuffled():
     # same X, teacher and start; reshuffled labels make the landscape at t = 0 look different
     assert not np.array_equal(ds.train_loss.isel(time=0).values, teacher.train_loss.isel(time=0).values)
     np.testing.assert_array_equal(ds.magnetization.isel(time=0).values, teacher.magnetization.isel(time=0).values)
+
+
+def test_fresh_labels_are_the_label_law_of_fresh_normals():
+    """labels="fresh": the training labels are |z| for m fresh normals drawn after the teacher, X and held-out
+    draws of the same stream (the teacher's field law: |w0|^2 = n); refused on the mixtures."""
+    m, n, m_test = 37, 11, 5
+    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(3), m, n, m_test, labels="fresh")
+    g, w0_ref, X_ref, Xt_ref = _teacher_draws(np.random.PCG64(3), m, n, m_test)
+    np.testing.assert_allclose(X, X_ref, rtol=0, atol=0)
+    np.testing.assert_allclose(y, np.abs(g.standard_normal(m)), rtol=1e-15)
+    np.testing.assert_allclose(yt, np.abs(Xt_ref @ w0_ref / np.sqrt(n)), rtol=1e-13, atol=1e-13)
+    ds = prcy.simulate(algorithm="gd", labels="fresh", **SMALL)
+    assert ds.attrs["labels"] == "fresh"
+    with pytest.raises(ValueError, match="labels: 'fresh' does not apply to problem mixture-2"):
+        prcy.simulate(problem="mixture-2", labels="fresh", n=20, t_max=0.1, seeds=1)
 
 
 @pytest.mark.parametrize("options", [

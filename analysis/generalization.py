@@ -120,6 +120,32 @@ def door_error(m, q, onset, q0=1.0):
     return _scalar_or_array(np.asarray(out))
 
 
+def a_distance(teacher_a, a_square, q0=1.0):
+    """``|A - A*|_F^2`` of a quadratic network (Sarao Mannelli, Vanden-Eijnden & Zdeborova 2020,
+    arXiv:2006.15459: the order parameter ``A = W^T W/(K N)`` of a committee of ``K`` units
+    ``g(h) = h^2``, the teacher's ``A* = w0 w0^T/N``)::
+
+        |A|_F^2 - 2 w0^T A w0/N + q0^2,   q0 = |w0|^2/N
+
+    from ``teacher_a = w0^T A w0/N = sum_k M_k^2/K`` and ``a_square = |A|_F^2 = |Q|_F^2/K^2``
+    (``Q = W W^T/N``); each term is O(1). Broadcasts."""
+    return np.asarray(a_square, dtype=float) - 2.0 * np.asarray(teacher_a, dtype=float) + q0 * q0
+
+
+def quadratic_network_error(trace_a, teacher_a, a_square, q0=1.0):
+    """``E(y^2 - yhat)^2`` for phase retrieval with a committee of ``K`` units ``g(h) = h^2``: labels
+    ``y^2 = x^T A* x``, prediction ``yhat = (1/K) sum_k h_k^2 = x^T A x``, ``x ~ N(0, I)``; by Wick's
+    theorem ``E(x^T B x)^2 = (tr B)^2 + 2 |B|_F^2`` with ``B = A* - A``::
+
+        (q0 - tr A)^2 + 2 |A - A*|_F^2
+
+    ``trace_a = tr A = tr Q/K`` (the dataset's ``norm``), ``teacher_a``, ``a_square``: see ``a_distance``.
+    At ``K = 1`` (``tr A = q``, ``teacher_a = m^2``, ``a_square = q^2``) it is ``E(h0^2 - h^2)^2``, not the
+    label MSE ``E(|h0| - |h|)^2`` of ``label_mse``. Broadcasts."""
+    trace_a = np.asarray(trace_a, dtype=float)
+    return (q0 - trace_a) ** 2 + 2.0 * a_distance(teacher_a, a_square, q0)
+
+
 PROBLEMS = ("phase-retrieval", "linear-regression", "door", "mixture-2", "mixture-3")
 
 

@@ -2,7 +2,7 @@
 from cython cimport floating
 from libc.stdint cimport int64_t
 from numpy.random cimport bitgen_t
-from prcy.kernels.losses cimport Loss
+from prcy.kernels.losses cimport Loss, CommitteeLoss
 from prcy.kernels.optimizers cimport Optimizer
 from prcy.kernels.problems cimport Problem
 from prcy.kernels.switching cimport Switching
@@ -73,3 +73,28 @@ cdef void init_weights(bitgen_t* rng, const double* w0, Py_ssize_t n, int kind, 
 cdef void trajectory(const Dynamics* d, const floating* X, const double* y, const floating* Xt,
                      const double* yt, const double* w0, double* w, Switching* sw, Scratch* work,
                      bitgen_t* rng, const double* noise_replay, Record* rec, int64_t* progress) noexcept nogil
+
+# A student with K hidden units (a committee; the module docstring says what a step and a record do)
+ctypedef struct Committee:
+    const CommitteeLoss* loss
+    Py_ssize_t k                 # hidden units: the weights are k rows of n (row-major k x n)
+    Py_ssize_t block             # rows per block of the BLAS path; 0: blocks of eight rows, one unit at a time
+
+ctypedef struct CommitteeScratch:
+    double* xb                   # block x n: a block of rows in float64 (BLAS path)
+    double* h                    # max(block, 8) x k: the block's fields
+    double* c                    # max(block, 8) x k: the block's loss derivatives times coef/sqrt(n)
+    double* q                    # k x k: the overlap matrix W W^T / n at a record
+
+ctypedef struct CommitteeRecord:
+    double* unit_magnetization   # n_record x k: w_k.w0/n
+    double* overlap              # NULL, or n_record x k x k: W W^T/n
+    double* a_square             # n_record: |A|_F^2 = |Q|_F^2/k^2, A = W^T W/(k n)
+
+cdef double committee_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
+                           const double* y, const double* W, const Committee* c, double coef, double* G,
+                           int use_err, CommitteeScratch* cw) noexcept nogil
+cdef void committee_trajectory(const Dynamics* d, const Committee* c, const floating* X, const double* y,
+                               const floating* Xt, const double* yt, const double* w0, double* W, Switching* sw,
+                               Scratch* work, CommitteeScratch* cw, bitgen_t* rng, const double* noise_replay,
+                               Record* rec, CommitteeRecord* crec, int64_t* progress) noexcept nogil

@@ -55,14 +55,19 @@ from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_normal, random_interval
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from prcy.kernels.losses cimport Loss, loss_from_capsule, loss_init
+from prcy.kernels.losses cimport (Loss, loss_from_capsule, loss_init, CommitteeLoss,
+                                  committee_loss_from_capsule)
 from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
 from prcy.kernels.problems cimport Problem, problem_setup, TEACHER_RADEMACHER
 from prcy.kernels.switching cimport (Switching, switching_init, switching_start, switching_select,
                                      SELECT_FULL, SELECT_BERNOULLI, SELECT_PERSISTENT, SELECT_REPLAY)
 from prcy.kernels.parallel cimport effective_n_threads
+from scipy.linalg.cython_blas cimport dgemm
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from prcy.kernels.losses import is_committee_capsule
 
 SELECTION = {"full": SELECT_FULL, "bernoulli": SELECT_BERNOULLI, "persistent": SELECT_PERSISTENT,
              "replay": SELECT_REPLAY}
@@ -268,6 +273,102 @@ cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const doubl
     return total
 
 
+cdef inline Py_ssize_t _row(const Py_ssize_t* rows, Py_ssize_t b) noexcept nogil:
+    return rows[b] if rows != NULL else b
+
+
+cdef inline double _block_losses(const CommitteeLoss* loss, double* h, double* c, Py_ssize_t nb, Py_ssize_t k,
+                                 double s, double coef, const double* y, const Py_ssize_t* rows, Py_ssize_t b,
+                                 int gradient, int use_err) noexcept nogil:
+    """For the ``nb`` rows ``b, b+1, ...`` of ``rows`` whose unscaled fields are ``h`` (``nb x k``):
+    scale them by ``s`` and return the summed loss (``err`` when ``use_err``); with ``gradient`` also
+    ``c = coef s dLambda/dh`` (``nb x k``)."""
+    cdef double total = 0.0
+    cdef double* hr
+    cdef Py_ssize_t r, u
+    cdef double y_r
+    for r in range(nb):
+        hr = h + r * k
+        for u in range(k):
+            hr[u] *= s
+        y_r = y[_row(rows, b + r)]
+        if use_err:
+            total += loss.err(hr, k, y_r, loss.theta)
+        elif gradient:
+            total += loss.v(hr, k, y_r, loss.theta, c + r * k)
+            for u in range(k):
+                c[r * k + u] *= coef * s
+        else:
+            total += loss.v(hr, k, y_r, loss.theta, NULL)
+    return total
+
+
+cdef double committee_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
+                           const double* y, const double* W, const Committee* c, double coef, double* G,
+                           int use_err, CommitteeScratch* cw) noexcept nogil:
+    """A committee's pass over ``n_rows`` rows (``rows`` NULL: rows ``0..n_rows-1``), each read from
+    memory once. With ``G`` (``k x n``): ``G_k = coef sum_mu dLambda/dh_k x_mu / sqrt(n)``, returning
+    ``sum_mu Lambda``; without: the sum of ``Lambda`` (of ``err`` when ``use_err``).
+
+    ``c.block > 0``: blocks of ``c.block`` rows copied to ``cw.xb`` in float64 (sized to stay in L2),
+    fields ``H = X_b W^T`` and gradient ``G += C^T X_b`` by ``dgemm``; else blocks of eight rows, the
+    fields of every unit by ``_dot8`` and the gradient by ``_axpy8`` while the rows are in cache."""
+    cdef double s = 1.0 / sqrt(<double>n)
+    cdef double total = 0.0, hr
+    cdef const CommitteeLoss* loss = c.loss
+    cdef Py_ssize_t k = c.k, b, nb, r, u, j, mu
+    cdef int gradient = G != NULL
+    cdef int bk = <int>k, bn = <int>n, bnb
+    cdef double one = 1.0, zero = 0.0
+    cdef const floating* x
+    cdef const floating* xr[8]
+    if gradient:
+        for j in range(k * n):
+            G[j] = 0.0
+    if c.block > 0:
+        b = 0
+        while b < n_rows:
+            nb = c.block if n_rows - b > c.block else n_rows - b
+            bnb = <int>nb
+            for r in range(nb):
+                x = X + _row(rows, b + r) * n
+                for j in range(n):
+                    cw.xb[r * n + j] = x[j]
+            dgemm("T", "N", &bk, &bnb, &bn, &one, <double*>W, &bn, cw.xb, &bn, &zero, cw.h, &bk)
+            total += _block_losses(loss, cw.h, cw.c, nb, k, s, coef, y, rows, b, gradient, use_err)
+            if gradient:
+                dgemm("N", "T", &bn, &bk, &bnb, &one, cw.xb, &bn, cw.c, &bk, &one, G, &bn)
+            b += nb
+        return total
+    cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
+    for b in range(0, n_blocks, 8):
+        for r in range(8):
+            xr[r] = X + _row(rows, b + r) * n
+        for u in range(k):            # unit-major into c, then row-major into h
+            _dot8(xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], xr[6], xr[7], W + u * n, n, cw.c + u * 8)
+        for r in range(8):
+            for u in range(k):
+                cw.h[r * k + u] = cw.c[u * 8 + r]
+        total += _block_losses(loss, cw.h, cw.c, 8, k, s, coef, y, rows, b, gradient, use_err)
+        if gradient:
+            for r in range(8):        # unit-major into h
+                for u in range(k):
+                    cw.h[u * 8 + r] = cw.c[r * k + u]
+            for u in range(k):
+                _axpy8(xr[0], xr[1], xr[2], xr[3], xr[4], xr[5], xr[6], xr[7], cw.h + u * 8, G + u * n, n)
+    for b in range(n_blocks, n_rows):
+        x = X + _row(rows, b) * n
+        for u in range(k):
+            cw.h[u] = field_dot(x, W + u * n, n)
+        total += _block_losses(loss, cw.h, cw.c, 1, k, s, coef, y, rows, b, gradient, use_err)
+        if gradient:
+            for u in range(k):
+                hr = cw.c[u]
+                for j in range(n):
+                    G[u * n + j] += hr * x[j]
+    return total
+
+
 cdef inline void _mixture_rows(bitgen_t* rng, const Problem* problem, Py_ssize_t rows, Py_ssize_t n,
                                const double* v, floating* X, double* y) noexcept nogil:
     """Per row: the cluster ``c`` (two clusters: ``random_interval(rng, 1)``, 0 -> ``+1``, 1 -> ``-1``;
@@ -420,18 +521,96 @@ cdef inline double _gradient_max(const Dynamics* d, const double* g, const doubl
     return top
 
 
+cdef inline void _committee_observe(const Dynamics* d, const Committee* c, CommitteeScratch* cw,
+                                    const floating* X, const double* y, const floating* Xt, const double* yt,
+                                    const double* w0, const double* W, Record* rec, CommitteeRecord* crec,
+                                    Py_ssize_t i) noexcept nogil:
+    """A committee's record ``i``: ``M_k = w_k.w0/n``, ``Q = W W^T/n`` (``dgemm``), ``magnetization =
+    sqrt(sum_k M_k^2/k)``, ``norm = tr Q/k`` (``tr A``), ``a_square = |Q|_F^2/k^2`` (``|A|_F^2``), the
+    training loss, training error and empirical test error."""
+    cdef Py_ssize_t k = c.k, n = d.n, u, j
+    cdef int bk = <int>k, bn = <int>n
+    cdef double mag, msq = 0.0, tr = 0.0, fro = 0.0, inv_n = 1.0 / n, zero = 0.0
+    for u in range(k):
+        mag = 0.0
+        for j in range(n):
+            mag += W[u * n + j] * w0[j]
+        mag /= n
+        crec.unit_magnetization[i * k + u] = mag
+        msq += mag * mag
+    dgemm("T", "N", &bk, &bk, &bn, &inv_n, <double*>W, &bn, <double*>W, &bn, &zero, cw.q, &bk)
+    for u in range(k * k):
+        fro += cw.q[u] * cw.q[u]
+    for u in range(k):
+        tr += cw.q[u * k + u]
+    rec.magnetization[i] = sqrt(msq / k)
+    rec.norm[i] = tr / k
+    crec.a_square[i] = fro / (k * k)
+    if crec.overlap != NULL:
+        memcpy(crec.overlap + i * k * k, cw.q, k * k * sizeof(double))
+    rec.train_loss[i] = committee_pass(X, n, NULL, d.m, y, W, c, 1.0, NULL, 0, cw) / d.m
+    rec.train_error[i] = committee_pass(X, n, NULL, d.m, y, W, c, 1.0, NULL, 1, cw) / d.m
+    rec.test_error[i] = committee_pass(Xt, n, NULL, d.m_test, yt, W, c, 1.0, NULL, 1, cw) / d.m_test if d.m_test else NAN
+
+
+cdef inline void _committee_fill(CommitteeRecord* crec, Py_ssize_t k, Py_ssize_t src, Py_ssize_t start,
+                                 Py_ssize_t stop) noexcept nogil:
+    """``_fill`` of a committee's own records."""
+    cdef Py_ssize_t i, j
+    for i in range(start, stop):
+        crec.a_square[i] = crec.a_square[src] if src >= 0 else NAN
+        for j in range(k):
+            crec.unit_magnetization[i * k + j] = crec.unit_magnetization[src * k + j] if src >= 0 else NAN
+        if crec.overlap != NULL:
+            for j in range(k * k):
+                crec.overlap[i * k * k + j] = crec.overlap[src * k * k + j] if src >= 0 else NAN
+
+
+cdef inline void _record(const Dynamics* d, const Committee* c, CommitteeScratch* cw, const floating* X,
+                         const double* y, const floating* Xt, const double* yt, const double* w0, const double* w,
+                         Record* rec, CommitteeRecord* crec, Py_ssize_t i) noexcept nogil:
+    if c == NULL:
+        _observe(d, X, y, Xt, yt, w0, w, rec, i)
+    else:
+        _committee_observe(d, c, cw, X, y, Xt, yt, w0, w, rec, crec, i)
+
+
+cdef inline void _fill_records(const Dynamics* d, const Committee* c, Record* rec, CommitteeRecord* crec,
+                               Py_ssize_t src, Py_ssize_t start) noexcept nogil:
+    _fill(rec, src, start, d.n_record, d.n)
+    if c != NULL:
+        _committee_fill(crec, c.k, src, start, d.n_record)
+
+
 cdef void trajectory(const Dynamics* d, const floating* X, const double* y, const floating* Xt,
                      const double* yt, const double* w0, double* w, Switching* sw, Scratch* work,
                      bitgen_t* rng, const double* noise_replay, Record* rec, int64_t* progress) noexcept nogil:
-    cdef Py_ssize_t n = d.n, j, rec_i = 0, n_active, temp_i = 0
+    _trajectory(d, NULL, X, y, Xt, yt, w0, w, sw, work, NULL, rng, noise_replay, rec, NULL, progress)
+
+
+cdef void committee_trajectory(const Dynamics* d, const Committee* c, const floating* X, const double* y,
+                               const floating* Xt, const double* yt, const double* w0, double* W, Switching* sw,
+                               Scratch* work, CommitteeScratch* cw, bitgen_t* rng, const double* noise_replay,
+                               Record* rec, CommitteeRecord* crec, int64_t* progress) noexcept nogil:
+    _trajectory(d, c, X, y, Xt, yt, w0, W, sw, work, cw, rng, noise_replay, rec, crec, progress)
+
+
+cdef inline void _trajectory(const Dynamics* d, const Committee* c, const floating* X, const double* y,
+                             const floating* Xt, const double* yt, const double* w0, double* w, Switching* sw,
+                             Scratch* work, CommitteeScratch* cw, bitgen_t* rng, const double* noise_replay,
+                             Record* rec, CommitteeRecord* crec, int64_t* progress) noexcept nogil:
+    """One seed: a single unit (``c`` NULL: ``w`` has ``n`` entries) or a committee of ``c.k`` units
+    (``w`` is ``k x n``; the constraint acts on each unit, the optimizer on all ``k n`` weights)."""
+    cdef Py_ssize_t n = d.n, j, u, rec_i = 0, n_active, temp_i = 0
+    cdef Py_ssize_t units = c.k if c != NULL else 1, size = units * n
     cdef int64_t k
     cdef int full_batch = sw.kind == SELECT_FULL
-    cdef int recorded, have_loss, stop = -1
-    cdef double loss_k = 0.0, step_loss, amp, norm2, scale
+    cdef int recorded, have_loss, stop = -1, diverged
+    cdef double loss_k = 0.0, step_loss, amp, norm2, scale, top
     rec.solved_step = -1
     rec.stop_reason = STOP_MAX_TIME
     rec.stop_step = d.n_steps
-    for j in range(d.opt.n_state * n):
+    for j in range(d.opt.n_state * size):
         work.opt_state[j] = 0.0
     switching_start(sw, rng)
     k = 0
@@ -440,26 +619,36 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
         if d.abort[0]:
             rec.stop_reason = STOP_INTERRUPTED
             rec.stop_step = k
-            _fill(rec, -1, rec_i, d.n_record, d.n)
+            _fill_records(d, c, rec, crec, -1, rec_i)
             return
         recorded = rec_i < d.n_record and d.record_steps[rec_i] == k
         have_loss = 0
         if recorded:
-            _observe(d, X, y, Xt, yt, w0, w, rec, rec_i)
+            _record(d, c, cw, X, y, Xt, yt, w0, w, rec, crec, rec_i)
             loss_k = rec.train_loss[rec_i] * d.m
             have_loss = 1
             rec_i += 1
         elif rec.solved_step < 0 and not full_batch and k % d.check_every == 0:
-            loss_k = loss_pass(X, n, d.m, y, w, d.loss, 0)
+            loss_k = (loss_pass(X, n, d.m, y, w, d.loss, 0) if c == NULL
+                      else committee_pass(X, n, NULL, d.m, y, w, c, 1.0, NULL, 0, cw))
             have_loss = 1
         if k < d.n_steps:
             n_active = switching_select(sw, k, rng, work.active)
-            step_loss = gradient_pass(X, n, work.active, n_active, y, w, d.loss, d.grad_scale, work.g)
+            if c == NULL:
+                step_loss = gradient_pass(X, n, work.active, n_active, y, w, d.loss, d.grad_scale, work.g)
+            else:
+                step_loss = committee_pass(X, n, work.active, n_active, y, w, c, d.grad_scale, work.g, 0, cw)
             if full_batch:
                 loss_k = step_loss
                 have_loss = 1
-            if d.grad_tol > 0.0 and _gradient_max(d, work.g, w) < d.grad_tol:
-                stop = STOP_STATIONARY
+            if d.grad_tol > 0.0:
+                top = 0.0
+                for u in range(units):
+                    scale = _gradient_max(d, work.g + u * n, w + u * n)
+                    if scale > top:
+                        top = scale
+                if top < d.grad_tol:
+                    stop = STOP_STATIONARY
         if rec.solved_step < 0 and have_loss and loss_k < d.tol * d.m:
             rec.solved_step = k
             if d.early_stop:
@@ -468,37 +657,42 @@ cdef void trajectory(const Dynamics* d, const floating* X, const double* y, cons
             rec.stop_reason = stop
             rec.stop_step = k
             if not recorded:
-                _observe(d, X, y, Xt, yt, w0, w, rec, rec_i)
+                _record(d, c, cw, X, y, Xt, yt, w0, w, rec, crec, rec_i)
                 rec_i += 1
-            _fill(rec, rec_i - 1, rec_i, d.n_record, d.n)
+            _fill_records(d, c, rec, crec, rec_i - 1, rec_i)
             return
         if k == d.n_steps:
             return
-        # update: the optimizer's step, sqrt(2 T eta) z, then the constraint
+        # update: the optimizer's step, sqrt(2 T eta) z, then the constraint (per unit)
         while temp_i + 1 < d.n_temp and d.temp_starts[temp_i + 1] <= k:
             temp_i += 1
         amp = sqrt(2.0 * d.temp_values[temp_i] * d.eta) if d.n_temp else 0.0
-        norm2 = 0.0
-        optimizer_step(&d.opt, w, work.g, d.ridge, d.eta, work.opt_state, k + 1, n)
+        optimizer_step(&d.opt, w, work.g, d.ridge, d.eta, work.opt_state, k + 1, size)
         if noise_replay != NULL:
-            for j in range(n):
-                w[j] += amp * noise_replay[k * n + j]
+            for j in range(size):
+                w[j] += amp * noise_replay[k * size + j]
         elif amp > 0.0:
-            for j in range(n):
+            for j in range(size):
                 w[j] += amp * random_standard_normal(rng)
-        for j in range(n):
-            norm2 += w[j] * w[j]
         k += 1
-        if not isfinite(norm2) or (d.sphere and norm2 == 0.0):
+        diverged = 0
+        for u in range(units):
+            norm2 = 0.0
+            for j in range(u * n, (u + 1) * n):
+                norm2 += w[j] * w[j]
+            if not isfinite(norm2) or (d.sphere and norm2 == 0.0):
+                diverged = 1
+                break
+            if d.sphere:
+                scale = sqrt(n / norm2)
+                for j in range(u * n, (u + 1) * n):
+                    w[j] *= scale
+                optimizer_project(&d.opt, work.opt_state + u * n, w + u * n, n)
+        if diverged:
             rec.stop_reason = STOP_DIVERGED
             rec.stop_step = k
-            _fill(rec, -1, rec_i, d.n_record, d.n)
+            _fill_records(d, c, rec, crec, -1, rec_i)
             return
-        if d.sphere:
-            scale = sqrt(n / norm2)
-            for j in range(n):
-                w[j] *= scale
-            optimizer_project(&d.opt, work.opt_state, w, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +705,7 @@ cdef bitgen_t* _bitgen(object bitgenerator) except NULL:
 cdef int _fill_dynamics(Dynamics* d, object loss, Py_ssize_t m, Py_ssize_t n, Py_ssize_t m_test,
                         dict p, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
                         const double[::1] temp_values, const int[::1] abort) except -1:
-    d.loss = loss_from_capsule(loss)
+    d.loss = NULL if is_committee_capsule(loss) else loss_from_capsule(loss)
     d.m = m
     d.n = n
     d.m_test = m_test
@@ -535,9 +729,15 @@ cdef int _fill_dynamics(Dynamics* d, object loss, Py_ssize_t m, Py_ssize_t n, Py
     return 0
 
 
-def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record):
+def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record, Py_ssize_t hidden=0):
+    """The record arrays of ``n_seeds`` seeds; with ``hidden`` units also a committee's."""
     out = {name: np.full((n_seeds, n_record), np.nan)
            for name in ("magnetization", "norm", "train_loss", "train_error", "test_error")}
+    if hidden:
+        out["unit_magnetization"] = np.full((n_seeds, n_record, hidden), np.nan)
+        out["a_square"] = np.full((n_seeds, n_record), np.nan)
+        if hidden <= MAX_OVERLAP_UNITS:
+            out["overlap"] = np.full((n_seeds, n_record, hidden, hidden), np.nan)
     out["solved_step"] = np.full(n_seeds, -1, dtype=np.int64)
     out["stop_step"] = np.zeros(n_seeds, dtype=np.int64)
     out["stop_reason"] = np.zeros(n_seeds, dtype=np.int8)
@@ -553,6 +753,63 @@ cdef inline void _point_record(Record* rec, double[:, ::1] mag, double[:, ::1] n
     rec.test_error = &test[s, 0]
 
 
+MAX_OVERLAP_UNITS = 16      # the overlap matrix W W^T/n is recorded up to this many units
+BLAS_UNITS = 4              # committees of at least this many units take the dgemm path
+BLOCK_BYTES = 1024 * 1024   # a dgemm row block in float64 at most: stays in L2 between the two products
+BLOCK_ROWS = 128            # and at most this many rows (docs/benchmarks.md, "Committee machines")
+
+
+def committee_block(Py_ssize_t k, Py_ssize_t n):
+    """The ``block`` of ``run_seeds`` for ``k`` units in dimension ``n``: 0 (blocks of eight rows) below
+    ``BLAS_UNITS`` units, else the rows of ``BLOCK_BYTES`` of float64, between 8 and ``BLOCK_ROWS``."""
+    return 0 if k < BLAS_UNITS else max(8, min(BLOCK_ROWS, BLOCK_BYTES // (8 * n)))
+
+
+cdef int _committee_setup(Committee* c, object loss, Py_ssize_t hidden, Py_ssize_t block) except -1:
+    """Fill ``c`` for a committee run (``loss``: a committee capsule), checking ``hidden`` and ``block``."""
+    if hidden < 1:
+        raise ValueError(f"hidden: {hidden!r} is not allowed; allowed: an integer >= 1")
+    if block < 0:
+        raise ValueError(f"block: {block!r} is not allowed; allowed: 0 (blocks of eight rows) or >= 1 rows")
+    c.loss = committee_loss_from_capsule(loss)
+    c.k = hidden
+    c.block = block
+    return 0
+
+
+cdef void _committee_scratch_free(CommitteeScratch* cw) noexcept nogil:
+    if cw != NULL:
+        free(cw.xb)
+        free(cw.h)
+        free(cw.c)
+        free(cw.q)
+    free(cw)
+
+
+cdef CommitteeScratch* _committee_scratch(const Committee* c, Py_ssize_t n) noexcept nogil:
+    """The per-thread scratch of a committee (``CommitteeScratch``), NULL when an allocation fails."""
+    cdef Py_ssize_t rows = c.block if c.block > 8 else 8
+    cdef CommitteeScratch* cw = <CommitteeScratch*>malloc(sizeof(CommitteeScratch))
+    if cw == NULL:
+        return NULL
+    cw.xb = <double*>malloc(c.block * n * sizeof(double) + 1)
+    cw.h = <double*>malloc(rows * c.k * sizeof(double))
+    cw.c = <double*>malloc(rows * c.k * sizeof(double))
+    cw.q = <double*>malloc(c.k * c.k * sizeof(double))
+    if cw.xb == NULL or cw.h == NULL or cw.c == NULL or cw.q == NULL:
+        _committee_scratch_free(cw)
+        return NULL
+    return cw
+
+
+cdef inline void _point_committee_record(CommitteeRecord* crec, double[:, :, ::1] um, double[:, ::1] a2,
+                                         double* overlap, Py_ssize_t s, Py_ssize_t n_record,
+                                         Py_ssize_t k) noexcept nogil:
+    crec.unit_magnetization = &um[s, 0, 0]
+    crec.a_square = &a2[s, 0]
+    crec.overlap = overlap + s * n_record * k * k if overlap != NULL else NULL
+
+
 def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               const double[::1] w0_shared, const floating[:, ::1] Xt_shared,
               const double[::1] yt_shared, *, bint shared_data, Py_ssize_t m, Py_ssize_t n,
@@ -560,10 +817,15 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               double p_on, double p_off, str init, double m0, double init_variance, bint shuffle_labels=False,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
-              int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None, bint save_weights=False):
+              int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None, bint save_weights=False,
+              Py_ssize_t hidden=1, Py_ssize_t block=0):
     """Run ``len(init_rngs)`` seeds in parallel; returns a dict of record arrays.
 
-    ``loss``: a ``"prcy.Loss.v2"`` capsule. ``X_shared`` etc.: the data (inputs, labels, teacher)
+    ``loss``: a ``"prcy.Loss.v2"`` capsule, or a ``"prcy.CommitteeLoss.v1"`` capsule for a student of
+    ``hidden`` units (``block``: rows per block of its BLAS path, 0 for blocks of eight rows; each
+    unit drawn as ``init`` says, one after the other from the initialization stream; the output adds
+    ``unit_magnetization`` (``n_seeds x n_record x hidden``), ``a_square`` and, up to
+    ``MAX_OVERLAP_UNITS`` units, ``overlap`` (``n_seeds x n_record x hidden x hidden``)). ``X_shared`` etc.: the data (inputs, labels, teacher)
     used by every seed when ``shared_data`` (else empty arrays of the storage dtype; each seed then
     draws its own data from ``data_rngs[s]`` for ``problem``, ``teacher``, ``onset``, ``delta``: see
     ``prcy.kernels.problems``). ``init``: ``"warm"`` (``m0``), ``"random"`` (``init_variance``
@@ -577,6 +839,16 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef Dynamics d
     _fill_dynamics(&d, loss, m, n, m_test, params, record_steps, temp_starts, temp_values, abort)
     cdef Py_ssize_t n_seeds = len(init_rngs), n_record = record_steps.shape[0]
+    cdef Committee comm
+    cdef const Committee* c = NULL
+    if d.loss == NULL:
+        _committee_setup(&comm, loss, hidden, block)
+        c = &comm
+        if save_weights or INIT_KINDS[init] == INIT_GIVEN:
+            raise ValueError("run_seeds: a committee takes neither save_weights nor given initial weights")
+    elif hidden != 1:
+        raise ValueError(f"hidden: {hidden!r} needs a committee loss (a 'prcy.CommitteeLoss.v1' capsule)")
+    cdef Py_ssize_t units = c.k if c != NULL else 1
     if not (len(dynamics_rngs) == n_seeds and (shared_data or len(data_rngs) == n_seeds)):
         raise ValueError("run_seeds: one RNG per seed and stream is needed")
     if shared_data and not (X_shared.shape[0] == m and X_shared.shape[1] == n and Xt_shared.shape[0] == m_test):
@@ -594,7 +866,17 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
         if given.shape[0] != n_seeds or given.shape[1] != n:
             raise ValueError(f"w_init: shape ({given.shape[0]}, {given.shape[1]}) but ({n_seeds}, {n}) needed")
         given_ptr = &given[0, 0]
-    out = _record_arrays(n_seeds, n_record)
+    out = _record_arrays(n_seeds, n_record, units if c != NULL else 0)
+    cdef double[:, :, ::1] o_um
+    cdef double[:, ::1] o_a2
+    cdef double[:, :, :, ::1] o_ov
+    cdef double* overlap_ptr = NULL
+    if c != NULL:
+        o_um = out["unit_magnetization"]
+        o_a2 = out["a_square"]
+        if "overlap" in out:
+            o_ov = out["overlap"]
+            overlap_ptr = &o_ov[0, 0, 0, 0]
     cdef double[:, ::1] o_mag = out["magnetization"], o_norm = out["norm"]
     cdef double[:, ::1] o_loss = out["train_loss"], o_err = out["train_error"], o_test = out["test_error"]
     cdef int64_t[::1] o_solved = out["solved_step"], o_stop = out["stop_step"]
@@ -617,6 +899,9 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef Switching* sw
     cdef Scratch* work
     cdef Record* rec
+    cdef CommitteeRecord* crec
+    cdef CommitteeScratch* cw
+    cdef Py_ssize_t u
     cdef floating* X
     cdef floating* Xt
     cdef double* y
@@ -625,6 +910,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef double* w
     cdef size_t fsize = sizeof(floating)
     cdef Py_ssize_t n_state = d.opt.n_state
+    blas = threadpool_limits(1, user_api="blas") if c != NULL else None   # one BLAS thread per seed
     with nogil, parallel(num_threads=threads):
         if shared_data:
             X = <floating*>&X_shared[0, 0] if m else NULL
@@ -638,17 +924,20 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
             y = <double*>malloc(m * sizeof(double) + 1)
             yt = <double*>malloc(m_test * sizeof(double) + 1)
             w0 = <double*>malloc(n * sizeof(double))
-        w = <double*>malloc(n * sizeof(double))
+        w = <double*>malloc(units * n * sizeof(double))
         sw = <Switching*>malloc(sizeof(Switching))
         rec = <Record*>malloc(sizeof(Record))
+        crec = <CommitteeRecord*>malloc(sizeof(CommitteeRecord))
+        cw = _committee_scratch(c, n) if c != NULL else NULL
         work = <Scratch*>malloc(sizeof(Scratch))
         if work != NULL:
-            work.g = <double*>malloc(n * sizeof(double))
-            work.opt_state = <double*>malloc(n_state * n * sizeof(double) + 1)
+            work.g = <double*>malloc(units * n * sizeof(double))
+            work.opt_state = <double*>malloc(n_state * units * n * sizeof(double) + 1)
             work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t) + 1)
             work.state = <unsigned char*>malloc(m + 1)
             work.next_flip = <int64_t*>malloc(m * sizeof(int64_t) + 1)
-        if (w == NULL or sw == NULL or rec == NULL or work == NULL or work.g == NULL
+        if (w == NULL or sw == NULL or rec == NULL or crec == NULL or (c != NULL and cw == NULL)
+                or work == NULL or work.g == NULL
                 or work.opt_state == NULL or work.active == NULL or work.state == NULL or work.next_flip == NULL
                 or (not shared_data and (X == NULL or Xt == NULL or y == NULL or yt == NULL
                                          or w0 == NULL))):
@@ -661,12 +950,18 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
             if init_kind == INIT_GIVEN:
                 memcpy(w, given_ptr + s * n, n * sizeof(double))
             else:
-                init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w)
+                for u in range(units):
+                    init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w + u * n)
             switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
             _point_record(rec, o_mag, o_norm, o_loss, o_err, o_test, s)
             rec.weights = weights_ptr + s * n_record * n if weights_ptr != NULL else NULL
-            trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
-                       &progress[s])
+            if c == NULL:
+                trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
+                           &progress[s])
+            else:
+                _point_committee_record(crec, o_um, o_a2, overlap_ptr, s, n_record, units)
+                committee_trajectory(&d, c, X, y, Xt, yt, w0, w, sw, work, cw, <bitgen_t*>dyn_ptr[s], NULL,
+                                     rec, crec, &progress[s])
             o_solved[s] = rec.solved_step
             o_stop[s] = rec.stop_step
             o_reason[s] = rec.stop_reason
@@ -686,6 +981,10 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
         free(work)
         free(sw)
         free(rec)
+        free(crec)
+        _committee_scratch_free(cw)
+    if blas is not None:
+        blas.restore_original_limits()
     if alloc_failed:
         raise MemoryError(f"run_seeds: could not allocate the per-thread buffers (m={m}, n={n}, "
                           f"{threads} threads)")
@@ -696,9 +995,12 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
                    const double[::1] w_init, const floating[:, ::1] Xt, const double[::1] yt, *,
                    str selection, double ell=1.0, double p_on=1.0, double p_off=0.0, dict params,
                    const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
-                   const double[::1] temp_values, rng=None, selection_replay=None, noise_replay=None):
+                   const double[::1] temp_values, rng=None, selection_replay=None, noise_replay=None,
+                   Py_ssize_t block=0):
     """One seed on given data (inputs ``X``, labels ``y``, teacher ``w0``; held-out ``Xt``, ``yt``),
-    from given initial weights: the Python twin of ``trajectory``.
+    from given initial weights: the Python twin of ``trajectory``, and of ``committee_trajectory``
+    when ``loss`` is a committee capsule (``w_init`` then ``k x n``, flattened row by row; ``block`` as
+    in ``run_seeds``; ``noise_replay`` ``(n_steps, k n)``).
 
     ``selection`` is ``"full"``, ``"bernoulli"``, ``"persistent"`` (drawn from ``rng``) or
     ``"replay"`` (``selection_replay``: an ``(n_steps, m)`` 0/1 uint8 matrix, row ``k`` used at step
@@ -710,6 +1012,14 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     cdef int[::1] abort = <int[:1]>&abort_flag
     cdef Dynamics d
     _fill_dynamics(&d, loss, m, n, m_test, params, record_steps, temp_starts, temp_values, abort)
+    cdef Py_ssize_t units = w_init.shape[0] // n if d.loss == NULL else 1
+    cdef Committee comm
+    cdef CommitteeScratch* cw = NULL
+    cdef CommitteeRecord crec
+    if d.loss == NULL:
+        if w_init.shape[0] != units * n or units < 1:
+            raise ValueError(f"w_init: {w_init.shape[0]} entries is not k x n = k x {n}")
+        _committee_setup(&comm, loss, units, block)
     cdef int kind = SELECTION[selection]
     cdef const unsigned char[:, ::1] sel
     cdef const double[:, ::1] noise
@@ -722,8 +1032,9 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
         sel_ptr = &sel[0, 0]
     if noise_replay is not None:
         noise = np.ascontiguousarray(noise_replay, dtype=np.float64)
-        if noise.shape[0] < d.n_steps or noise.shape[1] != n:
-            raise ValueError(f"noise_replay: shape ({noise.shape[0]}, {noise.shape[1]}) but ({d.n_steps}, {n}) needed")
+        if noise.shape[0] < d.n_steps or noise.shape[1] != units * n:
+            raise ValueError(f"noise_replay: shape ({noise.shape[0]}, {noise.shape[1]}) but ({d.n_steps}, "
+                             f"{units * n}) needed")
         noise_ptr = &noise[0, 0]
     if kind in (SELECT_BERNOULLI, SELECT_PERSISTENT) or (noise_ptr == NULL and np.any(np.asarray(temp_values) > 0)):
         if rng is None:
@@ -731,8 +1042,8 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     cdef bitgen_t* gen = _bitgen(rng) if rng is not None else NULL
     w = np.array(w_init, dtype=np.float64)
     cdef double[::1] wv = w
-    g = np.zeros(n)
-    opt_state = np.zeros(d.opt.n_state * n + 1)
+    g = np.zeros(units * n)
+    opt_state = np.zeros(d.opt.n_state * units * n + 1)
     active = np.zeros(max(m, 1), dtype=np.intp)
     state = np.zeros(max(m, 1), dtype=np.uint8)
     next_flip = np.zeros(max(m, 1), dtype=np.int64)
@@ -749,15 +1060,34 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     work.next_flip = &nv[0]
     cdef Switching sw
     switching_init(&sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, sel_ptr)
-    out = _record_arrays(1, d.n_record)
+    out = _record_arrays(1, d.n_record, units if d.loss == NULL else 0)
     cdef Record rec
     _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["train_error"],
                   out["test_error"], 0)
     rec.weights = NULL
+    cdef double[:, :, :, ::1] o_ov
     cdef int64_t progress = 0
-    with nogil:
-        trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL,
-                   &w0[0], &wv[0], &sw, &work, gen, noise_ptr, &rec, &progress)
+    if d.loss != NULL:
+        with nogil:
+            trajectory(&d, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL, &yt[0] if m_test else NULL,
+                       &w0[0], &wv[0], &sw, &work, gen, noise_ptr, &rec, &progress)
+    else:
+        if "overlap" in out:
+            o_ov = out["overlap"]
+        _point_committee_record(&crec, out["unit_magnetization"], out["a_square"],
+                                &o_ov[0, 0, 0, 0] if "overlap" in out else NULL, 0, d.n_record, units)
+        cw = _committee_scratch(&comm, n)
+        if cw == NULL:
+            raise MemoryError(f"run_trajectory: could not allocate a committee's scratch (k={units}, n={n})")
+        try:
+            with threadpool_limits(1, user_api="blas"):
+                with nogil:
+                    committee_trajectory(&d, &comm, &X[0, 0], &y[0], &Xt[0, 0] if m_test else NULL,
+                                         &yt[0] if m_test else NULL, &w0[0], &wv[0], &sw, &work, cw, gen,
+                                         noise_ptr, &rec, &crec, &progress)
+        finally:
+            _committee_scratch_free(cw)
+        w = w.reshape(units, n)
     out["solved_step"][0] = rec.solved_step
     out["stop_step"][0] = rec.stop_step
     out["stop_reason"][0] = rec.stop_reason

@@ -47,3 +47,38 @@ cdef double margin_err(double h, double y, const double* theta) noexcept nogil
 
 cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil
 cdef const Loss* loss_from_capsule(object capsule) except NULL
+
+
+# Committee losses (a student with K hidden units, Dmitriev 2021 eq 2.3): one call per sample takes the
+# K fields h_k = w_k.x/sqrt(N) and returns Lambda(y, h[K]); with dv != NULL it also writes dLambda/dh_k
+# into dv[0..K-1]. Capsule name "prcy.CommitteeLoss.v1".
+cdef enum:
+    COMMITTEE_LOSS_MAGIC = 0x70726363        # "prcc": first field of every CommitteeLoss
+    COMMITTEE_LOSS_ABI_VERSION = 1
+
+ctypedef double (*committee_fn)(const double* h, Py_ssize_t k, double y, const double* theta,
+                                double* dv) noexcept nogil
+ctypedef double (*committee_err_fn)(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil
+
+ctypedef struct CommitteeLoss:
+    uint32_t magic               # COMMITTEE_LOSS_MAGIC
+    uint32_t version             # COMMITTEE_LOSS_ABI_VERSION
+    size_t size                  # sizeof(CommitteeLoss)
+    committee_fn v               # Lambda(y, h[k]); fills dv[0..k-1] = dLambda/dh_j unless dv is NULL
+    committee_err_fn err         # test error of one sample with fields h[k] and label y
+    double theta[LOSS_N_PARAMS]  # the loss's parameters, passed to every call
+
+cdef double committee_phase_retrieval_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                        double* dv) noexcept nogil
+cdef double committee_phase_retrieval_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil
+cdef double committee_absolute_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                 double* dv) noexcept nogil
+cdef double committee_modulus_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil
+cdef double committee_door_square_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                    double* dv) noexcept nogil
+cdef double committee_door_logistic_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                      double* dv) noexcept nogil
+cdef double committee_door_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil
+
+cdef void committee_loss_init(CommitteeLoss* loss, committee_fn v, committee_err_fn err) noexcept nogil
+cdef const CommitteeLoss* committee_loss_from_capsule(object capsule) except NULL

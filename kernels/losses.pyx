@@ -40,6 +40,24 @@ outlive every run that uses it. ``loss_from_capsule`` checks the capsule's name,
 (``"prcy.Loss"``, functions of ``(h, h0)``) is refused with a message saying so. Nothing can check
 the functions themselves: they must be pure, thread-safe, ``noexcept nogil``, read nothing but their
 arguments and ``theta``, and return a finite number for finite arguments.
+
+Committee losses (a student with ``K`` hidden units, output ``phi((1/K) sum_k g(h_k))``, Dmitriev
+2021 eq 2.3): a ``CommitteeLoss`` holds ``v(h, K, y, theta, dv)``, which returns ``Lambda(y, h[K])``
+and, when ``dv`` is not NULL, writes ``dLambda/dh_k`` into ``dv[0..K-1]``, and ``err(h, K, y, theta)``.
+Built in (``committee_capsule(name, **parameters)``, the names and parameters of the single-unit
+losses they extend; at ``K = 1`` each is the single-unit loss of the same name):
+
+- ``"phase-retrieval"``: ``g(h) = h^2``, ``yhat = (1/K) sum_k h_k^2``, ``Lambda = (yhat - y^2)^2 / 4``
+  (the single unit's scale), ``err = (y^2 - yhat)^2`` (the squared-label error of the quadratic
+  network, whose mean has a closed form: ``prcy.analysis.quadratic_network_error``);
+- ``"absolute"``, ``"door-square"``, ``"door-logistic"``: ``g(h) = a(h) = sqrt(h^2 + eps)``, the
+  single-unit loss of ``a = (1/K) sum_k a(h_k)`` in place of ``a(h)``; ``err`` with the unsmoothed
+  ``(1/K) sum_k |h_k|`` in place of ``|h|``.
+
+ABI (version ``COMMITTEE_LOSS_ABI_VERSION`` = 1): fill a ``CommitteeLoss`` with
+``committee_loss_init`` and hand its address in a ``PyCapsule`` named ``"prcy.CommitteeLoss.v1"``;
+``committee_loss_from_capsule`` checks the name, ``magic``, ``version``, ``size`` and the pointers,
+and the functions owe what a ``Loss``'s owe.
 """
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.math cimport sqrt, exp, fabs, fmax
@@ -49,6 +67,8 @@ import numpy as np
 CAPSULE_NAME = "prcy.Loss.v2"
 cdef const char* _CAPSULE_NAME = b"prcy.Loss.v2"   # static storage: a capsule keeps the pointer
 cdef const char* _CAPSULE_NAME_V1 = b"prcy.Loss"
+COMMITTEE_CAPSULE_NAME = "prcy.CommitteeLoss.v1"
+cdef const char* _COMMITTEE_CAPSULE_NAME = b"prcy.CommitteeLoss.v1"
 
 
 cdef double phase_retrieval_v(double h, double y, const double* theta) noexcept nogil:
@@ -201,6 +221,89 @@ cdef double margin_err(double h, double y, const double* theta) noexcept nogil:
     return 0.25 * r * r
 
 
+# committee losses: the fields h[0..k-1] of one sample
+cdef double committee_phase_retrieval_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                        double* dv) noexcept nogil:
+    cdef double yhat = 0.0, r
+    cdef Py_ssize_t j
+    for j in range(k):
+        yhat += h[j] * h[j]
+    r = yhat / k - y * y
+    if dv != NULL:
+        for j in range(k):
+            dv[j] = r * h[j] / k
+    return 0.25 * r * r
+
+cdef double committee_phase_retrieval_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil:
+    cdef double yhat = 0.0
+    cdef Py_ssize_t j
+    for j in range(k):
+        yhat += h[j] * h[j]
+    yhat = y * y - yhat / k
+    return yhat * yhat
+
+cdef inline double _mean_modulus(const double* h, Py_ssize_t k, double eps) noexcept nogil:
+    """``(1/k) sum_j sqrt(h_j^2 + eps)``"""
+    cdef double a = 0.0
+    cdef Py_ssize_t j
+    for j in range(k):
+        a += sqrt(h[j] * h[j] + eps)
+    return a / k
+
+cdef inline void _modulus_gradient(const double* h, Py_ssize_t k, double eps, double outer,
+                                   double* dv) noexcept nogil:
+    """``dv_j = outer * (h_j / a(h_j)) / k``: the chain rule through the mean smoothed modulus."""
+    cdef Py_ssize_t j
+    if dv != NULL:
+        for j in range(k):
+            dv[j] = outer * (h[j] / sqrt(h[j] * h[j] + eps)) / k
+
+cdef double committee_absolute_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                 double* dv) noexcept nogil:
+    cdef double r = y - _mean_modulus(h, k, theta[0])
+    _modulus_gradient(h, k, theta[0], -2.0 * r, dv)
+    return r * r
+
+cdef double committee_door_square_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                    double* dv) noexcept nogil:
+    cdef double r = y - _mean_modulus(h, k, theta[0]) + theta[1]
+    _modulus_gradient(h, k, theta[0], -2.0 * r, dv)
+    return r * r
+
+cdef double committee_door_logistic_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                      double* dv) noexcept nogil:
+    cdef double z = y * (_mean_modulus(h, k, theta[0]) - theta[1])
+    _modulus_gradient(h, k, theta[0], -y * _sigmoid(-z), dv)
+    return (-z if z < 0 else 0.0) + log1p(exp(-fabs(z)))
+
+cdef inline double _mean_abs(const double* h, Py_ssize_t k) noexcept nogil:
+    cdef double a = 0.0
+    cdef Py_ssize_t j
+    for j in range(k):
+        a += fabs(h[j])
+    return a / k
+
+cdef double committee_modulus_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil:
+    cdef double r = fabs(y) - _mean_abs(h, k)
+    return r * r
+
+cdef double committee_door_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil:
+    cdef double predicted = 1.0 if _mean_abs(h, k) > theta[1] else -1.0
+    return 0.0 if predicted == y else 1.0
+
+
+cdef void committee_loss_init(CommitteeLoss* loss, committee_fn v, committee_err_fn err) noexcept nogil:
+    """Fill ``loss``'s header (magic, version, size) and functions; ``theta`` set to 0."""
+    cdef Py_ssize_t i
+    loss.magic = COMMITTEE_LOSS_MAGIC
+    loss.version = COMMITTEE_LOSS_ABI_VERSION
+    loss.size = sizeof(CommitteeLoss)
+    loss.v = v
+    loss.err = err
+    for i in range(LOSS_N_PARAMS):
+        loss.theta[i] = 0.0
+
+
 cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil:
     """Fill ``loss``'s header (magic, version, size) and functions; ``theta`` set to 0."""
     cdef Py_ssize_t i
@@ -240,12 +343,10 @@ cdef void _free_loss(object cap) noexcept:
     free(PyCapsule_GetPointer(cap, _CAPSULE_NAME))
 
 
-def capsule(name, **parameters):
-    """A new ``PyCapsule`` (name ``"prcy.Loss.v2"``) holding the built-in loss ``name`` with its
-    ``parameters`` (``PARAMETERS[name]``, each a finite number: ``smoothing > 0``, ``onset > 0``).
-    The capsule owns its ``Loss`` and frees it when it is collected."""
-    if name not in PARAMETERS:
-        raise ValueError(f"loss: unknown name {name!r}; allowed: {', '.join(NAMES)}")
+def _check_parameters(name, parameters, names):
+    """The parameters of the built-in loss ``name`` (one of ``names``) in the order of theta."""
+    if name not in names:
+        raise ValueError(f"loss: unknown name {name!r}; allowed: {', '.join(names)}")
     wanted = PARAMETERS[name]
     if set(parameters) != set(wanted):
         raise ValueError(f"loss {name!r}: parameters {sorted(parameters)} given; needed: {list(wanted) or 'none'}")
@@ -253,6 +354,14 @@ def capsule(name, **parameters):
         value = parameters[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < float(value) < float("inf")):
             raise ValueError(f"{key}: {value!r} is not allowed; allowed: a finite number > 0")
+    return [float(parameters[key]) for key in wanted]
+
+
+def capsule(name, **parameters):
+    """A new ``PyCapsule`` (name ``"prcy.Loss.v2"``) holding the built-in loss ``name`` with its
+    ``parameters`` (``PARAMETERS[name]``, each a finite number: ``smoothing > 0``, ``onset > 0``).
+    The capsule owns its ``Loss`` and frees it when it is collected."""
+    theta = _check_parameters(name, parameters, NAMES)
     cdef Loss* loss = <Loss*>malloc(sizeof(Loss))
     if loss == NULL:
         raise MemoryError("loss: could not allocate a Loss")
@@ -269,9 +378,90 @@ def capsule(name, **parameters):
     else:
         loss_init(loss, margin_v, margin_dv, margin_d2v, margin_err)
         loss.theta[1], loss.theta[2] = MARGIN[name]
-    for i, key in enumerate(wanted):
-        loss.theta[i] = float(parameters[key])
+    for i, value in enumerate(theta):
+        loss.theta[i] = value
     return PyCapsule_New(<void*>loss, _CAPSULE_NAME, <void (*)(object) noexcept>_free_loss)
+
+
+COMMITTEE_NAMES = ("phase-retrieval", "absolute", "door-square", "door-logistic")
+
+
+cdef void _free_committee_loss(object cap) noexcept:
+    free(PyCapsule_GetPointer(cap, _COMMITTEE_CAPSULE_NAME))
+
+
+def committee_capsule(name, **parameters):
+    """A new ``PyCapsule`` (name ``"prcy.CommitteeLoss.v1"``) holding the built-in committee loss
+    ``name`` (``COMMITTEE_NAMES``) with the parameters of the single-unit loss of that name."""
+    theta = _check_parameters(name, parameters, COMMITTEE_NAMES)
+    cdef CommitteeLoss* loss = <CommitteeLoss*>malloc(sizeof(CommitteeLoss))
+    if loss == NULL:
+        raise MemoryError("loss: could not allocate a CommitteeLoss")
+    if name == "phase-retrieval":
+        committee_loss_init(loss, committee_phase_retrieval_v, committee_phase_retrieval_err)
+    elif name == "absolute":
+        committee_loss_init(loss, committee_absolute_v, committee_modulus_err)
+    elif name == "door-square":
+        committee_loss_init(loss, committee_door_square_v, committee_door_err)
+    else:
+        committee_loss_init(loss, committee_door_logistic_v, committee_door_err)
+    for i, value in enumerate(theta):
+        loss.theta[i] = value
+    return PyCapsule_New(<void*>loss, _COMMITTEE_CAPSULE_NAME, <void (*)(object) noexcept>_free_committee_loss)
+
+
+def is_committee_capsule(cap):
+    """Whether ``cap`` is a PyCapsule named ``"prcy.CommitteeLoss.v1"``."""
+    return bool(PyCapsule_IsValid(cap, _COMMITTEE_CAPSULE_NAME))
+
+
+cdef const CommitteeLoss* committee_loss_from_capsule(object cap) except NULL:
+    """The ``CommitteeLoss`` inside ``cap``; raises ``TypeError`` when ``cap`` is not a
+    ``"prcy.CommitteeLoss.v1"`` capsule (naming a single-unit loss as such) or its header is not this
+    ABI's, and ``ValueError`` when a function pointer is NULL."""
+    if PyCapsule_IsValid(cap, _CAPSULE_NAME):
+        raise TypeError("loss: a 'prcy.Loss.v2' capsule is a single-unit loss; a student with hidden units needs a "
+                        "committee loss: a capsule named 'prcy.CommitteeLoss.v1' (see prcy.kernels.losses)")
+    if not PyCapsule_IsValid(cap, _COMMITTEE_CAPSULE_NAME):
+        raise TypeError(f"loss: expected a PyCapsule named 'prcy.CommitteeLoss.v1', got {type(cap).__name__}")
+    cdef const CommitteeLoss* loss = <const CommitteeLoss*> PyCapsule_GetPointer(cap, _COMMITTEE_CAPSULE_NAME)
+    if (loss.magic != COMMITTEE_LOSS_MAGIC or loss.version != COMMITTEE_LOSS_ABI_VERSION
+            or loss.size != sizeof(CommitteeLoss)):
+        raise TypeError(f"loss: the capsule's CommitteeLoss header (magic {loss.magic:#x}, version {loss.version}, "
+                        f"size {loss.size}) is not ABI {COMMITTEE_LOSS_ABI_VERSION}'s (magic "
+                        f"{COMMITTEE_LOSS_MAGIC:#x}, size {sizeof(CommitteeLoss)}): fill it with committee_loss_init")
+    if loss.v == NULL or loss.err == NULL:
+        raise ValueError("loss: the capsule's CommitteeLoss has a NULL function pointer")
+    return loss
+
+
+def check_committee_capsule(cap):
+    """Raise as ``committee_loss_from_capsule`` does when ``cap`` is not a usable committee loss capsule."""
+    committee_loss_from_capsule(cap)
+
+
+def committee_evaluate(cap, h, y):
+    """``(Lambda, dLambda/dh, err)`` of the committee loss in ``cap`` (or the built-in committee loss
+    without parameters that ``cap`` names) for fields ``h`` (``m x K``) and labels ``y`` (``m``): arrays
+    of shapes ``m``, ``m x K``, ``m`` (the Python twin)."""
+    if isinstance(cap, str):
+        cap = committee_capsule(cap)
+    cdef const CommitteeLoss* loss = committee_loss_from_capsule(cap)
+    H = np.ascontiguousarray(np.atleast_2d(h), dtype=np.float64)
+    Y = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+    if Y.shape[0] != H.shape[0] or H.shape[1] < 1:
+        raise ValueError(f"committee_evaluate: h has shape {H.shape}, y {Y.shape}; needed (m, K >= 1) and (m,)")
+    value, err, grad = np.empty(H.shape[0]), np.empty(H.shape[0]), np.empty_like(H)
+    cdef const double[:, ::1] hv = H
+    cdef const double[::1] yv = Y
+    cdef double[::1] vv = value, ev = err
+    cdef double[:, ::1] gv = grad
+    cdef Py_ssize_t i, k = H.shape[1]
+    with nogil:
+        for i in range(hv.shape[0]):
+            vv[i] = loss.v(&hv[i, 0], k, yv[i], loss.theta, &gv[i, 0])
+            ev[i] = loss.err(&hv[i, 0], k, yv[i], loss.theta)
+    return value, grad, err
 
 
 cdef const Loss* loss_from_capsule(object cap) except NULL:

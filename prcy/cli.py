@@ -158,7 +158,7 @@ def dmft(**values):
     try:
         for name in NOT_IN_DMFT:
             if values[name] is not None:
-                raise not_in_dmft_error(name)
+                raise not_in_dmft_error(name, values[name])
         options = _given(values, DMFT)
         threads = EXECUTION["threads"].check(_given(values, EXECUTION).get("threads"))
         bar = _IterationBar({**defaults(DMFT), **options}) if values["progress"] else None
@@ -341,6 +341,9 @@ class _Var(str, Enum):
     train_accuracy = "train_accuracy"
     test_error = "test_error"
     test_error_empirical = "test_error_empirical"
+    a_teacher = "a_teacher"
+    a_distance = "a_distance"
+    unit_magnetization = "unit_magnetization"
 
 
 @analyze_app.command("thresholds")

@@ -131,7 +131,7 @@ def describe(ds: xr.Dataset) -> str:
     dimensions, the scalar attributes of the run and the random numbers."""
     dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     a = ds.attrs
-    fixed = "  ".join(f"{k}={a[k]}" for k in ("problem", "alpha", "delta", "onset", "n", "init", "init_variance", "m0",
+    fixed = "  ".join(f"{k}={a[k]}" for k in ("problem", "alpha", "delta", "onset", "n", "hidden", "init", "init_variance", "m0",
                                                  "optimizer", "lr", "dt", "t_max", "constraint", "success",
                                                  "precision") if k in a)
     swept = f"  swept: {a['dims_swept']}" if a.get("dims_swept") else ""

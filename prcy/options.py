@@ -42,6 +42,8 @@ LOSSES = (("phase-retrieval", "linear-regression", "absolute", "door-square", "d
 DEFAULT_LOSS = {"phase-retrieval": "phase-retrieval", "linear-regression": "linear-regression",
                 "door": "door-square", "mixture-2": "logistic", "mixture-3": "quadratic-logistic"}
 SMOOTHED_LOSSES = ("absolute", "door-square", "door-logistic")    # train on sqrt(h^2 + smoothing)
+COMMITTEE_PROBLEMS = ("phase-retrieval", "door")       # a student with hidden units (--hidden K > 1)
+COMMITTEE_LOSSES = ("phase-retrieval", "absolute", "door-square", "door-logistic")   # with a committee form
 TEACHERS = ("gaussian", "rademacher")
 GRADIENT_ALGORITHMS = ("gd", "sgd", "psgd", "langevin")
 ALGORITHMS = GRADIENT_ALGORITHMS + ("amp",)     # amp: the GAMP baseline (prcy.amp), time = iteration
@@ -368,6 +370,10 @@ SIMULATION = _rows(
     Option("delta", "problem.delta", "float", 0.5, "Cluster variance Delta of a Gaussian mixture, "
            "x = c v*/sqrt(N) + sqrt(Delta) z", "problem", low=0, low_open=True, at_most=1e6,
            applies=(("problem", MIXTURES),), by_problem=((("mixture-3",), 0.05),)),
+    Option("hidden", "problem.hidden", "int", 1, "Hidden units K of the student: output (1/K) sum_k g(h_k), "
+           "h_k = w_k.x/sqrt(N), g(h) = h^2 (phase retrieval) or sqrt(h^2 + smoothing) (door); a committee machine, "
+           "Dmitriev 2021 eq 2.3 (1: a single unit; docs/engine.md, \"Committee machines\")", "problem", low=1,
+           at_most=10 ** 6, applies=GRADIENT + (("problem", COMMITTEE_PROBLEMS),)),
     Option("smoothing", "problem.smoothing", "float", 1e-6, "eps of the smoothed modulus sqrt(h^2 + eps) "
            "the loss trains on", "problem", low=0, low_open=True, at_most=1e3,
            applies=(("loss", SMOOTHED_LOSSES),)),
@@ -549,7 +555,10 @@ EXECUTION = _rows(
 NOT_IN_DMFT = tuple(name for name in SIMULATION if name not in DMFT)
 
 
-def not_in_dmft_error(name: str) -> ValueError:
+def not_in_dmft_error(name: str, value: Any = None) -> ValueError:
+    if name == "hidden":
+        return ValueError(f"hidden: {value!r} is not allowed in the DMFT: the DMFT of committee machines is not "
+                          f"implemented (docs/dmft.md, \"Committee machines\"); allowed: a single unit (omit --hidden)")
     return ValueError(f"{name}: not an option of the DMFT (N = infinity, plain updates, the problem's start: warm, "
                       f"random on a mixture; success by the training loss); allowed: {', '.join(DMFT)}")
 

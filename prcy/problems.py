@@ -38,11 +38,11 @@ def _guarded(reference: str, call):
         raise ValueError(f"loss: {reference!r} could not be loaded ({type(exc).__name__}: {exc})") from None
 
 
-def load_loss(reference: str):
+def load_loss(reference: str, hidden: int = 1):
     """The capsule of a loss given by reference: a name published under the entry-point group
     ``prcy.losses`` or ``"module:attr"`` (see the module docstring); ``ValueError`` naming the loss
     when it cannot be loaded, or when the object is neither a capsule nor a marked factory, or not a
-    usable capsule."""
+    usable capsule (a ``"prcy.CommitteeLoss.v1"`` capsule for a student with ``hidden > 1`` units)."""
     import importlib
 
     from prcy.kernels import losses
@@ -59,13 +59,13 @@ def load_loss(reference: str):
         raise ValueError(f"loss: {reference!r} is a {type(obj).__name__}; allowed: a prcy.Loss.v2 capsule or a "
                          f"function marked with prcy.problems.loss_factory (prcy calls nothing else)")
     try:
-        losses.check_capsule(obj)
+        (losses.check_committee_capsule if hidden > 1 else losses.check_capsule)(obj)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"loss: {reference!r} gives no usable capsule ({exc})") from None
     return obj
 
 
-def resolve_loss(problem: str, loss=None, **parameters):
+def resolve_loss(problem: str, loss=None, hidden: int = 1, **parameters):
     """``(capsule, name recorded in the file)`` for ``loss`` on ``problem``.
 
     Parameters
@@ -75,6 +75,9 @@ def resolve_loss(problem: str, loss=None, **parameters):
     loss : None, str or capsule
         A built-in loss name (``prcy.kernels.losses.NAMES``), a published name or ``"module:attr"``
         (``load_loss``), or a ``"prcy.Loss.v2"`` capsule (recorded as ``"user capsule"``).
+    hidden : int
+        The student's hidden units: above 1 the capsule is a committee loss (``"prcy.CommitteeLoss.v1"``;
+        a built-in name must be one of ``prcy.kernels.losses.COMMITTEE_NAMES``).
     **parameters
         Values for the built-in losses' parameters (``prcy.kernels.losses.PARAMETERS``: ``smoothing``,
         ``onset``); those the loss does not use are ignored.
@@ -88,7 +91,14 @@ def resolve_loss(problem: str, loss=None, **parameters):
             missing = [k for k in losses.PARAMETERS[loss] if k not in parameters]
             if missing:
                 raise ValueError(f"loss {loss!r}: needs {', '.join(missing)}")
-            return losses.capsule(loss, **{k: parameters[k] for k in losses.PARAMETERS[loss]}), loss
-        return load_loss(loss), loss
-    losses.check_capsule(loss)        # TypeError naming the loss when it is not a usable capsule
+            values = {k: parameters[k] for k in losses.PARAMETERS[loss]}
+            if hidden == 1:
+                return losses.capsule(loss, **values), loss
+            if loss not in losses.COMMITTEE_NAMES:
+                raise ValueError(f"loss: {loss!r} has no committee form (hidden = {hidden}); allowed with hidden > 1: "
+                                 f"{', '.join(losses.COMMITTEE_NAMES)} or a prcy.CommitteeLoss.v1 capsule")
+            return losses.committee_capsule(loss, **values), loss
+        return load_loss(loss, hidden), loss
+    # TypeError naming the loss when it is not a usable capsule
+    (losses.check_committee_capsule if hidden > 1 else losses.check_capsule)(loss)
     return loss, "user capsule"

@@ -38,6 +38,14 @@ VARIABLES = {
                                    "Mignacco et al. 2020, eqs 24-25); docs/engine.md"),
     "test_error_empirical": dict(long_name="test error on held-out samples", units="1",
                                  description="mean per-sample test error over n_test fresh samples"),
+    "a_teacher": dict(long_name="w0^T A w0/N", units="1",
+                      description="a committee's A = W^T W/(K N) seen along the teacher: sum_k M_k^2/K = "
+                                  "magnetization^2 (docs/engine.md, \"Committee machines\")"),
+    "a_distance": dict(long_name="|A - A*|_F^2", units="1",
+                       description="A = W^T W/(K N), A* = w0 w0^T/N (Frobenius norm, O(1) as it stands)"),
+    "unit_magnetization": dict(long_name="magnetization w_k.w0/N of each hidden unit", units="1"),
+    "overlap": dict(long_name="overlap matrix Q = W W^T/N of the hidden units", units="1",
+                    description="recorded for K <= 16 hidden units"),
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
     "spectral_eigenvalue": dict(long_name="top eigenvalue of the spectral start's matrix", units="1",
                                 description="largest eigenvalue of (1/M) sum_mu T(y_mu) x_mu x_mu^T (init spectral)"),
@@ -70,6 +78,19 @@ COORDS = {
     "time": dict(long_name="physical time", units="steps * lr", standard_name="time"),
     "step": dict(long_name="step index"),
     "seed": dict(long_name="seed index (spawn key of the root seed)"),
+    "unit": dict(long_name="hidden unit k of the student"),
+    "unit2": dict(long_name="hidden unit l of the student (second index of the overlap matrix)"),
+}
+# the (seed, time) variables only a committee has (a sweep merges them; the per-unit ones it does not)
+COMMITTEE_CURVES = ("a_teacher", "a_distance")
+# a committee's variables (hidden > 1): their meaning where they differ from a single unit's
+COMMITTEE_VARIABLES = {
+    "magnetization": dict(long_name="root-mean-square magnetization sqrt(sum_k M_k^2/K)",
+                          description="M_k = w_k.w0/N; sqrt(w0^T A w0/N); 1 when every unit is +-w0"),
+    "norm": dict(long_name="tr A = sum_k |w_k|^2/(K N)"),
+    "test_error": dict(long_name="generalization error", description=(
+        "phase retrieval: E(y^2 - yhat)^2 = (1 - tr A)^2 + 2 |A - A*|_F^2 (prcy.analysis.quadratic_network_error); "
+        "door: the error on the n_test held-out samples")),
 }
 AMP_TIME = dict(long_name="AMP iteration", units="iterations")       # algorithm amp (prcy.amp)
 
@@ -81,7 +102,7 @@ def seed_streams(spec: SimulationSpec) -> dict[str, list[np.random.PCG64]]:
             for name, code in STREAMS.items()}
 
 
-MEMORY_OPTIONS = "n, alpha, n_test, seeds or points, fewer threads, or share_data / precision float32"
+MEMORY_OPTIONS = "n, alpha, n_test, hidden, seeds or points, fewer threads, or share_data / precision float32"
 GENERATOR_BYTES = 800      # one PCG64 with its SeedSequence, measured
 
 
@@ -98,15 +119,50 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
     itemsize = np.dtype(p.precision).itemsize + (8 if amp and p.precision != "float64" else 0)
     n_record = len(spec.recording.times) + 2 if spec.recording.times is not None else spec.recording.points
     return {
+        **committee_memory(spec, working, n_record),
         f"inputs X, {rows} x {p.n} {p.precision}{' and its float64 copy' if itemsize > 8 else ''}, "
         f"{'shared' if p.share_data else f'{copies} at once'}":
             copies * (rows * p.n * itemsize + 8.0 * (rows + p.n)),
-        "weights, gradients, optimizer state and selection per thread": working * (8.0 * 4 * p.n + 17.0 * p.m),
+        "weights, gradients, optimizer state and selection per thread":
+            working * (8.0 * 4 * p.hidden * p.n + 17.0 * p.m),
         "recorded curves": 3 * 8.0 * 6 * spec.seeds * n_record,
         "random generators": GENERATOR_BYTES * len(STREAMS) * spec.seeds,
         **({f"weights at the recording times for the Hessian, {spec.seeds} x {n_record} x {p.n}":
             8.0 * spec.seeds * n_record * p.n} if spec.recording.hessian else {}),
     }
+
+
+def committee_memory(spec: SimulationSpec, working: int, n_record: int) -> dict[str, float]:
+    """The parts of ``memory_parts`` that only a committee (``hidden > 1``) has: per working thread a
+    row block in float64 and its fields and derivatives, and the overlap matrix; the per-unit records."""
+    from prcy.kernels.dynamics import MAX_OVERLAP_UNITS, committee_block
+
+    p = spec.problem
+    k = p.hidden
+    if k == 1:
+        return {}
+    block = committee_block(k, p.n)
+    return {
+        f"a committee's row block ({block} x {p.n}), fields and derivatives ({max(block, 8)} x {k} twice), "
+        f"overlap matrix ({k} x {k}) per thread": working * 8.0 * (block * p.n + 2 * max(block, 8) * k + k * k),
+        "recorded unit magnetizations and overlaps":
+            3 * 8.0 * spec.seeds * n_record * (k + (k * k if k <= MAX_OVERLAP_UNITS else 0)),
+    }
+
+
+def check_hidden(spec: SimulationSpec, n_threads: int) -> None:
+    """Refuse a committee whose weights, gradient and optimizer state (``4 hidden n`` doubles per
+    working thread) alone exceed the machine's memory, naming ``hidden`` and the largest that fits."""
+    from prcy.resources import format_bytes, machine_memory
+
+    p = spec.problem
+    working = max(1, min(n_threads, spec.seeds))
+    per_unit = working * 8.0 * 4 * p.n
+    if p.hidden * per_unit > machine_memory():
+        raise ValueError(f"hidden: {p.hidden!r} is not allowed with n = {p.n} on {working} threads (its weights and "
+                         f"optimizer state need {format_bytes(p.hidden * per_unit)}, more than the "
+                         f"{format_bytes(machine_memory())} this machine gives a process); allowed: an integer in "
+                         f"[1, {int(machine_memory() // per_unit)}]")
 
 
 def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
@@ -147,6 +203,7 @@ def simulate(spec: SimulationSpec | None = None, *, threads: int | None = None,
         specs = specs_from_options(options)
     n_threads = parallel.n_threads(threads)
     for s in specs:
+        check_hidden(s, n_threads)
         check_memory(memory_parts(s, n_threads), MEMORY_OPTIONS)
     reporter = _make_reporter(progress, specs)
     datasets = [run(s, threads=threads, progress=reporter, loss=loss) for s in specs]
@@ -228,8 +285,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     n_threads = parallel.n_threads(threads)
     if loss is not None and p.loss is not None:
         raise ValueError("loss: given both as a capsule and in the spec (problem.loss); give one")
-    capsule, loss_name = resolve_loss(p.name, loss if loss is not None else p.loss, smoothing=p.smoothing,
-                                      onset=p.onset)
+    capsule, loss_name = resolve_loss(p.name, loss if loss is not None else p.loss, hidden=p.hidden,
+                                      smoothing=p.smoothing, onset=p.onset)
     lr = a.lr
     n_steps = spec.recording.n_steps(lr)
     steps = spec.recording.steps(lr)
@@ -260,8 +317,8 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         m0=spec.init.m0, init_variance=spec.init.variance, shuffle_labels=p.labels == "random",
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
-        progress=progress_arr, abort=abort, n_threads=n_threads,
-        poll=None if progress is None else lambda: progress(int(progress_arr.sum())))
+        progress=progress_arr, abort=abort, n_threads=n_threads, hidden=p.hidden,
+        block=dynamics.committee_block(p.hidden, p.n), poll=None if progress is None else lambda: progress(int(progress_arr.sum())))
     if progress is not None:
         progress(spec.seeds * n_steps, finished=True)
     ds = dataset(spec, out, steps, n_threads)
@@ -344,8 +401,12 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
     p = spec.problem
     if p.name in CLASSIFIERS:
         data["train_accuracy"] = (dims, 1.0 - out["train_error"])
-    error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset, delta=p.delta)
-    data["test_error"] = (dims, error)
+    if p.hidden > 1:
+        data.update(committee_variables(spec, out))
+        error = data["test_error"][1]
+    else:
+        error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset, delta=p.delta)
+        data["test_error"] = (dims, error)
     if p.n_test:
         data["test_error_empirical"] = (dims, out["test_error"])
     success = spec.stopping.success
@@ -362,10 +423,17 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
         data["solved_time"] = (("seed",), np.where(solved >= 0, steps[solved] * lr, np.nan))
     data["stop_time"] = (("seed",), out["stop_step"] * lr)
     data["stop_reason"] = (("seed",), np.array([dynamics.STOP_REASONS[r] for r in out["stop_reason"]], dtype=object))
-    ds = xr.Dataset(data, coords={"seed": seeds, "time": steps * lr, "step": ("time", steps),
-                                  "algorithm": spec.algorithm.name})
+    coords = {"seed": seeds, "time": steps * lr, "step": ("time", steps), "algorithm": spec.algorithm.name}
+    if p.hidden > 1:
+        coords["unit"] = np.arange(p.hidden)
+        if "overlap" in data:
+            coords["unit2"] = np.arange(p.hidden)
+    ds = xr.Dataset(data, coords=coords)
     for name, meta in {**VARIABLES, **COORDS, **SUCCESS_VARIABLES[spec.stopping.success]}.items():
         if name in ds.variables:
+            ds[name].attrs.update(meta)
+    if p.hidden > 1:
+        for name, meta in COMMITTEE_VARIABLES.items():
             ds[name].attrs.update(meta)
     if spec.algorithm.name == "amp":        # time = iteration (lr stored as 1)
         ds["time"].attrs.update(AMP_TIME)
@@ -373,6 +441,25 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
             ds[name].attrs["units"] = AMP_TIME["units"]
     ds.attrs.update(_attributes(spec, n_threads, {**parallel.build_info(), "float32_simd": dynamics.FLOAT32_SIMD}))
     return ds
+
+
+def committee_variables(spec: SimulationSpec, out: dict) -> dict:
+    """A committee's variables from the kernel's records: ``a_teacher``, ``a_distance``, ``test_error``
+    (phase retrieval: the quadratic network's closed form; the door: the held-out error),
+    ``unit_magnetization`` over ``unit`` and, for up to 16 units, ``overlap`` over ``(unit, unit2)``."""
+    from prcy.analysis import a_distance, quadratic_network_error
+
+    dims = ("seed", "time")
+    teacher_a = out["magnetization"] ** 2
+    data = {"a_teacher": (dims, teacher_a), "a_distance": (dims, a_distance(teacher_a, out["a_square"])),
+            "unit_magnetization": (dims + ("unit",), out["unit_magnetization"])}
+    if "overlap" in out:
+        data["overlap"] = (dims + ("unit", "unit2"), out["overlap"])
+    if spec.problem.name == "phase-retrieval":
+        data["test_error"] = (dims, quadratic_network_error(out["norm"], teacher_a, out["a_square"]))
+    else:
+        data["test_error"] = (dims, out["test_error"])
+    return data
 
 
 def first_below(curves: np.ndarray, level: float) -> np.ndarray:
@@ -394,7 +481,8 @@ def flat_attributes(spec: SimulationSpec) -> dict:
             "success": spec.stopping.success,
             **({"error_tol": spec.stopping.error_tol} if spec.stopping.success == "test-error" else {}),
             **({"delta": p.delta} if p.name in MIXTURES else {}),
-            **({"onset": p.onset} if p.name in ("door", "mixture-3") else {})}
+            **({"onset": p.onset} if p.name in ("door", "mixture-3") else {}),
+            **({"hidden": p.hidden} if p.hidden > 1 else {})}
 
 
 def _attributes(spec: SimulationSpec, n_threads: int, build: dict) -> dict:

@@ -37,7 +37,8 @@ class Problem:
     regression ``h0``, the door ``sign(|h0| - onset)``). Gaussian mixtures (``mixture-2``,
     ``mixture-3``): inputs ``c w0/sqrt(n) + sqrt(delta) z``, labels from the cluster ``c``
     (``prcy.kernels.problems``). ``loss``: the loss the student trains on (``None`` for the problem's,
-    ``DEFAULT_LOSS``). Fields, defaults and allowed values: ``prcy.options.SIMULATION``."""
+    ``DEFAULT_LOSS``). ``hidden``: the student's hidden units (a committee machine when above 1).
+    Fields, defaults and allowed values: ``prcy.options.SIMULATION``."""
     name: str = _D["problem"]
     alpha: float = _D["alpha"]
     n: int = _D["n"]
@@ -50,6 +51,7 @@ class Problem:
     onset: float = _D["onset"]
     smoothing: float = _D["smoothing"]
     delta: float = _D["delta"]
+    hidden: int = _D["hidden"]           # the student's hidden units K (1: a single unit)
 
     def __post_init__(self):
         check_group(self, "problem", SIMULATION)
@@ -311,7 +313,29 @@ class SimulationSpec(SpecForms):
                              f"only with problem {', '.join(CLASSIFIERS)}")
         if self.algorithm.name == "amp":
             check_amp(self)
+        if self.problem.hidden > 1:
+            check_committee(self)
         check_applicable(SIMULATION, flat_values(self, FLAT))
+
+
+def check_committee(spec: SimulationSpec) -> None:
+    """What a student with ``hidden > 1`` units needs beyond the option table: a loss with a committee
+    form, a start drawn unit by unit (warm or random), no Hessian records, and on the door (whose
+    committee has no closed-form test error) held-out samples for the test error."""
+    from prcy.options import COMMITTEE_LOSSES, LOSSES
+
+    p = spec.problem
+    where = f"with hidden = {p.hidden}"
+    if p.loss in LOSSES and p.loss not in COMMITTEE_LOSSES:
+        raise ValueError(f"loss: {p.loss!r} has no committee form; allowed {where}: {', '.join(COMMITTEE_LOSSES)} "
+                         f"or 'module:attr' naming a prcy.CommitteeLoss.v1 capsule")
+    if spec.init.kind == "spectral":
+        raise ValueError(f"init: 'spectral' is not allowed {where}; allowed: warm, random (each unit drawn in turn)")
+    if spec.recording.hessian:
+        raise ValueError(f"hessian: {spec.recording.hessian!r} is not allowed {where}; allowed: 0")
+    if p.name == "door" and p.n_test == 0:
+        raise ValueError(f"n_test: 0 is not allowed on the door {where} (its test error has no closed form and is "
+                         f"measured on held-out samples); allowed: n_test >= 1")
 
 
 def check_amp(spec: SimulationSpec) -> None:
@@ -371,7 +395,7 @@ def spec_from_flat(cls, kw: dict, groups: dict, table: dict):
     if unknown:
         name = sorted(unknown)[0]
         if table is not SIMULATION and name in NOT_IN_DMFT:
-            raise not_in_dmft_error(name)
+            raise not_in_dmft_error(name, kw[name])
         raise ValueError(f"unknown option(s) {sorted(unknown)}; allowed: {', '.join(table)}")
     flat = flat_paths(table)
     values: dict[str, dict] = {name: {} for name in groups}

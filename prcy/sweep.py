@@ -542,13 +542,16 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     import xarray as xr
 
     from prcy.io import atomic_path, open_dataset, provenance
-    from prcy.simulate import AMP_TIME, COORDS, SUCCESS_VARIABLES, VARIABLES
+    from prcy.simulate import AMP_TIME, COMMITTEE_CURVES, COMMITTEE_VARIABLES, COORDS, SUCCESS_VARIABLES, VARIABLES
 
     first = store.read(next(iter(tasks.values())))
     times, steps = first["time"].values, first["step"].values
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
-    curves = [v for v in VARIABLES if v in first and first[v].dims == ("seed", "time")]
+    # the (seed, time) variables of the first part, and a committee's where any cell has hidden units
+    committee = any(task.spec.problem.hidden > 1 for task in tasks.values())
+    curves = [v for v in VARIABLES if (v in first and first[v].dims == ("seed", "time"))
+              or (committee and v in COMMITTEE_CURVES)]
     per_seed = [v for v in dict.fromkeys(("solved_time", "stop_time", *VARIABLES))   # the float variables over seed
                 if v in first and first[v].dims == ("seed",) and first[v].dtype.kind == "f"]
     with atomic_path(output) as tmp:
@@ -586,6 +589,9 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
             criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
             for name in curves + per_seed + ["success", "stop_reason"]:
                 nc[name].setncatts({**VARIABLES, **SUCCESS_VARIABLES[criterion]}[name])
+                if committee and name in COMMITTEE_VARIABLES:      # its meaning in the cells with hidden > 1
+                    meta = COMMITTEE_VARIABLES[name]
+                    nc[name].setncattr("committee_meaning", meta.get("description", meta.get("long_name")))
                 if amp and name in ("solved_time", "stop_time"):
                     nc[name].setncattr("units", AMP_TIME["units"])
             cache: dict[str, object] = {}
@@ -596,7 +602,8 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 if not np.array_equal(part["time"].values, times):
                     raise ValueError(f"part {keys[0]}: its time axis differs from the sweep's")
                 for name in curves:
-                    nc[name][index] = part[name].values
+                    if name in part:          # a single unit has no a_teacher, a_distance: NaN there
+                        nc[name][index] = part[name].values
                 for name in per_seed:
                     nc[name][index] = part[name].values
                 nc["success"][index] = part["success"].values.astype(np.int8)

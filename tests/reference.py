@@ -138,9 +138,75 @@ def observables(w, w0, X, y, Xt, yt, loss, theta=()):
     )
 
 
+# --- committee losses: Lambda(y, h[K]) of the fields H (m x K) of a student with K hidden units ------
+# (Dmitriev 2021 eq 2.3): phase retrieval on yhat = mean_k h_k^2 at the single unit's scale; the modulus
+# losses on a = mean_k sqrt(h_k^2 + eps). dLambda/dh_k by the complex step, column by column.
+
+def _committee_pr(H, y, theta):
+    return (np.mean(H * H, axis=1) - y * y) ** 2 / 4.0
+
+
+def _committee_pr_err(H, y, theta):
+    return (y * y - np.mean(H * H, axis=1)) ** 2
+
+
+def _committee_modulus(v):
+    """The single-unit modulus loss ``v(h, y, theta)`` with ``a(h)`` replaced by the mean of ``a(h_k)``:
+    ``v`` is called with the field ``sqrt(a^2 - eps)``, whose smoothed modulus is ``a``."""
+    def loss(H, y, theta):
+        a = np.mean(_smooth_modulus(H, theta[0]), axis=1)
+        return v(np.sqrt(a * a - theta[0]), y, theta)
+    return loss
+
+
+def _committee_modulus_err(H, y, theta):
+    return (np.abs(y) - np.mean(np.abs(H), axis=1)) ** 2
+
+
+def _committee_door_err(H, y, theta):
+    return (np.where(np.mean(np.abs(H), axis=1) > theta[1], 1.0, -1.0) != y).astype(float)
+
+
+def committee_gradient(loss, step=1e-30):
+    """``dLambda/dh_k`` (m x K) of an analytic ``loss(H, y, theta)`` by the complex step per column."""
+    def grad(H, y, theta):
+        out = np.empty(H.shape)
+        for k in range(H.shape[1]):
+            Hc = np.asarray(H, dtype=complex)
+            Hc[:, k] += 1j * step
+            out[:, k] = np.imag(loss(Hc, y, theta)) / step
+        return out
+    return grad
+
+
+COMMITTEE_LOSSES = {        # name: (Lambda, err)
+    "phase-retrieval": (_committee_pr, _committee_pr_err),
+    "absolute": (_committee_modulus(_absolute_v), _committee_modulus_err),
+    "door-square": (_committee_modulus(_door_square_v), _committee_door_err),
+    "door-logistic": (_committee_modulus(_door_logistic_v), _committee_door_err),
+}
+
+
+def committee_observables(W, w0, X, y, Xt, yt, loss, theta=()):
+    """A committee's record: ``M_k = w_k.w0/n``, ``Q = W W^T/n``, ``A = W^T W/(K n)`` and its summaries,
+    the training loss and error and the held-out error, as a dict."""
+    lam, err = COMMITTEE_LOSSES[loss]
+    K, n = W.shape
+    M = W @ w0 / n
+    Q = W @ W.T / n
+    A = W.T @ W / (K * n)
+    H = X @ W.T / np.sqrt(n)
+    Ht = Xt @ W.T / np.sqrt(n)
+    return dict(unit_magnetization=M, overlap=Q, magnetization=np.sqrt(np.sum(M * M) / K), norm=np.trace(A),
+                a_square=np.sum(A * A), train_loss=float(np.mean(lam(H, y, theta))),
+                train_error=float(np.mean(err(H, y, theta))),
+                test_error=float(np.mean(err(Ht, yt, theta))) if len(yt) else np.nan)
+
+
 def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, rescale_ell, ridge, sphere,
                          temperatures, record_steps, Xt=None, yt=None, theta=(), optimizer="plain", momentum=0.0,
-                         beta1=0.9, beta2=0.999, adam_eps=1e-8, project_velocity=False, grad_tol=0.0):
+                         beta1=0.9, beta2=0.999, adam_eps=1e-8, project_velocity=False, grad_tol=0.0,
+                         committee=False):
     """Run ``len(selection)`` steps from ``w_init``.
 
     ``y``: the labels; ``selection``: ``(n_steps, m)`` 0/1 matrix, row ``k`` = samples used at step ``k``;
@@ -151,10 +217,14 @@ def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, resca
     ``project_velocity``, of the velocity to the sphere's tangent space). ``grad_tol > 0``: stop before the
     update of the first step whose ``max |G|`` (on the sphere: of G's part tangent to the sphere) is below it.
 
+    ``committee``: ``w_init`` is ``K x n``, one row per hidden unit, ``loss`` names a
+    ``COMMITTEE_LOSSES`` entry, ``noise`` is ``(n_steps, K n)``; the gradient of unit ``k`` is
+    ``sum_mu dLambda/dh_k x_mu / sqrt(n)``, the update acts on every weight, the sphere on each unit.
+
     Returns a dict with ``magnetization``, ``norm``, ``train_loss``, ``test_error``, ``train_error`` at
-    ``record_steps``
-    (up to the stop), the final weights ``w`` and ``weights`` (the state before every step), the full
-    training-loss history ``loss_history`` (per sample, before every step) and ``stop_step``.
+    ``record_steps`` (a committee: every ``committee_observables`` entry), up to the stop, the final
+    weights ``w`` and ``weights`` (the state before every step), the full training-loss history
+    ``loss_history`` (per sample, before every step) and ``stop_step``.
     """
     X = np.asarray(X, dtype=np.float64)
     Xt = np.zeros((0, X.shape[1])) if Xt is None else np.asarray(Xt, dtype=np.float64)
@@ -167,35 +237,52 @@ def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, resca
     m, n = X.shape
     assert selection.shape == (n_steps, m)
     assert temperatures.shape == (n_steps,)
-    _, dv, _ = LOSSES[loss]
+    if committee:
+        lam, _ = COMMITTEE_LOSSES[loss]
+        dlam = committee_gradient(lam)
 
-    w = np.array(w_init, dtype=np.float64)
-    v1 = np.zeros(n)       # velocity, or Adam's first moment
-    v2 = np.zeros(n)       # Adam's second moment
+        def observe(W):
+            return committee_observables(W, w0, X, y, Xt, yt, loss, theta)
+    else:
+        _, dv, _ = LOSSES[loss]
+
+        def dlam(H, y, theta):
+            return dv(H[:, 0], y, theta)[:, None]
+
+        def observe(W):
+            return dict(zip(("magnetization", "norm", "train_loss", "test_error", "train_error"),
+                            observables(W[0], w0, X, y, Xt, yt, loss, theta)))
+
+    w = np.atleast_2d(np.array(w_init, dtype=np.float64))
+    K = w.shape[0]
+    v1 = np.zeros_like(w)       # velocity, or Adam's first moment
+    v2 = np.zeros_like(w)       # Adam's second moment
     weights = [w.copy()]
     history = []
-    record = {k: [] for k in ("magnetization", "norm", "train_loss", "test_error", "train_error")}
+    record = {}
     record_set = set(int(r) for r in record_steps)
     stop = n_steps
     with np.errstate(all="ignore"):
         for k in range(n_steps + 1):
-            obs = observables(w, w0, X, y, Xt, yt, loss, theta)
-            history.append(obs[2])
+            obs = observe(w)
+            history.append(obs["train_loss"])
             if k in record_set:
-                for key, value in zip(record, obs):
-                    record[key].append(value)
+                for key, value in obs.items():
+                    record.setdefault(key, []).append(value)
             if k == n_steps:
                 break
-            h = X @ w / np.sqrt(n)
-            g = np.zeros(n)
+            H = X @ w.T / np.sqrt(n)
+            D = dlam(H, y, theta)
+            g = np.zeros((K, n))
             for mu in range(m):
                 if selection[k, mu]:
-                    g += dv(h[mu], y[mu], theta) * X[mu] / np.sqrt(n)
+                    g += np.outer(D[mu], X[mu]) / np.sqrt(n)
             if rescale_ell is not None:
                 g = g / rescale_ell
             G = g + ridge * w
             if grad_tol > 0:
-                tangent = G - (G @ w) / (w @ w) * w if sphere else G
+                tangent = (G - np.sum(G * w, axis=1, keepdims=True) / np.sum(w * w, axis=1, keepdims=True) * w
+                           if sphere else G)
                 if np.max(np.abs(tangent)) < grad_tol:
                     stop = k
                     break
@@ -212,15 +299,16 @@ def reference_trajectory(X, y, w0, w_init, selection, noise, *, loss, eta, resca
             else:
                 raise ValueError(optimizer)
             if temperatures[k] > 0:
-                w = w + np.sqrt(2.0 * temperatures[k] * eta) * noise[k]
+                w = w + np.sqrt(2.0 * temperatures[k] * eta) * noise[k].reshape(K, n)
             if sphere:
-                w = w * np.sqrt(n) / np.sqrt(w @ w)
+                w = w * np.sqrt(n) / np.sqrt(np.sum(w * w, axis=1, keepdims=True))
                 if project_velocity:
-                    v1 = v1 - (v1 @ w) / (w @ w) * w
+                    v1 = v1 - np.sum(v1 * w, axis=1, keepdims=True) / np.sum(w * w, axis=1, keepdims=True) * w
             weights.append(w.copy())
     out = {key: np.array(value) for key, value in record.items()}
-    out["w"] = w
-    out["weights"] = np.array(weights)
+    single = (lambda a: a[..., 0, :]) if not committee else (lambda a: a)
+    out["w"] = single(w)
+    out["weights"] = single(np.array(weights))
     out["loss_history"] = np.array(history)
     out["stop_step"] = stop
     return out

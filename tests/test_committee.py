@@ -1,0 +1,292 @@
+"""Committee machines (a student with K hidden units, Dmitriev 2021 eq 2.3) against the plain NumPy
+reference (``tests/reference.py``, ``committee=True``), step for step over 200 steps, for K = 1, 2, 7 and
+64, every selection and update rule, the sphere (per unit) and the ridge, Langevin noise, float32 storage
+and both row paths of the kernel (blocks of eight rows; ``dgemm`` on row blocks); K = 1 against the
+single-unit kernel; the committee losses against their reference; the closed-form test error of the
+quadratic network against held-out samples."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import COMMITTEE_LOSSES, committee_gradient, reference_trajectory  # noqa: E402
+
+from prcy.kernels import dynamics, losses, switching  # noqa: E402
+
+TOL = 1e-10
+STEPS = 200
+OBSERVABLES = ("magnetization", "norm", "train_loss", "train_error", "test_error", "unit_magnetization",
+               "a_square")
+OPTIMIZERS = {"plain": dict(optimizer="plain"), "momentum": dict(optimizer="momentum", momentum=0.9),
+              "nesterov": dict(optimizer="nesterov", momentum=0.8),
+              "adam": dict(optimizer="adam", beta1=0.8, beta2=0.99, adam_eps=1e-6)}
+
+
+def _params(eta, ridge, sphere, ell=None, optimizer="plain", momentum=0.0, beta1=0.9, beta2=0.999, adam_eps=1e-8,
+            grad_tol=0.0, n_steps=STEPS):
+    return dict(eta=eta, grad_scale=1.0 if ell is None else 1.0 / ell, ridge=ridge, sphere=sphere, n_steps=n_steps,
+                check_every=10 ** 9, tol=1e-300, early_stop=False, grad_tol=grad_tol, optimizer=optimizer,
+                momentum=momentum, beta1=beta1, beta2=beta2, adam_eps=adam_eps, project_velocity=False)
+
+
+def _case(k, optimizer, selection, sphere, *, n=40, m=117, loss="phase-retrieval", theta=(), dtype=np.float64,
+          temperature=0.0, block=None, problem="phase-retrieval", seed=0):
+    """Run the kernel and the reference on one scenario; returns their maximal relative deviation."""
+    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(seed), m, n, 30, dtype=dtype, problem=problem,
+                                         teacher="rademacher" if problem == "door" else "gaussian",
+                                         onset=theta[1] if problem == "door" else 0.0)
+    init = np.random.PCG64(seed + 1)
+    W = np.array([dynamics.initial_weights(init, w0, 0.3, sphere, init="warm") for _ in range(k)])
+    rng = np.random.Generator(np.random.PCG64(seed + 2))
+    ell = None if selection == "full" else 0.5
+    S = (np.ones((STEPS, m), np.uint8) if selection == "full"
+         else switching.sample(selection, m, STEPS, 0.5, 0.2, 0.01, np.random.PCG64(seed + 3)))
+    Z = rng.standard_normal((STEPS, k * n))
+    opt = OPTIMIZERS[optimizer]
+    eta = 0.01 if optimizer == "adam" else 0.002 * max(1, k // 8)      # the gradient of a unit is O(1/K)
+    ridge = 0.0 if sphere else 0.3
+    rec = np.array([0, 1, 7, 50, 199, STEPS], dtype=np.int64)
+    ref = reference_trajectory(X.astype(np.float64), y, w0, W, S, Z, loss=loss, eta=eta, rescale_ell=ell,
+                               ridge=ridge, sphere=sphere, temperatures=np.full(STEPS, temperature),
+                               record_steps=rec, Xt=Xt.astype(np.float64), yt=yt, theta=theta, committee=True, **opt)
+    assert np.linalg.norm(ref["w"] - W) > 0.05 * np.sqrt(k * n)          # the weights move
+    cap = losses.committee_capsule(loss, **dict(zip(losses.PARAMETERS[loss], theta)))
+    out = dynamics.run_trajectory(
+        cap, X, y, w0, W.ravel(), Xt, yt, selection="replay", selection_replay=S, noise_replay=Z,
+        params=_params(eta, ridge, sphere, ell, **opt), record_steps=rec, temp_starts=np.zeros(1, np.int64),
+        temp_values=np.array([temperature]), block=(0 if k < 8 else 32) if block is None else block)
+    assert out["stop_reason"][0] == 0 and out["stop_step"][0] == STEPS
+    devs = {"w": _dev(out["w"], ref["w"])}
+    for key in OBSERVABLES:
+        devs[key] = _dev(out[key][0], ref[key])
+    if k <= dynamics.MAX_OVERLAP_UNITS:
+        devs["overlap"] = _dev(out["overlap"][0], ref["overlap"])
+    else:
+        assert "overlap" not in out
+    return devs
+
+
+def _dev(got, ref):
+    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    return float(np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(ref))))
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("selection", ["full", "bernoulli", "persistent"])
+def test_small_committees_match_the_reference(k, optimizer, selection):
+    sphere = (k + len(optimizer) + len(selection)) % 2 == 0          # each K meets the sphere and the ridge
+    devs = _case(k, optimizer, selection, sphere, seed=k)
+    assert max(devs.values()) <= TOL, devs
+
+
+@pytest.mark.parametrize("optimizer, selection, sphere, extra", [
+    ("plain", "full", True, {}),
+    ("adam", "persistent", False, {}),
+    ("momentum", "bernoulli", True, dict(temperature=0.02)),                   # Langevin noise
+    ("nesterov", "full", False, dict(block=0)),                                # the 8-row path at K = 64
+])
+def test_wide_committee_matches_the_reference(optimizer, selection, sphere, extra):
+    devs = _case(64, optimizer, selection, sphere, n=48, m=100, seed=64, **extra)
+    assert max(devs.values()) <= TOL, devs
+
+
+@pytest.mark.parametrize("k, extra", [
+    (7, dict(dtype=np.float32)),                                               # float32 storage, 8-row path
+    (7, dict(dtype=np.float32, block=5)),                                      # float32, dgemm with a tail block
+    (2, dict(block=3)),                                                        # dgemm at small K
+    (2, dict(loss="door-logistic", theta=(1e-3, 0.67449), problem="door")),
+    (7, dict(loss="door-square", theta=(1e-3, 0.67449), problem="door", block=16)),
+    (2, dict(loss="absolute", theta=(1e-3,))),
+])
+def test_losses_precision_and_row_paths_match_the_reference(k, extra):
+    devs = _case(k, "momentum", "persistent", True, seed=11, **extra)
+    assert max(devs.values()) <= TOL, devs
+
+
+def test_one_unit_is_the_single_unit_kernel():
+    """K = 1 through the committee kernel (both row paths) equals the single-unit kernel to rounding."""
+    n, m = 48, 150
+    w0, X, y, Xt, yt = dynamics.generate(np.random.PCG64(1), m, n, 30)
+    w = dynamics.initial_weights(np.random.PCG64(2), w0, 0.2, True)
+    S = switching.sample("persistent", m, STEPS, 0.5, 0.2, 0.01, np.random.PCG64(3))
+    kw = dict(selection="replay", selection_replay=S, params=_params(0.02, 0.0, True, 0.5, **OPTIMIZERS["adam"]),
+              record_steps=np.array([0, 10, 100, STEPS]), temp_starts=np.zeros(1, np.int64),
+              temp_values=np.zeros(1))
+    single = dynamics.run_trajectory(losses.capsule("phase-retrieval"), X, y, w0, w, Xt, yt, **kw)
+    for block in (0, 7):
+        one = dynamics.run_trajectory(losses.committee_capsule("phase-retrieval"), X, y, w0, w, Xt, yt,
+                                      block=block, **kw)
+        assert np.max(np.abs(one["w"][0] - single["w"])) <= 1e-12
+        for key in ("magnetization", "norm", "train_loss"):
+            np.testing.assert_allclose(one[key], single[key], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(one["unit_magnetization"][..., 0], single["magnetization"], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, theta", [("phase-retrieval", ()), ("absolute", (1e-3,)),
+                                         ("door-square", (1e-3, 0.67449)), ("door-logistic", (1e-3, 0.67449))])
+def test_committee_losses_match_the_reference(name, theta):
+    rng = np.random.default_rng(4)
+    H = rng.standard_normal((50, 3))
+    y = np.abs(rng.standard_normal(50)) if name in ("phase-retrieval", "absolute") else rng.choice([-1.0, 1.0], 50)
+    cap = losses.committee_capsule(name, **dict(zip(losses.PARAMETERS[name], theta)))
+    value, grad, err = losses.committee_evaluate(cap, H, y)
+    lam, ref_err = COMMITTEE_LOSSES[name]
+    np.testing.assert_allclose(value, lam(H, y, theta), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, committee_gradient(lam)(H, y, theta), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(err, ref_err(H, y, theta), rtol=1e-12, atol=1e-14)
+    # one unit: the single-unit loss of the same name
+    single = losses.capsule(name, **dict(zip(losses.PARAMETERS[name], theta)))
+    v1, g1, _ = losses.committee_evaluate(cap, H[:, :1], y)
+    np.testing.assert_allclose(v1, losses.value(single, H[:, 0], y), rtol=1e-13)
+    np.testing.assert_allclose(g1[:, 0], losses.derivative(single, H[:, 0], y), rtol=1e-12, atol=1e-15)
+
+
+def test_capsules_are_checked():
+    with pytest.raises(TypeError, match="single-unit loss"):
+        losses.committee_evaluate(losses.capsule("phase-retrieval"), np.ones((2, 2)), np.ones(2))
+    with pytest.raises(ValueError, match="unknown name 'logistic'"):
+        losses.committee_capsule("logistic")
+    with pytest.raises(ValueError, match="w_init: 6 entries"):
+        dynamics.run_trajectory(losses.committee_capsule("phase-retrieval"), np.ones((8, 4)), np.ones(8),
+                                np.ones(4), np.ones(6), np.ones((0, 4)), np.ones(0), selection="full",
+                                params=_params(0.01, 0.0, True), record_steps=np.array([0, 1]),
+                                temp_starts=np.zeros(1, np.int64), temp_values=np.zeros(1))
+
+
+# ------------------------------------------------------------------------------------------------
+# the driver: options, dataset, closed-form test error, refusals
+
+
+def test_docs_example_runs():
+    from docs_examples import run_section
+
+    failed, attempted = run_section("engine.md", "## Committee machines")
+    assert attempted >= 3 and failed == 0
+
+
+def test_one_unit_files_are_unchanged():
+    import prcy
+
+    kw = dict(n=40, alpha=3, algorithm="psgd", t_max=1, points=5, seeds=2, n_test=20)
+    a, b = prcy.simulate(**kw), prcy.simulate(hidden=1, **kw)
+    assert set(a.dims) == set(b.dims) == {"seed", "time"} and "hidden" not in b.attrs
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_committee_dataset_and_closed_form_test_error():
+    """The quadratic network's test error in closed form (prcy.analysis.quadratic_network_error) against
+    the held-out estimate, along a run of K = 3 units; the records against the final weights."""
+    import prcy
+    from prcy.analysis import a_distance, quadratic_network_error
+
+    ds = prcy.simulate(hidden=3, n=40, alpha=4, algorithm="gd", lr=0.05, t_max=3, points=6, seeds=2, n_test=40000,
+                       init="random")
+    assert ds.unit_magnetization.dims == ("seed", "time", "unit") and ds.sizes["unit"] == 3
+    assert ds.overlap.dims == ("seed", "time", "unit", "unit2")
+    Q = ds.overlap.values
+    np.testing.assert_allclose(ds.norm, np.trace(Q, axis1=-2, axis2=-1) / 3, rtol=1e-12)
+    np.testing.assert_allclose(ds.a_teacher, (ds.unit_magnetization ** 2).sum("unit") / 3, rtol=1e-12)
+    np.testing.assert_allclose(ds.magnetization ** 2, ds.a_teacher, rtol=1e-12)
+    np.testing.assert_allclose(ds.a_distance, a_distance(ds.a_teacher, (Q ** 2).sum(axis=(-2, -1)) / 9), atol=1e-12)
+    np.testing.assert_allclose(ds.test_error, quadratic_network_error(ds.norm, ds.a_teacher, (Q ** 2).sum(axis=(-2, -1)) / 9),
+                               atol=1e-12)
+    assert float(ds.test_error[:, -1].max()) < float(ds.test_error[:, 0].min())          # it learns
+    # 40000 held-out samples: the mean of (y^2 - yhat)^2 to a few percent
+    np.testing.assert_allclose(ds.test_error_empirical, ds.test_error, rtol=0.08)
+
+
+def test_wick_formula_against_monte_carlo():
+    from prcy.analysis import quadratic_network_error
+
+    rng = np.random.default_rng(0)
+    n, k = 6, 4
+    w0 = rng.standard_normal(n)
+    w0 *= np.sqrt(n) / np.linalg.norm(w0)
+    W = rng.standard_normal((k, n))
+    x = rng.standard_normal((400000, n))
+    mc = np.mean(((x @ w0) ** 2 / n - np.mean((x @ W.T) ** 2, axis=1) / n) ** 2)
+    M, Q = W @ w0 / n, W @ W.T / n
+    exact = quadratic_network_error(np.trace(Q) / k, np.sum(M * M) / k, np.sum(Q * Q) / k ** 2)
+    assert abs(mc - exact) < 0.02 * exact
+
+
+def test_door_committee():
+    import prcy
+
+    ds = prcy.simulate(problem="door", teacher="rademacher", hidden=2, n=40, alpha=3, algorithm="sgd", t_max=1,
+                       points=4, seeds=2, n_test=200, init="random")
+    np.testing.assert_array_equal(ds.test_error, ds.test_error_empirical)
+    assert ds.attrs["loss"] == "door-square" and ds.attrs["hidden"] == 2
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(hidden=0), "hidden: 0 is not allowed; allowed: an integer >= 1"),
+    (dict(hidden=-3), "hidden: -3 is not allowed"),
+    (dict(hidden=10 ** 6, n=10 ** 6), "hidden: 1000000 is not allowed with n = 1000000"),
+    (dict(hidden=2, problem="mixture-2"), "hidden: 2 does not apply to problem mixture-2"),
+    (dict(hidden=2, problem="linear-regression"), "hidden: 2 does not apply to problem linear-regression"),
+    (dict(hidden=2, algorithm="amp", init="random"), "hidden: 2 does not apply to algorithm amp"),
+    (dict(hidden=2, init="spectral"), "init: 'spectral' is not allowed with hidden = 2"),
+    (dict(hidden=2, hessian=2), "hessian: 2 is not allowed with hidden = 2"),
+    (dict(hidden=2, loss="linear-regression"), "loss: 'linear-regression' has no committee form"),
+    (dict(hidden=2, problem="door"), "n_test: 0 is not allowed on the door with hidden = 2"),
+])
+def test_bad_committees_are_refused_before_compute(options, match):
+    import prcy
+
+    with pytest.raises(ValueError, match=match):
+        prcy.simulate(**{"n": 40, "t_max": 1, "seeds": 1, **options})
+
+
+def test_dmft_refuses_hidden_units():
+    from prcy import dmft
+
+    with pytest.raises(ValueError, match="hidden: 2 is not allowed in the DMFT: the DMFT of committee machines"):
+        dmft.solve(hidden=2, t_max=1)
+
+
+def test_loss_capsules_must_fit_the_student():
+    import prcy
+
+    with pytest.raises(TypeError, match="single-unit loss"):
+        prcy.simulate(loss=losses.capsule("phase-retrieval"), hidden=2, n=40, t_max=1, seeds=1)
+    with pytest.raises(TypeError, match="prcy.Loss.v2"):
+        prcy.simulate(loss=losses.committee_capsule("phase-retrieval"), n=40, t_max=1, seeds=1)
+
+
+def test_option_table_and_kernel_agree_on_committee_losses():
+    from prcy.options import COMMITTEE_LOSSES
+
+    assert COMMITTEE_LOSSES == losses.COMMITTEE_NAMES
+
+
+def test_sweep_over_hidden_units(tmp_path):
+    from prcy.sweep import Sweep, run_sweep
+
+    sweep = Sweep.from_options(dict(hidden=[1, 3], n=40, alpha=3, algorithm="gd", t_max=1, points=4, seeds=2))
+    ds = run_sweep(sweep, tmp_path / "s.nc", processes=1, threads=1)
+    assert ds.magnetization.dims == ("hidden", "seed", "time")
+    assert bool(ds.a_teacher.sel(hidden=1).isnull().all()) and bool(ds.a_teacher.sel(hidden=3).notnull().all())
+    assert "unit_magnetization" not in ds and "committee_meaning" in ds.test_error.attrs
+
+
+def test_cli_hidden(tmp_path):
+    from typer.testing import CliRunner
+
+    from prcy.cli import app
+
+    out = tmp_path / "c.nc"
+    result = CliRunner().invoke(app, ["simulate", "--hidden", "2", "--n", "40", "--algorithm", "gd", "--t-max", "1",
+                                      "--seeds", "2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    info = CliRunner().invoke(app, ["info", str(out)])
+    assert "hidden=2" in info.output and "unit=2" in info.output
+    bad = CliRunner().invoke(app, ["simulate", "--hidden", "0", "-o", str(tmp_path / "x.nc")])
+    assert bad.exit_code != 0 and "hidden: 0 is not allowed" in bad.output
+    plot = CliRunner().invoke(app, ["plot", str(out), "--var", "unit_magnetization", "-o", str(tmp_path / "u.png")])
+    assert plot.exit_code == 0, plot.output

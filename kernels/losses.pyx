@@ -274,7 +274,7 @@ cdef double committee_door_logistic_v(const double* h, Py_ssize_t k, double y, c
                                       double* dv) noexcept nogil:
     cdef double z = y * (_mean_modulus(h, k, theta[0]) - theta[1])
     _modulus_gradient(h, k, theta[0], -y * _sigmoid(-z), dv)
-    return (-z if z < 0 else 0.0) + log1p(exp(-fabs(z)))
+    return _softplus_neg(z)
 
 cdef inline double _mean_abs(const double* h, Py_ssize_t k) noexcept nogil:
     cdef double a = 0.0

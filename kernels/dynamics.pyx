@@ -14,6 +14,11 @@ Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
 (c) ``trajectory``: one seed from its initial weights to ``n_steps``, with observables on a recording
     grid, success/stop bookkeeping, the optimizer's step and Langevin noise; ``run_seeds``: many seeds in parallel
     (``prange``, one RNG stream per seed, so results do not depend on the number of threads);
+    ``committee_pass`` and ``committee_trajectory``: the same for a student with ``K`` hidden units
+    (weights ``W``, ``K x n``; a ``prcy.kernels.losses.CommitteeLoss`` on the ``K`` fields of a sample;
+    the constraint per unit; observables per unit and of ``Q = W W^T/n``), its rows read once per step by
+    eight-row blocks or by ``dgemm`` on row blocks (one BLAS thread per seed: ``run_seeds`` limits BLAS
+    with ``threadpoolctl`` while its seeds run);
 (d) Python twins: ``run_seeds``, ``run_trajectory`` (one seed on given data, optionally replaying a
     given selection matrix and noise matrix), ``generate`` (the data draw), ``initial_weights``,
     ``weighted_gram_product`` (``X^T diag(c) X v / n`` by ``gradient_pass``: spectral starts).
@@ -310,8 +315,9 @@ cdef double committee_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* ro
     memory once. With ``G`` (``k x n``): ``G_k = coef sum_mu dLambda/dh_k x_mu / sqrt(n)``, returning
     ``sum_mu Lambda``; without: the sum of ``Lambda`` (of ``err`` when ``use_err``).
 
-    ``c.block > 0``: blocks of ``c.block`` rows copied to ``cw.xb`` in float64 (sized to stay in L2),
-    fields ``H = X_b W^T`` and gradient ``G += C^T X_b`` by ``dgemm``; else blocks of eight rows, the
+    ``c.block > 0``: blocks of ``c.block`` rows copied to ``cw.xb`` in float64 (sized to stay in L2; float64
+    rows that follow each other in ``X`` are used in place), fields ``H = X_b W^T`` and gradient
+    ``G += C^T X_b`` by ``dgemm``; else blocks of eight rows, the
     fields of every unit by ``_dot8`` and the gradient by ``_axpy8`` while the rows are in cache."""
     cdef double s = 1.0 / sqrt(<double>n)
     cdef double total = 0.0, hr
@@ -322,6 +328,7 @@ cdef double committee_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* ro
     cdef double one = 1.0, zero = 0.0
     cdef const floating* x
     cdef const floating* xr[8]
+    cdef double* xb
     if gradient:
         for j in range(k * n):
             G[j] = 0.0
@@ -330,14 +337,23 @@ cdef double committee_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* ro
         while b < n_rows:
             nb = c.block if n_rows - b > c.block else n_rows - b
             bnb = <int>nb
-            for r in range(nb):
-                x = X + _row(rows, b + r) * n
-                for j in range(n):
-                    cw.xb[r * n + j] = x[j]
-            dgemm("T", "N", &bk, &bnb, &bn, &one, <double*>W, &bn, cw.xb, &bn, &zero, cw.h, &bk)
+            xb = cw.xb
+            if floating is double:            # consecutive float64 rows: dgemm reads them in place
+                mu = _row(rows, b)
+                r = 1
+                while r < nb and _row(rows, b + r) == mu + r:
+                    r += 1
+                if r == nb:
+                    xb = <double*>(X + mu * n)
+            if xb == cw.xb:
+                for r in range(nb):
+                    x = X + _row(rows, b + r) * n
+                    for j in range(n):
+                        cw.xb[r * n + j] = x[j]
+            dgemm("T", "N", &bk, &bnb, &bn, &one, <double*>W, &bn, xb, &bn, &zero, cw.h, &bk)
             total += _block_losses(loss, cw.h, cw.c, nb, k, s, coef, y, rows, b, gradient, use_err)
             if gradient:
-                dgemm("N", "T", &bn, &bk, &bnb, &one, cw.xb, &bn, cw.c, &bk, &one, G, &bn)
+                dgemm("N", "T", &bn, &bk, &bnb, &one, xb, &bn, cw.c, &bk, &one, G, &bn)
             b += nb
         return total
     cdef Py_ssize_t n_blocks = n_rows - n_rows % 8

@@ -48,8 +48,8 @@ Built in (``committee_capsule(name, **parameters)``, the names and parameters of
 losses they extend; at ``K = 1`` each is the single-unit loss of the same name):
 
 - ``"phase-retrieval"``: ``g(h) = h^2``, ``yhat = (1/K) sum_k h_k^2``, ``Lambda = (yhat - y^2)^2 / 4``
-  (the single unit's scale), ``err = (y^2 - yhat)^2`` (the squared-label error of the quadratic
-  network, whose mean has a closed form: ``prcy.analysis.quadratic_network_error``);
+  (the single unit's scale), ``err = (|y| - yhat^(1/2))^2`` (the single unit's label error with
+  ``yhat^(1/2)`` in place of ``|h|``);
 - ``"absolute"``, ``"door-square"``, ``"door-logistic"``: ``g(h) = a(h) = sqrt(h^2 + eps)``, the
   single-unit loss of ``a = (1/K) sum_k a(h_k)`` in place of ``a(h)``; ``err`` with the unsmoothed
   ``(1/K) sum_k |h_k|`` in place of ``|h|``.
@@ -235,11 +235,13 @@ cdef double committee_phase_retrieval_v(const double* h, Py_ssize_t k, double y,
     return 0.25 * r * r
 
 cdef double committee_phase_retrieval_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil:
+    """The label error of the single unit's ``phase_retrieval_err``, ``(|y| - yhat^(1/2))^2``: the network's
+    output ``yhat = (1/K) sum_k h_k^2`` stands for ``y^2``"""
     cdef double yhat = 0.0
     cdef Py_ssize_t j
     for j in range(k):
         yhat += h[j] * h[j]
-    yhat = y * y - yhat / k
+    yhat = fabs(y) - sqrt(yhat / k)
     return yhat * yhat
 
 cdef inline double _mean_modulus(const double* h, Py_ssize_t k, double eps) noexcept nogil:

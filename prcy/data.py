@@ -93,6 +93,9 @@ def simulate_data(X, *, teacher=None, labels=None, w_init=None, sample_axis: int
     m, n = Xs.shape
     if (teacher is None) == (labels is None):
         raise ValueError("teacher, labels: give exactly one (teacher: length N; labels: length M)")
+    if options.get("hidden", 1) != 1:           # before the spec, whose committee checks would speak first
+        raise ValueError(f"hidden: {options['hidden']!r} is not allowed on given data (simulate_data runs a single "
+                         f"unit); allowed: 1 (committees run on the simulations' data: prcy.simulate)")
     spec = SimulationSpec.from_flat(alpha=m / n, n=n, seeds=seeds, seed=seed, **options)
     if spec.algorithm.name == "amp":
         raise ValueError(f"algorithm: 'amp' does not run on given data (simulate_data); allowed: "

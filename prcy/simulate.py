@@ -43,6 +43,9 @@ VARIABLES = {
                                   "magnetization^2 (docs/engine.md, \"Committee machines\")"),
     "a_distance": dict(long_name="|A - A*|_F^2", units="1",
                        description="A = W^T W/(K N), A* = w0 w0^T/N (Frobenius norm, O(1) as it stands)"),
+    "quadratic_error": dict(long_name="quadratic network's squared-label error E(y^2 - yhat)^2", units="1",
+                            description="yhat = (1/K) sum_k h_k^2 = x^T A x: (1 - tr A)^2 + 2 |A - A*|_F^2 by Wick's "
+                                        "theorem (prcy.analysis.quadratic_network_error); phase-retrieval loss only"),
     "unit_magnetization": dict(long_name="magnetization w_k.w0/N of each hidden unit", units="1"),
     "overlap": dict(long_name="overlap matrix Q = W W^T/N of the hidden units", units="1",
                     description="recorded for K <= 16 hidden units"),
@@ -82,15 +85,15 @@ COORDS = {
     "unit2": dict(long_name="hidden unit l of the student (second index of the overlap matrix)"),
 }
 # the (seed, time) variables only a committee has (a sweep merges them; the per-unit ones it does not)
-COMMITTEE_CURVES = ("a_teacher", "a_distance")
+COMMITTEE_CURVES = ("a_teacher", "a_distance", "quadratic_error")
 # a committee's variables (hidden > 1): their meaning where they differ from a single unit's
 COMMITTEE_VARIABLES = {
     "magnetization": dict(long_name="root-mean-square magnetization sqrt(sum_k M_k^2/K)",
                           description="M_k = w_k.w0/N; sqrt(w0^T A w0/N); 1 when every unit is +-w0"),
     "norm": dict(long_name="tr A = sum_k |w_k|^2/(K N)"),
-    "test_error": dict(long_name="generalization error", description=(
-        "phase retrieval: E(y^2 - yhat)^2 = (1 - tr A)^2 + 2 |A - A*|_F^2 (prcy.analysis.quadratic_network_error); "
-        "door: the error on the n_test held-out samples")),
+    "test_error": dict(long_name="test error on held-out samples", description=(
+        "the mean per-sample error of the n_test held-out samples: phase retrieval (|y| - yhat^(1/2))^2, the "
+        "single unit's label error; the door: 0/1")),
 }
 AMP_TIME = dict(long_name="AMP iteration", units="iterations")       # algorithm amp (prcy.amp)
 
@@ -321,7 +324,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         block=dynamics.committee_block(p.hidden, p.n), poll=None if progress is None else lambda: progress(int(progress_arr.sum())))
     if progress is not None:
         progress(spec.seeds * n_steps, finished=True)
-    ds = dataset(spec, out, steps, n_threads)
+    ds = dataset(spec, out, steps, n_threads, loss_name)
     ds.attrs["loss"] = loss_name
     if spectral is not None:
         ds["spectral_eigenvalue"] = (("seed",), spectral)
@@ -388,9 +391,11 @@ def spectral_starts(spec: SimulationSpec, shared) -> tuple[np.ndarray, np.ndarra
     return w_init, values
 
 
-def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) -> xr.Dataset:
+def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int,
+            loss_name: str | None = None) -> xr.Dataset:
     """The dataset of a run of ``spec`` from the kernel's output ``out`` (``prcy.kernels.dynamics.run_seeds``,
-    or the trajectories of ``run_trajectory`` concatenated over seeds) recorded at ``steps``."""
+    or the trajectories of ``run_trajectory`` concatenated over seeds) recorded at ``steps``, with the loss
+    ``loss_name`` (``resolve_loss``'s name)."""
     from prcy.analysis import test_error
     from prcy.kernels import dynamics, parallel
 
@@ -402,7 +407,7 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
     if p.name in CLASSIFIERS:
         data["train_accuracy"] = (dims, 1.0 - out["train_error"])
     if p.hidden > 1:
-        data.update(committee_variables(spec, out))
+        data.update(committee_variables(spec, out, loss_name))
         error = data["test_error"][1]
     else:
         error = test_error(p.name, out["magnetization"], out["norm"], onset=p.onset, delta=p.delta)
@@ -443,9 +448,9 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int) 
     return ds
 
 
-def committee_variables(spec: SimulationSpec, out: dict) -> dict:
-    """A committee's variables from the kernel's records: ``a_teacher``, ``a_distance``, ``test_error``
-    (phase retrieval: the quadratic network's closed form; the door: the held-out error),
+def committee_variables(spec: SimulationSpec, out: dict, loss_name: str | None) -> dict:
+    """A committee's variables from the kernel's records: ``a_teacher``, ``a_distance``, ``test_error`` (the
+    held-out error), with the phase-retrieval loss (``g(h) = h^2``) the closed-form ``quadratic_error``,
     ``unit_magnetization`` over ``unit`` and, for up to 16 units, ``overlap`` over ``(unit, unit2)``."""
     from prcy.analysis import a_distance, quadratic_network_error
 
@@ -455,10 +460,9 @@ def committee_variables(spec: SimulationSpec, out: dict) -> dict:
             "unit_magnetization": (dims + ("unit",), out["unit_magnetization"])}
     if "overlap" in out:
         data["overlap"] = (dims + ("unit", "unit2"), out["overlap"])
-    if spec.problem.name == "phase-retrieval":
-        data["test_error"] = (dims, quadratic_network_error(out["norm"], teacher_a, out["a_square"]))
-    else:
-        data["test_error"] = (dims, out["test_error"])
+    if loss_name == "phase-retrieval":                   # g(h) = h^2: the quadratic network
+        data["quadratic_error"] = (dims, quadratic_network_error(out["norm"], teacher_a, out["a_square"]))
+    data["test_error"] = (dims, out["test_error"])
     return data
 
 

@@ -409,8 +409,9 @@ def run_sweep(sweep: Sweep, output: str | os.PathLike, *, processes: int | None 
     for name, value in (("processes", processes), ("threads", threads), ("dask_workers", dask_workers)):
         EXECUTION[name].check(value)
     tasks = sweep.tasks()
-    for reference in {t.spec.problem.loss for t in tasks.values()} - {None, *LOSSES}:
-        load_loss(reference)          # a loss that cannot be loaded fails here, not in every task
+    for reference, hidden in {(t.spec.problem.loss, t.spec.problem.hidden) for t in tasks.values()}:
+        if reference not in (None, *LOSSES):
+            load_loss(reference, hidden)      # a loss that cannot be loaded fails here, not in every task
     if scheduler is None and dask_workers is None:
         _check_memory(tasks, processes, threads)
     store = PartStore(output)
@@ -440,9 +441,11 @@ def _check_memory(tasks: dict[str, Task], processes: int | None, threads: int | 
     """Refuse a local sweep whose processes, each running its largest task, would need more memory
     than the machine has (``prcy.resources.check_memory``)."""
     from prcy.resources import check_memory
-    from prcy.simulate import MEMORY_OPTIONS, memory_parts
+    from prcy.simulate import MEMORY_OPTIONS, check_hidden, memory_parts
 
     processes, threads = plan_workers(len(tasks), processes, threads)
+    for task in tasks.values():
+        check_hidden(task.spec, threads)
     largest = max((memory_parts(t.spec, threads) for t in tasks.values()), key=lambda parts: sum(parts.values()))
     check_memory({f"{what} (x {processes} processes)": processes * b for what, b in largest.items()},
                  MEMORY_OPTIONS + ", fewer processes or smaller --seeds-per-task")

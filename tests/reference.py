@@ -147,7 +147,7 @@ def _committee_pr(H, y, theta):
 
 
 def _committee_pr_err(H, y, theta):
-    return (y * y - np.mean(H * H, axis=1)) ** 2
+    return (np.abs(y) - np.sqrt(np.mean(H * H, axis=1))) ** 2
 
 
 def _committee_modulus(v):

@@ -24,6 +24,7 @@ column `rule`; "file" is the sweep's own): `--success-below L`, the final quadra
 fixed horizon depends on the level (docs/validation.md, "11. Committee machines").
 """
 import argparse
+import itertools
 import json
 
 import numpy as np
@@ -31,35 +32,45 @@ import pandas as pd
 
 from prcy.analysis import success_curve, threshold, threshold_table
 from prcy.io import open_dataset
-from prcy.sweep import Sweep
 
 NAMED = ("hidden", "n", "lr")        # the cell's parameters every row carries, swept or not
 
 
 def cells(ds):
-    """``(point, spec, cell)`` per cell of a sweep file: the swept dimensions' index, the spec the cell
-    ran with (from the file's grid) and the cell's data."""
+    """``(point, options, cell)`` per cell of a sweep file: the swept dimensions' index, the options the
+    cell ran with (the option table's defaults, the grid's fixed options, the cell's values of the swept
+    ones; read as they are, without building a spec, so that files of earlier prcy versions still read)
+    and the cell's data."""
+    from prcy.options import SIMULATION
+
     grid = json.loads(ds.attrs["grid"])
-    sweep = Sweep.from_options({**grid["fixed"], **dict(grid["axes"])})
-    for index, spec in sweep.cell_specs():
-        point = dict(zip(sweep.dims, index))
-        yield point, spec, ds.isel(point)
+    dims = [d for d in ds["success"].dims if d != "seed"]
+    defaults = {name: option.default for name, option in SIMULATION.items()}
+    for index in itertools.product(*(range(ds.sizes[d]) for d in dims)):
+        point = dict(zip(dims, index))
+        cell = ds.isel(point)
+        options = {**defaults, **grid["fixed"], **{d: cell[d].values.item() for d in dims}}
+        yield point, options, cell
 
 
-def describe(spec, cell, dims) -> dict:
+def describe(options, cell, dims) -> dict:
     row = {d: cell[d].values.item() for d in dims}
-    row.update(hidden=spec.problem.hidden, n=spec.problem.n, lr=spec.algorithm.lr)
+    row.update({name: options[name] for name in NAMED})
     return row
 
 
-def epochs_per_time(spec) -> float:
-    a = spec.algorithm
-    return (1.0 if a.name == "gd" else a.batch_fraction) / a.lr
+def epochs_per_time(options) -> float:
+    return (1.0 if options["algorithm"] == "gd" else options["batch_fraction"]) / options["lr"]
 
 
-def quadratic_error(spec, cell) -> np.ndarray:
-    """``E(y^2 - x.A x)^2`` over (seed, time) for any ``K`` (phase retrieval; see the module docstring)."""
-    if spec.problem.hidden > 1 or spec.problem.name != "phase-retrieval":
+def quadratic_error(options, cell) -> np.ndarray:
+    """``E(y^2 - x.A x)^2`` over (seed, time) for any ``K`` (phase retrieval; see the module docstring):
+    a committee's ``quadratic_error`` (in committee files written before prcy recorded that variable,
+    ``test_error`` held it), the closed form from ``m`` and ``q`` for a single unit, the file's
+    ``test_error`` on other problems."""
+    if options["hidden"] > 1:
+        return cell["quadratic_error" if "quadratic_error" in cell else "test_error"].values
+    if options["problem"] != "phase-retrieval":
         return cell["test_error"].values
     m, q = cell["magnetization"].values, cell["norm"].values
     return (1.0 - q) ** 2 + 2.0 * (q * q - 2.0 * m * m + 1.0)
@@ -92,18 +103,18 @@ def late_slope(times, curves):
 def solved_table(ds, reach=None, at=()):
     """Per cell: solved seeds; the mean and median final test error and quadratic error; the median
     final training loss per sample; the median late slope of the quadratic error (``late_slope``); the
-    min / median / max solved time and epochs over the solved seeds; with ``reach``, the seeds whose test
-    error falls below it and the median first time and epochs it does; with ``at``, the median test error
-    at those times. Also the per-seed table (with ``reach``)."""
+    min / median / max solved time and epochs over the solved seeds; with ``reach``, the seeds whose
+    quadratic error falls below it and the median first time and epochs it does; with ``at``, the median
+    quadratic error at those times. Also the per-seed table (with ``reach``)."""
     rows, seed_rows = [], []
     dims = [d for d in ds["success"].dims if d != "seed"]
-    for point, spec, cell in cells(ds):
-        row = describe(spec, cell, dims)
-        per_epoch = epochs_per_time(spec)
+    for point, options, cell in cells(ds):
+        row = describe(options, cell, dims)
+        per_epoch = epochs_per_time(options)
         success = cell["success"].values.astype(bool)
         times = np.sort(cell["solved_time"].values[success])
         error = cell["test_error"].values
-        quad = quadratic_error(spec, cell)
+        quad = quadratic_error(options, cell)
         row.update(solved=len(times), seeds=cell.sizes["seed"],
                    final_test_error_mean=float(np.mean(error[:, -1])),
                    final_test_error_median=float(np.median(error[:, -1])),
@@ -115,33 +126,32 @@ def solved_table(ds, reach=None, at=()):
             row[f"epochs_{stat}"] = row[f"time_{stat}"] * per_epoch
         t = cell["time"].values
         for when in at:
-            row[f"test_error_median_t{when:g}"] = float(np.median(value_at(t, error, when)))
+            row[f"quadratic_error_median_t{when:g}"] = float(np.median(value_at(t, quad, when)))
         if reach is not None:
-            first = first_time_below(t, error, reach)
+            first = first_time_below(t, quad, reach)
             hit = np.isfinite(first)
             row.update(reached=int(hit.sum()),
                        reach_time_median=float(np.median(first[hit])) if hit.any() else np.nan)
             row["reach_epochs_median"] = row["reach_time_median"] * per_epoch
             for s in range(cell.sizes["seed"]):
-                seed_row = {**describe(spec, cell, dims), "seed": int(cell["seed"].values[s]),
+                seed_row = {**describe(options, cell, dims), "seed": int(cell["seed"].values[s]),
                             "reach_time": first[s], "reach_epochs": first[s] * per_epoch,
                             "final_test_error": float(error[s, -1]),
                             "final_quadratic_error": float(quad[s, -1]),
                             "final_magnetization": float(cell["magnetization"].values[s, -1]),
                             "stop_reason": str(cell["stop_reason"].values[s])}
                 for when in at:
-                    seed_row[f"test_error_t{when:g}"] = float(value_at(t, error, when)[s])
+                    seed_row[f"quadratic_error_t{when:g}"] = float(value_at(t, quad, when)[s])
                 seed_rows.append(seed_row)
         rows.append(row)
     return pd.DataFrame(rows), pd.DataFrame(seed_rows)
 
 
-def with_named(table: pd.DataFrame, spec) -> pd.DataFrame:
-    """``table`` with the columns of ``NAMED`` that it lacks, from ``spec`` (fixed in that file)."""
-    values = {"hidden": spec.problem.hidden, "n": spec.problem.n, "lr": spec.algorithm.lr}
+def with_named(table: pd.DataFrame, options) -> pd.DataFrame:
+    """``table`` with the columns of ``NAMED`` that it lacks, from ``options`` (fixed in that file)."""
     for name in NAMED:
         if name not in table.columns:
-            table.insert(0, name, values[name])
+            table.insert(0, name, options[name])
     return table
 
 
@@ -151,9 +161,9 @@ def recount(ds, level, slope=False):
     ``t^-level`` over the last decade of the time axis)."""
     out = ds.copy()
     success = out["success"].values.copy()
-    for point, spec, cell in cells(ds):
+    for point, options, cell in cells(ds):
         index = tuple(point.get(d, slice(None)) for d in ds["success"].dims)
-        quad = quadratic_error(spec, cell)
+        quad = quadratic_error(options, cell)
         success[index] = (late_slope(cell["time"].values, quad) < -level) if slope else (quad[:, -1] < level)
     out["success"] = (ds["success"].dims, success)
     return out
@@ -164,12 +174,12 @@ def main():
     ap.add_argument("files", nargs="+", help="prcy sweep files, then the output path prefix")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--reach", type=float, default=None,
-                    help="also the first time each seed's test error is below this level (PREFIX-seeds.csv)")
+                    help="also the first time each seed's quadratic error is below this level (PREFIX-seeds.csv)")
     ap.add_argument("--success-below", default="",
                     help="levels (comma-separated): also success = final quadratic error below each level")
     ap.add_argument("--slope-below", default="",
                     help="slopes S (comma-separated): also success = late slope of the quadratic error below -S")
-    ap.add_argument("--at", default="", help="times (comma-separated) at which to report the median test error")
+    ap.add_argument("--at", default="", help="times (comma-separated) at which to report the median quadratic error")
     args = ap.parse_args()
     if len(args.files) < 2:
         ap.error("give at least one sweep file and the output prefix")
@@ -184,7 +194,7 @@ def main():
         solved.append(table)
         seeds.append(per_seed)
         if "alpha" in ds["success"].dims and ds.sizes["alpha"] > 1:
-            _, spec, _ = next(cells(ds))
+            _, options, _ = next(cells(ds))
             rules = ([("file", ds)] + [(f"quadratic_error<{x:g}", recount(ds, x)) for x in levels]
                      + [(f"late_slope<-{x:g}", recount(ds, x, slope=True)) for x in slopes])
             for rule, counted in rules:
@@ -192,10 +202,10 @@ def main():
                 key = [c for c in curve.columns if c in table.columns]
                 curve = curve.merge(table[key + ["final_test_error_mean", "final_test_error_median"]], on=key)
                 curve.insert(0, "rule", rule)
-                success.append(with_named(curve, spec))
+                success.append(with_named(curve, options))
                 found = threshold_table(threshold(counted, n_boot=args.bootstrap, seed=0))
                 found.insert(0, "rule", rule)
-                thresholds.append(with_named(found, spec))
+                thresholds.append(with_named(found, options))
     solved = pd.concat(solved, ignore_index=True)
     solved.to_csv(f"{prefix}-solved.csv", index=False, float_format="%.4g")
     print(solved.to_string(index=False))

@@ -113,3 +113,42 @@ def test_plateau_tables_script_runs(tmp_path):
     last = ds.isel(time=-1)
     assert end.lambda1_min[0] == pytest.approx(float(last.hessian_eigenvalues.isel(eig=0).min()), abs=1e-4)
     assert end.h2y2[0] == pytest.approx(float(last.label_moments.sel(moment="h2y2").mean()), abs=1e-4)
+
+
+def test_committee_table_script_runs(tmp_path):
+    """examples/committee/tables.py on a toy committee sweep beside a single unit: its CSVs hold what the
+    sweep file holds (success counts, per-seed first times of the quadratic error below a level) and the
+    quadratic error for every K."""
+    import numpy as np
+    import pandas as pd
+
+    from prcy.io import open_dataset
+    from prcy.sweep import run_sweep
+
+    grid = {"hidden": [1, 2], "alpha": [2.0, 4.0], "n": 32, "n_test": 200, "init": "warm", "m0": 0.8, "algorithm": "gd",
+            "lr": 0.05, "t_max": 10.0, "points": 12, "seeds": 4, "success": "test-error", "error_tol": 5e-3}
+    run_sweep(Sweep.from_options(grid), tmp_path / "c.nc", processes=1, threads=1, log=lambda _: None)
+    _run_script("committee/tables.py", ["c.nc", "toy", "--bootstrap", "20", "--success-below", "0.5",
+                                        "--slope-below", "1", "--reach", "0.1", "--at", "5"], tmp_path)
+    ds = open_dataset(tmp_path / "c.nc")
+    success = pd.read_csv(tmp_path / "toy-success.csv")
+    assert set(success.rule) == {"file", "quadratic_error<0.5", "late_slope<-1"}
+    for k in (1, 2):
+        got = success[(success.rule == "file") & (success.hidden == k)].sort_values("alpha").successes.values
+        assert np.array_equal(got, ds.success.sum("seed").sel(hidden=k).values)
+    solved = pd.read_csv(tmp_path / "toy-solved.csv").set_index(["hidden", "alpha"])
+    cell = ds.sel(hidden=2, alpha=4.0)
+    assert solved.loc[(2, 4.0)].final_quadratic_error_median == pytest.approx(
+        float(cell.quadratic_error.isel(time=-1).median()), rel=1e-3)
+    assert solved.loc[(2, 4.0)].final_test_error_median == pytest.approx(
+        float(cell.test_error.isel(time=-1).median()), rel=1e-3)
+    single = ds.sel(hidden=1, alpha=4.0).isel(time=-1)       # K = 1: 4 (1 - m^2) on the sphere
+    assert solved.loc[(1, 4.0)].final_quadratic_error_median == pytest.approx(
+        float((4 * (1 - single.magnetization ** 2)).median()), rel=1e-3)
+    seeds = pd.read_csv(tmp_path / "toy-seeds.csv").set_index(["hidden", "alpha", "seed"])
+    t, error = cell.time.values, cell.quadratic_error.values
+    for s in range(4):
+        below = np.flatnonzero(error[s] < 0.1)
+        expected = t[below[0]] if len(below) else np.nan
+        assert np.isclose(seeds.loc[(2, 4.0, s)].reach_time, expected, rtol=1e-3, equal_nan=True)
+    assert {"threshold", "ci_low", "ci_high", "rule"} <= set(pd.read_csv(tmp_path / "toy-threshold.csv").columns)

@@ -250,12 +250,40 @@ def thread_scaling(scale, reps):
 
 
 # ------------------------------------------------------------------------------------------------
+def mixture_parts(reps, steps):
+    """The logistic step of a Gaussian mixture against the phase-retrieval step, taken apart: each change
+    from the reference (phase retrieval, its loss, the sphere) alone, then together; timers of ``steps``
+    and ``2 steps`` steps, interleaved over ``reps`` repetitions."""
+    pr, mix = data(1000), data(1000, problem="mixture-2", delta=0.5)
+    logistic = losses.capsule("logistic")
+    cases = {"phase retrieval, its loss, sphere": (pr, CAPSULE, True),
+             "phase retrieval, its loss, ridge": (pr, CAPSULE, False),
+             "mixture-2 data, phase-retrieval loss, ridge": (mix, CAPSULE, False),
+             "phase retrieval, logistic loss, sphere": (pr, logistic, True),
+             "mixture-2, logistic loss, ridge (its default)": (mix, logistic, False),
+             "mixture-3, quadratic-logistic loss, ridge": (data(1000, problem="mixture-3", delta=0.05),
+                                                          losses.capsule("quadratic-logistic", onset=0.7), False)}
+    with threadpool_limits(1):
+        timers = {name: prcy_timer(*d, steps, loss=cap, sphere=sphere) for name, (d, cap, sphere) in cases.items()}
+        med, _ = measure(timers, reps)
+    ref = med["phase retrieval, its loss, sphere"]
+    print(f"N = 1000, alpha = 3, GD; medians over {reps} repetitions of {steps} and {2 * steps} steps")
+    for name, t in med.items():
+        print(f"{name:<48}{t * 1e3:8.3f} ms/step   relative cost {t / ref:5.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions per case (default 9, quick 3)")
+    ap.add_argument("--mixture-parts", type=int, metavar="STEPS", default=0,
+                    help="only the Gaussian-mixture step taken apart, timers of STEPS and 2 STEPS steps")
     args = ap.parse_args()
     reps = args.reps or (3 if args.quick else 9)
+    if args.mixture_parts:
+        print("# load average (1 min) at start: %.2f" % os.getloadavg()[0])
+        mixture_parts(reps, args.mixture_parts)
+        return
     scale = 0.3 if args.quick else 1.0
     print("# prcy step benchmark:", " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]))
     for line in machine_info():

@@ -5,6 +5,7 @@ Run from anywhere once prcy is installed (``pip install .``):
 
     python benchmarks/bench_step.py            # full run, about 3-4 minutes
     python benchmarks/bench_step.py --quick    # fewer repetitions, about a minute
+    python benchmarks/bench_step.py --mixture-parts 1000 --reps 21   # the mixture step taken apart, 2 min
 
 It prints, per case, the median time per step over repetitions (implementations are interleaved
 within each repetition, so a burst of load elsewhere hits all of them alike), the effective

@@ -97,7 +97,7 @@ COORDS = {
     "unit": dict(long_name="hidden unit k of the student"),
     "unit2": dict(long_name="hidden unit l of the student (second index of the overlap matrix)"),
 }
-# the (seed, time) variables only a committee has (a sweep merges them; the per-unit ones it does not)
+# the (seed, time) variables only a committee has (a sweep merges them, NaN in the cells with one unit)
 COMMITTEE_CURVES = ("a_teacher", "a_distance", "quadratic_error")
 # a committee's variables (hidden > 1): their meaning where they differ from a single unit's
 COMMITTEE_VARIABLES = {

@@ -279,11 +279,24 @@ def test_option_table_and_kernel_agree_on_committee_losses():
 def test_sweep_over_hidden_units(tmp_path):
     from prcy.sweep import Sweep, run_sweep
 
-    sweep = Sweep.from_options(dict(hidden=[1, 3], n=40, alpha=3, algorithm="gd", t_max=1, points=4, seeds=2, n_test=20))
+    import prcy
+
+    point = dict(n=40, alpha=3, algorithm="gd", t_max=1, points=4, seeds=2, n_test=20)
+    sweep = Sweep.from_options(dict(hidden=[1, 3, 2], **point))
     ds = run_sweep(sweep, tmp_path / "s.nc", processes=1, threads=1)
     assert ds.magnetization.dims == ("hidden", "seed", "time")
     assert bool(ds.a_teacher.sel(hidden=1).isnull().all()) and bool(ds.a_teacher.sel(hidden=3).notnull().all())
-    assert "unit_magnetization" not in ds and "committee_meaning" in ds.test_error.attrs
+    assert "committee_meaning" in ds.test_error.attrs
+    # the per-unit variables over the widest cell's units, NaN beyond a cell's own
+    assert ds.unit_magnetization.dims == ("hidden", "seed", "time", "unit") and ds.sizes["unit"] == 3
+    assert ds.overlap.dims == ("hidden", "seed", "time", "unit", "unit2") and ds.sizes["unit2"] == 3
+    two = prcy.simulate(hidden=2, **point)
+    np.testing.assert_array_equal(ds.unit_magnetization.sel(hidden=2).isel(unit=slice(0, 2)).values,
+                                  two.unit_magnetization.values)
+    np.testing.assert_array_equal(ds.overlap.sel(hidden=2).isel(unit=slice(0, 2), unit2=slice(0, 2)).values,
+                                  two.overlap.values)
+    assert bool(ds.unit_magnetization.sel(hidden=2, unit=2).isnull().all())
+    assert bool(ds.overlap.sel(hidden=1).isnull().all()) and bool(ds.unit_magnetization.sel(hidden=1).isnull().all())
 
 
 def test_cli_hidden(tmp_path):

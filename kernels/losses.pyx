@@ -222,13 +222,18 @@ cdef double margin_err(double h, double y, const double* theta) noexcept nogil:
 
 
 # committee losses: the fields h[0..k-1] of one sample
-cdef double committee_phase_retrieval_v(const double* h, Py_ssize_t k, double y, const double* theta,
-                                        double* dv) noexcept nogil:
-    cdef double yhat = 0.0, r
+cdef inline double _mean_square(const double* h, Py_ssize_t k) noexcept nogil:
+    """``yhat = (1/k) sum_j h_j^2``, the quadratic network's output"""
+    cdef double s = 0.0
     cdef Py_ssize_t j
     for j in range(k):
-        yhat += h[j] * h[j]
-    r = yhat / k - y * y
+        s += h[j] * h[j]
+    return s / k
+
+cdef double committee_phase_retrieval_v(const double* h, Py_ssize_t k, double y, const double* theta,
+                                        double* dv) noexcept nogil:
+    cdef double r = _mean_square(h, k) - y * y
+    cdef Py_ssize_t j
     if dv != NULL:
         for j in range(k):
             dv[j] = r * h[j] / k
@@ -237,12 +242,8 @@ cdef double committee_phase_retrieval_v(const double* h, Py_ssize_t k, double y,
 cdef double committee_phase_retrieval_err(const double* h, Py_ssize_t k, double y, const double* theta) noexcept nogil:
     """The label error of the single unit's ``phase_retrieval_err``, ``(|y| - yhat^(1/2))^2``: the network's
     output ``yhat = (1/K) sum_k h_k^2`` stands for ``y^2``"""
-    cdef double yhat = 0.0
-    cdef Py_ssize_t j
-    for j in range(k):
-        yhat += h[j] * h[j]
-    yhat = fabs(y) - sqrt(yhat / k)
-    return yhat * yhat
+    cdef double r = fabs(y) - sqrt(_mean_square(h, k))
+    return r * r
 
 cdef inline double _mean_modulus(const double* h, Py_ssize_t k, double eps) noexcept nogil:
     """``(1/k) sum_j sqrt(h_j^2 + eps)``"""

@@ -559,7 +559,7 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
               or (committee and v in COMMITTEE_CURVES)]
     per_seed = [v for v in dict.fromkeys(("solved_time", "stop_time", *VARIABLES))   # the float variables over seed
                 if v in first and first[v].dims == ("seed",) and first[v].dtype.kind == "f"]
-    per_unit = _unit_variables(tasks.values())
+    per_unit, unit_widths = _unit_variables(tasks.values())
     with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for (name, values) in sweep.axes:
@@ -590,13 +590,11 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 var.set_var_chunk_cache(size=4 * len(seeds) * len(times) * 8, nelems=17, preemption=1.0)
             for name in per_seed:
                 nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
-            for unit_dim in dict.fromkeys(d for unit_dims, _ in per_unit.values() for d in unit_dims):
-                width = max(size for unit_dims, sizes in per_unit.values()
-                            for d, size in zip(unit_dims, sizes) if d == unit_dim)
+            for unit_dim, width in unit_widths.items():
                 nc.createDimension(unit_dim, width)
                 nc.createVariable(unit_dim, "i8", (unit_dim,))[:] = np.arange(width)
                 nc[unit_dim].setncatts(COORDS[unit_dim])
-            for name, (unit_dims, _) in per_unit.items():
+            for name, unit_dims in per_unit.items():
                 nc.createVariable(name, "f8", dims + ("seed", "time") + unit_dims, zlib=True, complevel=4,
                                   fill_value=np.nan).setncatts(VARIABLES[name])
             _bool_variable(nc, "success", dims + ("seed",))
@@ -642,20 +640,20 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     return open_dataset(output, load=False)      # lazily: a large sweep is never loaded whole
 
 
-def _unit_variables(tasks) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
-    """A committee's per-unit variables in a sweep: name -> (unit dims, their widths), the widths those of
-    the widest cell (``unit_magnetization`` over ``unit``; ``overlap`` over ``unit, unit2`` where some cell
-    records it: ``hidden <= MAX_OVERLAP_UNITS``); narrower cells are padded with NaN."""
+def _unit_variables(tasks) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+    """A committee's per-unit variables in a sweep, name -> its unit dims (``unit_magnetization`` over
+    ``unit``; ``overlap`` over ``unit, unit2`` where some cell records it: ``hidden <= MAX_OVERLAP_UNITS``),
+    and each unit dim's width, the widest cell's; narrower cells are padded with NaN."""
     from prcy.kernels.dynamics import MAX_OVERLAP_UNITS
 
     hidden = [task.spec.problem.hidden for task in tasks]
-    out = {}
-    if max(hidden) > 1:
-        out["unit_magnetization"] = (("unit",), (max(hidden),))
     overlap = [k for k in hidden if 1 < k <= MAX_OVERLAP_UNITS]
+    variables, widths = {}, {}
+    if max(hidden) > 1:
+        variables["unit_magnetization"], widths["unit"] = ("unit",), max(hidden)
     if overlap:
-        out["overlap"] = (("unit", "unit2"), (max(overlap), max(overlap)))
-    return out
+        variables["overlap"], widths["unit2"] = ("unit", "unit2"), max(overlap)
+    return variables, widths
 
 
 def _shared_attributes(sweep: Sweep) -> dict:

@@ -60,8 +60,8 @@ from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_normal, random_interval
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from prcy.kernels.losses cimport (Loss, loss_from_capsule, loss_init, CommitteeLoss,
-                                  committee_loss_from_capsule)
+from prcy.kernels.losses cimport (Loss, loss_from_capsule, loss_init, loss_vdv_fn, fused_value_derivative,
+                                  CommitteeLoss, committee_loss_from_capsule)
 from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
 from prcy.kernels.problems cimport Problem, problem_setup, TEACHER_RADEMACHER
 from prcy.kernels.switching cimport (Switching, switching_init, switching_start, switching_select,
@@ -228,13 +228,15 @@ cdef inline void _axpy8(const floating* x0, const floating* x1, const floating* 
 cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
                           const double* y, const double* w, const Loss* loss, double coef,
                           double* g) noexcept nogil:
-    """``g = coef sum_{mu in rows} dv(h_mu; y_mu) x_mu / sqrt(n)``; returns ``sum_{mu in rows} v``."""
+    """``g = coef sum_{mu in rows} dv(h_mu; y_mu) x_mu / sqrt(n)``; returns ``sum_{mu in rows} v``
+    (``v`` and ``dv`` in one call where the loss has the fused form, ``fused_value_derivative``)."""
     cdef double s = 1.0 / sqrt(<double>n)
-    cdef double total = 0.0, hr
+    cdef double total = 0.0, hr, d
     cdef double h[8]
     cdef double c[8]
     cdef Py_ssize_t b, r, j, mu
     cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
+    cdef loss_vdv_fn vdv = fused_value_derivative(loss)
     for j in range(n):
         g[j] = 0.0
     for b in range(0, n_blocks, 8):
@@ -244,16 +246,24 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
         for r in range(8):
             mu = rows[b + r]
             hr = h[r] * s
-            total += loss.v(hr, y[mu], loss.theta)
-            c[r] = coef * s * loss.dv(hr, y[mu], loss.theta)
+            if vdv == NULL:
+                total += loss.v(hr, y[mu], loss.theta)
+                c[r] = coef * s * loss.dv(hr, y[mu], loss.theta)
+            else:
+                total += vdv(hr, y[mu], loss.theta, &d)
+                c[r] = coef * s * d
         _axpy8(X + rows[b] * n, X + rows[b + 1] * n, X + rows[b + 2] * n, X + rows[b + 3] * n,
                X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
                c, g, n)
     for b in range(n_blocks, n_rows):
         mu = rows[b]
         hr = field_dot(X + mu * n, w, n) * s
-        total += loss.v(hr, y[mu], loss.theta)
-        hr = coef * s * loss.dv(hr, y[mu], loss.theta)
+        if vdv == NULL:
+            total += loss.v(hr, y[mu], loss.theta)
+            hr = coef * s * loss.dv(hr, y[mu], loss.theta)
+        else:
+            total += vdv(hr, y[mu], loss.theta, &d)
+            hr = coef * s * d
         for j in range(n):
             g[j] += hr * X[mu * n + j]
     return total

@@ -8,7 +8,8 @@ Usable from Cython via ``cimport prcy.kernels.losses``. Layers, as in the other 
 (b) the struct ``Loss`` that groups ``v``, ``dv = dv/dh``, ``d2v = d^2v/dh^2`` and ``err`` (the test
     error of one sample predicted with field ``h`` when its label is ``y``), with its parameters;
 (c) array loops live in ``prcy.kernels.dynamics`` and ``prcy.kernels.dmft``, which call a ``Loss``
-    through its pointers as ``loss.dv(h, y, loss.theta)``;
+    through its pointers as ``loss.dv(h, y, loss.theta)``; a gradient step takes ``v`` and ``dv`` of the
+    built-in logistic losses in one call (``fused_value_derivative``: one exp for both, the same bits);
 (d) Python twins here (``value``, ``derivative``, ``second_derivative``, ``test_error``) for tests.
 
 Built-in losses (``capsule(name, **parameters)``; ``a = sqrt(h^2 + eps)`` is the smoothed modulus,
@@ -127,16 +128,14 @@ cdef double door_square_d2v(double h, double y, const double* theta) noexcept no
     return 2.0 * h * h / (a * a) - 2.0 * (y - a + theta[1]) * theta[0] / (a * a * a)
 
 
-# the logistic function's two pieces, shared by the door's and the margins' logistic losses; both are
-# branch-free: a field's sign is a coin flip early in training, and a mispredicted branch costs more than
-# the exp
-cdef inline double _sigmoid(double x) noexcept nogil:
-    """``1 / (1 + e^-x)``; ``e^-x = inf`` gives 0"""
-    return 1.0 / (1.0 + exp(-x))
-
-# log1p(e) = log(p) + (e - (p - 1)) / p with p = 1 + e rounded: the correction restores what the rounding
-# of p lost (within an ulp of log1p, at half the cost of glibc's log1p). The kernels are compiled with
-# -fassociative-math, which would fold e - (p - 1) to 0: the volatile p and p - 1 keep them as written.
+# the logistic function's two pieces, shared by the door's and the margins' logistic losses, from one
+# e = e^-|x|: the sigmoid as 1/(1 + e) or e/(1 + e) by the sign of x (a select, not a branch: a field's
+# sign is a coin flip early in training, and a mispredicted branch costs more than the exp), the softplus
+# as max(-z, 0) + log1p(e), with log1p(e) = log(p) + (e - (p - 1)) / p, p = 1 + e rounded: the correction
+# restores what the rounding of p lost (within an ulp of log1p, at half the cost of glibc's log1p). The
+# kernels are compiled with -fassociative-math, which would fold e - (p - 1) to 0: the volatile p and
+# p - 1 keep them as written. prcy_logistic_pair gives both from one exp, equal bit for bit to the two
+# apart (the step's one-call value and derivative, fused_value_derivative).
 cdef extern from *:
     """
     static inline double prcy_log1p_rounded(double e) {
@@ -145,8 +144,23 @@ cdef extern from *:
         double q = p;
         return log(q) + (e - kept) / q;
     }
+    static inline double prcy_sigmoid(double x) {
+        double e = exp(-fabs(x));
+        return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+    }
+    static inline double prcy_logistic_pair(double z, double* sigmoid_neg) {
+        double e = exp(-fabs(z));
+        *sigmoid_neg = (-z >= 0.0 ? 1.0 : e) / (1.0 + e);
+        return fmax(-z, 0.0) + prcy_log1p_rounded(e);
+    }
     """
     double prcy_log1p_rounded(double e) noexcept nogil
+    double prcy_sigmoid(double x) noexcept nogil
+    double prcy_logistic_pair(double z, double* sigmoid_neg) noexcept nogil
+
+cdef inline double _sigmoid(double x) noexcept nogil:
+    """``1 / (1 + e^-x)``"""
+    return prcy_sigmoid(x)
 
 cdef inline double _softplus_neg(double z) noexcept nogil:
     """``log(1 + e^-z)`` without overflow: ``max(-z, 0) + log1p(e^-|z|)``"""
@@ -161,6 +175,14 @@ cdef double door_logistic_v(double h, double y, const double* theta) noexcept no
 cdef double door_logistic_dv(double h, double y, const double* theta) noexcept nogil:
     cdef double a = sqrt(h * h + theta[0])
     return -y * _sigmoid(-y * (a - theta[1])) * h / a
+
+cdef double _door_logistic_vdv(double h, double y, const double* theta, double* dv) noexcept nogil:
+    """``door_logistic_v`` and ``door_logistic_dv`` from one exp"""
+    cdef double a = sqrt(h * h + theta[0])
+    cdef double sm
+    cdef double v = prcy_logistic_pair(y * (a - theta[1]), &sm)
+    dv[0] = -y * sm * h / a
+    return v
 
 cdef double door_logistic_d2v(double h, double y, const double* theta) noexcept nogil:
     cdef double a = sqrt(h * h + theta[0])
@@ -201,6 +223,14 @@ cdef double margin_v(double h, double y, const double* theta) noexcept nogil:
 cdef double margin_dv(double h, double y, const double* theta) noexcept nogil:
     cdef double l1 = y * _l1(y * _phi(h, theta), theta)
     return 2.0 * h * l1 if theta[1] != 0.0 else l1
+
+cdef double _margin_logistic_vdv(double h, double y, const double* theta, double* dv) noexcept nogil:
+    """``margin_v`` and ``margin_dv`` of a logistic margin function from one exp"""
+    cdef double sm
+    cdef double v = prcy_logistic_pair(y * _phi(h, theta), &sm)
+    cdef double l1 = y * -sm
+    dv[0] = 2.0 * h * l1 if theta[1] != 0.0 else l1
+    return v
 
 cdef double margin_d2v(double h, double y, const double* theta) noexcept nogil:
     cdef double u = y * _phi(h, theta), l2, sm
@@ -305,6 +335,17 @@ cdef void committee_loss_init(CommitteeLoss* loss, committee_fn v, committee_err
     loss.err = err
     for i in range(LOSS_N_PARAMS):
         loss.theta[i] = 0.0
+
+
+cdef loss_vdv_fn fused_value_derivative(const Loss* loss) noexcept nogil:
+    """``v`` and ``dv`` in one call for the built-in losses whose two share their work (the logistic
+    ones: one exp), equal bit for bit to ``loss.v`` and ``loss.dv``; NULL for every other loss, which is
+    called as ``v`` and ``dv``."""
+    if loss.v == door_logistic_v and loss.dv == door_logistic_dv:
+        return _door_logistic_vdv
+    if loss.v == margin_v and loss.dv == margin_dv and loss.theta[2] == MARGIN_LOGISTIC:
+        return _margin_logistic_vdv
+    return NULL
 
 
 cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil:
@@ -538,6 +579,27 @@ def value(cap, h, y):
 def derivative(cap, h, y):
     """``dv/dh`` elementwise."""
     return _apply(cap, PART_DV, h, y)
+
+def value_and_derivative(cap, h, y):
+    """``(v, dv/dh)`` elementwise from the one-call form a gradient step uses
+    (``fused_value_derivative``); ``None`` for a loss without it, which a step calls as ``v`` and ``dv``."""
+    if isinstance(cap, str):
+        cap = capsule(cap)
+    cdef const Loss* loss = loss_from_capsule(cap)
+    cdef loss_vdv_fn f = fused_value_derivative(loss)
+    if f == NULL:
+        return None
+    hb, yb = np.broadcast_arrays(np.asarray(h, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    v, dv = np.empty(hb.shape, dtype=np.float64), np.empty(hb.shape, dtype=np.float64)
+    cdef double[::1] ov = v.reshape(-1)
+    cdef double[::1] od = dv.reshape(-1)
+    cdef double[::1] a = np.ascontiguousarray(hb).reshape(-1)
+    cdef double[::1] b = np.ascontiguousarray(yb).reshape(-1)
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(ov.shape[0]):
+            ov[i] = f(a[i], b[i], loss.theta, &od[i])
+    return v, dv
 
 def second_derivative(cap, h, y):
     """``d^2v/dh^2`` elementwise."""

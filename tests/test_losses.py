@@ -80,6 +80,24 @@ def test_logistic_function_within_two_ulps_of_extended_precision():
     assert float(np.max(np.abs(dv - dv_ref)[keep] / np.abs(dv_ref[keep]))) < 2 * ulp
 
 
+@pytest.mark.parametrize("name, parameters", [("logistic", {}), ("quadratic-logistic", {"onset": 0.7}),
+                                              ("door-logistic", {"smoothing": 1e-6, "onset": 0.7})])
+def test_the_steps_one_call_value_and_derivative_are_the_two_apart_bit_for_bit(name, parameters):
+    """A gradient step takes a logistic loss's ``v`` and ``dv`` from one exp (``fused_value_derivative``);
+    they equal ``value`` and ``derivative`` bit for bit, both signs of the margin, to overflow."""
+    cap = losses.capsule(name, **parameters)
+    h = np.concatenate([np.linspace(-40, 40, 20001), [0.0, 0.7, -0.7, 1e3, -1e3, 3e2]])
+    for y in (1.0, -1.0):
+        v, dv = losses.value_and_derivative(cap, h, y)
+        np.testing.assert_array_equal(v, losses.value(cap, h, y))
+        np.testing.assert_array_equal(dv, losses.derivative(cap, h, y))
+
+
+def test_losses_without_shared_work_have_no_one_call_form():
+    for name in ("phase-retrieval", "square", "hinge", "linear-regression"):
+        assert losses.value_and_derivative(name, [0.5], [1.0]) is None
+
+
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="smoothing"):
         losses.capsule("absolute")

@@ -761,14 +761,15 @@ cdef int _fill_dynamics(Dynamics* d, object loss, Py_ssize_t m, Py_ssize_t n, Py
     return 0
 
 
-def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record, Py_ssize_t hidden=0):
-    """The record arrays of ``n_seeds`` seeds; with ``hidden`` units also a committee's."""
+def _record_arrays(Py_ssize_t n_seeds, Py_ssize_t n_record, Py_ssize_t hidden=0, bint overlap=False):
+    """The record arrays of ``n_seeds`` seeds; with ``hidden`` units also a committee's (the overlap
+    matrix if ``overlap``)."""
     out = {name: np.full((n_seeds, n_record), np.nan)
            for name in ("magnetization", "norm", "train_loss", "train_error", "test_error")}
     if hidden:
         out["unit_magnetization"] = np.full((n_seeds, n_record, hidden), np.nan)
         out["a_square"] = np.full((n_seeds, n_record), np.nan)
-        if hidden <= MAX_OVERLAP_UNITS:
+        if overlap:
             out["overlap"] = np.full((n_seeds, n_record, hidden, hidden), np.nan)
     out["solved_step"] = np.full(n_seeds, -1, dtype=np.int64)
     out["stop_step"] = np.zeros(n_seeds, dtype=np.int64)
@@ -785,7 +786,6 @@ cdef inline void _point_record(Record* rec, double[:, ::1] mag, double[:, ::1] n
     rec.test_error = &test[s, 0]
 
 
-MAX_OVERLAP_UNITS = 16      # the overlap matrix W W^T/n is recorded up to this many units
 BLAS_UNITS = 4              # committees of at least this many units take the dgemm path
 BLOCK_BYTES = 1024 * 1024   # a dgemm row block in float64 at most: stays in L2 between the two products
 BLOCK_ROWS = 128            # and at most this many rows (docs/benchmarks.md, "Committee machines")
@@ -850,14 +850,14 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
               dict params, const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
               const double[::1] temp_values, list data_rngs, list init_rngs, list dynamics_rngs,
               int64_t[::1] progress, int[::1] abort, n_threads=None, w_init=None, bint save_weights=False,
-              Py_ssize_t hidden=1, Py_ssize_t block=0):
+              Py_ssize_t hidden=1, Py_ssize_t block=0, bint record_overlap=False):
     """Run ``len(init_rngs)`` seeds in parallel; returns a dict of record arrays.
 
     ``loss``: a ``"prcy.Loss.v2"`` capsule, or a ``"prcy.CommitteeLoss.v1"`` capsule for a student of
     ``hidden`` units (``block``: rows per block of its BLAS path, 0 for blocks of eight rows; each
     unit drawn as ``init`` says, one after the other from the initialization stream; the output adds
-    ``unit_magnetization`` (``n_seeds x n_record x hidden``), ``a_square`` and, up to
-    ``MAX_OVERLAP_UNITS`` units, ``overlap`` (``n_seeds x n_record x hidden x hidden``)). ``X_shared`` etc.: the data (inputs, labels, teacher)
+    ``unit_magnetization`` (``n_seeds x n_record x hidden``), ``a_square`` and, if ``record_overlap``,
+    ``overlap`` (``n_seeds x n_record x hidden x hidden``)). ``X_shared`` etc.: the data (inputs, labels, teacher)
     used by every seed when ``shared_data`` (else empty arrays of the storage dtype; each seed then
     draws its own data from ``data_rngs[s]`` for ``problem``, ``teacher``, ``onset``, ``delta``: see
     ``prcy.kernels.problems``). ``init``: ``"warm"`` (``m0``), ``"random"`` (``init_variance``
@@ -899,7 +899,7 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
         if given.shape[0] != n_seeds or given.shape[1] != n:
             raise ValueError(f"w_init: shape ({given.shape[0]}, {given.shape[1]}) but ({n_seeds}, {n}) needed")
         given_ptr = &given[0, 0]
-    out = _record_arrays(n_seeds, n_record, units if c != NULL else 0)
+    out = _record_arrays(n_seeds, n_record, units if c != NULL else 0, record_overlap)
     cdef double[:, :, ::1] o_um
     cdef double[:, ::1] o_a2
     cdef double[:, :, :, ::1] o_ov
@@ -1029,11 +1029,11 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
                    str selection, double ell=1.0, double p_on=1.0, double p_off=0.0, dict params,
                    const int64_t[::1] record_steps, const int64_t[::1] temp_starts,
                    const double[::1] temp_values, rng=None, selection_replay=None, noise_replay=None,
-                   Py_ssize_t block=0):
+                   Py_ssize_t block=0, bint record_overlap=True):
     """One seed on given data (inputs ``X``, labels ``y``, teacher ``w0``; held-out ``Xt``, ``yt``),
     from given initial weights: the Python twin of ``trajectory``, and of ``committee_trajectory``
     when ``loss`` is a committee capsule (``w_init`` then ``k x n``, flattened row by row; ``block`` as
-    in ``run_seeds``; ``noise_replay`` ``(n_steps, k n)``).
+    in ``run_seeds``; ``noise_replay`` ``(n_steps, k n)``; the overlap matrix if ``record_overlap``).
 
     ``selection`` is ``"full"``, ``"bernoulli"``, ``"persistent"`` (drawn from ``rng``) or
     ``"replay"`` (``selection_replay``: an ``(n_steps, m)`` 0/1 uint8 matrix, row ``k`` used at step
@@ -1093,7 +1093,7 @@ def run_trajectory(loss, const floating[:, ::1] X, const double[::1] y, const do
     work.next_flip = &nv[0]
     cdef Switching sw
     switching_init(&sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, sel_ptr)
-    out = _record_arrays(1, d.n_record, units if d.loss == NULL else 0)
+    out = _record_arrays(1, d.n_record, units if d.loss == NULL else 0, record_overlap)
     cdef Record rec
     _point_record(&rec, out["magnetization"], out["norm"], out["train_loss"], out["train_error"],
                   out["test_error"], 0)

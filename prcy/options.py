@@ -450,6 +450,9 @@ SIMULATION = _rows(
            "recording", low=-1e6, at_most=1e6, sweepable=False),
     Option("hessian_high", "recording.hessian_high", "float", 180.0, "Upper end of the --hessian-density bins "
            "(above hessian_low)", "recording", low=-1e6, at_most=1e6, sweepable=False),
+    Option("overlap_units", "recording.overlap_units", "int", 16, "Record the overlap matrix Q = W W^T/N of "
+           "the hidden units (K x K per seed and recording time) for a student of at most this many units",
+           "recording", low=0, at_most=10 ** 6, applies=GRADIENT + (("problem", COMMITTEE_PROBLEMS),)),
     Option("label_moments", "recording.label_moments", "bool", False, "Record the moments E[h^a y^b] of the "
            "student's fields h and the training labels y over the training samples at the recording times "
            "((a, b) = (2,0), (4,0), (6,0), (2,2), (4,2), (2,4); Sarao Mannelli et al. 2020, eq 17)", "recording",

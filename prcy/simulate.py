@@ -49,7 +49,7 @@ VARIABLES = {
                                         "theorem (prcy.analysis.quadratic_network_error); phase-retrieval loss only"),
     "unit_magnetization": dict(long_name="magnetization w_k.w0/N of each hidden unit", units="1"),
     "overlap": dict(long_name="overlap matrix Q = W W^T/N of the hidden units", units="1",
-                    description="recorded for K <= 16 hidden units"),
+                    description="recorded for K <= --overlap-units hidden units (default 16)"),
     "stop_time": dict(long_name="time at which the seed stopped", units="time (steps * lr)"),
     "spectral_eigenvalue": dict(long_name="top eigenvalue of the spectral start's matrix", units="1",
                                 description="largest eigenvalue of (1/M) sum_mu T(y_mu) x_mu x_mu^T (init spectral)"),
@@ -153,7 +153,7 @@ def memory_parts(spec: SimulationSpec, n_threads: int) -> dict[str, float]:
 def committee_memory(spec: SimulationSpec, working: int, n_record: int) -> dict[str, float]:
     """The parts of ``memory_parts`` that only a committee (``hidden > 1``) has: per working thread a
     row block in float64 and its fields and derivatives, and the overlap matrix; the per-unit records."""
-    from prcy.kernels.dynamics import MAX_OVERLAP_UNITS, committee_block
+    from prcy.kernels.dynamics import committee_block
 
     p = spec.problem
     k = p.hidden
@@ -164,8 +164,13 @@ def committee_memory(spec: SimulationSpec, working: int, n_record: int) -> dict[
         f"a committee's row block ({block} x {p.n}), fields and derivatives ({max(block, 8)} x {k} twice), "
         f"overlap matrix ({k} x {k}) per thread": working * 8.0 * (block * p.n + 2 * max(block, 8) * k + k * k),
         "recorded unit magnetizations and overlaps":
-            3 * 8.0 * spec.seeds * n_record * (k + (k * k if k <= MAX_OVERLAP_UNITS else 0)),
+            3 * 8.0 * spec.seeds * n_record * (k + (k * k if records_overlap(spec) else 0)),
     }
+
+
+def records_overlap(spec: SimulationSpec) -> bool:
+    """Whether a run records the overlap matrix: a committee of at most ``overlap_units`` hidden units."""
+    return 1 < spec.problem.hidden <= spec.recording.overlap_units
 
 
 def check_hidden(spec: SimulationSpec, n_threads: int) -> None:
@@ -340,7 +345,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         m0=spec.init.m0, init_variance=spec.init.variance, labels=p.labels,
         params=kernel_parameters(spec), record_steps=steps, temp_starts=temp_starts, temp_values=temp_values,
         data_rngs=streams["data"], init_rngs=streams["init"], dynamics_rngs=streams["dynamics"],
-        progress=progress_arr, abort=abort, n_threads=n_threads, hidden=p.hidden,
+        progress=progress_arr, abort=abort, n_threads=n_threads, hidden=p.hidden, record_overlap=records_overlap(spec),
         block=dynamics.committee_block(p.hidden, p.n), poll=None if progress is None else lambda: progress(int(progress_arr.sum())))
     if progress is not None:
         progress(spec.seeds * n_steps, finished=True)
@@ -481,7 +486,7 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int,
 def committee_variables(spec: SimulationSpec, out: dict, loss_name: str | None) -> dict:
     """A committee's variables from the kernel's records: ``a_teacher``, ``a_distance``, ``test_error`` (the
     held-out error), with the phase-retrieval loss (``g(h) = h^2``) the closed-form ``quadratic_error``,
-    ``unit_magnetization`` over ``unit`` and, for up to 16 units, ``overlap`` over ``(unit, unit2)``."""
+    ``unit_magnetization`` over ``unit`` and, up to ``overlap_units`` units, ``overlap`` over ``(unit, unit2)``."""
     from prcy.analysis import a_distance, quadratic_network_error
 
     dims = ("seed", "time")

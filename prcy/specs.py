@@ -197,7 +197,8 @@ class Recording:
     and ``t_max``: ``points`` log-spaced (default) or linearly spaced steps, or explicit ``times``;
     ``hessian > 0``: the lowest eigenpairs of the Hessian at every ``hessian_every``-th of them, with
     ``hessian_density`` bins of its spectrum on ``[hessian_low, hessian_high]``; ``label_moments``: the
-    moments of (student field, label) at every recording time (``prcy.hessian``)."""
+    moments of (student field, label) at every recording time (``prcy.hessian``); ``overlap_units``: a
+    committee's overlap matrix is recorded up to this many hidden units (``records_overlap``)."""
     t_max: float = _D["t_max"]
     points: int = _D["points"]
     grid: str = _D["grid"]
@@ -208,6 +209,7 @@ class Recording:
     hessian_low: float = _D["hessian_low"]
     hessian_high: float = _D["hessian_high"]
     label_moments: bool = _D["label_moments"]
+    overlap_units: int = _D["overlap_units"]
 
     def __post_init__(self):
         check_group(self, "recording", SIMULATION)

@@ -642,12 +642,12 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
 
 def _unit_variables(tasks) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
     """A committee's per-unit variables in a sweep, name -> its unit dims (``unit_magnetization`` over
-    ``unit``; ``overlap`` over ``unit, unit2`` where some cell records it: ``hidden <= MAX_OVERLAP_UNITS``),
+    ``unit``; ``overlap`` over ``unit, unit2`` where some cell records it: ``records_overlap``),
     and each unit dim's width, the widest cell's; narrower cells are padded with NaN."""
-    from prcy.kernels.dynamics import MAX_OVERLAP_UNITS
+    from prcy.simulate import records_overlap
 
     hidden = [task.spec.problem.hidden for task in tasks]
-    overlap = [k for k in hidden if 1 < k <= MAX_OVERLAP_UNITS]
+    overlap = [task.spec.problem.hidden for task in tasks if records_overlap(task.spec)]
     variables, widths = {}, {}
     if max(hidden) > 1:
         variables["unit_magnetization"], widths["unit"] = ("unit",), max(hidden)

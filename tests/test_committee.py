@@ -61,10 +61,7 @@ def _case(k, optimizer, selection, sphere, *, n=40, m=117, loss="phase-retrieval
     devs = {"w": _dev(out["w"], ref["w"])}
     for key in OBSERVABLES:
         devs[key] = _dev(out[key][0], ref[key])
-    if k <= dynamics.MAX_OVERLAP_UNITS:
-        devs["overlap"] = _dev(out["overlap"][0], ref["overlap"])
-    else:
-        assert "overlap" not in out
+    devs["overlap"] = _dev(out["overlap"][0], ref["overlap"])
     return devs
 
 
@@ -209,6 +206,21 @@ def test_committee_dataset_and_closed_form_test_error():
             assert abs(float(ds.test_error[s, t]) - law) < 0.05 * law
 
 
+def test_overlap_matrix_of_a_wide_committee_on_request():
+    """The overlap matrix is recorded up to ``overlap_units`` hidden units (16 by default); asking for more
+    adds it and changes nothing else."""
+    import prcy
+
+    kw = dict(hidden=20, n=24, alpha=3, algorithm="gd", lr=0.05, t_max=1, points=4, seeds=2, n_test=100)
+    plain, asked = prcy.simulate(**kw), prcy.simulate(overlap_units=20, **kw)
+    assert "overlap" not in plain and "unit2" not in plain.dims
+    assert asked.overlap.dims == ("seed", "time", "unit", "unit2") and asked.sizes["unit2"] == 20
+    for name in plain.data_vars:
+        np.testing.assert_array_equal(asked[name], plain[name])
+    np.testing.assert_allclose(asked.norm, np.trace(asked.overlap.values, axis1=-2, axis2=-1) / 20, rtol=1e-12)
+    assert "overlap" not in prcy.simulate(overlap_units=19, **kw)
+
+
 def test_wick_formula_against_monte_carlo():
     from prcy.analysis import quadratic_network_error
 
@@ -246,6 +258,8 @@ def test_door_committee():
     (dict(hidden=2, loss="linear-regression", n_test=10), "loss: 'linear-regression' has no committee form"),
     (dict(hidden=2, problem="door"), "n_test: 0 is not allowed with hidden = 2"),
     (dict(hidden=2), "n_test: 0 is not allowed with hidden = 2"),
+    (dict(hidden=2, n_test=10, overlap_units=-1), "overlap_units: -1"),
+    (dict(overlap_units=4, problem="mixture-2"), "overlap_units: 4 does not apply to problem mixture-2"),
 ])
 def test_bad_committees_are_refused_before_compute(options, match):
     import prcy

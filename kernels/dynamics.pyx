@@ -236,6 +236,8 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
     cdef double c[8]
     cdef Py_ssize_t b, r, j, mu
     cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
+    # two branches, not a helper that fills dv either way: under -fassociative-math the compiler's order
+    # of the products follows the code's shape, and the unfused branch keeps the stored runs' bits
     cdef loss_vdv_fn vdv = fused_value_derivative(loss)
     for j in range(n):
         g[j] = 0.0

@@ -191,6 +191,14 @@ def test_a_swept_hessian_merges_each_cell_padded_beyond_its_eigenpairs_and_resum
     none = ds.sel(hessian=0)                                                             # no Hessian at all
     assert bool(none.hessian_eigenvalues.isnull().all()) and bool(none.hessian_bulk_edge.isnull().all())
     assert not none.hessian_converged.any() and (none.hessian_products == 0).all()
+    # prcy plot: a curve per eigenpair, labelled by its index (eig has no coordinate)
+    from prcy.analysis.plots import plot_curves
+    fig = plot_curves(ds, "hessian_eigenvalues", selection={"alpha": "3", "hessian": "2"})
+    assert [line.get_label() for line in fig.axes[0].lines] == ["eig=0", "eig=1"]
+    for var, select in (("hessian_eigenvalues", "alpha=3"), ("label_moments", "alpha=3,hessian=1")):
+        result = CliRunner().invoke(app, ["plot", str(out), "--var", var, "--select", select,
+                                          "-o", str(tmp_path / f"{var}.png")])
+        assert result.exit_code == 0, result.output
 
 
 def test_hessian_density_bins_are_one_axis_of_the_sweep(tmp_path):

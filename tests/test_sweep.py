@@ -203,12 +203,14 @@ def test_a_swept_hessian_merges_each_cell_padded_beyond_its_eigenpairs_and_resum
 
 def test_hessian_density_bins_are_one_axis_of_the_sweep(tmp_path):
     point = {**LANDSCAPE, "hessian": 1, "hessian_density": 5, "hessian_low": -2, "hessian_high": 8}
-    ds = run_sweep(Sweep.from_options({**point, "alpha": [2, 3]}), tmp_path / "s.nc", processes=1, threads=1,
-                   log=quiet)
-    assert ds.hessian_density.dims == ("alpha", "seed", "time", "bin")
+    ds = run_sweep(Sweep.from_options({**point, "alpha": [2, 3], "hessian_every": [1, 2]}), tmp_path / "s.nc",
+                   processes=1, threads=1, log=quiet)
+    assert ds.hessian_density.dims == ("alpha", "hessian_every", "seed", "time", "bin")
     for alpha in (2, 3):
-        ref = _direct(**{**point, "alpha": alpha})
-        _assert_cell(ds.sel(alpha=alpha), ref)                        # bin_bounds included
+        for every in (1, 2):
+            ref = _direct(**{**point, "alpha": alpha, "hessian_every": every})
+            _assert_cell(ds.sel(alpha=alpha, hessian_every=every), ref)          # bin_bounds included
+    assert bool(ds.hessian_density.sel(hessian_every=2, time=ds.time[1]).isnull().all())   # no Hessian there
     np.testing.assert_array_equal(ds.bin.values, ref.bin.values)
     with pytest.raises(ValueError, match=r"^hessian_density: cannot be swept \(it shapes an axis all cells share"):
         Sweep.from_options({**point, "hessian_density": [5, 10]})

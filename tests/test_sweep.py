@@ -151,8 +151,8 @@ def test_resume_recomputes_only_what_is_missing_or_damaged(tmp_path):
     xr.testing.assert_identical(first, again)                              # attrs included
 
 
-# n well above ARPACK's 20 Lanczos vectors: no restart from ARPACK's own random vector, whose state carries
-# over from earlier calls in the process
+# n well above ARPACK's 20 Lanczos vectors: Lanczos never restarts from a random vector, which SciPy draws
+# from fresh entropy (docs/engine.md, "The landscape along the dynamics: Hessian eigenpairs")
 LANDSCAPE = dict(n=60, m0=0.3, t_max=1, points=4, seeds=3, algorithm="gd", label_moments=True)
 
 

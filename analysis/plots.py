@@ -105,6 +105,12 @@ def select(ds: xr.Dataset, selection: dict, *, strict: bool = True) -> xr.Datase
     return ds
 
 
+def _indexed(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with a coordinate on every dimension: its index where the file has none (``eig`` of the
+    Hessian's eigenpairs), so that each curve is labelled, e.g. ``eig=0``."""
+    return ds.assign_coords({d: np.arange(n) for d, n in ds.sizes.items() if d not in ds.coords})
+
+
 def _fmt(value) -> str:
     value = value.item() if hasattr(value, "item") else value
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -215,7 +221,7 @@ def plot_curves(ds: xr.Dataset, var: str = "magnetization", *, quantiles=(0.1, 0
     """Median over seeds (one line per combination of the other dimensions) with a quantile band;
     ``theory``: ``(name, dataset)`` pairs drawn as dashed lines. Returns the figure."""
     selection = selection or {}
-    ds = select(ds, selection)
+    ds = _indexed(select(ds, selection))
     da = _check_var(ds, var, theory=False)
     if _count(da) > MAX_SERIES:
         raise ValueError(f"select: {_count(da)} curves to draw (at most {MAX_SERIES}); narrow them with a "
@@ -250,7 +256,7 @@ def plot_seeds(ds: xr.Dataset, var: str = "magnetization", *, max_seeds: int = 5
     if max_seeds < 1:
         raise ValueError(f"max_seeds: {max_seeds!r} is not allowed; allowed: >= 1")
     selection = selection or {}
-    ds = select(ds, selection)
+    ds = _indexed(select(ds, selection))
     da = _check_var(ds, var, theory=False)
     if _count(da) > 8:
         raise ValueError(f"select: {_count(da)} groups of seeds to draw (at most 8); narrow them with a "

@@ -344,6 +344,12 @@ class _Var(str, Enum):
     a_teacher = "a_teacher"
     a_distance = "a_distance"
     unit_magnetization = "unit_magnetization"
+    hessian_eigenvalues = "hessian_eigenvalues"
+    hessian_teacher_overlap = "hessian_teacher_overlap"
+    hessian_multiplier = "hessian_multiplier"
+    hessian_bulk_edge = "hessian_bulk_edge"
+    hessian_density_outside = "hessian_density_outside"
+    label_moments = "label_moments"
 
 
 @analyze_app.command("thresholds")

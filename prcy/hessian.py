@@ -13,7 +13,8 @@ Matrix-free: ``A v`` is ``prcy.kernels.dynamics.weighted_gram_product`` with the
 (``scipy.sparse.linalg.eigsh``, smallest algebraic) on ``P (A - mu) P + b e e^T`` (``P`` the projector
 on the tangent space, ``e = w/|w|``, ``b`` twice a bound of the spectrum, which puts the radial
 direction above it), started from the sum of the previous recording time's eigenvectors (a random
-vector, from the seed's initialization stream, at the first one). A Lanczos run that does not
+vector, from the seed's initialization stream, at the first one; the same stream gives the vectors that
+Lanczos restarts from when its Krylov space closes early). A Lanczos run that does not
 converge gives NaN with ``hessian_converged = false``, never numbers.
 
 Recorded per (seed, time): ``hessian_eigenvalues`` and ``hessian_teacher_overlap`` (``|v.w0| /
@@ -110,9 +111,11 @@ def tangent_operator(X, c, w, shift: float, sphere: bool):
     return apply, bound, products
 
 
-def hessian_at(X, y, w, w0, capsule, *, k: int, ridge: float, sphere: bool, start: np.ndarray) -> HessianAt:
+def hessian_at(X, y, w, w0, capsule, *, k: int, ridge: float, sphere: bool, start: np.ndarray,
+               rng: np.random.Generator) -> HessianAt:
     """The ``k`` lowest eigenpairs at the weights ``w`` (module docstring), Lanczos started from the vector
-    ``start``, and the bulk edge (``HessianAt``)."""
+    ``start``, and the bulk edge (``HessianAt``). ``rng`` draws the vectors Lanczos restarts from when its
+    Krylov space closes early (small ``n``), so that the result is reproducible."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     from prcy.analysis.theory import ConvergenceError
@@ -128,7 +131,7 @@ def hessian_at(X, y, w, w0, capsule, *, k: int, ridge: float, sphere: bool, star
     apply, _, products = tangent_operator(X, c, w, shift, sphere)
     op = LinearOperator((n, n), matvec=apply, dtype=np.float64)
     try:
-        values, vectors = eigsh(op, k=k, which="SA", tol=TOL, v0=start, maxiter=MAX_ITER)
+        values, vectors = eigsh(op, k=k, which="SA", tol=TOL, v0=start, maxiter=MAX_ITER, rng=rng)
     except ArpackNoConvergence:
         return HessianAt(np.full(k, np.nan), np.full(k, np.nan), None, mu, False, products[0], edge)
     order = np.argsort(values)
@@ -228,7 +231,7 @@ def hessian_records(spec, weights: np.ndarray, capsule, data, init_streams) -> d
     """The Hessian variables of a run of ``spec`` from the recorded weights (``n_seeds x n_record x n``,
     ``prcy.kernels.dynamics.run_seeds(save_weights=True)``); ``data(s)``: seed ``s``'s ``(w0, X, y)``;
     ``init_streams[s]``: a fresh copy of its initialization stream (the first Lanczos start, then the
-    probes of stochastic Lanczos quadrature)."""
+    vectors of Lanczos' restarts and the probes of stochastic Lanczos quadrature, in the order used)."""
     rec = spec.recording
     k, bins = rec.hessian, rec.hessian_density
     n_seeds, n_record, n = weights.shape
@@ -251,7 +254,8 @@ def hessian_records(spec, weights: np.ndarray, capsule, data, init_streams) -> d
             w = weights[s, i]
             if not np.all(np.isfinite(w)):
                 continue
-            got = hessian_at(X, y, w, w0, capsule, k=k, ridge=spec.constraint.ridge, sphere=sphere, start=start)
+            got = hessian_at(X, y, w, w0, capsule, k=k, ridge=spec.constraint.ridge, sphere=sphere, start=start,
+                             rng=rng)
             out["hessian_eigenvalues"][s, i] = got.values
             out["hessian_teacher_overlap"][s, i] = got.overlaps
             out["hessian_multiplier"][s, i] = got.mu if sphere else np.nan

@@ -439,9 +439,9 @@ SIMULATION = _rows(
     # landscape: Hessian observables on the recording grid (prcy.hessian)
     Option("hessian", "recording.hessian", "int", 0, "Record the K lowest eigenpairs of the training loss' "
            "Hessian (on the sphere: restricted to the tangent space, with the multiplier of the projected "
-           "dynamics) at the recording times (0: none)", "recording", low=0, at_most=64, sweepable=False),
+           "dynamics) at the recording times (0: none)", "recording", low=0, at_most=64),
     Option("hessian_every", "recording.hessian_every", "int", 1, "Hessian at every k-th recording time (the "
-           "first and last always)", "recording", low=1, at_most=10 ** 6, sweepable=False),
+           "first and last always)", "recording", low=1, at_most=10 ** 6),
     Option("hessian_density", "recording.hessian_density", "int", 0, "With --hessian: also the histogram of the "
            "Hessian's whole spectrum on this many equal bins of [hessian_low, hessian_high] at the same times "
            "(dense eigh for n <= 2048, stochastic Lanczos quadrature above; 0: none)", "recording", low=0,

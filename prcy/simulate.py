@@ -97,8 +97,21 @@ COORDS = {
     "unit": dict(long_name="hidden unit k of the student"),
     "unit2": dict(long_name="hidden unit l of the student (second index of the overlap matrix)"),
 }
-# the (seed, time) variables only a committee has (a sweep merges them, NaN in the cells with one unit)
-COMMITTEE_CURVES = ("a_teacher", "a_distance", "quadratic_error")
+# the variables that only some runs record, by the dim of their own that the options recording them give
+# (``own_dims``): name -> (dims, dtype). A sweep merges each where some cell records it, over the widest
+# cell's dims: NaN beyond a cell's own and in the cells without it (false and 0 for the flag and the count)
+RECORDED_WITH = {
+    "unit": {"a_teacher": (("seed", "time"), "f8"), "a_distance": (("seed", "time"), "f8"),
+             "quadratic_error": (("seed", "time"), "f8"), "unit_magnetization": (("seed", "time", "unit"), "f8")},
+    "unit2": {"overlap": (("seed", "time", "unit", "unit2"), "f8")},
+    "eig": {"hessian_eigenvalues": (("seed", "time", "eig"), "f8"),
+            "hessian_teacher_overlap": (("seed", "time", "eig"), "f8"),
+            "hessian_multiplier": (("seed", "time"), "f8"), "hessian_bulk_edge": (("seed", "time"), "f8"),
+            "hessian_converged": (("seed", "time"), "bool"), "hessian_products": (("seed",), "i8")},
+    "bin": {"hessian_density": (("seed", "time", "bin"), "f8"), "hessian_density_outside": (("seed", "time"), "f8")},
+    "moment": {"label_moments": (("seed", "time", "moment"), "f8")},
+}
+RECORDED_DIMS = {name: dims for variables in RECORDED_WITH.values() for name, (dims, _) in variables.items()}
 # a committee's variables (hidden > 1): their meaning where they differ from a single unit's
 COMMITTEE_VARIABLES = {
     "magnetization": dict(long_name="root-mean-square magnetization sqrt(sum_k M_k^2/K)",
@@ -186,6 +199,35 @@ def check_hidden(spec: SimulationSpec, n_threads: int) -> None:
                          f"optimizer state need {format_bytes(p.hidden * per_unit)}, more than the "
                          f"{format_bytes(machine_memory())} this machine gives a process); allowed: an integer in "
                          f"[1, {int(machine_memory() // per_unit)}]")
+
+
+def own_dims(spec: SimulationSpec) -> dict[str, np.ndarray]:
+    """The dims of their own (``RECORDED_WITH``) that a run of ``spec`` records, each with its values: the
+    coordinate of the dims that ``COORDS`` describes, the index of ``eig`` (which has no coordinate)."""
+    from prcy.hessian import LABEL_MOMENTS, density_edges
+
+    k, rec = spec.problem.hidden, spec.recording
+    dims = {}
+    if k > 1:
+        dims["unit"] = np.arange(k)
+    if records_overlap(spec):
+        dims["unit2"] = np.arange(k)
+    if rec.hessian:
+        dims["eig"] = np.arange(rec.hessian)
+    if rec.hessian_density:
+        edges = density_edges(rec)
+        dims["bin"] = 0.5 * (edges[1:] + edges[:-1])
+    if rec.label_moments:
+        dims["moment"] = np.array([f"h{a}y{b}" for a, b in LABEL_MOMENTS])
+    return dims
+
+
+def bin_bounds(recording) -> np.ndarray:
+    """The ``(lower, upper)`` edge of each ``--hessian-density`` bin (``bin_bounds(bin, nv)``)."""
+    from prcy.hessian import density_edges
+
+    edges = density_edges(recording)
+    return np.column_stack([edges[:-1], edges[1:]])
 
 
 def saves_weights(spec: SimulationSpec) -> bool:
@@ -354,22 +396,20 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
     if spectral is not None:
         ds["spectral_eigenvalue"] = (("seed",), spectral)
     if saves_weights(spec):
-        from prcy.hessian import LABEL_MOMENTS, density_edges, hessian_records, label_moment_records
+        from prcy.hessian import hessian_records, label_moment_records
 
         weights = out.pop("weights")
         data = lambda s: seed_data(spec, s, seed_streams(spec), shared)        # noqa: E731  (fresh streams)
-        rec = spec.recording
+        rec, dims = spec.recording, own_dims(spec)
         if rec.hessian:
-            third = "bin" if rec.hessian_density else "eig"
             for name, values in hessian_records(spec, weights, capsule, data, seed_streams(spec)["init"]).items():
-                ds[name] = (("seed", "time", "eig" if name != "hessian_density" else third)[:values.ndim], values)
+                ds[name] = (RECORDED_DIMS[name], values)
             if rec.hessian_density:
-                edges = density_edges(rec)
-                ds = ds.assign_coords(bin=0.5 * (edges[1:] + edges[:-1]))
-                ds["bin_bounds"] = (("bin", "nv"), np.column_stack([edges[:-1], edges[1:]]))
+                ds = ds.assign_coords(bin=dims["bin"])
+                ds["bin_bounds"] = (("bin", "nv"), bin_bounds(rec))
         if rec.label_moments:
-            ds["label_moments"] = (("seed", "time", "moment"), label_moment_records(weights, data))
-            ds = ds.assign_coords(moment=[f"h{a}y{b}" for a, b in LABEL_MOMENTS])
+            ds["label_moments"] = (RECORDED_DIMS["label_moments"], label_moment_records(weights, data))
+            ds = ds.assign_coords(moment=dims["moment"])
     for name in ds.variables:
         if name in VARIABLES or name in ("bin", "moment"):
             ds[name].attrs.update({**VARIABLES, **COORDS}[name])
@@ -464,10 +504,7 @@ def dataset(spec: SimulationSpec, out: dict, steps: np.ndarray, n_threads: int,
     data["stop_time"] = (("seed",), out["stop_step"] * lr)
     data["stop_reason"] = (("seed",), np.array([dynamics.STOP_REASONS[r] for r in out["stop_reason"]], dtype=object))
     coords = {"seed": seeds, "time": steps * lr, "step": ("time", steps), "algorithm": spec.algorithm.name}
-    if p.hidden > 1:
-        coords["unit"] = np.arange(p.hidden)
-        if "overlap" in data:
-            coords["unit2"] = np.arange(p.hidden)
+    coords.update({dim: values for dim, values in own_dims(spec).items() if dim in ("unit", "unit2")})
     ds = xr.Dataset(data, coords=coords)
     for name, meta in {**VARIABLES, **COORDS, **SUCCESS_VARIABLES[spec.stopping.success]}.items():
         if name in ds.variables:
@@ -489,15 +526,17 @@ def committee_variables(spec: SimulationSpec, out: dict, loss_name: str | None) 
     ``unit_magnetization`` over ``unit`` and, up to ``overlap_units`` units, ``overlap`` over ``(unit, unit2)``."""
     from prcy.analysis import a_distance, quadratic_network_error
 
-    dims = ("seed", "time")
+    dims = RECORDED_DIMS
     teacher_a = out["magnetization"] ** 2
-    data = {"a_teacher": (dims, teacher_a), "a_distance": (dims, a_distance(teacher_a, out["a_square"])),
-            "unit_magnetization": (dims + ("unit",), out["unit_magnetization"])}
+    data = {"a_teacher": (dims["a_teacher"], teacher_a),
+            "a_distance": (dims["a_distance"], a_distance(teacher_a, out["a_square"])),
+            "unit_magnetization": (dims["unit_magnetization"], out["unit_magnetization"])}
     if "overlap" in out:
-        data["overlap"] = (dims + ("unit", "unit2"), out["overlap"])
+        data["overlap"] = (dims["overlap"], out["overlap"])
     if loss_name == "phase-retrieval":                   # g(h) = h^2: the quadratic network
-        data["quadratic_error"] = (dims, quadratic_network_error(out["norm"], teacher_a, out["a_square"]))
-    data["test_error"] = (dims, out["test_error"])
+        data["quadratic_error"] = (dims["quadratic_error"], quadratic_network_error(out["norm"], teacher_a,
+                                                                                   out["a_square"]))
+    data["test_error"] = (("seed", "time"), out["test_error"])
     return data
 
 

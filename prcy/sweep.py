@@ -4,7 +4,9 @@ into one labelled NetCDF dataset.
 
 Grid. Any option of ``prcy.simulate`` is either fixed (one value) or swept (a list, or a range
 ``start:stop:step`` that includes ``stop``). The merged dataset has one dimension per swept option, in
-the order given, then ``seed`` and ``time``.
+the order given, then ``seed`` and ``time``, then the dimensions of their own that some options add
+(``unit``, ``eig``, ``bin``, ``moment``: ``prcy.simulate.RECORDED_WITH``), each as wide as its widest
+cell's, NaN beyond a cell's own.
 
 Options that do not apply in a grid cell (``batch_fraction`` for gd, ``persistence`` for gd, sgd and
 langevin, ``temperature`` for gd, ``momentum`` for the plain optimizer, ...: the option table,
@@ -193,19 +195,14 @@ class Sweep:
                 if len(set(map(repr, values))) != len(values):
                     raise ValueError(f"{key}: {values!r} repeats a value")
                 if key in NOT_SWEPT:
-                    raise ValueError(f"{key}: cannot be swept (it shapes the shared time axis or the seeds); "
-                                     f"give one value")
+                    raise ValueError(f"{key}: cannot be swept (it shapes an axis all cells share: time, seed or "
+                                     f"the Hessian density's bin; or it is one per file); give one value")
                 if len(values) > 1:
                     axes.append((key, tuple(values)))
                     continue
                 value = values[0]
             fixed[key] = value
         seeds_per_task = OPTIONS["seeds_per_task"].check(seeds_per_task)
-        for name, off in (("hessian", 0), ("label_moments", False)):
-            if fixed.get(name, off):
-                raise ValueError(f"{name}: {fixed[name]!r} is not allowed in a sweep (its merge keeps the (seed, "
-                                 f"time) variables only); allowed: {str(off).lower()} here, or prcy simulate "
-                                 f"--{name.replace('_', '-')} per grid point")
         sweep = cls(tuple(axes), tuple(sorted(fixed.items())), seeds_per_task)
         check_amp_alone(dict(sweep.axes).get("algorithm", ()))      # one time axis for the whole sweep
         runs_without_unused([opts for _, opts in sweep.points()])   # an option that applies to no cell
@@ -547,30 +544,28 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     import xarray as xr
 
     from prcy.io import atomic_path, open_dataset, provenance
-    from prcy.simulate import AMP_TIME, COMMITTEE_CURVES, COMMITTEE_VARIABLES, COORDS, SUCCESS_VARIABLES, VARIABLES
+    from prcy.simulate import (AMP_TIME, COMMITTEE_VARIABLES, COORDS, RECORDED_WITH, SUCCESS_VARIABLES, VARIABLES,
+                               bin_bounds)
 
     first = store.read(next(iter(tasks.values())))
     times, steps = first["time"].values, first["step"].values
     cells = list(sweep.cell_tasks())
     seeds = _seed_axis(sweep)
-    # the (seed, time) variables of the first part, and a committee's where any cell has hidden units
-    committee = any(task.spec.problem.hidden > 1 for task in tasks.values())
-    curves = [v for v in VARIABLES if (v in first and first[v].dims == ("seed", "time"))
-              or (committee and v in COMMITTEE_CURVES)]
+    own = _own_dims(tasks.values())
+    committee = "unit" in own
+    # the float (seed, time) variables: the first part's and those of the options some cell records with
+    # (RECORDED_WITH), NaN in the cells without them; the others of those options are padded to ``own``
+    recorded = {name: layout for dim in own for name, layout in RECORDED_WITH[dim].items()}
+    curves = [v for v in VARIABLES if recorded.get(v, (("seed", "time"), "f8")) == (("seed", "time"), "f8")
+              and (v in recorded or (v in first and first[v].dims == ("seed", "time")))]
     per_seed = [v for v in dict.fromkeys(("solved_time", "stop_time", *VARIABLES))   # the float variables over seed
                 if v in first and first[v].dims == ("seed",) and first[v].dtype.kind == "f"]
-    per_unit, unit_widths = _unit_variables(tasks.values())
+    padded = {name: layout for name, layout in recorded.items() if name not in curves}
     with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for (name, values) in sweep.axes:
                 nc.createDimension(name, len(values))
-                arr = np.asarray(values)
-                if arr.dtype.kind in "OU":
-                    nc.createVariable(name, str, (name,))[:] = arr.astype(object)
-                elif arr.dtype.kind == "b":
-                    _bool_variable(nc, name, (name,))[:] = arr.astype(np.int8)
-                else:
-                    nc.createVariable(name, arr.dtype, (name,))[:] = arr
+                _coordinate(nc, name, values)
             nc.createDimension("seed", len(seeds))
             nc.createDimension("time", len(times))
             nc.createVariable("seed", "i8", ("seed",))[:] = seeds
@@ -590,13 +585,23 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                 var.set_var_chunk_cache(size=4 * len(seeds) * len(times) * 8, nelems=17, preemption=1.0)
             for name in per_seed:
                 nc.createVariable(name, "f8", dims + ("seed",), fill_value=np.nan)
-            for unit_dim, width in unit_widths.items():
-                nc.createDimension(unit_dim, width)
-                nc.createVariable(unit_dim, "i8", (unit_dim,))[:] = np.arange(width)
-                nc[unit_dim].setncatts(COORDS[unit_dim])
-            for name, unit_dims in per_unit.items():
-                nc.createVariable(name, "f8", dims + ("seed", "time") + unit_dims, zlib=True, complevel=4,
-                                  fill_value=np.nan).setncatts(VARIABLES[name])
+            for dim, values in own.items():
+                nc.createDimension(dim, len(values))
+                if dim in COORDS:                   # eig has no coordinate
+                    _coordinate(nc, dim, values)
+                    nc[dim].setncatts(COORDS[dim])
+            if "bin" in own:                        # one bin axis (hessian_density, _low, _high are not swept)
+                nc.createDimension("nv", 2)
+                recording = next(iter(tasks.values())).spec.recording
+                nc.createVariable("bin_bounds", "f8", ("bin", "nv"))[:] = bin_bounds(recording)
+            for name, (var_dims, dtype) in padded.items():
+                if dtype == "bool":
+                    var = _bool_variable(nc, name, dims + var_dims)
+                elif dtype == "f8":
+                    var = nc.createVariable(name, "f8", dims + var_dims, zlib=True, complevel=4, fill_value=np.nan)
+                else:
+                    var = nc.createVariable(name, dtype, dims + var_dims)
+                var.setncatts(VARIABLES[name])
             _bool_variable(nc, "success", dims + ("seed",))
             nc.createVariable("stop_reason", str, dims + ("seed",))
             criterion = next(iter(tasks.values())).spec.stopping.success       # not sweepable: one per file
@@ -619,11 +624,13 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
                         nc[name][index] = part[name].values
                 for name in per_seed:
                     nc[name][index] = part[name].values
-                for name in per_unit:
-                    if name in part:          # padded with NaN beyond the cell's hidden units
+                for name, (_, dtype) in padded.items():
+                    if name in part:          # padded with NaN beyond the cell's own units or eigenpairs
                         values = part[name].values
-                        nc[name][index + (slice(None), slice(None)) + tuple(slice(0, k) for k in values.shape[2:])] \
-                            = values
+                        nc[name][index + tuple(slice(0, k) for k in values.shape)] = \
+                            values.astype(np.int8) if dtype == "bool" else values
+                    elif dtype != "f8":       # a cell without a Hessian: not converged, no products
+                        nc[name][index] = 0
                 nc["success"][index] = part["success"].values.astype(np.int8)
                 nc["stop_reason"][index] = part["stop_reason"].values.astype(object)
             spec0 = json.loads(first.attrs["spec"])
@@ -640,20 +647,29 @@ def merge(sweep: Sweep, store: PartStore, output: Path, created: str, tasks: dic
     return open_dataset(output, load=False)      # lazily: a large sweep is never loaded whole
 
 
-def _unit_variables(tasks) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
-    """A committee's per-unit variables in a sweep, name -> its unit dims (``unit_magnetization`` over
-    ``unit``; ``overlap`` over ``unit, unit2`` where some cell records it: ``records_overlap``),
-    and each unit dim's width, the widest cell's; narrower cells are padded with NaN."""
-    from prcy.simulate import records_overlap
+def _own_dims(tasks) -> dict[str, np.ndarray]:
+    """The dims of their own (``prcy.simulate.own_dims``) that some task records, in ``RECORDED_WITH``'s order,
+    each with the values of its widest cell (narrower cells are padded with NaN). Every cell with a
+    ``bin`` has the same bins: ``hessian_density``, ``hessian_low`` and ``hessian_high`` are not swept."""
+    from prcy.simulate import RECORDED_WITH, own_dims
 
-    hidden = [task.spec.problem.hidden for task in tasks]
-    overlap = [task.spec.problem.hidden for task in tasks if records_overlap(task.spec)]
-    variables, widths = {}, {}
-    if max(hidden) > 1:
-        variables["unit_magnetization"], widths["unit"] = ("unit",), max(hidden)
-    if overlap:
-        variables["overlap"], widths["unit2"] = ("unit", "unit2"), max(overlap)
-    return variables, widths
+    widest: dict[str, np.ndarray] = {}
+    for task in tasks:
+        for dim, values in own_dims(task.spec).items():
+            if len(values) > len(widest.get(dim, ())):
+                widest[dim] = values
+    return {dim: widest[dim] for dim in RECORDED_WITH if dim in widest}
+
+
+def _coordinate(nc, name: str, values) -> None:
+    """The coordinate variable ``name`` over its own dim: text as strings, true/false as ``_bool_variable``."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OU":
+        nc.createVariable(name, str, (name,))[:] = arr.astype(object)
+    elif arr.dtype.kind == "b":
+        _bool_variable(nc, name, (name,))[:] = arr.astype(np.int8)
+    else:
+        nc.createVariable(name, arr.dtype, (name,))[:] = arr
 
 
 def _shared_attributes(sweep: Sweep) -> dict:

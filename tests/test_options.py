@@ -166,8 +166,8 @@ def test_the_table_and_the_spec_dataclasses_declare_the_same_fields():
     assert dmft_fields <= {row.field for row in opt.DMFT.values()}
     assert set(SECTIONS) == {"problem", "dynamics", "init", "recording", "stopping", "run"}
     assert set(NOT_SWEPT) == {"t_max", "points", "grid", "times", "seeds", "seed", "seeds_per_task",
-                              "temperature_schedule", "first_seed", "success", "hessian", "hessian_every",
-                              "hessian_density", "hessian_low", "hessian_high", "label_moments"}
+                              "temperature_schedule", "first_seed", "success", "hessian_density", "hessian_low",
+                              "hessian_high", "label_moments"}
     assert SECTIONS["init"] == ("init", "preprocessing", "m0", "init_variance")
     assert {"success", "error_tol", "grad_tol"} < set(SECTIONS["stopping"])
 

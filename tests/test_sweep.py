@@ -63,6 +63,8 @@ def test_toml_grid_with_sections(tmp_path):
     (dict(seeds_per_task=0), "seeds_per_task"),
     (dict(algorithm="psgd", persistence=[1, 0.001]), "persistence"),
     (dict(lr=[0.01, 0.003], t_max=1), "lr: 0.003 does not divide"),
+    (dict(hessian=1, hessian_density=4, hessian_high=[10, 20]), "hessian_high: cannot be swept"),
+    (dict(hessian=[0, 1], hessian_density=4), "hessian_density: 4 needs the Hessian"),
 ])
 def test_bad_grids_fail_before_compute(options, needle):
     with pytest.raises(ValueError, match=needle):
@@ -147,6 +149,71 @@ def test_resume_recomputes_only_what_is_missing_or_damaged(tmp_path):
     assert f"task-{tasks[1].key}.nc" in text
     assert store.path(tasks[3].key).stat().st_mtime_ns == untouched        # a good part is not recomputed
     xr.testing.assert_identical(first, again)                              # attrs included
+
+
+# n = 24: Lanczos restarts from random vectors in some cells (docs/engine.md, "The landscape along the
+# dynamics: Hessian eigenpairs")
+LANDSCAPE = dict(n=24, m0=0.3, t_max=1, points=4, seeds=3, algorithm="gd", label_moments=True)
+
+
+def _assert_cell(cell, ref):
+    """Each variable of the simulation ``ref`` is, bit for bit, the sweep's ``cell`` over ``ref``'s extent
+    (the cell may be padded beyond it)."""
+    for name in ref.data_vars:
+        assert cell[name].dims == ref[name].dims, name
+        got = cell[name].values[tuple(slice(0, k) for k in ref[name].shape)]
+        np.testing.assert_array_equal(got, ref[name].values, err_msg=name)
+
+
+def test_a_swept_hessian_merges_each_cell_padded_beyond_its_eigenpairs_and_resumes(tmp_path):
+    sweep = Sweep.from_options({**LANDSCAPE, "hessian": [2, 1, 0], "alpha": [2, 3], "seeds_per_task": 2})
+
+    def interrupt(done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+    out = tmp_path / "s.nc"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, out, processes=1, threads=1, progress=interrupt, log=quiet)
+    assert not out.exists() and len(list(PartStore(out).folder.glob("task-*.nc"))) == 3
+    ds = run_sweep(sweep, out, processes=1, threads=1, log=quiet)                    # resumed
+    clean = run_sweep(sweep, tmp_path / "clean.nc", processes=1, threads=1, log=quiet)
+    xr.testing.assert_identical(ds.drop_attrs(), clean.drop_attrs())
+    assert ds.hessian_eigenvalues.dims == ("hessian", "alpha", "seed", "time", "eig") and ds.sizes["eig"] == 2
+    assert ds.label_moments.dims == ("hessian", "alpha", "seed", "time", "moment")
+    assert ds.hessian_products.dims == ("hessian", "alpha", "seed") and ds.hessian_converged.dtype == bool
+    for k in (2, 1, 0):
+        for alpha in (2, 3):
+            ref = _direct(**{**LANDSCAPE, "hessian": k, "alpha": alpha})
+            _assert_cell(ds.sel(hessian=k, alpha=alpha), ref)
+    np.testing.assert_array_equal(ds.moment.values, ref.moment.values)
+    assert bool(ds.hessian_eigenvalues.sel(hessian=1, eig=1).isnull().all())                # beyond K = 1
+    assert bool(ds.hessian_teacher_overlap.sel(hessian=1).isel(eig=0).notnull().all())
+    none = ds.sel(hessian=0)                                                             # no Hessian at all
+    assert bool(none.hessian_eigenvalues.isnull().all()) and bool(none.hessian_bulk_edge.isnull().all())
+    assert not none.hessian_converged.any() and (none.hessian_products == 0).all()
+    # prcy plot: a curve per eigenpair, labelled by its index (eig has no coordinate)
+    from prcy.analysis.plots import plot_curves
+    fig = plot_curves(ds, "hessian_eigenvalues", selection={"alpha": "3", "hessian": "2"})
+    assert [line.get_label() for line in fig.axes[0].lines] == ["eig=0", "eig=1"]
+    for var, select in (("hessian_eigenvalues", "alpha=3"), ("label_moments", "alpha=3,hessian=1")):
+        result = CliRunner().invoke(app, ["plot", str(out), "--var", var, "--select", select,
+                                          "-o", str(tmp_path / f"{var}.png")])
+        assert result.exit_code == 0, result.output
+
+
+def test_hessian_density_bins_are_one_axis_of_the_sweep(tmp_path):
+    point = {**LANDSCAPE, "hessian": 1, "hessian_density": 5, "hessian_low": -2, "hessian_high": 8}
+    ds = run_sweep(Sweep.from_options({**point, "alpha": [2, 3], "hessian_every": [1, 2]}), tmp_path / "s.nc",
+                   processes=1, threads=1, log=quiet)
+    assert ds.hessian_density.dims == ("alpha", "hessian_every", "seed", "time", "bin")
+    for alpha in (2, 3):
+        for every in (1, 2):
+            ref = _direct(**{**point, "alpha": alpha, "hessian_every": every})
+            _assert_cell(ds.sel(alpha=alpha, hessian_every=every), ref)          # bin_bounds included
+    assert bool(ds.hessian_density.sel(hessian_every=2, time=ds.time[1]).isnull().all())   # no Hessian there
+    np.testing.assert_array_equal(ds.bin.values, ref.bin.values)
+    with pytest.raises(ValueError, match=r"^hessian_density: cannot be swept \(it shapes an axis all cells share"):
+        Sweep.from_options({**point, "hessian_density": [5, 10]})
 
 
 def test_checksum_catches_a_silent_change(tmp_path):

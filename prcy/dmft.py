@@ -427,7 +427,7 @@ def seconds_per_iteration(spec: DMFTSpec, threads: int | None = None, loss=None)
 
     def one(Kc: int, Sc: int) -> tuple[float, float]:
         small = replace(spec, solver=replace(spec.solver, t_max=(Kc - 1) * spec.dt, samples=Sc, replicas=None,
-                                             first_replica=0, window=None))
+                                             first_replica=0, window=None, target_se=None, time_budget=None))
         samples, abort = draw_samples(small), np.zeros(1, dtype=np.int32)
         t0 = _time.perf_counter()
         out = _march(small, np.zeros((Kc, Kc)), samples, 1, abort, capsule)

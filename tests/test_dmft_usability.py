@@ -26,6 +26,10 @@ def test_forecast_names_the_cost_and_the_cheaper_options():
     assert "--dt" in line and "--t-max" in line and "--samples" in line and "\n" not in line
     small = dmft.DMFTSpec.from_flat(alpha=2, m0=0.8, dt=0.05, t_max=1, samples=200)
     assert dmft.forecast(small) is None
+    # an ensemble to a target error is forecast per replica (the calibration solve is a single one)
+    ensemble = dmft.DMFTSpec.from_flat(alpha=2, m0=0.8, dt=0.01, t_max=10, samples=10000, replicas=4,
+                                       target_se=0.01, time_budget=60)
+    assert "x 4 replicas" in dmft.forecast(ensemble, threads=1)
 
 
 def test_iterations_left_follows_the_geometric_decay_of_the_residual():

@@ -6,8 +6,8 @@ import pytest
 
 import prcy
 from prcy.analysis.wishart import lower_edge
-from prcy.hessian import (LABEL_MOMENTS, curvatures, hessian_at, record_indices, slq_nodes, spectrum_histogram,
-                          tangent_operator)
+from prcy.hessian import (CHECK, GUARD, LABEL_MOMENTS, TOL, curvatures, hessian_at, lowest_eigenpairs, record_indices,
+                          slq_nodes, spectrum_histogram, tangent_eigenvalues, tangent_operator)
 from prcy.kernels import dynamics, losses
 
 
@@ -38,7 +38,7 @@ def test_lowest_eigenpairs_against_eigh(sphere):
     ridge = 0.0 if sphere else 0.3
     H, B, mu = _dense(X, y, w, cap, ridge, sphere)
     vals, vecs = np.linalg.eigh(H)
-    at = hessian_at(X, y, w, w0, cap, k=4, ridge=ridge, sphere=sphere, start=np.ones(200))
+    at = hessian_at(X, y, w, w0, cap, k=4, ridge=ridge, sphere=sphere, rng=np.random.default_rng(0))
     got, overlaps, vectors, got_mu, ok, products = at.values, at.overlaps, at.vectors, at.mu, at.converged, at.products
     assert ok and products > 0
     np.testing.assert_allclose(got, vals[:4], rtol=1e-8, atol=1e-8)
@@ -48,6 +48,74 @@ def test_lowest_eigenpairs_against_eigh(sphere):
     assert got_mu == pytest.approx(mu, rel=1e-12) if sphere else got_mu == 0.0
     if sphere:
         assert np.max(np.abs(vectors.T @ w)) < 1e-6 * np.linalg.norm(w)            # tangent to the sphere
+
+
+def test_warm_started_eigenpairs_along_a_path_against_eigh():
+    """Along the great circle from a random start to the teacher (N = 200, alpha = 4: the negative spike of
+    the start, then the bulk's edge), each recording warm started from the previous one's Ritz vectors gives
+    the dense eigh's 4 lowest eigenvalues, certified residuals, and fewer products once the path stops moving."""
+    w0, X, y, w, cap = _snapshot(seed=7)
+    n = X.shape[1]
+    rng = np.random.default_rng(3)
+    u = w - (w @ w0) / (w0 @ w0) * w0
+    u *= np.sqrt(n) / np.linalg.norm(u)
+    teacher = w0 * np.sqrt(n) / np.linalg.norm(w0)
+    warm, scale, costs = None, 0.0, []
+    for angle in np.r_[np.linspace(np.pi / 2, 0.0, 7), 0.0, 0.0]:
+        wt = np.cos(angle) * teacher + np.sin(angle) * u
+        at = hessian_at(X, y, wt, w0, cap, k=4, ridge=0.0, sphere=True, rng=rng, warm=warm, scale=scale)
+        c, mu = curvatures(X, y, wt, cap, sphere=True)
+        dense = tangent_eigenvalues(X, c, wt, -mu, True)
+        assert at.converged
+        np.testing.assert_allclose(at.values, dense[:4], rtol=0, atol=1e-9 * np.max(np.abs(dense)))
+        apply, _, _ = tangent_operator(X, c, wt, -mu, True)
+        residuals = [np.linalg.norm(apply(v) - lam * v) for v, lam in zip(at.vectors.T, at.values)]
+        assert max(residuals) <= 1.01 * TOL * at.scale and at.scale <= (1 + 1e-12) * np.max(np.abs(dense))
+        assert at.ritz.shape == (n, 4 + GUARD)
+        warm, scale = at.ritz, at.scale
+        costs.append(at.products)
+    assert costs[-1] == 4 + GUARD + CHECK and costs[-1] < min(costs[:2]) / 3   # at rest: Rayleigh-Ritz, the check
+
+
+def _spectrum_operator(values, basis):
+    H = (basis * values) @ basis.T
+    return lambda v: H @ v
+
+
+@pytest.mark.parametrize("case", ["below", "guard"])
+def test_a_lower_eigenvalue_that_appears_between_recordings_is_found(case):
+    """The warm vectors stay exact eigenvectors while another eigenvalue moves below the k-th: from the middle
+    of the spectrum to 1 below the lowest (the check's Lanczos on the complement finds it: a spike leaving the
+    bulk, as at a BBP transition), or the second guard's to between the 3rd and 4th (the guard vectors carry
+    it). The k lowest are those of eigh, with the moved one's eigenvector among them."""
+    n, k = 200, 4
+    rng = np.random.default_rng(5)
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    values = np.sort(1.0 + 3.0 * rng.random(n)) ** 2 / 4 + np.linspace(0.0, 0.2, n)   # on [0.25, 4.2]
+    first, _ = lowest_eigenpairs(_spectrum_operator(values, basis), n, k, e=None, rng=rng)
+    np.testing.assert_allclose(first.values[:k], values[:k], rtol=0, atol=1e-9)
+    moved = values.copy()
+    which = n // 2 if case == "below" else k + 1
+    moved[which] = values[0] - 1.0 if case == "below" else (values[k - 2] + values[k - 1]) / 2
+    found, converged = lowest_eigenpairs(_spectrum_operator(moved, basis), n, k, e=None, rng=rng, warm=first.vectors,
+                                         scale=first.scale)
+    assert converged
+    np.testing.assert_allclose(found.values[:k], np.sort(moved)[:k], rtol=0, atol=1e-9)
+    assert np.abs(found.vectors[:, :k].T @ basis[:, which]).max() > 1 - 1e-8      # its eigenvector is among them
+
+
+def test_eigenpairs_that_do_not_converge_are_nan():
+    """Within too few products nothing is recorded: NaN values and overlaps, no vectors, converged false;
+    the products spent are counted."""
+    w0, X, y, w, cap = _snapshot()
+    at = hessian_at(X, y, w, w0, cap, k=4, ridge=0.0, sphere=True, rng=np.random.default_rng(0), max_products=12)
+    assert not at.converged and at.vectors is None and at.ritz is None
+    assert np.all(np.isnan(at.values)) and np.all(np.isnan(at.overlaps)) and 0 < at.products <= 12
+    n = 200
+    basis = np.linalg.qr(np.random.default_rng(1).standard_normal((n, n)))[0]
+    found, converged = lowest_eigenpairs(_spectrum_operator(np.linspace(1.0, 2.0, n), basis), n, 3, e=None,
+                                         rng=np.random.default_rng(2), max_products=30)
+    assert not converged and np.all(np.isnan(found.values)) and found.products <= 30
 
 
 def test_hessian_vector_product_against_the_dense_hessian():
@@ -135,7 +203,7 @@ def test_bulk_edge_of_hessian_snapshots_against_eigh(alpha):
         cap = losses.capsule("phase-retrieval")
         H, _, mu = _dense(X, y, w, cap, 0.0, True)
         values = np.linalg.eigvalsh(H)
-        at = hessian_at(X, y, w, w0, cap, k=2, ridge=0.0, sphere=True, start=np.ones(200))
+        at = hessian_at(X, y, w, w0, cap, k=2, ridge=0.0, sphere=True, rng=np.random.default_rng(0))
         c, _ = curvatures(X, y, w, cap, sphere=True)
         edge, outliers = lower_edge(c, 200)
         assert at.bulk_edge == pytest.approx(edge - mu, rel=1e-12)

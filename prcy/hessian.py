@@ -58,9 +58,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TOL = 1e-8               # a recorded eigenpair has |H v - lambda v| <= TOL * |H| (|H|: the largest |Ritz value|)
+TOL = 1e-7               # a recorded eigenpair has |H v - lambda v| <= TOL * |H| (|H|: the largest |Ritz value|)
 BASIS = 60               # thick-restart Lanczos: at most this many basis vectors; a restart keeps the lowest half
 GUARD = 2                # Ritz vectors above the k lowest carried to the next recording time's warm start
+REACH = 10               # warm pairs are refined by block Krylov steps when within REACH * TOL * |H|
 CHECK = 16               # Lanczos steps of the search for a lower eigenvalue outside the k found
 MAX_PRODUCTS = 5000      # Hessian-vector products per recording time before it is given up (NaN)
 DENSE_MAX = 2048         # --hessian-density: dense eigh up to this n, stochastic Lanczos quadrature above
@@ -144,6 +145,36 @@ def lanczos(apply, q: np.ndarray, fixed: np.ndarray, *, k: int, count: int, tol:
             size = kept
 
 
+def block_krylov(apply, warm: np.ndarray, fixed: np.ndarray, *, k: int, count: int, tol: float, scale: float,
+                 budget: int) -> Ritz:
+    """Rayleigh-Ritz on the block Krylov space of the columns of ``warm`` (on the complement of the orthonormal
+    rows of ``fixed``): the space starts as their span (one product each), and each step adds the residuals
+    ``H z - theta z`` of the ``count`` lowest Ritz vectors not yet within ``tol * scale`` (``scale``: the larger
+    of the argument and the largest |Ritz value|), which span the next block of the Krylov space. It stops
+    when the residuals of the ``k`` lowest are within that bound, when one of them is more than ``REACH`` times
+    it (a block step divides them by only 1.5-2 at the bulk's edge: Lanczos is cheaper from there), or before
+    the basis would pass ``BASIS`` vectors or ``budget`` products: the ``count`` lowest Ritz pairs (``Ritz``;
+    its ``scale`` the largest |Ritz value|, without the argument)."""
+    W = np.linalg.qr(_project(np.asarray(warm, dtype=np.float64), fixed))[0].T
+    HW = np.array([apply(row) for row in W])
+    while True:
+        G = W @ HW.T
+        theta, U, Z, residuals = _rayleigh_ritz(W, HW, (G + G.T) / 2, count)
+        own = float(np.max(np.abs(theta)))
+        bound = tol * max(scale, own)
+        found = Ritz(theta[:count], Z.T, residuals, own, W.shape[0])
+        if np.all(residuals[:k] <= bound) or np.max(residuals[:k]) > REACH * bound:
+            return found
+        R = U[:, :count].T @ HW - theta[:count, None] * Z
+        R = _project(R[residuals > bound].T, np.vstack([fixed, W]))
+        if W.shape[0] + R.shape[1] > min(BASIS, budget):
+            return found
+        Q, diagonal = np.linalg.qr(R)
+        Q = Q[:, np.abs(np.diag(diagonal)) > 1e-10 * np.max(np.abs(np.diag(diagonal)))]
+        W = np.vstack([W, Q.T])
+        HW = np.vstack([HW, [apply(column) for column in Q.T]])
+
+
 def lowest_eigenpairs(apply, n: int, k: int, *, e: np.ndarray | None, rng: np.random.Generator,
                       warm: np.ndarray | None = None, scale: float = 0.0, tol: float = TOL, guard: int = GUARD,
                       check: int = CHECK, max_products: int = MAX_PRODUCTS) -> tuple[Ritz, bool]:
@@ -151,11 +182,12 @@ def lowest_eigenpairs(apply, n: int, k: int, *, e: np.ndarray | None, rng: np.ra
     ``e`` (the tangent space; ``None``: all of ``R^n``) and the ``guard`` Ritz pairs above them (module
     docstring): ``(Ritz, converged)``.
 
-    ``warm`` (``n x j``, the previous recording's Ritz vectors) is tried first by Rayleigh-Ritz (``j``
-    products); where its ``k`` lowest pairs are not within ``tol`` times the larger of ``scale`` (the previous
-    recording's ``|H|`` estimate) and their own values, or without ``warm``, thick-restart Lanczos
-    (``lanczos``) runs from the sum of those unit Ritz vectors (a random vector of ``rng`` without ``warm``).
-    Then ``check`` Lanczos steps from a random vector on the complement of the ``k`` vectors: the pairs are
+    ``warm`` (``n x j``, the previous recording's Ritz vectors) is refined first by ``block_krylov``; where
+    its ``k`` lowest pairs are not within ``tol`` times the larger of ``scale`` (the previous recording's
+    ``|H|`` estimate) and their own values, or without ``warm``, thick-restart Lanczos (``lanczos``) runs from
+    the sum of those unit Ritz vectors (a random vector of ``rng`` without ``warm``).
+    Then (unless that Lanczos run started from a random vector and took at least ``k + check`` products)
+    ``check`` Lanczos steps from a random vector on the complement of the ``k`` vectors: the pairs are
     returned when their residuals are ``<= tol * |H|`` (``|H|`` estimated by the largest |Ritz value| of this
     call's subspaces, ``scale`` not counted) and no Ritz value of the check lies below the ``k``-th value.
     Otherwise Lanczos runs again from the sum of the ``k`` vectors (and the check's lowest Ritz vector when it
@@ -166,17 +198,17 @@ def lowest_eigenpairs(apply, n: int, k: int, *, e: np.ndarray | None, rng: np.ra
     products = 0
     found = None                      # the candidate Ritz pairs
     if warm is not None:
-        W = np.linalg.qr(_project(np.asarray(warm, dtype=np.float64), fixed))[0].T
-        HW = np.array([apply(row) for row in W])
-        products += W.shape[0]
-        theta, _, Z, residuals = _rayleigh_ritz(W, HW, (W @ HW.T + HW @ W.T) / 2, count)
-        found = Ritz(theta[:count], Z.T, residuals, float(np.max(np.abs(theta))), products)
+        found = block_krylov(apply, warm, fixed, k=k, count=count, tol=tol, scale=scale, budget=max_products)
+        products += found.products
     if found is None or not np.all(found.residuals[:k] <= tol * max(scale, found.scale)):
         q = rng.standard_normal(n) if found is None else found.vectors[:, :k].sum(axis=1)
-        found, converged = lanczos(apply, q, fixed, k=k, count=count, tol=tol, budget=max_products - products, rng=rng)
+        found, converged = lanczos(apply, q, fixed, k=k, count=count, tol=tol,
+                                   budget=max_products - products, rng=rng)
         products += found.products
         if not converged:
             return _not_converged(n, k, found.scale, products)
+        if warm is None and found.products >= k + check:   # from a random vector: its own check
+            return Ritz(found.values, found.vectors, found.residuals, found.scale, products), True
     norm_h = found.scale
     while products + check <= max_products:
         outside, _ = lanczos(apply, rng.standard_normal(n), np.vstack([fixed, found.vectors[:, :k].T]), k=1,

@@ -15,25 +15,30 @@ space (``P`` the projector, ``e = w/|w|``; every vector of the solver is kept or
 
 1. Warm start: Rayleigh-Ritz on the previous recording time's ``K + GUARD`` lowest Ritz vectors (``K +
    GUARD`` products). The ``GUARD`` vectors above the ``K`` carry an eigenvalue that moves down into the
-   ``K`` lowest from just above them.
+   ``K`` lowest from just above them. Pairs within ``REACH`` times the tolerance are refined by steps of
+   the block Krylov space of those vectors (``block_krylov``: each adds the residuals, one product each).
 2. Where those pairs are not certified (below), or at the first recording: thick-restart Lanczos (Wu and
    Simon 2000; at most ``BASIS`` vectors, full reorthogonalization, the projected matrix formed from the
    stored products) from the sum of the warm unit Ritz vectors (a random vector at the first recording),
    until the ``K`` lowest Ritz pairs are certified.
 3. The check for a lower eigenvalue: ``CHECK`` Lanczos steps from a random vector on the complement of the
    ``K`` vectors. A Ritz value there below the ``K``-th eigenvalue sends the solver back to 2, started from
-   the ``K`` vectors and that Ritz vector.
+   the ``K`` vectors and that Ritz vector. A Lanczos run of 2 that started from a random vector (the first
+   recording) and took at least ``K + CHECK`` products is its own check.
 
 Certified: every recorded pair has ``|H v - lambda v| <= TOL |H|`` (``|H|`` estimated from below by the
 largest |Ritz value| of the recording's subspaces), computed from the stored products, so that the
 eigenvalue is within ``TOL |H|`` of an eigenvalue of ``H`` (within ``(TOL |H|)^2 / gap`` with a gap to the
-rest of the spectrum) and the eigenvector's angle to the eigenspace is at most ``TOL |H| / gap``. What a
-Krylov method cannot certify is that no eigenvalue was missed: the check finds an eigenvalue that moved to
-below the ``K`` found (Lanczos' lowest Ritz value approaches an isolated lowest eigenvalue first); an
-eigenvalue that moves into the cluster of the ``K`` lowest from outside the warm vectors while those stay
-eigenvectors to ``TOL`` is not found (docs/engine.md, "Hessian eigenpairs"). Random vectors come from the
-seed's initialization stream. Pairs not certified within ``MAX_PRODUCTS`` products give NaN with
-``hessian_converged = false``, never numbers.
+rest of the spectrum) and the eigenvector's angle to the eigenspace is at most ``TOL |H| / gap``. ``TOL =
+1e-7``: at N = 1000, alpha = 10 (``|H|`` ~ 70, the closest of the lowest eigenvalues 0.0075 apart at the
+bulk's edge) eigenvalues within 7e-6 (7e-9 with the gap) and eigenvectors, hence teacher overlaps, within
+1e-3, far below the spacing of the eigenvalues and their fluctuations from sample to sample. What a
+Krylov method cannot certify is that no eigenvalue was missed: the check finds an eigenvalue that moved
+well below the ``K`` found (Lanczos' lowest Ritz value approaches an isolated lowest eigenvalue first); one
+that moves to just below them, or into their cluster, from outside the warm vectors while those stay
+eigenvectors to ``TOL`` can be missed (measured in docs/benchmarks.md, "Hessian observables"). Random
+vectors come from the seed's initialization stream. Pairs not certified within ``MAX_PRODUCTS`` products
+give NaN with ``hessian_converged = false``, never numbers.
 
 Recorded per (seed, time): ``hessian_eigenvalues`` and ``hessian_teacher_overlap`` (``|v.w0| /
 |w0|`` of each unit eigenvector, along ``eig``), ``hessian_multiplier`` (``mu``, sphere),

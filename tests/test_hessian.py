@@ -1,13 +1,14 @@
 """Hessian observables (``prcy.hessian``): the matrix-free Hessian against a dense NumPy Hessian, the
-K lowest eigenpairs against ``numpy.linalg.eigh`` on N = 200 snapshots, the spherical multiplier against
+K lowest eigenpairs against ``numpy.linalg.eigh`` on N = 200 snapshots, along a path with warm starts and
+when a lower eigenvalue appears between recordings, the spherical multiplier against
 second differences of the loss along great circles, and the records of ``prcy.simulate --hessian``."""
 import numpy as np
 import pytest
 
 import prcy
 from prcy.analysis.wishart import lower_edge
-from prcy.hessian import (CHECK, GUARD, LABEL_MOMENTS, TOL, curvatures, hessian_at, lowest_eigenpairs, record_indices,
-                          slq_nodes, spectrum_histogram, tangent_eigenvalues, tangent_operator)
+from prcy.hessian import (CHECK, GUARD, LABEL_MOMENTS, TOL, block_krylov, curvatures, hessian_at, lowest_eigenpairs,
+                          record_indices, slq_nodes, spectrum_histogram, tangent_eigenvalues, tangent_operator)
 from prcy.kernels import dynamics, losses
 
 
@@ -77,31 +78,57 @@ def test_warm_started_eigenpairs_along_a_path_against_eigh():
     assert costs[-1] == 4 + GUARD + CHECK and costs[-1] < min(costs[:2]) / 3   # at rest: Rayleigh-Ritz, the check
 
 
-def _spectrum_operator(values, basis):
-    H = (basis * values) @ basis.T
-    return lambda v: H @ v
-
-
-@pytest.mark.parametrize("case", ["below", "guard"])
+@pytest.mark.parametrize("case", ["below", "guard", "spike"])
 def test_a_lower_eigenvalue_that_appears_between_recordings_is_found(case):
-    """The warm vectors stay exact eigenvectors while another eigenvalue moves below the k-th: from the middle
-    of the spectrum to 1 below the lowest (the check's Lanczos on the complement finds it: a spike leaving the
-    bulk, as at a BBP transition), or the second guard's to between the 3rd and 4th (the guard vectors carry
-    it). The k lowest are those of eigh, with the moved one's eigenvector among them."""
+    """A new lowest eigenvalue between two recordings, warm started from the first one's Ritz vectors. With
+    the eigenvectors fixed: one from the middle of the spectrum moves to 1 below the lowest (the warm pairs
+    stay exact: the check's Lanczos on the complement finds it), or the second guard's to between the 3rd
+    and 4th (the guard vectors carry it). A rank-one change ``-s u u^T`` along a random ``u`` that puts an
+    outlier 0.01 below the lowest (a spike leaving the bulk, as at a BBP transition). The k lowest are those
+    of eigh."""
+    from scipy.optimize import brentq
+
     n, k = 200, 4
     rng = np.random.default_rng(5)
     basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
     values = np.sort(1.0 + 3.0 * rng.random(n)) ** 2 / 4 + np.linspace(0.0, 0.2, n)   # on [0.25, 4.2]
-    first, _ = lowest_eigenpairs(_spectrum_operator(values, basis), n, k, e=None, rng=rng)
+    H = (basis * values) @ basis.T
+    first, _ = lowest_eigenpairs(lambda v: H @ v, n, k, e=None, rng=rng)
     np.testing.assert_allclose(first.values[:k], values[:k], rtol=0, atol=1e-9)
-    moved = values.copy()
-    which = n // 2 if case == "below" else k + 1
-    moved[which] = values[0] - 1.0 if case == "below" else (values[k - 2] + values[k - 1]) / 2
-    found, converged = lowest_eigenpairs(_spectrum_operator(moved, basis), n, k, e=None, rng=rng, warm=first.vectors,
+    if case == "spike":
+        u = rng.standard_normal(n)
+        u /= np.linalg.norm(u)
+        strength = brentq(lambda s: np.linalg.eigvalsh(H - s * np.outer(u, u))[0] - (values[0] - 0.01), 0.0, 10.0,
+                          xtol=1e-12)
+        moved = H - strength * np.outer(u, u)
+    else:
+        changed = values.copy()
+        which = n // 2 if case == "below" else k + 1
+        changed[which] = values[0] - 1.0 if case == "below" else (values[k - 2] + values[k - 1]) / 2
+        moved = (basis * changed) @ basis.T
+    found, converged = lowest_eigenpairs(lambda v: moved @ v, n, k, e=None, rng=rng, warm=first.vectors,
                                          scale=first.scale)
     assert converged
-    np.testing.assert_allclose(found.values[:k], np.sort(moved)[:k], rtol=0, atol=1e-9)
-    assert np.abs(found.vectors[:, :k].T @ basis[:, which]).max() > 1 - 1e-8      # its eigenvector is among them
+    np.testing.assert_allclose(found.values[:k], np.linalg.eigvalsh(moved)[:k], rtol=0, atol=1e-9)
+
+
+def test_block_krylov_refines_nearly_exact_warm_vectors():
+    """Warm vectors a little off the eigenvectors (residuals a few times the tolerance) are refined by block
+    Krylov steps to certified pairs, the eigh ones; far off (beyond REACH times it), they are returned as
+    they are, uncertified, after the first Rayleigh-Ritz."""
+    n, k = 200, 4
+    rng = np.random.default_rng(8)
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    values = np.linspace(1.0, 3.0, n) ** 2
+    H = (basis * values) @ basis.T
+    fixed = np.empty((0, n))
+    for size, certified in ((3 * TOL, True), (1e3 * TOL, False)):
+        warm = basis[:, :k + GUARD] + size * rng.standard_normal((n, k + GUARD)) / np.sqrt(n)
+        found = block_krylov(lambda v: H @ v, warm, fixed, k=k, count=k + GUARD, tol=TOL, scale=values[-1], budget=100)
+        ok = bool(np.all(found.residuals[:k] <= TOL * values[-1]))
+        assert ok == certified and (found.products > k + GUARD) == certified
+        if certified:
+            np.testing.assert_allclose(found.values[:k], values[:k], rtol=0, atol=1e-9)
 
 
 def test_eigenpairs_that_do_not_converge_are_nan():
@@ -113,8 +140,8 @@ def test_eigenpairs_that_do_not_converge_are_nan():
     assert np.all(np.isnan(at.values)) and np.all(np.isnan(at.overlaps)) and 0 < at.products <= 12
     n = 200
     basis = np.linalg.qr(np.random.default_rng(1).standard_normal((n, n)))[0]
-    found, converged = lowest_eigenpairs(_spectrum_operator(np.linspace(1.0, 2.0, n), basis), n, 3, e=None,
-                                         rng=np.random.default_rng(2), max_products=30)
+    H = (basis * np.linspace(1.0, 2.0, n)) @ basis.T
+    found, converged = lowest_eigenpairs(lambda v: H @ v, n, 3, e=None, rng=np.random.default_rng(2), max_products=30)
     assert not converged and np.all(np.isnan(found.values)) and found.products <= 30
 
 

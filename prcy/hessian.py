@@ -206,6 +206,8 @@ def lowest_eigenpairs(apply, n: int, k: int, *, e: np.ndarray | None, rng: np.ra
         found = block_krylov(apply, warm, fixed, k=k, count=count, tol=tol, scale=scale, budget=max_products)
         products += found.products
     if found is None or not np.all(found.residuals[:k] <= tol * max(scale, found.scale)):
+        if found is not None and products >= max_products:    # the warm start used them all
+            return _not_converged(n, k, found.scale, products)
         q = rng.standard_normal(n) if found is None else found.vectors[:, :k].sum(axis=1)
         found, converged = lanczos(apply, q, fixed, k=k, count=count, tol=tol,
                                    budget=max_products - products, rng=rng)
@@ -223,6 +225,8 @@ def lowest_eigenpairs(apply, n: int, k: int, *, e: np.ndarray | None, rng: np.ra
         lower = outside.values[0] < found.values[k - 1]
         if not lower and np.all(found.residuals[:k] <= tol * norm_h):
             return Ritz(found.values, found.vectors, found.residuals, norm_h, products), True
+        if products >= max_products:
+            break
         q = found.vectors[:, :k].sum(axis=1) + (outside.vectors[:, 0] if lower else 0.0)
         found, converged = lanczos(apply, q, fixed, k=k, count=count, tol=tol, budget=max_products - products, rng=rng)
         products += found.products

@@ -143,6 +143,10 @@ def test_eigenpairs_that_do_not_converge_are_nan():
     H = (basis * np.linspace(1.0, 2.0, n)) @ basis.T
     found, converged = lowest_eigenpairs(lambda v: H @ v, n, 3, e=None, rng=np.random.default_rng(2), max_products=30)
     assert not converged and np.all(np.isnan(found.values)) and found.products <= 30
+    warm = basis[:, :3 + GUARD] + 1e-3 * np.random.default_rng(3).standard_normal((n, 3 + GUARD))
+    found, converged = lowest_eigenpairs(lambda v: H @ v, n, 3, e=None, rng=np.random.default_rng(2), warm=warm,
+                                         max_products=3 + GUARD)
+    assert not converged and np.all(np.isnan(found.values)) and found.products == 3 + GUARD
 
 
 def test_hessian_vector_product_against_the_dense_hessian():

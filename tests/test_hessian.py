@@ -1,13 +1,14 @@
 """Hessian observables (``prcy.hessian``): the matrix-free Hessian against a dense NumPy Hessian, the
-K lowest eigenpairs against ``numpy.linalg.eigh`` on N = 200 snapshots, the spherical multiplier against
+K lowest eigenpairs against ``numpy.linalg.eigh`` on N = 200 snapshots, along a path with warm starts and
+when a lower eigenvalue appears between recordings, the spherical multiplier against
 second differences of the loss along great circles, and the records of ``prcy.simulate --hessian``."""
 import numpy as np
 import pytest
 
 import prcy
 from prcy.analysis.wishart import lower_edge
-from prcy.hessian import (LABEL_MOMENTS, curvatures, hessian_at, record_indices, slq_nodes, spectrum_histogram,
-                          tangent_operator)
+from prcy.hessian import (CHECK, GUARD, LABEL_MOMENTS, TOL, block_krylov, curvatures, hessian_at, lowest_eigenpairs,
+                          record_indices, slq_nodes, spectrum_histogram, tangent_eigenvalues, tangent_operator)
 from prcy.kernels import dynamics, losses
 
 
@@ -38,8 +39,7 @@ def test_lowest_eigenpairs_against_eigh(sphere):
     ridge = 0.0 if sphere else 0.3
     H, B, mu = _dense(X, y, w, cap, ridge, sphere)
     vals, vecs = np.linalg.eigh(H)
-    at = hessian_at(X, y, w, w0, cap, k=4, ridge=ridge, sphere=sphere, start=np.ones(200),
-                    rng=np.random.default_rng(0))
+    at = hessian_at(X, y, w, w0, cap, k=4, ridge=ridge, sphere=sphere, rng=np.random.default_rng(0))
     got, overlaps, vectors, got_mu, ok, products = at.values, at.overlaps, at.vectors, at.mu, at.converged, at.products
     assert ok and products > 0
     np.testing.assert_allclose(got, vals[:4], rtol=1e-8, atol=1e-8)
@@ -49,6 +49,104 @@ def test_lowest_eigenpairs_against_eigh(sphere):
     assert got_mu == pytest.approx(mu, rel=1e-12) if sphere else got_mu == 0.0
     if sphere:
         assert np.max(np.abs(vectors.T @ w)) < 1e-6 * np.linalg.norm(w)            # tangent to the sphere
+
+
+def test_warm_started_eigenpairs_along_a_path_against_eigh():
+    """Along the great circle from a random start to the teacher (N = 200, alpha = 4: the negative spike of
+    the start, then the bulk's edge), each recording warm started from the previous one's Ritz vectors gives
+    the dense eigh's 4 lowest eigenvalues, certified residuals, and fewer products once the path stops moving."""
+    w0, X, y, w, cap = _snapshot(seed=7)
+    n = X.shape[1]
+    rng = np.random.default_rng(3)
+    u = w - (w @ w0) / (w0 @ w0) * w0
+    u *= np.sqrt(n) / np.linalg.norm(u)
+    teacher = w0 * np.sqrt(n) / np.linalg.norm(w0)
+    warm, scale, costs = None, 0.0, []
+    for angle in np.r_[np.linspace(np.pi / 2, 0.0, 7), 0.0, 0.0]:
+        wt = np.cos(angle) * teacher + np.sin(angle) * u
+        at = hessian_at(X, y, wt, w0, cap, k=4, ridge=0.0, sphere=True, rng=rng, warm=warm, scale=scale)
+        c, mu = curvatures(X, y, wt, cap, sphere=True)
+        dense = tangent_eigenvalues(X, c, wt, -mu, True)
+        assert at.converged
+        np.testing.assert_allclose(at.values, dense[:4], rtol=0, atol=1e-9 * np.max(np.abs(dense)))
+        apply, _, _ = tangent_operator(X, c, wt, -mu, True)
+        residuals = [np.linalg.norm(apply(v) - lam * v) for v, lam in zip(at.vectors.T, at.values)]
+        assert max(residuals) <= 1.01 * TOL * at.scale and at.scale <= (1 + 1e-12) * np.max(np.abs(dense))
+        assert at.ritz.shape == (n, 4 + GUARD)
+        warm, scale = at.ritz, at.scale
+        costs.append(at.products)
+    assert costs[-1] == 4 + GUARD + CHECK and costs[-1] < min(costs[:2]) / 3   # at rest: Rayleigh-Ritz, the check
+
+
+@pytest.mark.parametrize("case", ["below", "guard", "spike"])
+def test_a_lower_eigenvalue_that_appears_between_recordings_is_found(case):
+    """A new lowest eigenvalue between two recordings, warm started from the first one's Ritz vectors. With
+    the eigenvectors fixed: one from the middle of the spectrum moves to 1 below the lowest (the warm pairs
+    stay exact: the check's Lanczos on the complement finds it), or the second guard's to between the 3rd
+    and 4th (the guard vectors carry it). A rank-one change ``-s u u^T`` along a random ``u`` that puts an
+    outlier 0.01 below the lowest (a spike leaving the bulk, as at a BBP transition). The k lowest are those
+    of eigh."""
+    from scipy.optimize import brentq
+
+    n, k = 200, 4
+    rng = np.random.default_rng(5)
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    values = np.sort(1.0 + 3.0 * rng.random(n)) ** 2 / 4 + np.linspace(0.0, 0.2, n)   # on [0.25, 4.2]
+    H = (basis * values) @ basis.T
+    first, _ = lowest_eigenpairs(lambda v: H @ v, n, k, e=None, rng=rng)
+    np.testing.assert_allclose(first.values[:k], values[:k], rtol=0, atol=1e-9)
+    if case == "spike":
+        u = rng.standard_normal(n)
+        u /= np.linalg.norm(u)
+        strength = brentq(lambda s: np.linalg.eigvalsh(H - s * np.outer(u, u))[0] - (values[0] - 0.01), 0.0, 10.0,
+                          xtol=1e-12)
+        moved = H - strength * np.outer(u, u)
+    else:
+        changed = values.copy()
+        which = n // 2 if case == "below" else k + 1
+        changed[which] = values[0] - 1.0 if case == "below" else (values[k - 2] + values[k - 1]) / 2
+        moved = (basis * changed) @ basis.T
+    found, converged = lowest_eigenpairs(lambda v: moved @ v, n, k, e=None, rng=rng, warm=first.vectors,
+                                         scale=first.scale)
+    assert converged
+    np.testing.assert_allclose(found.values[:k], np.linalg.eigvalsh(moved)[:k], rtol=0, atol=1e-9)
+
+
+def test_block_krylov_refines_nearly_exact_warm_vectors():
+    """Warm vectors a little off the eigenvectors (residuals a few times the tolerance) are refined by block
+    Krylov steps to certified pairs, the eigh ones; far off (beyond REACH times it), they are returned as
+    they are, uncertified, after the first Rayleigh-Ritz."""
+    n, k = 200, 4
+    rng = np.random.default_rng(8)
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    values = np.linspace(1.0, 3.0, n) ** 2
+    H = (basis * values) @ basis.T
+    fixed = np.empty((0, n))
+    for size, certified in ((3 * TOL, True), (1e3 * TOL, False)):
+        warm = basis[:, :k + GUARD] + size * rng.standard_normal((n, k + GUARD)) / np.sqrt(n)
+        found = block_krylov(lambda v: H @ v, warm, fixed, k=k, count=k + GUARD, tol=TOL, scale=values[-1], budget=100)
+        ok = bool(np.all(found.residuals[:k] <= TOL * values[-1]))
+        assert ok == certified and (found.products > k + GUARD) == certified
+        if certified:
+            np.testing.assert_allclose(found.values[:k], values[:k], rtol=0, atol=1e-9)
+
+
+def test_eigenpairs_that_do_not_converge_are_nan():
+    """Within too few products nothing is recorded: NaN values and overlaps, no vectors, converged false;
+    the products spent are counted."""
+    w0, X, y, w, cap = _snapshot()
+    at = hessian_at(X, y, w, w0, cap, k=4, ridge=0.0, sphere=True, rng=np.random.default_rng(0), max_products=12)
+    assert not at.converged and at.vectors is None and at.ritz is None
+    assert np.all(np.isnan(at.values)) and np.all(np.isnan(at.overlaps)) and 0 < at.products <= 12
+    n = 200
+    basis = np.linalg.qr(np.random.default_rng(1).standard_normal((n, n)))[0]
+    H = (basis * np.linspace(1.0, 2.0, n)) @ basis.T
+    found, converged = lowest_eigenpairs(lambda v: H @ v, n, 3, e=None, rng=np.random.default_rng(2), max_products=30)
+    assert not converged and np.all(np.isnan(found.values)) and found.products <= 30
+    warm = basis[:, :3 + GUARD] + 1e-3 * np.random.default_rng(3).standard_normal((n, 3 + GUARD))
+    found, converged = lowest_eigenpairs(lambda v: H @ v, n, 3, e=None, rng=np.random.default_rng(2), warm=warm,
+                                         max_products=3 + GUARD)
+    assert not converged and np.all(np.isnan(found.values)) and found.products == 3 + GUARD
 
 
 def test_hessian_vector_product_against_the_dense_hessian():
@@ -133,8 +231,7 @@ def test_bulk_edge_of_hessian_snapshots_against_eigh(alpha):
         cap = losses.capsule("phase-retrieval")
         H, _, mu = _dense(X, y, w, cap, 0.0, True)
         values = np.linalg.eigvalsh(H)
-        at = hessian_at(X, y, w, w0, cap, k=2, ridge=0.0, sphere=True, start=np.ones(200),
-                        rng=np.random.default_rng(0))
+        at = hessian_at(X, y, w, w0, cap, k=2, ridge=0.0, sphere=True, rng=np.random.default_rng(0))
         c, _ = curvatures(X, y, w, cap, sphere=True)
         edge, outliers = lower_edge(c, 200)
         assert at.bulk_edge == pytest.approx(edge - mu, rel=1e-12)
@@ -194,9 +291,9 @@ def test_simulate_records_the_density_and_the_label_moments():
         np.testing.assert_allclose(ds.label_moments.values[s, 0], expected, rtol=1e-10)
 
 
-def test_the_hessian_is_reproducible_where_lanczos_restarts_from_random_vectors():
-    """At N = 24 the Krylov space closes early and ARPACK restarts from random vectors: drawn from the seed's
-    initialization stream, two identical runs agree bit for bit."""
+def test_the_hessian_is_reproducible_where_the_solver_draws_random_vectors():
+    """The eigensolver's random vectors (the first start, the checks for a lower eigenvalue) come from the
+    seed's initialization stream: identical runs agree bit for bit, at N = 24 where the Krylov spaces close."""
     point = dict(n=24, alpha=2, m0=0.3, t_max=1, points=4, seeds=2, algorithm="gd", hessian=1)
     runs = [prcy.simulate(**point) for _ in range(3)]
     for run in runs[1:]:

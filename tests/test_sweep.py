@@ -151,7 +151,7 @@ def test_resume_recomputes_only_what_is_missing_or_damaged(tmp_path):
     xr.testing.assert_identical(first, again)                              # attrs included
 
 
-# n = 24: Lanczos restarts from random vectors in some cells (docs/engine.md, "The landscape along the
+# n = 24: the eigensolver draws random vectors where its Krylov spaces close (docs/engine.md, "The landscape along the
 # dynamics: Hessian eigenpairs")
 LANDSCAPE = dict(n=24, m0=0.3, t_max=1, points=4, seeds=3, algorithm="gd", label_moments=True)
 

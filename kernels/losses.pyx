@@ -546,6 +546,12 @@ cdef enum LossPart:      # which function of a Loss a Python twin evaluates
     PART_ERR
 
 
+def _broadcast(h, y):
+    """The shape of ``h`` and ``y`` broadcast together, and both flattened (contiguous float64)."""
+    hb, yb = np.broadcast_arrays(np.asarray(h, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    return hb.shape, np.ascontiguousarray(hb).reshape(-1), np.ascontiguousarray(yb).reshape(-1)
+
+
 cdef _apply(object cap, LossPart part, h, y):
     if isinstance(cap, str):
         cap = capsule(cap)
@@ -559,11 +565,11 @@ cdef _apply(object cap, LossPart part, h, y):
         f = loss.d2v
     else:
         f = loss.err
-    hb, yb = np.broadcast_arrays(np.asarray(h, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    out = np.empty(hb.shape, dtype=np.float64)
+    shape, flat_h, flat_y = _broadcast(h, y)
+    out = np.empty(shape, dtype=np.float64)
     cdef double[::1] o = out.reshape(-1)
-    cdef double[::1] a = np.ascontiguousarray(hb).reshape(-1)
-    cdef double[::1] b = np.ascontiguousarray(yb).reshape(-1)
+    cdef double[::1] a = flat_h
+    cdef double[::1] b = flat_y
     cdef Py_ssize_t i
     with nogil:
         for i in range(o.shape[0]):
@@ -589,17 +595,15 @@ def value_and_derivative(cap, h, y):
     cdef loss_vdv_fn f = fused_value_derivative(loss)
     if f == NULL:
         return None
-    hb, yb = np.broadcast_arrays(np.asarray(h, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    v, dv = np.empty(hb.shape, dtype=np.float64), np.empty(hb.shape, dtype=np.float64)
-    cdef double[::1] ov = v.reshape(-1)
-    cdef double[::1] od = dv.reshape(-1)
-    cdef double[::1] a = np.ascontiguousarray(hb).reshape(-1)
-    cdef double[::1] b = np.ascontiguousarray(yb).reshape(-1)
+    shape, flat_h, flat_y = _broadcast(h, y)
+    out = np.empty((2,) + shape, dtype=np.float64)           # v, dv
+    cdef double[:, ::1] o = out.reshape(2, -1)
+    cdef double[::1] hv = flat_h, yv = flat_y
     cdef Py_ssize_t i
     with nogil:
-        for i in range(ov.shape[0]):
-            ov[i] = f(a[i], b[i], loss.theta, &od[i])
-    return v, dv
+        for i in range(o.shape[1]):
+            o[0, i] = f(hv[i], yv[i], loss.theta, &o[1, i])
+    return out[0], out[1]
 
 def second_derivative(cap, h, y):
     """``d^2v/dh^2`` elementwise."""

@@ -237,6 +237,8 @@ def plot_curves(ds: xr.Dataset, var: str = "magnetization", *, quantiles=(0.1, 0
                                       colors):
         point = {d: median[d].values for d in median.coords if d in bands["quantile_values"].dims
                  and d not in ("time", "quantile")}
+        if bool(median.isnull().all()):      # a sweep's padding (e.g. eig beyond a cell's K): nothing to draw
+            continue
         q = bands["quantile_values"].sel(point)
         ax.plot(t, median.transpose("time").values, color=color, linewidth=1.8, label=label or var)
         if q_high > q_low:

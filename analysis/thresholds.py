@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -270,11 +271,13 @@ def curve_bands(ds: xr.Dataset, var: str = "magnetization", quantiles=(0.1, 0.5,
     if absolute:
         da = abs(da)
     da = da.where(np.isfinite(da))
-    out = xr.Dataset({
-        "median": da.median("seed", skipna=True).assign_attrs(long_name=f"median over seeds of {var}"),
-        "quantile_values": da.quantile(q, dim="seed", skipna=True).assign_attrs(
-            long_name=f"quantiles over seeds of {var}"),
-        "seeds": da.notnull().sum("seed").assign_attrs(long_name="finite seeds"),
-    })
+    with warnings.catch_warnings():      # no finite seed (all diverged, or a sweep's padding): NaN, as documented
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        out = xr.Dataset({
+            "median": da.median("seed", skipna=True).assign_attrs(long_name=f"median over seeds of {var}"),
+            "quantile_values": da.quantile(q, dim="seed", skipna=True).assign_attrs(
+                long_name=f"quantiles over seeds of {var}"),
+            "seeds": da.notnull().sum("seed").assign_attrs(long_name="finite seeds"),
+        })
     out.attrs.update(var=var, absolute=int(absolute))
     return out

@@ -3,6 +3,7 @@ simulations (over their seeds), one row per file and time, as CSV: the data behi
 
     python examples/magnetization_table.py docs/data/dmft-hard-langevin.csv lang-T0.5-dt0.05.nc \\
         lang-T0.5-dt0.05-S16000.nc lang-T0.5-dt0.025.nc lang-T0.5-dt0.05-t10.nc psgd-dt0.05.nc psgd-dt0.05-win1.nc \\
+        psgd-dt0.05-win1-steps.nc \\
         sim-lang-T0.5-lr0.05.nc sim-lang-T0.5-lr0.05-n4000.nc sim-lang-T0.5-lr0.025.nc \\
         sim-lang-T0.5-lr0.05-t10.nc sim-psgd-lr0.05.nc
 """

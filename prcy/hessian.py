@@ -93,7 +93,8 @@ class Ritz:
 
 
 def _orthogonalize(v: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
-    """``v`` minus its projections on the rows of each orthonormal block, twice (twice is enough)."""
+    """``v`` (a vector, or vectors as columns) minus its projections on the rows of each orthonormal block,
+    twice (twice is enough)."""
     for _ in range(2):
         for rows in blocks:
             v = v - rows.T @ (rows @ v)
@@ -160,7 +161,7 @@ def block_krylov(apply, warm: np.ndarray, fixed: np.ndarray, *, k: int, count: i
     it (a block step divides them by only 1.5-2 at the bulk's edge: Lanczos is cheaper from there), or before
     the basis would pass ``BASIS`` vectors or ``budget`` products: the ``count`` lowest Ritz pairs (``Ritz``;
     its ``scale`` the largest |Ritz value|, without the argument)."""
-    W = np.linalg.qr(_project(np.asarray(warm, dtype=np.float64), fixed))[0].T
+    W = np.linalg.qr(_orthogonalize(np.asarray(warm, dtype=np.float64), fixed))[0].T
     HW = np.array([apply(row) for row in W])
     while True:
         G = W @ HW.T
@@ -171,7 +172,7 @@ def block_krylov(apply, warm: np.ndarray, fixed: np.ndarray, *, k: int, count: i
         if np.all(residuals[:k] <= bound) or np.max(residuals[:k]) > REACH * bound:
             return found
         R = U[:, :count].T @ HW - theta[:count, None] * Z
-        R = _project(R[residuals > bound].T, np.vstack([fixed, W]))
+        R = _orthogonalize(R[residuals > bound].T, np.vstack([fixed, W]))
         if W.shape[0] + R.shape[1] > min(BASIS, budget):
             return found
         Q, diagonal = np.linalg.qr(R)
@@ -233,13 +234,6 @@ def lowest_eigenpairs(apply, n: int, k: int, *, e: np.ndarray | None, rng: np.ra
         if not converged:
             break
     return _not_converged(n, k, norm_h, products)
-
-
-def _project(vectors: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """The columns of ``vectors`` minus their projections on the orthonormal rows of ``fixed`` (twice)."""
-    for _ in range(2):
-        vectors = vectors - fixed.T @ (fixed @ vectors)
-    return vectors
 
 
 def _not_converged(n: int, k: int, scale: float, products: int) -> tuple[Ritz, bool]:

@@ -124,11 +124,15 @@ COMMITTEE_VARIABLES = {
 AMP_TIME = dict(long_name="AMP iteration", units="iterations")       # algorithm amp (prcy.amp)
 
 
+def seed_stream(spec: SimulationSpec, s: int, name: str) -> np.random.PCG64:
+    """A fresh bit generator of stream ``name`` of seed ``s`` (counted from ``first_seed``) of ``spec``
+    (see the module docstring)."""
+    return np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(spec.first_seed + s, STREAMS[name])))
+
+
 def seed_streams(spec: SimulationSpec) -> dict[str, list[np.random.PCG64]]:
-    """The bit generators of every seed and stream of ``spec`` (see the module docstring)."""
-    idx = range(spec.first_seed, spec.first_seed + spec.seeds)
-    return {name: [np.random.PCG64(np.random.SeedSequence(spec.seed, spawn_key=(i, code))) for i in idx]
-            for name, code in STREAMS.items()}
+    """The bit generators of every seed and stream of ``spec`` (``seed_stream``)."""
+    return {name: [seed_stream(spec, s, name) for s in range(spec.seeds)] for name in STREAMS}
 
 
 MEMORY_OPTIONS = "n, alpha, n_test, hidden, seeds or points, fewer threads, or share_data / precision float32"
@@ -399,7 +403,7 @@ def run(spec: SimulationSpec, *, threads: int | None = None, progress=None, loss
         from prcy.hessian import hessian_records, label_moment_records
 
         weights = out.pop("weights")
-        data = lambda s: seed_data(spec, s, seed_streams(spec), shared)        # noqa: E731  (fresh streams)
+        data = lambda s: seed_data(spec, s, shared)        # noqa: E731
         rec, dims = spec.recording, own_dims(spec)
         if rec.hessian:
             for name, values in hessian_records(spec, weights, capsule, data, seed_streams(spec)["init"]).items():
@@ -437,16 +441,15 @@ def run_amp(spec: SimulationSpec, *, threads: int | None = None, progress=None, 
     return ds
 
 
-def seed_data(spec: SimulationSpec, s: int, streams: dict, shared) -> tuple:
-    """``(w0, X, y)`` of seed ``s`` of ``spec`` exactly as the kernel draws them, from ``streams``
-    (``seed_streams``: fresh copies, the kernel draws the same data again; ``shared``: the shared data
-    when ``share_data``)."""
+def seed_data(spec: SimulationSpec, s: int, shared) -> tuple:
+    """``(w0, X, y)`` of seed ``s`` of ``spec`` exactly as the kernel draws them, from a fresh copy of the
+    seed's data stream (``seed_stream``; ``shared``: the shared data when ``share_data``)."""
     from prcy.kernels import dynamics
 
     p = spec.problem
     if p.share_data:
         return shared[2], shared[0], shared[1]
-    w0, X, y, _, _ = dynamics.generate(streams["data"][s], p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
+    w0, X, y, _, _ = dynamics.generate(seed_stream(spec, s, "data"), p.m, p.n, p.n_test, dtype=np.dtype(p.precision),
                                        labels=p.labels, problem=p.name, teacher=p.teacher,
                                        onset=p.onset, delta=p.delta)
     return w0, X, y
@@ -460,7 +463,7 @@ def spectral_starts(spec: SimulationSpec, shared) -> tuple[np.ndarray, np.ndarra
     streams = seed_streams(spec)
     w_init, values = np.empty((spec.seeds, spec.problem.n)), np.empty(spec.seeds)
     for s in range(spec.seeds):
-        _, X, y = seed_data(spec, s, streams, shared)
+        _, X, y = seed_data(spec, s, shared)
         w_init[s], values[s], _ = spectral_start(X, y, spec.init.preprocessing, streams["init"][s],
                                                  seed_index=spec.first_seed + s)
     return w_init, values

@@ -8,7 +8,8 @@ Usable from Cython via ``cimport prcy.kernels.dynamics``. Layers:
     that keep a block in cache between the field and the gradient product, so each active row of
     ``X`` is read from memory once per step;
 (b) passes over the data: ``gradient_pass`` (fields, loss derivative and gradient of the given rows
-    in one pass; returns the summed loss of those rows), ``loss_pass`` (summed loss or test error);
+    in one pass; returns the summed loss of those rows, which a step takes as bounds where the loss
+    has a bounded form: ``_gradient_pass``), ``loss_pass`` (summed loss or test error);
     the data draw ``generate_data`` (teacher and labels from a ``prcy.kernels.problems.Problem``) and
     the initialization ``init_weights``;
 (c) ``trajectory``: one seed from its initial weights to ``n_steps``, with observables on a recording
@@ -53,6 +54,7 @@ permutation of reshuffled labels), initialization
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, isfinite, NAN
+from libc.float cimport DBL_EPSILON
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -61,6 +63,7 @@ from numpy.random.c_distributions cimport random_standard_normal, random_interva
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
 from prcy.kernels.losses cimport (Loss, loss_from_capsule, loss_init, loss_vdv_fn, fused_value_derivative,
+                                  loss_dv_bounds_fn, fused_derivative_bounds,
                                   CommitteeLoss, committee_loss_from_capsule)
 from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
 from prcy.kernels.problems cimport Problem, problem_setup, TEACHER_RADEMACHER
@@ -230,15 +233,25 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
                           double* g) noexcept nogil:
     """``g = coef sum_{mu in rows} dv(h_mu; y_mu) x_mu / sqrt(n)``; returns ``sum_{mu in rows} v``
     (``v`` and ``dv`` in one call where the loss has the fused form, ``fused_value_derivative``)."""
+    return _gradient_pass(X, n, rows, n_rows, y, w, loss, coef, g, NULL)
+
+
+cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
+                                  const double* y, const double* w, const Loss* loss, double coef,
+                                  double* g, double* lower) noexcept nogil:
+    """``gradient_pass``; with ``lower``, the summed loss as bounds where the loss has a bounded fused
+    form (no log for the logistic losses): the upper returned, the lower in ``lower`` (for every other
+    loss both are the sum)."""
     cdef double s = 1.0 / sqrt(<double>n)
-    cdef double total = 0.0, hr, d
+    cdef double total = 0.0, low = 0.0, hr, d, lo
     cdef double h[8]
     cdef double c[8]
     cdef Py_ssize_t b, r, j, mu
     cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
-    # two branches, not a helper that fills dv either way: under -fassociative-math the compiler's order
-    # of the products follows the code's shape, and the unfused branch keeps the stored runs' bits
-    cdef loss_vdv_fn vdv = fused_value_derivative(loss)
+    # separate branches, not a helper that fills dv either way: under -fassociative-math the compiler's
+    # order of the products follows the code's shape, and the unfused branch keeps the stored runs' bits
+    cdef loss_vdv_fn vdv = fused_value_derivative(loss) if lower == NULL else NULL
+    cdef loss_dv_bounds_fn vdb = fused_derivative_bounds(loss) if lower != NULL else NULL
     for j in range(n):
         g[j] = 0.0
     for b in range(0, n_blocks, 8):
@@ -248,7 +261,11 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
         for r in range(8):
             mu = rows[b + r]
             hr = h[r] * s
-            if vdv == NULL:
+            if vdb != NULL:
+                total += vdb(hr, y[mu], loss.theta, &d, &lo)
+                low += lo
+                c[r] = coef * s * d
+            elif vdv == NULL:
                 total += loss.v(hr, y[mu], loss.theta)
                 c[r] = coef * s * loss.dv(hr, y[mu], loss.theta)
             else:
@@ -260,7 +277,11 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
     for b in range(n_blocks, n_rows):
         mu = rows[b]
         hr = field_dot(X + mu * n, w, n) * s
-        if vdv == NULL:
+        if vdb != NULL:
+            total += vdb(hr, y[mu], loss.theta, &d, &lo)
+            low += lo
+            hr = coef * s * d
+        elif vdv == NULL:
             total += loss.v(hr, y[mu], loss.theta)
             hr = coef * s * loss.dv(hr, y[mu], loss.theta)
         else:
@@ -268,6 +289,8 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
             hr = coef * s * d
         for j in range(n):
             g[j] += hr * X[mu * n + j]
+    if lower != NULL:
+        lower[0] = low if vdb != NULL else total
     return total
 
 
@@ -289,6 +312,13 @@ cdef double loss_pass(const floating* X, Py_ssize_t n, Py_ssize_t m, const doubl
         h[0] = field_dot(X + b * n, w, n) * s
         total += loss.err(h[0], y[b], loss.theta) if use_err else loss.v(h[0], y[b], loss.theta)
     return total
+
+
+cdef inline bint _undecided(double lower, double upper, double threshold, Py_ssize_t m) noexcept nogil:
+    """Whether a sum of ``m`` nonnegative terms, each between its lower and upper bound, may fall on
+    either side of ``threshold`` (``sum < threshold``), with room for the rounding of the three sums."""
+    cdef double slack = 4.0 * (m + 8) * DBL_EPSILON
+    return not (upper * (1.0 + slack) < threshold or lower * (1.0 - slack) >= threshold)
 
 
 cdef inline Py_ssize_t _row(const Py_ssize_t* rows, Py_ssize_t b) noexcept nogil:
@@ -640,7 +670,10 @@ cdef inline void _trajectory(const Dynamics* d, const Committee* c, const floati
     cdef int64_t k
     cdef int full_batch = sw.kind == SELECT_FULL
     cdef int recorded, have_loss, stop = -1, diverged
-    cdef double loss_k = 0.0, step_loss, amp, norm2, scale, top
+    cdef double loss_k = 0.0, step_loss, step_lower, amp, norm2, scale, top
+    # a full-batch step's loss decides success only: a loss with a bounded form gives it without its log
+    # (bounds), the exact sum by a loss pass only where the bounds straddle the threshold
+    cdef bint bounded = c == NULL and fused_derivative_bounds(d.loss) != NULL
     rec.solved_step = -1
     rec.stop_reason = STOP_MAX_TIME
     rec.stop_step = d.n_steps
@@ -669,11 +702,14 @@ cdef inline void _trajectory(const Dynamics* d, const Committee* c, const floati
         if k < d.n_steps:
             n_active = switching_select(sw, k, rng, work.active)
             if c == NULL:
-                step_loss = gradient_pass(X, n, work.active, n_active, y, w, d.loss, d.grad_scale, work.g)
+                step_loss = _gradient_pass(X, n, work.active, n_active, y, w, d.loss, d.grad_scale, work.g,
+                                           &step_lower if bounded else NULL)
             else:
                 step_loss = committee_pass(X, n, work.active, n_active, y, w, c, d.grad_scale, work.g, 0, cw)
             if full_batch:
                 loss_k = step_loss
+                if bounded and rec.solved_step < 0 and _undecided(step_lower, step_loss, d.tol * d.m, d.m):
+                    loss_k = loss_pass(X, n, d.m, y, w, d.loss, 0)
                 have_loss = 1
             if d.grad_tol > 0.0:
                 top = 0.0

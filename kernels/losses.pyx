@@ -135,7 +135,9 @@ cdef double door_square_d2v(double h, double y, const double* theta) noexcept no
 # restores what the rounding of p lost (within an ulp of log1p, at half the cost of glibc's log1p). The
 # kernels are compiled with -fassociative-math, which would fold e - (p - 1) to 0: the volatile p and
 # p - 1 keep them as written. prcy_logistic_pair gives both from one exp, equal bit for bit to the two
-# apart (the step's one-call value and derivative, fused_value_derivative).
+# apart (the step's one-call value and derivative, fused_value_derivative). prcy_logistic_bounds gives
+# the same sigmoid and, instead of the softplus, bounds on it without a log: e - e^2/2 <= log1p(e) <=
+# e - e^2/2 + e^3/3 for 0 <= e <= 1 (the alternating series), a bracket of width e^3/3.
 cdef extern from *:
     """
     static inline double prcy_log1p_rounded(double e) {
@@ -153,10 +155,18 @@ cdef extern from *:
         *sigmoid_neg = (-z >= 0.0 ? 1.0 : e) / (1.0 + e);
         return fmax(-z, 0.0) + prcy_log1p_rounded(e);
     }
+    static inline double prcy_logistic_bounds(double z, double* sigmoid_neg, double* lower) {
+        double e = exp(-fabs(z));
+        double c = fmax(-z, 0.0);
+        *sigmoid_neg = (-z >= 0.0 ? 1.0 : e) / (1.0 + e);
+        *lower = c + e * (1.0 - 0.5 * e);
+        return c + e * (1.0 - e * (0.5 - e / 3.0));
+    }
     """
     double prcy_log1p_rounded(double e) noexcept nogil
     double prcy_sigmoid(double x) noexcept nogil
     double prcy_logistic_pair(double z, double* sigmoid_neg) noexcept nogil
+    double prcy_logistic_bounds(double z, double* sigmoid_neg, double* lower) noexcept nogil
 
 cdef inline double _sigmoid(double x) noexcept nogil:
     """``1 / (1 + e^-x)``"""
@@ -183,6 +193,15 @@ cdef double _door_logistic_vdv(double h, double y, const double* theta, double* 
     cdef double v = prcy_logistic_pair(y * (a - theta[1]), &sm)
     dv[0] = -y * sm * h / a
     return v
+
+cdef double _door_logistic_bounds(double h, double y, const double* theta, double* dv,
+                                  double* lower) noexcept nogil:
+    """``door_logistic_dv``, and bounds on ``door_logistic_v``: the upper returned, the lower in ``lower``"""
+    cdef double a = sqrt(h * h + theta[0])
+    cdef double sm
+    cdef double upper = prcy_logistic_bounds(y * (a - theta[1]), &sm, lower)
+    dv[0] = -y * sm * h / a
+    return upper
 
 cdef double door_logistic_d2v(double h, double y, const double* theta) noexcept nogil:
     cdef double a = sqrt(h * h + theta[0])
@@ -231,6 +250,16 @@ cdef double _margin_logistic_vdv(double h, double y, const double* theta, double
     cdef double l1 = y * -sm
     dv[0] = 2.0 * h * l1 if theta[1] != 0.0 else l1
     return v
+
+cdef double _margin_logistic_bounds(double h, double y, const double* theta, double* dv,
+                                    double* lower) noexcept nogil:
+    """``margin_dv`` of a logistic margin function, and bounds on ``margin_v``: the upper returned, the
+    lower in ``lower``"""
+    cdef double sm
+    cdef double upper = prcy_logistic_bounds(y * _phi(h, theta), &sm, lower)
+    cdef double l1 = y * -sm
+    dv[0] = 2.0 * h * l1 if theta[1] != 0.0 else l1
+    return upper
 
 cdef double margin_d2v(double h, double y, const double* theta) noexcept nogil:
     cdef double u = y * _phi(h, theta), l2, sm
@@ -345,6 +374,18 @@ cdef loss_vdv_fn fused_value_derivative(const Loss* loss) noexcept nogil:
         return _door_logistic_vdv
     if loss.v == margin_v and loss.dv == margin_dv and loss.theta[2] == MARGIN_LOGISTIC:
         return _margin_logistic_vdv
+    return NULL
+
+
+cdef loss_dv_bounds_fn fused_derivative_bounds(const Loss* loss) noexcept nogil:
+    """For the losses of ``fused_value_derivative``: ``dv`` (bit for bit ``loss.dv``) and, for ``v``, an
+    upper bound (returned) and a lower bound (in ``lower``) that differ by ``e^3/3`` with
+    ``e = e^-|margin|``, without a log, for a caller that compares a sum of ``v`` with a threshold;
+    NULL for every other loss."""
+    if loss.v == door_logistic_v and loss.dv == door_logistic_dv:
+        return _door_logistic_bounds
+    if loss.v == margin_v and loss.dv == margin_dv and loss.theta[2] == MARGIN_LOGISTIC:
+        return _margin_logistic_bounds
     return NULL
 
 
@@ -586,24 +627,29 @@ def derivative(cap, h, y):
     """``dv/dh`` elementwise."""
     return _apply(cap, PART_DV, h, y)
 
-def value_and_derivative(cap, h, y):
+def value_and_derivative(cap, h, y, bint bounds=False):
     """``(v, dv/dh)`` elementwise from the one-call form a gradient step uses
-    (``fused_value_derivative``); ``None`` for a loss without it, which a step calls as ``v`` and ``dv``."""
+    (``fused_value_derivative``); with ``bounds``, ``(lower, upper, dv/dh)`` from its bounded form
+    (``fused_derivative_bounds``); ``None`` for a loss without it, which a step calls as ``v`` and ``dv``."""
     if isinstance(cap, str):
         cap = capsule(cap)
     cdef const Loss* loss = loss_from_capsule(cap)
     cdef loss_vdv_fn f = fused_value_derivative(loss)
+    cdef loss_dv_bounds_fn fb = fused_derivative_bounds(loss)
     if f == NULL:
         return None
     shape, flat_h, flat_y = _broadcast(h, y)
-    out = np.empty((2,) + shape, dtype=np.float64)           # v, dv
-    cdef double[:, ::1] o = out.reshape(2, -1)
+    out = np.empty((3,) + shape, dtype=np.float64)           # lower, v or upper, dv
+    cdef double[:, ::1] o = out.reshape(3, -1)
     cdef double[::1] hv = flat_h, yv = flat_y
     cdef Py_ssize_t i
     with nogil:
         for i in range(o.shape[1]):
-            o[0, i] = f(hv[i], yv[i], loss.theta, &o[1, i])
-    return out[0], out[1]
+            if bounds:
+                o[1, i] = fb(hv[i], yv[i], loss.theta, &o[2, i], &o[0, i])
+            else:
+                o[1, i] = f(hv[i], yv[i], loss.theta, &o[2, i])
+    return (out[0], out[1], out[2]) if bounds else (out[1], out[2])
 
 def second_derivative(cap, h, y):
     """``d^2v/dh^2`` elementwise."""

@@ -93,6 +93,33 @@ def test_the_steps_one_call_value_and_derivative_are_the_two_apart_bit_for_bit(n
         np.testing.assert_array_equal(dv, losses.derivative(cap, h, y))
 
 
+@pytest.mark.parametrize("name, parameters", [("logistic", {}), ("quadratic-logistic", {"onset": 0.7}),
+                                              ("door-logistic", {"smoothing": 1e-6, "onset": 0.7})])
+def test_the_steps_bounds_bracket_the_value_without_its_log(name, parameters):
+    """The bounded form a full-batch step uses (``fused_derivative_bounds``): ``dv`` bit for bit, and
+    ``lower <= v <= upper`` with ``upper - lower`` the series' next term ``e^3/3`` (``e = e^-|margin|``),
+    against ``log1p`` in long double; rounding may put a bound an ulp or two past ``v`` where the bracket
+    is narrower than an ulp, which the step's comparison leaves room for (``4 (m + 8)`` ulps)."""
+    cap = losses.capsule(name, **parameters)
+    h = np.concatenate([np.linspace(-40, 40, 20001), [0.0, 0.7, -0.7, 1e3, -1e3, 3e2]])
+    for y in (1.0, -1.0):
+        lower, upper, dv = losses.value_and_derivative(cap, h, y, bounds=True)
+        np.testing.assert_array_equal(dv, losses.derivative(cap, h, y))
+        v = losses.value(cap, h, y)
+        ulps = 4 * np.finfo(float).eps
+        assert np.all(lower <= v * (1 + ulps)) and np.all(v <= upper * (1 + ulps))
+        # margin u, e = e^-|u| and the exact softplus in long double
+        a = np.sqrt(h * h + parameters.get("smoothing", 0.0))
+        u = y * {"logistic": h, "quadratic-logistic": h * h - 0.49, "door-logistic": a - 0.7}[name]
+        e = np.exp(-np.abs(u).astype(np.longdouble))
+        exact = (np.maximum(-u, 0).astype(np.longdouble) + np.log1p(e)).astype(np.float64)
+        # (this margin is rounded apart from the kernel's: e^-|u| differs by ~|u| ulps, so |u| < 100)
+        ok = np.abs(u) < 100
+        assert np.all(lower[ok] <= exact[ok] * (1 + 1e-13)) and np.all(exact[ok] <= upper[ok] * (1 + 1e-13))
+        width = (e ** 3 / 3).astype(np.float64)                 # to the rounding of the bounds
+        assert np.all(np.abs((upper - lower) - width) <= 1e-6 * width + ulps * upper)
+
+
 def test_losses_without_shared_work_have_no_one_call_form():
     for name in ("phase-retrieval", "square", "hinge", "linear-regression"):
         assert losses.value_and_derivative(name, [0.5], [1.0]) is None

@@ -394,6 +394,26 @@ def test_solved_step_and_convergence_stop(early_stop):
     assert np.all(out["train_loss"][0][after] < tol)
 
 
+@pytest.mark.parametrize("loss, theta, problem, eta", [("logistic", (), dict(problem="mixture-2"), 2.0),
+                                                        ("quadratic-logistic", (0.7,),
+                                                         dict(problem="mixture-3", onset=0.7), 0.5)])
+def test_full_batch_success_of_a_logistic_loss_is_decided_on_the_exact_loss(loss, theta, problem, eta):
+    """A full-batch step bounds a logistic loss's sum without its log and takes the exact sum only where
+    the bounds straddle ``tol m``: a threshold a relative 1e-12 above or below the exact loss of one step
+    (inside the bounds, whose relative width is ~1e-7 for the separable two clusters, ~1e-2 for the
+    three) gives the step of the exact comparison."""
+    n, m, n_steps = 40, 60, 200
+    w0, X, y, Xt, yt = _problem(3, n, m, 10, delta=0.05, **problem)
+    kw = dict(loss=loss, theta=theta, eta=eta, rescale_ell=None, ridge=0.0, sphere=False, n_steps=n_steps,
+              record_steps=np.arange(n_steps + 1), check_every=1)
+    w_init = np.full(n, 0.01)
+    exact = _run_kernel(X, y, w0, w_init, Xt, yt, **kw)["train_loss"][0]          # loss_pass / m per step
+    assert np.all(np.diff(exact)[140:160] < -1e-9 * exact[141:161])
+    for factor, solved in ((1 + 1e-12, 150), (1 - 1e-12, 151)):
+        out = _run_kernel(X, y, w0, w_init, Xt, yt, tol=exact[150] * factor, **kw)
+        assert out["solved_step"][0] == solved
+
+
 @pytest.mark.parametrize("check_every", [1, 7])
 def test_solved_step_with_partial_selection(check_every):
     """SGD replay: the loss is checked every ``check_every`` steps and at the recording steps."""

@@ -333,25 +333,6 @@ class _Kind(str, Enum):
     thresholds = "thresholds"
 
 
-class _Var(str, Enum):
-    magnetization = "magnetization"
-    norm = "norm"
-    train_loss = "train_loss"
-    train_error = "train_error"
-    train_accuracy = "train_accuracy"
-    test_error = "test_error"
-    test_error_empirical = "test_error_empirical"
-    a_teacher = "a_teacher"
-    a_distance = "a_distance"
-    unit_magnetization = "unit_magnetization"
-    hessian_eigenvalues = "hessian_eigenvalues"
-    hessian_teacher_overlap = "hessian_teacher_overlap"
-    hessian_multiplier = "hessian_multiplier"
-    hessian_bulk_edge = "hessian_bulk_edge"
-    hessian_density_outside = "hessian_density_outside"
-    label_moments = "label_moments"
-
-
 @analyze_app.command("thresholds")
 def analyze_thresholds(
     path: Path = typer.Argument(..., help="A sweep NetCDF file with a dimension to cross (e.g. alpha)."),
@@ -395,7 +376,9 @@ def plot(
     kind: _Kind = typer.Option(_Kind.curves, help="curves: median + quantile band; seeds: individual seeds; "
                                                   "success: success probability vs --along; thresholds: "
                                                   "success with the theory thresholds as vertical lines."),
-    var: _Var = typer.Option(_Var.magnetization, help="Variable over time (kinds curves and seeds)."),
+    var: str = typer.Option("magnetization", help="Variable over time (kinds curves and seeds): any of the file's "
+                            "variables with a time dimension, e.g. test_error, train_loss, quadratic_error, "
+                            "unit_magnetization, hessian_eigenvalues."),
     select: Optional[str] = typer.Option(None, help="One value per dimension, e.g. algorithm=psgd,alpha=3."),
     along: str = typer.Option("alpha", help="x axis of kind success."),
     max_seeds: int = typer.Option(50, help="Seeds drawn per curve group (kind seeds)."),
@@ -419,7 +402,7 @@ def plot(
     try:
         selection = parse_selection(select)
         datasets = [open_curves(f) for f in files]
-        fig = make_plot(datasets, kind=kind.value, var=var.value, selection=selection, along=along,
+        fig = make_plot(datasets, kind=kind.value, var=var, selection=selection, along=along,
                         max_seeds=max_seeds, names=[f.stem for f in files])
         try:
             save_figure(fig, output, overwrite=overwrite)

@@ -326,8 +326,12 @@ def test_cli_hidden(tmp_path):
     assert "hidden=2" in info.output and "unit=2" in info.output
     bad = CliRunner().invoke(app, ["simulate", "--hidden", "0", "-o", str(tmp_path / "x.nc")])
     assert bad.exit_code != 0 and "hidden: 0 is not allowed" in bad.output
-    plot = CliRunner().invoke(app, ["plot", str(out), "--var", "unit_magnetization", "-o", str(tmp_path / "u.png")])
-    assert plot.exit_code == 0, plot.output
+    for var in ("unit_magnetization", "quadratic_error"):          # any variable of the file over time
+        plot = CliRunner().invoke(app, ["plot", str(out), "--var", var, "-o", str(tmp_path / f"{var}.png")])
+        assert plot.exit_code == 0, plot.output
+    plot = CliRunner().invoke(app, ["plot", str(out), "--var", "overlap_typo", "-o", str(tmp_path / "x.png")])
+    assert plot.exit_code == 2 and "var: no variable 'overlap_typo'" in plot.output
+    assert not (tmp_path / "x.png").exists()
 
 
 USER_LOSS = '''

@@ -251,23 +251,36 @@ def thread_scaling(scale, reps):
 
 
 # ------------------------------------------------------------------------------------------------
+MIXTURE_REFERENCE, MIXTURE_2, MIXTURE_3 = ("phase retrieval, its loss, sphere", "mixture-2, logistic loss, ridge (its default)",
+                                           "mixture-3, quadratic-logistic loss, ridge")
+
+
+def mixture_cases(parts=False):
+    """The Gaussian mixtures' steps (Mignacco et al. 2020, N = 1000, alpha = 3): the problem's own loss with a
+    ridge, and the phase-retrieval step (its loss, the sphere) they are measured against; with ``parts``, also
+    each change from that reference alone. Name -> (data, loss capsule, sphere)."""
+    pr, mix = data(1000), data(1000, problem="mixture-2", delta=0.5)
+    logistic = losses.capsule("logistic")
+    cases = {MIXTURE_REFERENCE: (pr, CAPSULE, True)}
+    if parts:
+        cases.update({"phase retrieval, its loss, ridge": (pr, CAPSULE, False),
+                      "mixture-2 data, phase-retrieval loss, ridge": (mix, CAPSULE, False),
+                      "phase retrieval, logistic loss, sphere": (pr, logistic, True)})
+    cases[MIXTURE_2] = (mix, logistic, False)
+    cases[MIXTURE_3] = (data(1000, problem="mixture-3", delta=0.05), losses.capsule("quadratic-logistic", onset=0.7),
+                        False)
+    return cases
+
+
 def mixture_parts(reps, steps):
     """The logistic step of a Gaussian mixture against the phase-retrieval step, taken apart: each change
     from the reference (phase retrieval, its loss, the sphere) alone, then together; timers of ``steps``
     and ``2 steps`` steps, interleaved over ``reps`` repetitions."""
-    pr, mix = data(1000), data(1000, problem="mixture-2", delta=0.5)
-    logistic = losses.capsule("logistic")
-    cases = {"phase retrieval, its loss, sphere": (pr, CAPSULE, True),
-             "phase retrieval, its loss, ridge": (pr, CAPSULE, False),
-             "mixture-2 data, phase-retrieval loss, ridge": (mix, CAPSULE, False),
-             "phase retrieval, logistic loss, sphere": (pr, logistic, True),
-             "mixture-2, logistic loss, ridge (its default)": (mix, logistic, False),
-             "mixture-3, quadratic-logistic loss, ridge": (data(1000, problem="mixture-3", delta=0.05),
-                                                          losses.capsule("quadratic-logistic", onset=0.7), False)}
+    cases = mixture_cases(parts=True)
     with threadpool_limits(1):
         timers = {name: prcy_timer(*d, steps, loss=cap, sphere=sphere) for name, (d, cap, sphere) in cases.items()}
         med, _ = measure(timers, reps)
-    ref = med["phase retrieval, its loss, sphere"]
+    ref = med[MIXTURE_REFERENCE]
     print(f"N = 1000, alpha = 3, GD; medians over {reps} repetitions of {steps} and {2 * steps} steps")
     for name, t in med.items():
         print(f"{name:<48}{t * 1e3:8.3f} ms/step   relative cost {t / ref:5.2f}")
@@ -341,11 +354,9 @@ def main():
             results[(name, "prcy")] = t
         del Xo
     # Gaussian mixtures (Mignacco et al. 2020): a logistic step with the ridge against the phase-retrieval step
-    mixtures = {"GD phase retrieval N=1000": (data(1000), CAPSULE, True),
-                "GD mixture-2 logistic N=1000": (data(1000, problem="mixture-2", delta=0.5), losses.capsule("logistic"),
-                                                 False),
-                "GD mixture-3 quad-logistic N=1000": (data(1000, problem="mixture-3", delta=0.05),
-                                                      losses.capsule("quadratic-logistic", onset=0.7), False)}
+    labels = {MIXTURE_REFERENCE: "GD phase retrieval N=1000", MIXTURE_2: "GD mixture-2 logistic N=1000",
+              MIXTURE_3: "GD mixture-3 quad-logistic N=1000"}
+    mixtures = {labels[name]: case for name, case in mixture_cases().items()}
     timers = {name: prcy_timer(*d, K(1000), loss=cap, sphere=sphere) for name, (d, cap, sphere) in mixtures.items()}
     med, best = measure(timers, reps)
     for name, t in med.items():

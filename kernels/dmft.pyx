@@ -28,7 +28,8 @@ On a mixture (``c = 1``: 2020's eq 7 has no ``1/ell``) ``delta_nu = alpha Delta 
 ``t'`` (docs/dmft.md, "The mixture DMFT"); ``march``'s ``C`` and ``R`` (A.28) solve its eq 20.
 
 For ridge this is exactly the ``N -> infinity`` limit of the Euler-discretized algorithm with
-``lr = dt``; on the sphere the projection is replaced by ``nu_hat`` (an O(dt) difference).
+``lr = dt``; on the sphere the projection is replaced by ``nu_hat`` (an O(dt) difference), or, with
+``march(..., project=True)``, is made part of the discrete process exactly (see ``march``).
 
 Two passes per fixed-point iteration, both causal and self-consistent:
 
@@ -345,6 +346,7 @@ cdef struct KickPaths:
     const unsigned char* sel # K x S, or NULL (full batch)
     double a                 # amplitude: the loss's argument is a h~
     double kick, cap         # kick size; bound on a kicked deviation |u|
+    const double* scale      # K: march's B_k (project: loss argument a B_k h~, gradient factor 1/B_k^2), or NULL
 
 
 cdef inline int _clamp(double* u, double cap) noexcept nogil:
@@ -368,9 +370,11 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     derivative in ``h`` of the sample's loss, ``a dv(a h~)`` with the amplitude ``kp.a``. A deviation that
     leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
-    ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``)."""
+    ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
+    march's ``project``) step ``k``'s loss is ``v(B_k a h~) / B_k^2``: amplitude ``a B_k`` and the
+    differences of ``dv`` times ``1 / B_k^2``."""
     cdef Py_ssize_t k, b, s_
-    cdef double dt2 = dt * dt, ht, base, a = kp.a
+    cdef double dt2 = dt * dt, ht, base, a = kp.a, cs = 1.0
     cdef double inv = 0.5 / kp.kick
     cdef double src[DMFT_BLOCK]
     cdef double gp[DMFT_BLOCK]
@@ -386,6 +390,9 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
         Up[(j + 1) * DMFT_BLOCK + b] = kp.kick
         Um[(j + 1) * DMFT_BLOCK + b] = -kp.kick
     for k in range(j + 1, K):
+        if kp.scale != NULL:
+            a = kp.a * kp.scale[k]
+            cs = 1.0 / (kp.scale[k] * kp.scale[k])
         for b in range(DMFT_BLOCK):
             gp[b] = 0.0
             gm[b] = 0.0
@@ -396,18 +403,29 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
                 base = a * dv(a * ht, kp.y[s_], kp.loss.theta)
                 gp[b] = a * dv(a * (ht + Up[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
                 gm[b] = a * dv(a * (ht + Um[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
-        for b in range(DMFT_BLOCK):
-            xb[b] = src[b] * (gp[b] - gm[b])
+        if kp.scale == NULL:
+            for b in range(DMFT_BLOCK):
+                xb[b] = src[b] * (gp[b] - gm[b])
+        else:
+            for b in range(DMFT_BLOCK):
+                xb[b] = src[b] * (gp[b] - gm[b]) * cs
         _contributions(xb, nb, k, K, acc, stats, rowabs)
         if k == K - 1:
             break
         _memory(MR + k * K, Up, j, k, memp)
         _memory(MR + k * K, Um, j, k, memm)
-        for b in range(DMFT_BLOCK):
-            Up[(k + 1) * DMFT_BLOCK + b] = (Up[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gp[b]
-                                            + dt2 * memp[b])
-            Um[(k + 1) * DMFT_BLOCK + b] = (Um[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gm[b]
-                                            + dt2 * memm[b])
+        if kp.scale == NULL:
+            for b in range(DMFT_BLOCK):
+                Up[(k + 1) * DMFT_BLOCK + b] = (Up[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gp[b]
+                                                + dt2 * memp[b])
+                Um[(k + 1) * DMFT_BLOCK + b] = (Um[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k]) - dt * grad_scale * gm[b]
+                                                + dt2 * memm[b])
+        else:
+            for b in range(DMFT_BLOCK):
+                Up[(k + 1) * DMFT_BLOCK + b] = (Up[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k])
+                                                - dt * grad_scale * cs * gp[b] + dt2 * memp[b])
+                Um[(k + 1) * DMFT_BLOCK + b] = (Um[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k])
+                                                - dt * grad_scale * cs * gm[b] + dt2 * memm[b])
         for b in range(nb):
             clamped[0] += _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap) + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
 
@@ -516,7 +534,7 @@ cdef inline double _nu_hat(NuForm form, const Estimates* e, double ridge, Py_ssi
 def march(loss, *, double alpha, double grad_scale, double dt, double m0, double q0, int nu_form,
           double ridge, bint m_with_delta_nu, const double[::1] temps, double jitter_rel,
           const double[:, ::1] MR, const double[::1] h_init, const double[::1] h0, const double[::1] y,
-          const double[:, ::1] Z, sel, double amplitude=1.0, n_threads=None, abort=None):
+          const double[:, ::1] Z, sel, double amplitude=1.0, n_threads=None, abort=None, bint project=False):
     """Advance all ``S`` samples together over the ``K`` grid points with ``M_R`` given (see the
     module docstring); returns a dict with the paths ``H``, ``G`` (``g``), ``D`` (``K x S``), the
     functions ``m``, ``nu_hat``, ``delta_nu``, ``mu``, ``train_loss`` (``<v>``), ``train_error``
@@ -535,6 +553,19 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     ``_reduce_moments``: their sums in a fixed order, row ``k`` of ``M_C``), the estimators
     (``_estimates``), rows ``k`` of ``R`` and ``C`` (``_weight_rows``), ``nu_hat_k`` (``_nu_hat``),
     ``m_{k+1}``, and row ``k`` of the noise factor (``cholesky_row``).
+
+    ``project=True`` (sphere only): the exact projection ``w <- sqrt(N) w / |w|`` after every step of the
+    simulations instead of the Lagrange multiplier ``nu_hat``. Written for the unprojected weights
+    ``v_k = w_k / B_k`` (``B_k = prod_{i<k}`` of the projections' factors), the projected algorithm is plain
+    descent (no multiplier, no ridge) on the loss ``v(B_k a h~; y) / B_k^2`` of step ``k`` with the
+    temperature ``T_k / B_k^2``: the ridge form above with ``lambda = 0``, exact in discrete time, where
+    ``B_k = C(k, k)^(-1/2)`` from row ``k`` of ``C`` (A.28), which depends on rows ``< k`` only. So at step
+    ``k`` the amplitude is ``a B_k``, the gradient's factor ``c / B_k^2``, and the returned ``D`` row is
+    divided by ``B_k^2`` (so that ``c D`` is the curvature of step ``k``'s loss: ``response`` with ``c`` and
+    the same ``scale`` is then exact too). ``H``, ``m``, ``M_C``, ``mu``, ``delta_nu``, ``C`` and ``R`` are
+    those of ``v``; ``nu_hat`` is 0; ``scale`` (length K) is ``B_k``, so ``w``'s magnetization is
+    ``scale * m`` and its correlation ``scale_k scale_j C(k, j)`` (``C(k, k) scale_k^2 = 1``).
+    Without ``project`` ``scale`` is 1.
     """
     cdef Py_ssize_t K = temps.shape[0], S = h0.shape[0]
     for name, arr, shape in (("MR", MR, (K, K)), ("h_init", h_init, (S,)), ("y", y, (S,)), ("Z", Z, (K, S))):
@@ -558,6 +589,13 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     MC_a, L_a = np.zeros((K, K)), np.zeros((K, K))
     C_a, R_a, V_a = np.zeros((K, K)), np.zeros((K, K)), np.zeros((K, K))
     vec_a = np.zeros((7, K))          # m, nu_hat, delta_nu, mu, loss, nut, training error
+    scale_a = np.ones(K)              # B_k of project (1 without)
+    teff_a = np.array(temps, dtype=float)     # the temperature of step k in v's units: T_k / B_k^2 (T_k without project)
+    cdef double[::1] scale = scale_a, teff = teff_a
+    cdef double amp_k = amplitude, gs_k = grad_scale, inv_b2 = 1.0
+    cdef double ridge_k = 0.0 if project else ridge
+    if project:
+        form = NU_RIDGE
     part_a = np.zeros((n_chunks, N_MARCH_SUMS + K))
     cdef double[:, ::1] H = H_a, G = G_a, D = D_a, MC = MC_a, L = L_a, C = C_a, R = R_a, V = V_a
     cdef double[:, ::1] vec = vec_a, part = part_a
@@ -582,8 +620,18 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
         for k in range(K):
             if ab[0] != 0:
                 break
+            if project:         # row k of C needs rows < k only: B_k before the samples take step k
+                _weight_rows(k, dt, q0, teff, m, nut, MR, MC, R, V, C)
+                if not C[k, k] > 0:
+                    bad = k
+                    break
+                scale[k] = 1.0 / sqrt(C[k, k])
+                inv_b2 = C[k, k]
+                amp_k = amplitude * scale[k]
+                gs_k = grad_scale * inv_b2
+                teff[k] = temps[k] * inv_b2
             _sample_pass(lp, &H[0, 0], &G[0, 0], &D[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], &h0[0], &y[0], sel_ptr,
-                         S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], amplitude, grad_scale, &part[0, 0], nt)
+                         S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], amp_k, gs_k, &part[0, 0], nt)
             _reduce_moments(&part[0, 0], N_MARCH_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
             for s_ in range(S):
                 if not isfinite(H[k, s_]):
@@ -591,31 +639,35 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
                     break
             if bad < K:
                 break
-            e = _estimates(sums, alpha, grad_scale, inv_s, temps[k])
+            e = _estimates(sums, alpha, gs_k, inv_s, teff[k])
             dnu[k] = e.delta_nu
             mu[k] = e.mu
             lossv[k] = e.train_loss
             errv[k] = e.train_error
-            _weight_rows(k, dt, q0, temps, m, nut, MR, MC, R, V, C)
-            nu_hat[k] = _nu_hat(form, &e, ridge, k, dt, temps[k], m, MR, MC, C, R)
+            if project:
+                for s_ in range(S):
+                    D[k, s_] = D[k, s_] * inv_b2
+            else:
+                _weight_rows(k, dt, q0, teff, m, nut, MR, MC, R, V, C)
+            nu_hat[k] = _nu_hat(form, &e, ridge_k, k, dt, teff[k], m, MR, MC, C, R)
             nut[k] = nu_hat[k] + dnu[k]
             if k + 1 < K:
                 nu_m = nu_hat[k] + (dnu[k] if m_with_delta_nu else 0.0)
                 m[k + 1] = m[k] + dt * (-nu_m * m[k] - mu[k])
             # next row of the noise factor: N = M_C + diag(2T/dt) + jitter
-            noise_kk = MC[k, k] + 2.0 * temps[k] / dt
+            noise_kk = MC[k, k] + 2.0 * teff[k] / dt
             if noise_kk > diag_max:
                 diag_max = noise_kk
             MC[k, k] = noise_kk             # for the factor's read of row k only
             cl = cholesky_row(&MC[0, 0], &L[0, 0], K, k, jitter_rel * diag_max)
-            MC[k, k] = noise_kk - 2.0 * temps[k] / dt
+            MC[k, k] = noise_kk - 2.0 * teff[k] / dt
             if cl > 0:
                 clipped += cl
                 n_clipped += 1
     out = {"H": H_a, "G": G_a, "D": D_a, "m": vec_a[0], "nu_hat": vec_a[1], "delta_nu": vec_a[2],
            "mu": vec_a[3], "train_loss": vec_a[4], "train_error": vec_a[6], "M_C": MC_a, "L": L_a, "clipped": clipped,
            "n_clipped": int(n_clipped), "bad_step": int(bad) if bad < K else -1,
-           "aborted": bool(abort_arr[0]), "C": C_a, "R": R_a}
+           "aborted": bool(abort_arr[0]), "C": C_a, "R": R_a, "scale": scale_a}
     return out
 
 
@@ -648,7 +700,7 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
              Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
              H=None, h0=None, y=None, m=None, sel=None, double amplitude=1.0, double cap=10.0, clamped=None,
-             str method="blocked"):
+             str method="blocked", project_scale=None):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -674,7 +726,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``)
     or ``"recursion"`` (``_response_column``, the reference); the two agree to rounding. The kicked
     response always runs as the recursion (its loss is evaluated row by row). ``n_lanes`` applies to
-    the recursion only."""
+    the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
+    only the kicked response needs it, the linear one is exact on that ``D`` as it is."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -682,6 +735,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef const double[:, ::1] H_v
     cdef const double[::1] h0_v, y_v, m_v
     cdef const unsigned char[:, ::1] sel_v
+    cdef const double[::1] sc_v
     if not kick >= 0:
         raise ValueError(f"kick: {kick!r} is not allowed; allowed: 0 (linear response) or a positive kick")
     if kick > 0:
@@ -697,6 +751,13 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
         kp.H, kp.h0, kp.y, kp.m, kp.kick, kp.cap = &H_v[0, 0], &h0_v[0], &y_v[0], &m_v[0], kick, cap
         kp.a = amplitude
         kp.sel = NULL if sel_v is None else &sel_v[0, 0]
+        kp.scale = NULL
+        if project_scale is not None:
+            scale_v = np.ascontiguousarray(project_scale, dtype=float)
+            if scale_v.shape != (K,):
+                raise ValueError(f"project_scale: shape {scale_v.shape} does not match D's {K} grid points")
+            sc_v = scale_v
+            kp.scale = &sc_v[0]
     if method not in RESPONSE_METHODS:
         raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
     cdef bint blocked = method == "blocked" and kick == 0

@@ -82,7 +82,9 @@ class Solver:
     magnetization equation (``"eq14"``: ``dm/dt = -nu_hat m - mu``; ``"A.23"``: ``nu_hat + delta_nu``
     as printed in appendix A), persistent SGD's selection ``chain`` (``"flow"``: the continuous-time chain
     seen at the grid times; ``"steps"``: the simulations' chain, one step per grid point, ``dt = lr``;
-    ``draw_samples``), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
+    ``draw_samples``), the spherical constraint ``sphere`` (``"multiplier"``: the Lagrange multiplier
+    ``nu_hat`` of ``nu_form``; ``"projection"``: the simulations' projection after every grid step,
+    ``prcy.kernels.dmft.march``'s ``project``), ``adaptive`` damping, the depth of Anderson mixing (``anderson``, 0 for
     plain damped iteration), the root ``seed``, and ``replicas``: ``None`` for one solve, or the number
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
@@ -105,6 +107,7 @@ class Solver:
     nu_form: str = _D["nu_form"]
     m_equation: str = _D["m_equation"]
     chain: str = _D["chain"]
+    sphere: str = _D["sphere"]
     adaptive: bool = _D["adaptive"]
     anderson: int = _D["anderson"]
     seed: int = _D["seed"]
@@ -358,12 +361,20 @@ def _march(spec: DMFTSpec, MR: np.ndarray, samples: dict, n_threads, abort, loss
                        m_with_delta_nu=spec.solver.m_equation == "A.23", temps=_rows(spec.temperatures(), k),
                        jitter_rel=JITTER, MR=np.ascontiguousarray(MR[:k, :k]), h_init=samples["h_init"],
                        h0=samples["h0"], y=samples["y"], Z=_rows(samples["Z"], k), sel=_rows(samples["sel"], k),
-                       amplitude=spec.amplitude, n_threads=n_threads, abort=abort)
+                       amplitude=spec.amplitude, n_threads=n_threads, abort=abort, project=_projects(spec))
+    if _projects(spec):          # the kernels' m is that of the unprojected weights v = w / B
+        out["m_v"] = out["m"]
+        out["m"] = out["scale"] * out["m_v"]
     # finite but astronomically large paths (a kernel blown up by the iteration) are diverged too
     runaway = np.flatnonzero(~(np.abs(out["m"]) <= M_RUNAWAY))
     if runaway.size and (out["bad_step"] < 0 or runaway[0] < out["bad_step"]):
         out["bad_step"] = int(runaway[0])
     return out
+
+
+def _projects(spec: DMFTSpec) -> bool:
+    """Whether the march projects back to the sphere after every grid step (``solver.sphere``)."""
+    return spec.constraint.kind == "sphere" and spec.solver.sphere == "projection"
 
 
 def _next_iterate(pairs: list, beta: float) -> np.ndarray:
@@ -759,8 +770,9 @@ def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: 
     clamped = np.zeros(1, dtype=np.int64)
     F, stderr, ess, row_ess = kd.response(
         out["D"], nut, spec.dt, spec.alpha, spec.algorithm.grad_scale, n_threads=n_threads, abort=abort, stats=True,
-        kick=spec.solver.response_kick, loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m"],
-        sel=_rows(samples["sel"], e), amplitude=spec.amplitude, cap=KICK_CAP, clamped=clamped)
+        kick=spec.solver.response_kick, loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"],
+        m=out.get("m_v", out["m"]), sel=_rows(samples["sel"], e), amplitude=spec.amplitude, cap=KICK_CAP,
+        clamped=clamped, project_scale=out["scale"] if _projects(spec) else None)
     history.stderr[:e, :e], history.ess[:e, :e], history.row_ess[:e] = stderr, ess, row_ess
     return F, int(clamped[0])
 
@@ -806,6 +818,8 @@ def _checkpoint_key(spec: DMFTSpec, replica: int | None) -> str:
         d["solver"].pop("window")
     if d["solver"]["chain"] == "flow":    # the key of checkpoints written before the chain was a choice
         d["solver"].pop("chain")
+    if d["solver"]["sphere"] == "multiplier":    # the key of checkpoints written before the projection
+        d["solver"].pop("sphere")
     where = context({"problem": spec.problem})
     for name in ("delta", "onset"):       # where they do not apply: the key of checkpoints written before mixtures
         if not applies(DMFT[name], where):
@@ -891,6 +905,12 @@ def _dataset(spec, replica, out, MR, history: History, status, bad, n_threads) -
     t = spec.times()
     out = _padded(out, len(t))
     C, R = out["C"], out["R"]
+    if _projects(spec):         # the projected weights w = B v: C_w(k, j) = B_k B_j C_v(k, j), so C_w(k, k) = 1
+        B = np.full(len(t), np.nan)
+        B[:len(out["scale"])] = out["scale"]
+        C = B[:, None] * B[None, :] * C
+        # the multiplier equivalent to the projection of step k, w_{k+1} = (1 - dt nu_k) w_k - dt (B_{k+1}/B_k) G_k
+        out = dict(out, nu_hat=np.append((1.0 - B[1:] / B[:-1]) / spec.dt, np.nan))
     norm = np.diag(C).copy()
     with np.errstate(all="ignore"):
         err = test_error(spec.problem, np.clip(out["m"], -np.sqrt(norm), np.sqrt(norm)), norm, onset=spec.onset,

@@ -58,6 +58,7 @@ GRIDS = ("log", "linear")
 NU_FORMS = ("A.29", "A.19")
 M_EQUATIONS = ("eq14", "A.23")
 CHAINS = ("flow", "steps")         # persistent SGD's selection in the DMFT
+SPHERES = ("multiplier", "projection")   # the DMFT's spherical constraint: Lagrange multiplier or the exact projection
 
 # sanity bounds shared by several rows
 MAX_TIME = 1e9            # any time: t_max, anneal_at, check_interval, schedule start times, persistence
@@ -529,6 +530,10 @@ DMFT = _rows(
            "eq 7 (its lr -> 0 limit) seen at the grid times, any dt; or the simulations' chain, one step per grid "
            "point (dt = lr: the N -> infinity limit of the simulated algorithm; Mignacco et al. 2020, section 4)",
            choices=CHAINS, applies=(("algorithm", ("psgd",)),), by_problem=((MIXTURES, "steps"),)),
+    Option("sphere", "solver.sphere", "choice", "multiplier", "Spherical constraint of the DMFT: the Lagrange "
+           "multiplier nu_hat (--nu-form; the lr -> 0 limit) or the simulations' projection back to |w|^2 = N after "
+           "every grid step (dt = lr: the N -> infinity limit of the simulated algorithm; docs/dmft.md)",
+           choices=SPHERES, applies=(("constraint", ("sphere",)),)),
     Option("adaptive", "solver.adaptive", "bool", False, "Adaptive damping (raised when the residual grows)"),
     Option("anderson", "solver.anderson", "int", 5, "Depth of Anderson mixing (0: plain damped iteration)",
            low=0, at_most=100),

@@ -146,19 +146,21 @@ cdef extern from *:
         double q = p;
         return log(q) + (e - kept) / q;
     }
-    static inline double prcy_sigmoid(double x) {
-        double e = exp(-fabs(x));
+    static inline double prcy_sigmoid_of(double x, double e) {   /* e = e^-|x| */
         return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+    }
+    static inline double prcy_sigmoid(double x) {
+        return prcy_sigmoid_of(x, exp(-fabs(x)));
     }
     static inline double prcy_logistic_pair(double z, double* sigmoid_neg) {
         double e = exp(-fabs(z));
-        *sigmoid_neg = (-z >= 0.0 ? 1.0 : e) / (1.0 + e);
+        *sigmoid_neg = prcy_sigmoid_of(-z, e);
         return fmax(-z, 0.0) + prcy_log1p_rounded(e);
     }
     static inline double prcy_logistic_bounds(double z, double* sigmoid_neg, double* lower) {
         double e = exp(-fabs(z));
         double c = fmax(-z, 0.0);
-        *sigmoid_neg = (-z >= 0.0 ? 1.0 : e) / (1.0 + e);
+        *sigmoid_neg = prcy_sigmoid_of(-z, e);
         *lower = c + e * (1.0 - 0.5 * e);
         return c + e * (1.0 - e * (0.5 - e / 3.0));
     }

@@ -63,7 +63,7 @@ from numpy.random.c_distributions cimport random_standard_normal, random_interva
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
 from prcy.kernels.losses cimport (Loss, loss_from_capsule, loss_init, loss_vdv_fn, fused_value_derivative,
-                                  loss_dv_bounds_fn, fused_derivative_bounds,
+                                  loss_block_dv_bounds_fn, fused_derivative_bounds,
                                   CommitteeLoss, committee_loss_from_capsule)
 from prcy.kernels.optimizers cimport Optimizer, optimizer_init, optimizer_step, optimizer_project
 from prcy.kernels.problems cimport Problem, problem_setup, TEACHER_RADEMACHER
@@ -240,48 +240,68 @@ cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssiz
                                   const double* y, const double* w, const Loss* loss, double coef,
                                   double* g, double* lower) noexcept nogil:
     """``gradient_pass``; with ``lower``, the summed loss as bounds where the loss has a bounded fused
-    form (no log for the logistic losses): the upper returned, the lower in ``lower`` (for every other
-    loss both are the sum)."""
+    form (no log for the logistic losses), taken for a block of rows at a time: the upper returned, the
+    lower in ``lower`` (for every other loss both are the sum)."""
     cdef double s = 1.0 / sqrt(<double>n)
-    cdef double total = 0.0, low = 0.0, hr, d, lo
+    cdef double total = 0.0, low = 0.0, hr, d
     cdef double h[8]
     cdef double c[8]
+    cdef double ys[8]
+    cdef double lo[8]
+    cdef double up[8]
     cdef Py_ssize_t b, r, j, mu
     cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
     # separate branches, not a helper that fills dv either way: under -fassociative-math the compiler's
     # order of the products follows the code's shape, and the unfused branch keeps the stored runs' bits
     cdef loss_vdv_fn vdv = fused_value_derivative(loss) if lower == NULL else NULL
-    cdef loss_dv_bounds_fn vdb = fused_derivative_bounds(loss) if lower != NULL else NULL
+    cdef loss_block_dv_bounds_fn vdb = fused_derivative_bounds(loss) if lower != NULL else NULL
     for j in range(n):
         g[j] = 0.0
     for b in range(0, n_blocks, 8):
         _dot8(X + rows[b] * n, X + rows[b + 1] * n, X + rows[b + 2] * n, X + rows[b + 3] * n,
               X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
               w, n, h)
-        for r in range(8):
-            mu = rows[b + r]
-            hr = h[r] * s
-            if vdb != NULL:
-                total += vdb(hr, y[mu], loss.theta, &d, &lo)
-                low += lo
-                c[r] = coef * s * d
-            elif vdv == NULL:
-                total += loss.v(hr, y[mu], loss.theta)
-                c[r] = coef * s * loss.dv(hr, y[mu], loss.theta)
-            else:
-                total += vdv(hr, y[mu], loss.theta, &d)
-                c[r] = coef * s * d
+        if vdb != NULL:
+            for r in range(8):
+                h[r] = h[r] * s
+                ys[r] = y[rows[b + r]]
+            vdb(h, ys, 8, loss.theta, c, lo, up)
+            for r in range(8):
+                total += up[r]
+                low += lo[r]
+                c[r] = coef * s * c[r]
+        else:
+            for r in range(8):
+                mu = rows[b + r]
+                hr = h[r] * s
+                if vdv == NULL:
+                    total += loss.v(hr, y[mu], loss.theta)
+                    c[r] = coef * s * loss.dv(hr, y[mu], loss.theta)
+                else:
+                    total += vdv(hr, y[mu], loss.theta, &d)
+                    c[r] = coef * s * d
         _axpy8(X + rows[b] * n, X + rows[b + 1] * n, X + rows[b + 2] * n, X + rows[b + 3] * n,
                X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
                c, g, n)
+    if vdb != NULL:
+        for r in range(n_rows - n_blocks):
+            mu = rows[n_blocks + r]
+            h[r] = field_dot(X + mu * n, w, n) * s
+            ys[r] = y[mu]
+        vdb(h, ys, n_rows - n_blocks, loss.theta, c, lo, up)
+        for r in range(n_rows - n_blocks):
+            mu = rows[n_blocks + r]
+            total += up[r]
+            low += lo[r]
+            hr = coef * s * c[r]
+            for j in range(n):
+                g[j] += hr * X[mu * n + j]
+        lower[0] = low
+        return total
     for b in range(n_blocks, n_rows):
         mu = rows[b]
         hr = field_dot(X + mu * n, w, n) * s
-        if vdb != NULL:
-            total += vdb(hr, y[mu], loss.theta, &d, &lo)
-            low += lo
-            hr = coef * s * d
-        elif vdv == NULL:
+        if vdv == NULL:
             total += loss.v(hr, y[mu], loss.theta)
             hr = coef * s * loss.dv(hr, y[mu], loss.theta)
         else:
@@ -290,7 +310,7 @@ cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssiz
         for j in range(n):
             g[j] += hr * X[mu * n + j]
     if lower != NULL:
-        lower[0] = low if vdb != NULL else total
+        lower[0] = total
     return total
 
 

@@ -48,11 +48,12 @@ cdef double margin_err(double h, double y, const double* theta) noexcept nogil
 # v(h; y), with dv/dh written to dv[0]: the one-call form of a built-in loss whose v and dv share work
 ctypedef double (*loss_vdv_fn)(double h, double y, const double* theta, double* dv) noexcept nogil
 cdef loss_vdv_fn fused_value_derivative(const Loss* loss) noexcept nogil
-# dv/dh written to dv[0], an upper bound on v returned and a lower bound written to lower[0]: the same
-# loss's form for a sum of v that is only compared with a threshold
-ctypedef double (*loss_dv_bounds_fn)(double h, double y, const double* theta, double* dv,
-                                     double* lower) noexcept nogil
-cdef loss_dv_bounds_fn fused_derivative_bounds(const Loss* loss) noexcept nogil
+# n samples (fields h[i], labels y[i]): dv/dh written to dv[i], a lower and an upper bound on v to
+# lower[i] and upper[i]: the same loss's form for a sum of v that is only compared with a threshold
+ctypedef void (*loss_block_dv_bounds_fn)(const double* h, const double* y, Py_ssize_t n,
+                                         const double* theta, double* dv, double* lower,
+                                         double* upper) noexcept nogil
+cdef loss_block_dv_bounds_fn fused_derivative_bounds(const Loss* loss) noexcept nogil
 
 cdef void loss_init(Loss* loss, loss_fn v, loss_fn dv, loss_fn d2v, loss_fn err) noexcept nogil
 cdef const Loss* loss_from_capsule(object capsule) except NULL

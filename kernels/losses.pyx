@@ -61,7 +61,7 @@ ABI (version ``COMMITTEE_LOSS_ABI_VERSION`` = 1): fill a ``CommitteeLoss`` with
 and the functions owe what a ``Loss``'s owe.
 """
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport sqrt, exp, fabs, fmax
+from libc.math cimport sqrt, fabs
 from libc.stdlib cimport malloc, free
 import numpy as np
 
@@ -129,43 +129,95 @@ cdef double door_square_d2v(double h, double y, const double* theta) noexcept no
 
 
 # the logistic function's two pieces, shared by the door's and the margins' logistic losses, from one
-# e = e^-|x|: the sigmoid as 1/(1 + e) or e/(1 + e) by the sign of x (a select, not a branch: a field's
-# sign is a coin flip early in training, and a mispredicted branch costs more than the exp), the softplus
-# as max(-z, 0) + log1p(e), with log1p(e) = log(p) + (e - (p - 1)) / p, p = 1 + e rounded: the correction
-# restores what the rounding of p lost (within an ulp of log1p, at half the cost of glibc's log1p). The
-# kernels are compiled with -fassociative-math, which would fold e - (p - 1) to 0: the volatile p and
-# p - 1 keep them as written. prcy_logistic_pair gives both from one exp, equal bit for bit to the two
-# apart (the step's one-call value and derivative, fused_value_derivative). prcy_logistic_bounds gives
-# the same sigmoid and, instead of the softplus, bounds on it without a log: e - e^2/2 <= log1p(e) <=
-# e - e^2/2 + e^3/3 for 0 <= e <= 1 (the alternating series), a bracket of width e^3/3.
+# e = e^-|x| (prcy_exp_neg, below): the sigmoid as 1/(1 + e) or e/(1 + e) by the sign of x (a select,
+# not a branch: a field's sign is a coin flip early in training, and a mispredicted branch costs more
+# than the exp), the softplus as max(-z, 0) + log1p(e), with log1p(e) = log(p) + (e - (p - 1)) / p,
+# p = 1 + e rounded: the correction restores what the rounding of p lost (within an ulp of log1p, at half
+# the cost of glibc's log1p). The kernels are compiled with -fassociative-math, which would fold
+# e - (p - 1) to 0: the volatile p and p - 1 keep them as written. prcy_logistic_pair gives both from one
+# exp, equal bit for bit to the two apart (the step's one-call value and derivative,
+# fused_value_derivative). prcy_logistic_bounds gives the same sigmoid and, instead of the softplus,
+# bounds on it without a log: e - e^2/2 <= log1p(e) <= e - e^2/2 + e^3/3 for 0 <= e <= 1 (the
+# alternating series), a bracket of width e^3/3.
+#
+# prcy_exp_neg(x) = e^x for x <= 0 in straight-line arithmetic, so that a loop over a block of samples
+# (fused_derivative_bounds) runs as vector instructions, which a call to the C library's exp prevents:
+# x = k ln2 + r with k = rint(x / ln2), |r| <= ln2 / 2, r from two fused multiply-adds with ln2 split in
+# two doubles (each rounded once: the reduction's error is below 2^-60 |r|, and -fassociative-math does
+# not reorder an fma); e^r by its Taylor series to r^13 (remainder below 5e-18 of e^r); 2^k as two
+# normal powers of two built from k's bits, so that results down to the subnormals are rounded once.
+# Within an ulp or two of e^x (tests/test_losses.py against long double); x below -746 gives 0 and a NaN
+# stays NaN. The same function serves every evaluation of these losses, so a sample's step, loss
+# and DMFT share its bits.
 cdef extern from *:
     """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
     static inline double prcy_log1p_rounded(double e) {
         volatile double p = 1.0 + e;
         volatile double kept = p - 1.0;
         double q = p;
         return log(q) + (e - kept) / q;
     }
+    static inline double prcy_positive_part(double x) {   /* max(x, 0), 0 for NaN as fmax: a select */
+        return x > 0.0 ? x : 0.0;
+    }
     static inline double prcy_sigmoid_of(double x, double e) {   /* e = e^-|x| */
         return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
     }
+    static inline double prcy_exp_neg(double x) {
+        const double inv_ln2 = 0x1.71547652b82fep0;
+        const double ln2_hi = 0x1.62e42fefa39efp-1, ln2_lo = 0x1.abc9e3b39803fp-56;
+        double xc = x < -746.0 ? -746.0 : x, k, r, p, t;
+        uint64_t bits, k1, k2;
+        k = rint(xc * inv_ln2);
+        r = fma(-k, ln2_lo, fma(-k, ln2_hi, xc));
+        p = 1.0 / 6227020800.0;
+        p = fma(p, r, 1.0 / 479001600.0);
+        p = fma(p, r, 1.0 / 39916800.0);
+        p = fma(p, r, 1.0 / 3628800.0);
+        p = fma(p, r, 1.0 / 362880.0);
+        p = fma(p, r, 1.0 / 40320.0);
+        p = fma(p, r, 1.0 / 5040.0);
+        p = fma(p, r, 1.0 / 720.0);
+        p = fma(p, r, 1.0 / 120.0);
+        p = fma(p, r, 1.0 / 24.0);
+        p = fma(p, r, 1.0 / 6.0);
+        p = fma(p, r, 0.5);
+        p = fma(p, r, 1.0);
+        p = fma(p, r, 1.0);
+        t = k + 0x1.8p52;                      /* k (-1077 <= k <= 0) in the low bits of t's mantissa */
+        memcpy(&bits, &t, sizeof bits);
+        bits -= 0x4338000000000000ULL;         /* k as a two's-complement integer */
+        k1 = (uint64_t)((int64_t)bits >> 1);
+        k2 = bits - k1;
+        k1 = (k1 + 1023) << 52;                /* 2^(k / 2) and 2^(k - k / 2): both normal */
+        k2 = (k2 + 1023) << 52;
+        memcpy(&t, &k1, sizeof t);
+        p *= t;
+        memcpy(&t, &k2, sizeof t);
+        return p * t;
+    }
     static inline double prcy_sigmoid(double x) {
-        return prcy_sigmoid_of(x, exp(-fabs(x)));
+        return prcy_sigmoid_of(x, prcy_exp_neg(-fabs(x)));
     }
     static inline double prcy_logistic_pair(double z, double* sigmoid_neg) {
-        double e = exp(-fabs(z));
+        double e = prcy_exp_neg(-fabs(z));
         *sigmoid_neg = prcy_sigmoid_of(-z, e);
-        return fmax(-z, 0.0) + prcy_log1p_rounded(e);
+        return prcy_positive_part(-z) + prcy_log1p_rounded(e);
     }
     static inline double prcy_logistic_bounds(double z, double* sigmoid_neg, double* lower) {
-        double e = exp(-fabs(z));
-        double c = fmax(-z, 0.0);
+        double e = prcy_exp_neg(-fabs(z));
+        double c = prcy_positive_part(-z);
         *sigmoid_neg = prcy_sigmoid_of(-z, e);
         *lower = c + e * (1.0 - 0.5 * e);
         return c + e * (1.0 - e * (0.5 - e / 3.0));
     }
     """
     double prcy_log1p_rounded(double e) noexcept nogil
+    double prcy_exp_neg(double x) noexcept nogil
+    double prcy_positive_part(double x) noexcept nogil
     double prcy_sigmoid(double x) noexcept nogil
     double prcy_logistic_pair(double z, double* sigmoid_neg) noexcept nogil
     double prcy_logistic_bounds(double z, double* sigmoid_neg, double* lower) noexcept nogil
@@ -176,7 +228,7 @@ cdef inline double _sigmoid(double x) noexcept nogil:
 
 cdef inline double _softplus_neg(double z) noexcept nogil:
     """``log(1 + e^-z)`` without overflow: ``max(-z, 0) + log1p(e^-|z|)``"""
-    return fmax(-z, 0.0) + prcy_log1p_rounded(exp(-fabs(z)))
+    return prcy_positive_part(-z) + prcy_log1p_rounded(prcy_exp_neg(-fabs(z)))
 
 
 # symmetric door, logistic loss: v = softplus(-z), z = y (a - K); sigma(-z) = 1 / (1 + e^z)
@@ -196,14 +248,18 @@ cdef double _door_logistic_vdv(double h, double y, const double* theta, double* 
     dv[0] = -y * sm * h / a
     return v
 
-cdef double _door_logistic_bounds(double h, double y, const double* theta, double* dv,
-                                  double* lower) noexcept nogil:
-    """``door_logistic_dv``, and bounds on ``door_logistic_v``: the upper returned, the lower in ``lower``"""
-    cdef double a = sqrt(h * h + theta[0])
-    cdef double sm
-    cdef double upper = prcy_logistic_bounds(y * (a - theta[1]), &sm, lower)
-    dv[0] = -y * sm * h / a
-    return upper
+cdef void _door_logistic_bounds(const double* h, const double* y, Py_ssize_t n, const double* theta,
+                               double* dv, double* lower, double* upper) noexcept nogil:
+    """``door_logistic_dv`` of ``n`` samples, and bounds on ``door_logistic_v`` (one loop of inlined
+    arithmetic: vector instructions)"""
+    cdef double a, sm, lo
+    cdef double smoothing = theta[0], onset = theta[1]      # not re-read after each store
+    cdef Py_ssize_t i
+    for i in range(n):
+        a = sqrt(h[i] * h[i] + smoothing)
+        upper[i] = prcy_logistic_bounds(y[i] * (a - onset), &sm, &lo)
+        lower[i] = lo
+        dv[i] = -y[i] * sm * h[i] / a
 
 cdef double door_logistic_d2v(double h, double y, const double* theta) noexcept nogil:
     cdef double a = sqrt(h * h + theta[0])
@@ -253,15 +309,20 @@ cdef double _margin_logistic_vdv(double h, double y, const double* theta, double
     dv[0] = 2.0 * h * l1 if theta[1] != 0.0 else l1
     return v
 
-cdef double _margin_logistic_bounds(double h, double y, const double* theta, double* dv,
-                                    double* lower) noexcept nogil:
-    """``margin_dv`` of a logistic margin function, and bounds on ``margin_v``: the upper returned, the
-    lower in ``lower``"""
-    cdef double sm
-    cdef double upper = prcy_logistic_bounds(y * _phi(h, theta), &sm, lower)
-    cdef double l1 = y * -sm
-    dv[0] = 2.0 * h * l1 if theta[1] != 0.0 else l1
-    return upper
+cdef void _margin_logistic_bounds(const double* h, const double* y, Py_ssize_t n, const double* theta,
+                                 double* dv, double* lower, double* upper) noexcept nogil:
+    """``margin_dv`` of a logistic margin function for ``n`` samples, and bounds on ``margin_v`` (one loop
+    of inlined arithmetic: vector instructions)"""
+    cdef double sm, l1, lo
+    cdef double th[2]                                      # not re-read after each store
+    cdef Py_ssize_t i
+    th[0] = theta[0]
+    th[1] = theta[1]
+    for i in range(n):
+        upper[i] = prcy_logistic_bounds(y[i] * _phi(h[i], th), &sm, &lo)
+        lower[i] = lo
+        l1 = y[i] * -sm
+        dv[i] = 2.0 * h[i] * l1 if th[1] != 0.0 else l1
 
 cdef double margin_d2v(double h, double y, const double* theta) noexcept nogil:
     cdef double u = y * _phi(h, theta), l2, sm
@@ -379,9 +440,9 @@ cdef loss_vdv_fn fused_value_derivative(const Loss* loss) noexcept nogil:
     return NULL
 
 
-cdef loss_dv_bounds_fn fused_derivative_bounds(const Loss* loss) noexcept nogil:
-    """For the losses of ``fused_value_derivative``: ``dv`` (bit for bit ``loss.dv``) and, for ``v``, an
-    upper bound (returned) and a lower bound (in ``lower``) that differ by ``e^3/3`` with
+cdef loss_block_dv_bounds_fn fused_derivative_bounds(const Loss* loss) noexcept nogil:
+    """For the losses of ``fused_value_derivative``, over a block of samples: ``dv`` (bit for bit
+    ``loss.dv``) and, for ``v``, a lower and an upper bound that differ by ``e^3/3`` with
     ``e = e^-|margin|``, without a log, for a caller that compares a sum of ``v`` with a threshold;
     NULL for every other loss."""
     if loss.v == door_logistic_v and loss.dv == door_logistic_dv:
@@ -611,8 +672,8 @@ cdef _apply(object cap, LossPart part, h, y):
     shape, flat_h, flat_y = _broadcast(h, y)
     out = np.empty(shape, dtype=np.float64)
     cdef double[::1] o = out.reshape(-1)
-    cdef double[::1] a = flat_h
-    cdef double[::1] b = flat_y
+    cdef const double[::1] a = flat_h
+    cdef const double[::1] b = flat_y
     cdef Py_ssize_t i
     with nogil:
         for i in range(o.shape[0]):
@@ -637,19 +698,19 @@ def value_and_derivative(cap, h, y, bint bounds=False):
         cap = capsule(cap)
     cdef const Loss* loss = loss_from_capsule(cap)
     cdef loss_vdv_fn f = fused_value_derivative(loss)
-    cdef loss_dv_bounds_fn fb = fused_derivative_bounds(loss)
+    cdef loss_block_dv_bounds_fn fb = fused_derivative_bounds(loss)
     if f == NULL:
         return None
     shape, flat_h, flat_y = _broadcast(h, y)
     out = np.empty((3,) + shape, dtype=np.float64)           # lower, v or upper, dv
     cdef double[:, ::1] o = out.reshape(3, -1)
-    cdef double[::1] hv = flat_h, yv = flat_y
-    cdef Py_ssize_t i
+    cdef const double[::1] hv = flat_h, yv = flat_y
+    cdef Py_ssize_t i, n = o.shape[1]
     with nogil:
-        for i in range(o.shape[1]):
-            if bounds:
-                o[1, i] = fb(hv[i], yv[i], loss.theta, &o[2, i], &o[0, i])
-            else:
+        if bounds and n > 0:
+            fb(&hv[0], &yv[0], n, loss.theta, &o[2, 0], &o[0, 0], &o[1, 0])
+        elif not bounds:
+            for i in range(n):
                 o[1, i] = f(hv[i], yv[i], loss.theta, &o[2, i])
     return (out[0], out[1], out[2]) if bounds else (out[1], out[2])
 

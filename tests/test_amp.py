@@ -293,11 +293,12 @@ def test_a_fixed_point_of_the_damped_iteration_is_one_of_plain_gamp():
 
 def test_damping_stabilizes_small_sizes():
     """N = 100, alpha = 2, random start (seeds 0-15, measured): plain GAMP diverges in 9 of 16 seeds (a
-    negative precision), damping 0.5 in none, and every damped seed recovers the signal."""
+    negative precision) on a Zen 4 machine and in 6 on a Zen 5 one (which seeds blow up follows the
+    rounding of the BLAS kernels), damping 0.5 in none, and every damped seed recovers the signal."""
     base = dict(algorithm="amp", alpha=2.0, n=100, init="random", seeds=16, t_max=500)
     plain = prcy.simulate(**base)
     damped = prcy.simulate(**base, amp_damping=0.5)
-    assert (plain.stop_reason == "diverged").sum() == 9
+    assert (plain.stop_reason == "diverged").sum() >= 4
     assert not (damped.stop_reason == "diverged").any() and damped.success.all()
 
 

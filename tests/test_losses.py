@@ -80,6 +80,21 @@ def test_logistic_function_within_two_ulps_of_extended_precision():
     assert float(np.max(np.abs(dv - dv_ref)[keep] / np.abs(dv_ref[keep]))) < 2 * ulp
 
 
+def test_logistic_function_into_the_subnormals_and_at_inf_and_nan():
+    """``e^-|u|`` is prcy's own exp (``prcy_exp_neg``): into the subnormals (|u| from 700 to 746, where
+    the sigmoid is ``e^-u`` itself) within 2 ulps or 2 subnormal steps, 0 beyond, and inf and NaN
+    carried as the C library's exp would."""
+    u = np.concatenate([np.linspace(700, 750, 50001), [745.13, 745.14, 708.39, 708.4]])
+    dv_ref = -np.exp(-u.astype(np.longdouble)) / (1 + np.exp(-u.astype(np.longdouble)))
+    dv = losses.derivative("logistic", u, np.ones_like(u))
+    tiny = np.finfo(np.float64).smallest_subnormal
+    assert np.all(np.abs(dv - dv_ref) <= 2 * np.finfo(np.float64).eps * np.abs(dv_ref) + 2 * tiny)
+    assert np.all(dv[u > 746] == 0)
+    out = losses.derivative("logistic", [np.inf, -np.inf, np.nan], [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(out, [0.0, -1.0, np.nan])
+    assert np.isnan(losses.value("logistic", [np.nan], [1.0])[0])
+
+
 @pytest.mark.parametrize("name, parameters", [("logistic", {}), ("quadratic-logistic", {"onset": 0.7}),
                                               ("door-logistic", {"smoothing": 1e-6, "onset": 0.7})])
 def test_the_steps_one_call_value_and_derivative_are_the_two_apart_bit_for_bit(name, parameters):
@@ -96,7 +111,8 @@ def test_the_steps_one_call_value_and_derivative_are_the_two_apart_bit_for_bit(n
 @pytest.mark.parametrize("name, parameters", [("logistic", {}), ("quadratic-logistic", {"onset": 0.7}),
                                               ("door-logistic", {"smoothing": 1e-6, "onset": 0.7})])
 def test_the_steps_bounds_bracket_the_value_without_its_log(name, parameters):
-    """The bounded form a full-batch step uses (``fused_derivative_bounds``): ``dv`` bit for bit, and
+    """The bounded form a full-batch step uses (``fused_derivative_bounds``, over a block of samples):
+    ``dv`` bit for bit, for any block length, and
     ``lower <= v <= upper`` with ``upper - lower`` the series' next term ``e^3/3`` (``e = e^-|margin|``),
     against ``log1p`` in long double; rounding may put a bound an ulp or two past ``v`` where the bracket
     is narrower than an ulp, which the step's comparison leaves room for (``4 (m + 8)`` ulps)."""
@@ -105,6 +121,10 @@ def test_the_steps_bounds_bracket_the_value_without_its_log(name, parameters):
     for y in (1.0, -1.0):
         lower, upper, dv = losses.value_and_derivative(cap, h, y, bounds=True)
         np.testing.assert_array_equal(dv, losses.derivative(cap, h, y))
+        for n in range(1, 10):               # the step's blocks of 8 and their remainders: the same bits
+            part = losses.value_and_derivative(cap, h[-n:], y, bounds=True)
+            for got, whole in zip(part, (lower, upper, dv)):
+                np.testing.assert_array_equal(got, whole[-n:])
         v = losses.value(cap, h, y)
         ulps = 4 * np.finfo(float).eps
         assert np.all(lower <= v * (1 + ulps)) and np.all(v <= upper * (1 + ulps))

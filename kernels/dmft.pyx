@@ -43,9 +43,9 @@ Two passes per fixed-point iteration, both causal and self-consistent:
   paths through the memory term.
 
 Heavy-tailed responses (docs/dmft.md): ``response(..., kick=...)`` replaces ``T`` by the response of
-each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_column``), which
-saturates where the linear response of a sample near a hilltop of the loss (``d2v < 0``) grows
-without bound.
+each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_panel``, or
+``_kick_column`` as the recursion), which saturates where the linear response of a sample near a
+hilltop of the loss (``d2v < 0``) grows without bound.
 
 Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
 per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. For a
@@ -55,11 +55,15 @@ part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="bloc
 ``DMFT_ROWS``: the memory term of a row block from the rows before it is one matrix product
 (``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
 triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. The plain recursion (``method="recursion"``, ``_response_column``: 16 samples at once,
-each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference, and the pass of the kicked
-response. SciPy's OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this
-size; ``response`` limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x DMFT_PANEL`` doubles per thread (blocked), ``K x 16`` per lane
-(recursion); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles.
+recursion. Given ``M_R`` the memory term of a kicked deviation is linear in its past too, so the
+kicked response is blocked the same way (``_kick_panel``: both deviations of a panel's samples in one
+matrix product per row block; the loss and the clamping row by row inside the block). The plain
+recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16 samples at once, each
+``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's OpenBLAS (pthreads) would
+start its own threads inside a ``dgemm`` call of this size; ``response`` limits it to one thread
+(``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x DMFT_PANEL`` doubles per thread
+(blocked; twice that kicked), ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``,
+``g``, ``D`` are ``3 K S`` doubles.
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` or
 ``DMFT_BLOCK`` for the response) and the row blocks of a column depend on the column only; partial
@@ -261,6 +265,22 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                                               + dt2 * mem[b])
 
 
+cdef inline void _block_memory(const double* T, int width, const double* MR, Py_ssize_t K, Py_ssize_t j,
+                               Py_ssize_t r0, Py_ssize_t r1, double* mem) noexcept nogil:
+    """The memory term of the rows ``r0 <= k < r1`` of a row block from the rows ``j < i < r0`` of the
+    history ``T`` (``K x width``, row-major): ``mem = M_R[r0:r1, j+1:r0] T[j+1:r0, :]``
+    (``(r1 - r0) x width``), one ``dgemm``; zero for the first block (``r0 = j + 1``)."""
+    cdef int n_r = <int>(r1 - r0), n_i = <int>(r0 - j - 1), ld_mr = <int>K
+    cdef double one = 1.0, zero = 0.0
+    cdef char* no_trans = b"N"
+    if n_i > 0:
+        # row-major mem = MR[r0:r1, j+1:r0] @ T[j+1:r0]: column-major mem^T = T^T MR^T
+        dgemm(no_trans, no_trans, &width, &n_r, &n_i, &one, <double*>(T + (j + 1) * width), &width,
+              <double*>(MR + r0 * K + j + 1), &ld_mr, &zero, mem, &width)
+    else:
+        memset(mem, 0, n_r * width * sizeof(double))
+
+
 cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
                                Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                                double* T, double* mem, double* acc, double* stats, double* rowabs) noexcept nogil:
@@ -279,22 +299,12 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_
     cdef double* row
     cdef double* Tk
     cdef const double* Ti
-    cdef int n_p = DMFT_PANEL, n_r, n_i, ld_mr = <int>K
-    cdef double one = 1.0, zero = 0.0
-    cdef char* no_trans = b"N"
     for p in range(DMFT_PANEL):
         T[(j + 1) * DMFT_PANEL + p] = D[j * S + c0 + p] if p < nb else 0.0
     r0 = j + 1
     while r0 < K:
         r1 = min(r0 + DMFT_ROWS, K)
-        n_r = <int>(r1 - r0)
-        n_i = <int>(r0 - j - 1)
-        if n_i > 0:
-            # row-major mem = MR[r0:r1, j+1:r0] @ T[j+1:r0]: column-major mem^T = T^T MR^T
-            dgemm(no_trans, no_trans, &n_p, &n_r, &n_i, &one, T + (j + 1) * DMFT_PANEL, &n_p,
-                  <double*>(MR + r0 * K + j + 1), &ld_mr, &zero, mem, &n_p)
-        else:
-            memset(mem, 0, n_r * DMFT_PANEL * sizeof(double))
+        _block_memory(T, DMFT_PANEL, MR, K, j, r0, r1, mem)
         for k in range(r0, r1):
             row = mem + (k - r0) * DMFT_PANEL
             Tk = T + k * DMFT_PANEL
@@ -357,6 +367,33 @@ cdef inline int _clamp(double* u, double cap) noexcept nogil:
     return 1
 
 
+cdef inline double _kick_row(const KickPaths* kp, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t width,
+                             Py_ssize_t k, const double* up, const double* um, double* gp,
+                             double* gm) noexcept nogil:
+    """The loss at grid step ``k`` on the kicked paths of samples ``c0 .. c0+nb-1`` with deviations
+    ``up[b]``, ``um[b]``: ``gp[b] = a dv(a (h~_k + up[b])) - a dv(a h~_k)`` and ``gm[b]`` alike, with
+    ``a`` the amplitude of step ``k`` (``kp.a``, times ``B_k`` with ``kp.scale``); 0 for a sample not
+    selected at ``k`` and for ``nb <= b < width``. Returns the factor of step ``k``'s loss, ``1 / B_k^2``
+    with ``kp.scale``, else 1."""
+    cdef Py_ssize_t b, s_
+    cdef double a = kp.a, cs = 1.0, ht, base
+    cdef loss_fn dv = kp.loss.dv
+    if kp.scale != NULL:
+        a = kp.a * kp.scale[k]
+        cs = 1.0 / (kp.scale[k] * kp.scale[k])
+    for b in range(width):
+        gp[b] = 0.0
+        gm[b] = 0.0
+    for b in range(nb):
+        s_ = c0 + b
+        if kp.sel == NULL or kp.sel[k * S + s_] != 0:
+            ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
+            base = a * dv(a * ht, kp.y[s_], kp.loss.theta)
+            gp[b] = a * dv(a * (ht + up[b]), kp.y[s_], kp.loss.theta) - base
+            gm[b] = a * dv(a * (ht + um[b]), kp.y[s_], kp.loss.theta) - base
+    return cs
+
+
 cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb,
                               Py_ssize_t K, Py_ssize_t j, const double* nut, const double* MR, double dt,
                               double grad_scale, double* Tcol, double* acc, double* stats,
@@ -372,9 +409,9 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
     ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
     march's ``project``) step ``k``'s loss is ``v(B_k a h~) / B_k^2``: amplitude ``a B_k`` and the
-    differences of ``dv`` times ``1 / B_k^2``."""
-    cdef Py_ssize_t k, b, s_
-    cdef double dt2 = dt * dt, ht, base, a = kp.a, cs = 1.0
+    differences of ``dv`` times ``1 / B_k^2`` (``_kick_row``). The reference of ``_kick_panel``."""
+    cdef Py_ssize_t k, b
+    cdef double dt2 = dt * dt, cs
     cdef double inv = 0.5 / kp.kick
     cdef double src[DMFT_BLOCK]
     cdef double gp[DMFT_BLOCK]
@@ -384,25 +421,12 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     cdef double memm[DMFT_BLOCK]
     cdef double* Up = Tcol
     cdef double* Um = Tcol + K * DMFT_BLOCK
-    cdef loss_fn dv = kp.loss.dv
     for b in range(DMFT_BLOCK):
         src[b] = D[j * S + c0 + b] * inv if b < nb else 0.0
         Up[(j + 1) * DMFT_BLOCK + b] = kp.kick
         Um[(j + 1) * DMFT_BLOCK + b] = -kp.kick
     for k in range(j + 1, K):
-        if kp.scale != NULL:
-            a = kp.a * kp.scale[k]
-            cs = 1.0 / (kp.scale[k] * kp.scale[k])
-        for b in range(DMFT_BLOCK):
-            gp[b] = 0.0
-            gm[b] = 0.0
-        for b in range(nb):
-            s_ = c0 + b
-            if kp.sel == NULL or kp.sel[k * S + s_] != 0:
-                ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
-                base = a * dv(a * ht, kp.y[s_], kp.loss.theta)
-                gp[b] = a * dv(a * (ht + Up[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
-                gm[b] = a * dv(a * (ht + Um[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
+        cs = _kick_row(kp, S, c0, nb, DMFT_BLOCK, k, Up + k * DMFT_BLOCK, Um + k * DMFT_BLOCK, gp, gm)
         if kp.scale == NULL:
             for b in range(DMFT_BLOCK):
                 xb[b] = src[b] * (gp[b] - gm[b])
@@ -428,6 +452,61 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
                                                 - dt * grad_scale * cs * gm[b] + dt2 * memm[b])
         for b in range(nb):
             clamped[0] += _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap) + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
+
+
+cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb,
+                             Py_ssize_t K, Py_ssize_t j, const double* nut, const double* MR, double dt,
+                             double grad_scale, double* U, double* mem, double* acc, double* stats,
+                             double* rowabs, Py_ssize_t* clamped) noexcept nogil:
+    """``_kick_column`` for a panel of ``nb <= DMFT_PANEL`` samples, rows in blocks of ``DMFT_ROWS``
+    grid points as in ``_panel_column``: given ``M_R`` the memory term of a deviation is linear in its
+    past, so the part of a block's rows ``r0 <= k < r1`` from the rows ``j < i < r0`` is one matrix
+    product for both deviations of all the panel's samples (``_block_memory`` on ``2 DMFT_PANEL``
+    columns), and only the triangle ``r0 <= i < k`` runs row by row, with the loss (``_kick_row``) and
+    the clamping. ``U`` (``K x 2 DMFT_PANEL``) holds the history, row ``i``: ``u+`` of the panel's
+    samples, then their ``u-``; ``mem`` (``DMFT_ROWS x 2 DMFT_PANEL``) the block's memory terms; the
+    deviations of samples beyond ``nb`` are zero. Agrees with ``_kick_column`` to rounding."""
+    cdef Py_ssize_t k, i, p, r0, r1
+    cdef double dt2 = dt * dt, inv = 0.5 / kp.kick, mr, a, f, cs
+    cdef double src[DMFT_PANEL]
+    cdef double dg[DMFT_PANEL]
+    cdef double g[2 * DMFT_PANEL]
+    cdef double tri[2 * DMFT_PANEL]
+    cdef double* row
+    cdef double* Uk
+    cdef const double* Ui
+    for p in range(DMFT_PANEL):
+        src[p] = D[j * S + c0 + p] * inv if p < nb else 0.0
+        U[(j + 1) * 2 * DMFT_PANEL + p] = kp.kick if p < nb else 0.0
+        U[(j + 1) * 2 * DMFT_PANEL + DMFT_PANEL + p] = -kp.kick if p < nb else 0.0
+    r0 = j + 1
+    while r0 < K:
+        r1 = min(r0 + DMFT_ROWS, K)
+        _block_memory(U, 2 * DMFT_PANEL, MR, K, j, r0, r1, mem)
+        for k in range(r0, r1):
+            Uk = U + k * 2 * DMFT_PANEL
+            cs = _kick_row(kp, S, c0, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
+            for p in range(DMFT_PANEL):
+                dg[p] = (g[p] - g[DMFT_PANEL + p]) * cs
+            _panel_contributions(src, dg, nb, k, K, acc, stats, rowabs)
+            if k == K - 1:
+                break
+            row = mem + (k - r0) * 2 * DMFT_PANEL
+            for p in range(2 * DMFT_PANEL):
+                tri[p] = row[p]
+            for i in range(r0, k):
+                mr = MR[k * K + i]
+                Ui = U + i * 2 * DMFT_PANEL
+                for p in range(2 * DMFT_PANEL):
+                    tri[p] += mr * Ui[p]
+            a = 1.0 - dt * nut[k]
+            f = dt * grad_scale * cs
+            for p in range(2 * DMFT_PANEL):
+                Uk[2 * DMFT_PANEL + p] = Uk[p] * a - f * g[p] + dt2 * tri[p]
+            for p in range(nb):
+                clamped[0] += (_clamp(&Uk[2 * DMFT_PANEL + p], kp.cap)
+                               + _clamp(&Uk[3 * DMFT_PANEL + p], kp.cap))
+        r0 = r1
 
 
 cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
@@ -719,14 +798,15 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     selection ``sel``, ``K x S`` uint8 or None, and the ``amplitude`` of ``march``) instead of the linear
     response ``T``: a sample near a hilltop of the loss (``d2v < 0``) has a linear response growing
     without bound, but its response to a finite kick saturates, so that the contributions keep a
-    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
+    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About three times the cost of the linear response
+    (docs/benchmarks.md, "The kicked response"). A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times it had to be set back.
 
     ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``)
-    or ``"recursion"`` (``_response_column``, the reference); the two agree to rounding. The kicked
-    response always runs as the recursion (its loss is evaluated row by row). ``n_lanes`` applies to
-    the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
+    or ``"recursion"`` (``_response_column``, the reference); the two agree to rounding. The same for
+    the kicked response: ``_kick_panel`` (blocked) or ``_kick_column`` (recursion). ``n_lanes`` applies
+    to the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
     only the kicked response needs it, the linear one is exact on that ``D`` as it is."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
@@ -760,9 +840,10 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
             kp.scale = &sc_v[0]
     if method not in RESPONSE_METHODS:
         raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
-    cdef bint blocked = method == "blocked" and kick == 0
+    cdef bint blocked = method == "blocked"
     cdef Py_ssize_t unit = DMFT_PANEL if blocked else DMFT_BLOCK
-    cdef Py_ssize_t width = (K + DMFT_ROWS) * DMFT_PANEL if blocked else (2 if kick > 0 else 1) * K * DMFT_BLOCK
+    cdef Py_ssize_t n_dev = 2 if kick > 0 else 1       # histories per sample: T, or the deviations u+ and u-
+    cdef Py_ssize_t width = (K + DMFT_ROWS) * n_dev * DMFT_PANEL if blocked else n_dev * K * DMFT_BLOCK
     cdef int nt = effective_n_threads(n_threads)
     cdef Py_ssize_t n_blocks = (S + unit - 1) // unit
     # partial sums: one per panel (blocked pass), or per lane of blocks
@@ -802,9 +883,15 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         memset(&acc[blk, 0], 0, K * sizeof(double))
                         if stats:
                             memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
-                        _panel_column(&D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K, j,
-                                      &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL, &acc[blk, 0],
-                                      &st[blk, 0, 0] if stats else NULL, &ROW[blk, 0, 0] if stats else NULL)
+                        if kick > 0:
+                            _kick_panel(&kp, &D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K,
+                                        j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + 2 * K * DMFT_PANEL,
+                                        &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                                        &ROW[blk, 0, 0] if stats else NULL, &clamp_n[blk])
+                        else:
+                            _panel_column(&D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K, j,
+                                          &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL, &acc[blk, 0],
+                                          &st[blk, 0, 0] if stats else NULL, &ROW[blk, 0, 0] if stats else NULL)
                 for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
                     if stats:

@@ -357,6 +357,7 @@ cdef struct KickPaths:
     double a                 # amplitude: the loss's argument is a h~
     double kick, cap         # kick size; bound on a kicked deviation |u|
     const double* scale      # K: march's B_k (project: loss argument a B_k h~, gradient factor 1/B_k^2), or NULL
+    const double* base       # K x S: a dv(a h~) of the selected samples (_kick_base)
 
 
 cdef inline int _clamp(double* u, double cap) noexcept nogil:
@@ -367,30 +368,61 @@ cdef inline int _clamp(double* u, double cap) noexcept nogil:
     return 1
 
 
+cdef inline double _kick_amplitude(const KickPaths* kp, Py_ssize_t k, double* cs) noexcept nogil:
+    """The amplitude of grid step ``k``'s loss, ``kp.a`` (times ``B_k`` with ``kp.scale``); ``cs[0]``:
+    the factor of that loss, ``1 / B_k^2`` with ``kp.scale``, else 1."""
+    if kp.scale == NULL:
+        cs[0] = 1.0
+        return kp.a
+    cs[0] = 1.0 / (kp.scale[k] * kp.scale[k])
+    return kp.a * kp.scale[k]
+
+
+cdef void _kick_base(const KickPaths* kp, Py_ssize_t K, Py_ssize_t S, double* base) noexcept nogil:
+    """``base[k, s] = a dv(a h~_k)`` (``K x S``; ``a`` of ``_kick_amplitude``) for the samples selected at
+    ``k`` (0 for the others): the unkicked derivative, the same for every column of the kicked pass."""
+    cdef Py_ssize_t k, s_
+    cdef double a, cs, ht
+    cdef loss_fn dv = kp.loss.dv
+    for k in range(K):
+        a = _kick_amplitude(kp, k, &cs)
+        for s_ in range(S):
+            base[k * S + s_] = 0.0
+            if kp.sel == NULL or kp.sel[k * S + s_] != 0:
+                ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
+                base[k * S + s_] = a * dv(a * ht, kp.y[s_], kp.loss.theta)
+
+
 cdef inline double _kick_row(const KickPaths* kp, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t width,
                              Py_ssize_t k, const double* up, const double* um, double* gp,
                              double* gm) noexcept nogil:
-    """The loss at grid step ``k`` on the kicked paths of samples ``c0 .. c0+nb-1`` with deviations
-    ``up[b]``, ``um[b]``: ``gp[b] = a dv(a (h~_k + up[b])) - a dv(a h~_k)`` and ``gm[b]`` alike, with
-    ``a`` the amplitude of step ``k`` (``kp.a``, times ``B_k`` with ``kp.scale``); 0 for a sample not
-    selected at ``k`` and for ``nb <= b < width``. Returns the factor of step ``k``'s loss, ``1 / B_k^2``
-    with ``kp.scale``, else 1."""
-    cdef Py_ssize_t b, s_
-    cdef double a = kp.a, cs = 1.0, ht, base
+    """The loss at grid step ``k`` on the kicked paths of samples ``c0 .. c0+nb-1`` (``nb <= DMFT_PANEL``)
+    with deviations ``up[b]``, ``um[b]``: ``gp[b] = a dv(a (h~_k + up[b])) - a dv(a h~_k)`` (the second
+    term from ``kp.base``) and ``gm[b]`` alike, ``a`` of ``_kick_amplitude``; 0 for a sample not selected
+    at ``k`` and for ``nb <= b < width``. The selected samples are listed first, so that the loop over
+    them does not branch on the selection. Returns the factor ``cs`` of step ``k``'s loss."""
+    cdef Py_ssize_t b, i, n = 0
+    cdef Py_ssize_t idx[DMFT_PANEL]
+    cdef double cs, ht
+    cdef double a = _kick_amplitude(kp, k, &cs), m = kp.m[k]
+    cdef const double* H = kp.H + k * S + c0
+    cdef const double* h0 = kp.h0 + c0
+    cdef const double* y = kp.y + c0
+    cdef const double* base = kp.base + k * S + c0
+    cdef const double* theta = kp.loss.theta
+    cdef const unsigned char* sel = NULL if kp.sel == NULL else kp.sel + k * S + c0
     cdef loss_fn dv = kp.loss.dv
-    if kp.scale != NULL:
-        a = kp.a * kp.scale[k]
-        cs = 1.0 / (kp.scale[k] * kp.scale[k])
     for b in range(width):
         gp[b] = 0.0
         gm[b] = 0.0
     for b in range(nb):
-        s_ = c0 + b
-        if kp.sel == NULL or kp.sel[k * S + s_] != 0:
-            ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
-            base = a * dv(a * ht, kp.y[s_], kp.loss.theta)
-            gp[b] = a * dv(a * (ht + up[b]), kp.y[s_], kp.loss.theta) - base
-            gm[b] = a * dv(a * (ht + um[b]), kp.y[s_], kp.loss.theta) - base
+        idx[n] = b
+        n += <Py_ssize_t>(sel == NULL or sel[b] != 0)
+    for i in range(n):
+        b = idx[i]
+        ht = H[b] + h0[b] * m
+        gp[b] = a * dv(a * (ht + up[b]), y[b], theta) - base[b]
+        gm[b] = a * dv(a * (ht + um[b]), y[b], theta) - base[b]
     return cs
 
 
@@ -816,6 +848,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef const double[::1] h0_v, y_v, m_v
     cdef const unsigned char[:, ::1] sel_v
     cdef const double[::1] sc_v
+    cdef double[:, ::1] base_v
     if not kick >= 0:
         raise ValueError(f"kick: {kick!r} is not allowed; allowed: 0 (linear response) or a positive kick")
     if kick > 0:
@@ -838,6 +871,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                 raise ValueError(f"project_scale: shape {scale_v.shape} does not match D's {K} grid points")
             sc_v = scale_v
             kp.scale = &sc_v[0]
+        base_a = np.empty((K, S))
+        base_v = base_a
+        kp.base = &base_v[0, 0]
+        with nogil:
+            _kick_base(&kp, K, S, &base_v[0, 0])
     if method not in RESPONSE_METHODS:
         raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
     cdef bint blocked = method == "blocked"

@@ -63,7 +63,7 @@ recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16
 start its own threads inside a ``dgemm`` call of this size; ``response`` limits it to one thread
 (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x DMFT_PANEL`` doubles per thread
 (blocked; twice that kicked), ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``,
-``g``, ``D`` are ``3 K S`` doubles.
+``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a dv(a h~)`` (``K S``, ``_kick_base``).
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` or
 ``DMFT_BLOCK`` for the response) and the row blocks of a column depend on the column only; partial

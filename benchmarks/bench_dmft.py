@@ -36,7 +36,7 @@ recursion (the reference) and the linear response pass, alternately in the same 
 repetitions. ``--psgd``: one whole solve of that case at ``dt = lr = 0.025`` (the command of
 docs/validation.md 7g, one replica) with the blocked kicked pass and with the recursion, same random
 numbers: wall time split into the march, the response pass and the rest, iterations, and the largest
-difference of the two ``m(t)``.
+difference of the two ``m(t)``; then the kicked pass alone, both methods, at the windows' sizes.
 
 ``--windows``: whole solves to ``tol = 1e-8`` on phase retrieval (alpha = 3, m0 = 0.2), the whole
 horizon at once (the reference, same run) against horizon windows (``window = 1``): iterations,
@@ -44,6 +44,7 @@ wall time and their ratio (docs/dmft.md, "Horizon windows").
 """
 import argparse
 import functools
+import math
 import resource
 import sys
 import time
@@ -246,6 +247,22 @@ def psgd_solve(nt):
               f"{total - spent['march'] - spent['response']:>8.1f} {ds.attrs['iterations']:>4} "
               f"{ds.attrs['status']:>10}", flush=True)
     print(f"max |dm| between the two: {float(np.abs(runs[0].magnetization - runs[1].magnetization).max()):.1e}")
+    print("the kicked pass alone at the windows' sizes, on the paths of one march (M_R = 0.01), best of 2:")
+    print(f"{'K':>5} {'blocked s':>10} {'recursion s':>12} {'speed-up':>9}")
+    for K in range(41, runs[0].sizes["time"] + 1, 40):
+        sp = dmft.DMFTSpec.from_flat(**{**PSGD_HARD, "t_max": PSGD_HARD["dt"] * (K - 1), "window": None})
+        samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
+        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
+        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+        kw = dict(kick=0.1, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
+                  sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"], n_threads=nt, stats=True)
+        seconds = {}
+        for method in ("blocked", "recursion") * 2:
+            t0 = time.perf_counter()
+            kd.response(out["D"], nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, method=method, **kw)
+            seconds[method] = min(seconds.get(method, math.inf), time.perf_counter() - t0)
+        print(f"{K:>5} {seconds['blocked']:>10.3f} {seconds['recursion']:>12.3f} "
+              f"{seconds['recursion'] / seconds['blocked']:>8.2f}x", flush=True)
 
 
 def best(f, reps):

@@ -825,12 +825,12 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     (length ``K``; NaN for the first row). A small ``ess`` means that ``M_R`` rests on a few samples:
     a heavy-tailed response, whose mean the solve at this ``S`` has not resolved.
 
-    ``kick > 0``: the finite-difference response of ``_kick_column`` (kicks of ``h`` by
+    ``kick > 0``: the finite-difference response of ``_kick_panel`` (``_kick_column``) (kicks of ``h`` by
     ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, labels ``y``, ``m``, the
     selection ``sel``, ``K x S`` uint8 or None, and the ``amplitude`` of ``march``) instead of the linear
     response ``T``: a sample near a hilltop of the loss (``d2v < 0``) has a linear response growing
     without bound, but its response to a finite kick saturates, so that the contributions keep a
-    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About three times the cost of the linear response
+    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.2 times the cost of the linear response
     (docs/benchmarks.md, "The kicked response"). A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times it had to be set back.

@@ -55,7 +55,10 @@ part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="bloc
 ``DMFT_ROWS``: the memory term of a row block from the rows before it is one matrix product
 (``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
 triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. Given ``M_R`` the memory term of a kicked deviation is linear in its past too, so the
+recursion. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j``
+(its ``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of
+column ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell``
+the pass does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its past too, so the
 kicked response is blocked the same way (``_kick_panel``: both deviations of a panel's samples in one
 matrix product per row block; the loss and the clamping row by row inside the block). The plain
 recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16 samples at once, each
@@ -65,8 +68,9 @@ start its own threads inside a ``dgemm`` call of this size; ``response`` limits 
 (blocked; twice that kicked), ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``,
 ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a dv(a h~)`` (``K S``, ``_kick_base``).
 
-Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` or
-``DMFT_BLOCK`` for the response) and the row blocks of a column depend on the column only; partial
+Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
+samples with ``D(t_j) != 0`` or ``DMFT_BLOCK`` for the response) and the panels and row blocks of a
+column depend on the column only; partial
 sums are kept per chunk (march), per panel (blocked response) or per lane of blocks (recursion,
 ``n_lanes`` lanes, block ``b`` in lane ``b mod n_lanes``) and added in a fixed order, so results are
 bitwise the same for any number of threads.
@@ -281,10 +285,11 @@ cdef inline void _block_memory(const double* T, int width, const double* MR, Py_
         memset(mem, 0, n_r * width * sizeof(double))
 
 
-cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
+cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t K,
                                Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                                double* T, double* mem, double* acc, double* stats, double* rowabs) noexcept nogil:
-    """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples, rows in blocks of ``DMFT_ROWS``
+    """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
+    the ``K x S`` ``D``), rows in blocks of ``DMFT_ROWS``
     grid points: for the rows ``r0 <= k < r1`` of a block, the memory term's part from the rows
     ``j < i < r0`` of the history, ``M_R[r0:r1, j+1:r0] T[j+1:r0, :]``, is one matrix product (``dgemm``,
     ``DMFT_ROWS x (r0 - j - 1)`` by ``(r0 - j - 1) x DMFT_PANEL``), and the part from ``r0 <= i < k``
@@ -300,7 +305,7 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_
     cdef double* Tk
     cdef const double* Ti
     for p in range(DMFT_PANEL):
-        T[(j + 1) * DMFT_PANEL + p] = D[j * S + c0 + p] if p < nb else 0.0
+        T[(j + 1) * DMFT_PANEL + p] = D[j * S + idx[p]] if p < nb else 0.0
     r0 = j + 1
     while r0 < K:
         r1 = min(r0 + DMFT_ROWS, K)
@@ -309,8 +314,8 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_
             row = mem + (k - r0) * DMFT_PANEL
             Tk = T + k * DMFT_PANEL
             for p in range(DMFT_PANEL):
-                db[p] = D[k * S + c0 + p] if p < nb else 0.0
-            _panel_contributions(db, Tk, nb, k, K, acc, stats, rowabs)
+                db[p] = D[k * S + idx[p]] if p < nb else 0.0
+            _panel_contributions(db, Tk, idx, nb, k, K, S, acc, stats, rowabs)
             if k == K - 1:
                 break
             for p in range(DMFT_PANEL):
@@ -326,10 +331,11 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_
         r0 = r1
 
 
-cdef inline void _panel_contributions(const double* db, const double* Tk, Py_ssize_t nb, Py_ssize_t k,
-                                      Py_ssize_t K, double* acc, double* stats, double* rowabs) noexcept nogil:
-    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples to entry ``k`` of a
-    column (``rowabs``: the panel's ``K x DMFT_PANEL`` accumulator of ``|x_p|``)."""
+cdef inline void _panel_contributions(const double* db, const double* Tk, const Py_ssize_t* idx, Py_ssize_t nb,
+                                      Py_ssize_t k, Py_ssize_t K, Py_ssize_t S, double* acc, double* stats,
+                                      double* rowabs) noexcept nogil:
+    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples ``idx[p]`` to entry ``k``
+    of a column (``rowabs``: the ``K x S`` accumulator of ``|x_p|``, sample by sample)."""
     cdef Py_ssize_t p
     cdef double tot = 0.0, ta = 0.0, tq = 0.0, x, a
     for p in range(DMFT_PANEL):
@@ -341,7 +347,7 @@ cdef inline void _panel_contributions(const double* db, const double* Tk, Py_ssi
             a = fabs(x)
             ta = ta + a
             tq = tq + a * a
-            rowabs[k * DMFT_PANEL + p] += a
+            rowabs[k * S + idx[p]] += a
         stats[k] += ta
         stats[K + k] += tq
 
@@ -393,36 +399,35 @@ cdef void _kick_base(const KickPaths* kp, Py_ssize_t K, Py_ssize_t S, double* ba
                 base[k * S + s_] = a * dv(a * ht, kp.y[s_], kp.loss.theta)
 
 
-cdef inline double _kick_row(const KickPaths* kp, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t width,
+cdef inline double _kick_row(const KickPaths* kp, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t width,
                              Py_ssize_t k, const double* up, const double* um, double* gp,
                              double* gm) noexcept nogil:
-    """The loss at grid step ``k`` on the kicked paths of samples ``c0 .. c0+nb-1`` (``nb <= DMFT_PANEL``)
+    """The loss at grid step ``k`` on the kicked paths of samples ``idx[0 .. nb-1]`` (``nb <= DMFT_PANEL``)
     with deviations ``up[b]``, ``um[b]``: ``gp[b] = a dv(a (h~_k + up[b])) - a dv(a h~_k)`` (the second
     term from ``kp.base``) and ``gm[b]`` alike, ``a`` of ``_kick_amplitude``; 0 for a sample not selected
     at ``k`` and for ``nb <= b < width``. The selected samples are listed first, so that the loop over
     them does not branch on the selection. Returns the factor ``cs`` of step ``k``'s loss."""
-    cdef Py_ssize_t b, i, n = 0
-    cdef Py_ssize_t idx[DMFT_PANEL]
+    cdef Py_ssize_t b, i, s_, n = 0
+    cdef Py_ssize_t on[DMFT_PANEL]
     cdef double cs, ht
     cdef double a = _kick_amplitude(kp, k, &cs), m = kp.m[k]
-    cdef const double* H = kp.H + k * S + c0
-    cdef const double* h0 = kp.h0 + c0
-    cdef const double* y = kp.y + c0
-    cdef const double* base = kp.base + k * S + c0
+    cdef const double* H = kp.H + k * S
+    cdef const double* base = kp.base + k * S
     cdef const double* theta = kp.loss.theta
-    cdef const unsigned char* sel = NULL if kp.sel == NULL else kp.sel + k * S + c0
+    cdef const unsigned char* sel = NULL if kp.sel == NULL else kp.sel + k * S
     cdef loss_fn dv = kp.loss.dv
     for b in range(width):
         gp[b] = 0.0
         gm[b] = 0.0
     for b in range(nb):
-        idx[n] = b
-        n += <Py_ssize_t>(sel == NULL or sel[b] != 0)
+        on[n] = b
+        n += <Py_ssize_t>(sel == NULL or sel[idx[b]] != 0)
     for i in range(n):
-        b = idx[i]
-        ht = H[b] + h0[b] * m
-        gp[b] = a * dv(a * (ht + up[b]), y[b], theta) - base[b]
-        gm[b] = a * dv(a * (ht + um[b]), y[b], theta) - base[b]
+        b = on[i]
+        s_ = idx[b]
+        ht = H[s_] + kp.h0[s_] * m
+        gp[b] = a * dv(a * (ht + up[b]), kp.y[s_], theta) - base[s_]
+        gm[b] = a * dv(a * (ht + um[b]), kp.y[s_], theta) - base[s_]
     return cs
 
 
@@ -439,7 +444,8 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     derivative in ``h`` of the sample's loss, ``a dv(a h~)`` with the amplitude ``kp.a``. A deviation that
     leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
-    ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
+    ``clamped[0]`` if the sample contributes (``D_j != 0``; the others are set back uncounted, so that
+    their zero contributions stay finite). ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
     march's ``project``) step ``k``'s loss is ``v(B_k a h~) / B_k^2``: amplitude ``a B_k`` and the
     differences of ``dv`` times ``1 / B_k^2`` (``_kick_row``). The reference of ``_kick_panel``."""
     cdef Py_ssize_t k, b
@@ -453,12 +459,14 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     cdef double memm[DMFT_BLOCK]
     cdef double* Up = Tcol
     cdef double* Um = Tcol + K * DMFT_BLOCK
+    cdef Py_ssize_t idx[DMFT_BLOCK]
     for b in range(DMFT_BLOCK):
+        idx[b] = c0 + b
         src[b] = D[j * S + c0 + b] * inv if b < nb else 0.0
         Up[(j + 1) * DMFT_BLOCK + b] = kp.kick
         Um[(j + 1) * DMFT_BLOCK + b] = -kp.kick
     for k in range(j + 1, K):
-        cs = _kick_row(kp, S, c0, nb, DMFT_BLOCK, k, Up + k * DMFT_BLOCK, Um + k * DMFT_BLOCK, gp, gm)
+        cs = _kick_row(kp, S, idx, nb, DMFT_BLOCK, k, Up + k * DMFT_BLOCK, Um + k * DMFT_BLOCK, gp, gm)
         if kp.scale == NULL:
             for b in range(DMFT_BLOCK):
                 xb[b] = src[b] * (gp[b] - gm[b])
@@ -483,14 +491,19 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
                 Um[(k + 1) * DMFT_BLOCK + b] = (Um[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k])
                                                 - dt * grad_scale * cs * gm[b] + dt2 * memm[b])
         for b in range(nb):
-            clamped[0] += _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap) + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
+            if src[b] != 0:
+                clamped[0] += (_clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap)
+                               + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap))
+            else:
+                _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap)
+                _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
 
 
-cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb,
+cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb,
                              Py_ssize_t K, Py_ssize_t j, const double* nut, const double* MR, double dt,
                              double grad_scale, double* U, double* mem, double* acc, double* stats,
                              double* rowabs, Py_ssize_t* clamped) noexcept nogil:
-    """``_kick_column`` for a panel of ``nb <= DMFT_PANEL`` samples, rows in blocks of ``DMFT_ROWS``
+    """``_kick_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]``, rows in blocks of ``DMFT_ROWS``
     grid points as in ``_panel_column``: given ``M_R`` the memory term of a deviation is linear in its
     past, so the part of a block's rows ``r0 <= k < r1`` from the rows ``j < i < r0`` is one matrix
     product for both deviations of all the panel's samples (``_block_memory`` on ``2 DMFT_PANEL``
@@ -508,7 +521,7 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
     cdef double* Uk
     cdef const double* Ui
     for p in range(DMFT_PANEL):
-        src[p] = D[j * S + c0 + p] * inv if p < nb else 0.0
+        src[p] = D[j * S + idx[p]] * inv if p < nb else 0.0
         U[(j + 1) * 2 * DMFT_PANEL + p] = kp.kick if p < nb else 0.0
         U[(j + 1) * 2 * DMFT_PANEL + DMFT_PANEL + p] = -kp.kick if p < nb else 0.0
     r0 = j + 1
@@ -517,10 +530,10 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
         _block_memory(U, 2 * DMFT_PANEL, MR, K, j, r0, r1, mem)
         for k in range(r0, r1):
             Uk = U + k * 2 * DMFT_PANEL
-            cs = _kick_row(kp, S, c0, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
+            cs = _kick_row(kp, S, idx, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
             for p in range(DMFT_PANEL):
                 dg[p] = (g[p] - g[DMFT_PANEL + p]) * cs
-            _panel_contributions(src, dg, nb, k, K, acc, stats, rowabs)
+            _panel_contributions(src, dg, idx, nb, k, K, S, acc, stats, rowabs)
             if k == K - 1:
                 break
             row = mem + (k - r0) * 2 * DMFT_PANEL
@@ -833,10 +846,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.2 times the cost of the linear response
     (docs/benchmarks.md, "The kicked response"). A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
-    receives how many times it had to be set back.
+    receives how many times a deviation of a sample that contributes (``D(t') != 0``) had to be set back.
 
-    ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``)
-    or ``"recursion"`` (``_response_column``, the reference); the two agree to rounding. The same for
+    ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``,
+    for the samples with ``D(t') != 0`` of each column ``t'``) or ``"recursion"`` (``_response_column``,
+    the reference, every sample); the two agree to rounding. The same for
     the kicked response: ``_kick_panel`` (blocked) or ``_kick_column`` (recursion). ``n_lanes`` applies
     to the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
     only the kicked response needs it, the linear one is exact on that ``D`` as it is."""
@@ -896,7 +910,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     st_a = np.zeros((nl if stats else 1, 2, K if stats else 1))
     SE_a = np.full((K, K), np.nan) if stats else None
     ESS_a = np.full((K, K), np.nan) if stats else None
-    ROW_a = np.zeros((n_blocks if stats else 1, K if stats else 1, unit))
+    # |x| per sample and row: K x S (blocked: panels gather different samples column by column), or per block
+    ROW_a = np.zeros((1 if blocked else n_blocks, K, S if blocked else unit)) if stats else np.zeros((1, 1, 1))
+    act_a = np.empty(S if blocked else 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] act = act_a
+    cdef Py_ssize_t n_act, n_sum = nl, s_
     cdef double[:, ::1] MR = MR_a, acc = acc_a
     cdef double[:, :, ::1] st = st_a
     cdef double[:, ::1] SE, ESS
@@ -915,21 +933,29 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                 if ab[0] != 0:
                     break
                 if blocked:
+                    # the samples with D(t_j) != 0, in sample order: the others contribute 0 to the column
+                    n_act = 0
+                    for s_ in range(S):
+                        if D[j, s_] != 0:
+                            act[n_act] = s_
+                            n_act = n_act + 1
+                    n_sum = (n_act + DMFT_PANEL - 1) // DMFT_PANEL
                     # panels in any order on any thread (the scratch is the thread's, the sums the panel's)
-                    for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+                    for blk in prange(n_sum, num_threads=nt, schedule="dynamic"):
                         own = scratch + threadid() * width
                         memset(&acc[blk, 0], 0, K * sizeof(double))
                         if stats:
                             memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
                         if kick > 0:
-                            _kick_panel(&kp, &D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K,
-                                        j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + 2 * K * DMFT_PANEL,
+                            _kick_panel(&kp, &D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
+                                        K, j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + 2 * K * DMFT_PANEL,
                                         &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
-                                        &ROW[blk, 0, 0] if stats else NULL, &clamp_n[blk])
+                                        &ROW[0, 0, 0] if stats else NULL, &clamp_n[blk])
                         else:
-                            _panel_column(&D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K, j,
-                                          &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL, &acc[blk, 0],
-                                          &st[blk, 0, 0] if stats else NULL, &ROW[blk, 0, 0] if stats else NULL)
+                            _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
+                                          K, j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL,
+                                          &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                                          &ROW[0, 0, 0] if stats else NULL)
                 for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
                     if stats:
@@ -949,13 +975,13 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         blk = blk + nl
                 for k in range(j + 1, K):
                     x = 0.0
-                    for lane in range(nl):
+                    for lane in range(n_sum):
                         x = x + acc[lane, k]
                     MR[k, j] = scale * x
                     if stats:
                         xa = 0.0
                         xq = 0.0
-                        for lane in range(nl):
+                        for lane in range(n_sum):
                             xa = xa + st[lane, 0, k]
                             xq = xq + st[lane, 1, k]
                         if xq > 0:

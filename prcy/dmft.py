@@ -64,8 +64,8 @@ VARIABLES = {
     "test_error": dict(long_name="generalization error (formula of the problem from m and C(t, t))", units="1"),
     "residual": dict(long_name="fixed-point residual of the iteration", units="1"),
     "damping_used": dict(long_name="damping applied after the iteration", units="1"),
-    "response_clamped": dict(long_name="kicked deviations set back to |u| <= KICK_CAP in the iteration's response "
-                                       "pass (response_kick > 0)", units="1"),
+    "response_clamped": dict(long_name="kicked deviations (of samples with D(t') != 0) set back to |u| <= KICK_CAP "
+                                       "in the iteration's response pass (response_kick > 0)", units="1"),
     "magnetization_iterates": dict(long_name="m(t) after each iteration (NaN beyond its horizon window)", units="1"),
     "window_end": dict(long_name="end of the horizon window the iteration solved for (solver.window)", units="steps * lr"),
     "iteration_seconds": dict(long_name="wall time of the iteration (march and response pass over its horizon "

@@ -843,7 +843,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     selection ``sel``, ``K x S`` uint8 or None, and the ``amplitude`` of ``march``) instead of the linear
     response ``T``: a sample near a hilltop of the loss (``d2v < 0``) has a linear response growing
     without bound, but its response to a finite kick saturates, so that the contributions keep a
-    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.2 times the cost of the linear response
+    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About twice the cost of the linear response
     (docs/benchmarks.md, "The kicked response"). A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
     receives how many times a deviation of a sample that contributes (``D(t') != 0``) had to be set back.

@@ -55,25 +55,25 @@ part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="bloc
 ``DMFT_ROWS``: the memory term of a row block from the rows before it is one matrix product
 (``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
 triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j``
-(its ``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of
-column ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell``
-the pass does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its past too, so the
-kicked response is blocked the same way (``_kick_panel``: both deviations of a panel's samples in one
-matrix product per row block; the loss and the clamping row by row inside the block). The plain
-recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16 samples at once, each
-``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's OpenBLAS (pthreads) would
-start its own threads inside a ``dgemm`` call of this size; ``response`` limits it to one thread
-(``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x DMFT_PANEL`` doubles per thread
-(blocked; twice that kicked), ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``,
-``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a dv(a h~)`` (``K S``, ``_kick_base``).
+recursion. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
+``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
+``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
+does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its
+past too, so the kicked response is blocked the same way (``_kick_panel``: both deviations of a
+panel's samples in one matrix product per row block; the loss and the clamping row by row inside the
+block). The plain recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16
+samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's
+OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response``
+limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x
+DMFT_PANEL`` doubles per thread (blocked; twice that kicked), ``K x 16`` per lane (recursion; twice
+that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
+dv(a h~)`` (``K S``, ``_kick_base``).
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
 samples with ``D(t_j) != 0`` or ``DMFT_BLOCK`` for the response) and the panels and row blocks of a
-column depend on the column only; partial
-sums are kept per chunk (march), per panel (blocked response) or per lane of blocks (recursion,
-``n_lanes`` lanes, block ``b`` in lane ``b mod n_lanes``) and added in a fixed order, so results are
-bitwise the same for any number of threads.
+column depend on the column only; partial sums are kept per chunk (march), per panel (blocked
+response) or per lane of blocks (recursion, ``n_lanes`` lanes, block ``b`` in lane ``b mod
+n_lanes``) and added in a fixed order, so results are bitwise the same for any number of threads.
 
 Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no errors are raised):
 

@@ -7,6 +7,8 @@
     python benchmarks/bench_dmft.py --yardstick  # only: GD phase retrieval K = 401, S = 4000 against a GEMM (~1 min)
     python benchmarks/bench_dmft.py --large      # only: the same at K = 1001, S = 10^4, peak memory (~3 min)
     python benchmarks/bench_dmft.py --passes     # only: validation fixed points, blocked pass vs recursion
+    python benchmarks/bench_dmft.py --kicked     # only: the kicked pass, blocked vs recursion, K = 201, 401 (~2 min)
+    python benchmarks/bench_dmft.py --psgd       # only: one P-SGD solve (7g) split into march and response (~1 min)
 
 Problem: the linear model with a ridge (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
@@ -27,12 +29,22 @@ response recursion's ``K^3 S / 3`` flops on the same threads, measured alternate
 (ratio = GEMM seconds / iteration seconds: 1.0 is "as fast as a dense matrix product of that size");
 ``--yardstick`` also times the iteration with the old response pass (``method="recursion"``).
 
+``--kicked``: the kicked response pass (``response_kick = 0.1``) of persistent SGD in the hard regime
+(docs/validation.md 7g: alpha = 3, m0 = 0.2, ell = 0.5, tau = 1, ``--chain steps``, ``--sphere
+projection``, ``dt = lr = 5 / (K - 1)``) on the paths of one march, S = 4000: the blocked pass against the
+recursion (the reference) and the linear response pass, alternately in the same run, best of the
+repetitions. ``--psgd``: one whole solve of that case at ``dt = lr = 0.025`` (the command of
+docs/validation.md 7g, one replica) with the blocked kicked pass and with the recursion, same random
+numbers: wall time split into the march, the response pass and the rest, iterations, and the largest
+difference of the two ``m(t)``; then the kicked pass alone, both methods, at the windows' sizes.
+
 ``--windows``: whole solves to ``tol = 1e-8`` on phase retrieval (alpha = 3, m0 = 0.2), the whole
 horizon at once (the reference, same run) against horizon windows (``window = 1``): iterations,
 wall time and their ratio (docs/dmft.md, "Horizon windows").
 """
 import argparse
 import functools
+import math
 import resource
 import sys
 import time
@@ -174,6 +186,85 @@ def passes(nt):
               f"{b.attrs['iterations']:>4} {tb:>7.1f} {dm:>9.1e} {dmr:>20.1e}", flush=True)
 
 
+def kicked_pass(nt, cases, reps):
+    """The kicked response pass of P-SGD in the hard regime (module docstring), blocked against the
+    recursion and against the linear pass on the same paths, timed alternately (best of ``reps``)."""
+    print(f"kicked response pass (kick 0.1), P-SGD hard regime, {nt} threads, best of {reps}")
+    print(f"{'K':>5} {'S':>6} {'blocked s':>10} {'recursion s':>12} {'speed-up':>9} {'linear s':>9} {'kicked/linear':>14}")
+    for K, S in cases:
+        sp = dmft.DMFTSpec.from_flat(alpha=3.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0,
+                                     chain="steps", sphere="projection", response_kick=0.1, dt=5.0 / (K - 1),
+                                     lr=5.0 / (K - 1), t_max=5.0, samples=S)
+        samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
+        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
+        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+        kw = dict(kick=0.1, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
+                  sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"])
+
+        def seconds(**extra):
+            t0 = time.perf_counter()
+            kd.response(out["D"], nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, n_threads=nt, stats=True, **extra)
+            return time.perf_counter() - t0
+        runs = [(seconds(**kw), seconds(**kw, method="recursion"), seconds()) for _ in range(reps)]
+        blocked, recursion, linear = (min(r[i] for r in runs) for i in range(3))
+        print(f"{K:>5} {S:>6} {blocked:>10.3f} {recursion:>12.3f} {recursion / blocked:>8.2f}x {linear:>9.3f} "
+              f"{blocked / linear:>13.2f}x", flush=True)
+
+
+PSGD_HARD = dict(alpha=3.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0, chain="steps",
+                 sphere="projection", response_kick=0.1, dt=0.025, lr=0.025, t_max=5.0, samples=4000, window=1.0,
+                 tol=1e-6, max_iter=150)
+
+
+def psgd_solve(nt):
+    """One solve of ``PSGD_HARD`` with each response method, its wall time split by wrapping the march
+    (``prcy.dmft._march``) and the response pass (``prcy.kernels.dmft.response``)."""
+    print(f"P-SGD hard regime (docs/validation.md 7g), one replica, {nt} threads: wall time split")
+    print(f"{'method':<10} {'total s':>8} {'march s':>8} {'resp s':>8} {'other s':>8} {'it':>4} {'status':>10}")
+    real_march, real_response = dmft._march, kd.response
+    runs = []
+    for method in ("blocked", "recursion"):
+        spent = {"march": 0.0, "response": 0.0}
+
+        def timed(name, f):
+            def wrapper(*args, **kw):
+                t0 = time.perf_counter()
+                try:
+                    return f(*args, **kw)
+                finally:
+                    spent[name] += time.perf_counter() - t0
+            return wrapper
+        dmft._march = timed("march", real_march)
+        kd.response = timed("response", functools.partial(real_response, method=method))
+        try:
+            t0 = time.perf_counter()
+            ds = dmft.solve(**PSGD_HARD, threads=nt)
+            total = time.perf_counter() - t0
+        finally:
+            dmft._march, kd.response = real_march, real_response
+        runs.append(ds)
+        print(f"{method:<10} {total:>8.1f} {spent['march']:>8.1f} {spent['response']:>8.1f} "
+              f"{total - spent['march'] - spent['response']:>8.1f} {ds.attrs['iterations']:>4} "
+              f"{ds.attrs['status']:>10}", flush=True)
+    print(f"max |dm| between the two: {float(np.abs(runs[0].magnetization - runs[1].magnetization).max()):.1e}")
+    print("the kicked pass alone at the windows' sizes, on the paths of one march (M_R = 0.01), best of 2:")
+    print(f"{'K':>5} {'blocked s':>10} {'recursion s':>12} {'speed-up':>9}")
+    for K in range(41, runs[0].sizes["time"] + 1, 40):
+        sp = dmft.DMFTSpec.from_flat(**{**PSGD_HARD, "t_max": PSGD_HARD["dt"] * (K - 1), "window": None})
+        samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
+        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
+        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+        kw = dict(kick=0.1, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
+                  sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"], n_threads=nt, stats=True)
+        seconds = {}
+        for method in ("blocked", "recursion") * 2:
+            t0 = time.perf_counter()
+            kd.response(out["D"], nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, method=method, **kw)
+            seconds[method] = min(seconds.get(method, math.inf), time.perf_counter() - t0)
+        print(f"{K:>5} {seconds['blocked']:>10.3f} {seconds['recursion']:>12.3f} "
+              f"{seconds['recursion'] / seconds['blocked']:>8.2f}x", flush=True)
+
+
 def best(f, reps):
     return min((f() for _ in range(reps)), key=lambda r: r[0] if isinstance(r, tuple) else r)
 
@@ -213,8 +304,18 @@ def main():
     ap.add_argument("--large", action="store_true", help="only: the yardstick at K = 1001, S = 10^4 (peak memory)")
     ap.add_argument("--passes", action="store_true", help="only: validation fixed points, blocked response pass "
                                                           "vs the recursion (~10 min)")
+    ap.add_argument("--kicked", action="store_true", help="only: the kicked response pass, blocked vs the "
+                                                          "recursion (P-SGD, K = 201 and 401, S = 4000)")
+    ap.add_argument("--psgd", action="store_true", help="only: one P-SGD solve in the hard regime, blocked kicked "
+                                                        "pass vs the recursion, split into march and response")
     args = ap.parse_args()
     nt = parallel.n_threads(None)
+    if args.psgd:
+        psgd_solve(nt)
+        return 0
+    if args.kicked:
+        kicked_pass(nt, [(201, 4000), (401, 4000)], 3)
+        return 0
     if args.passes:
         passes(nt)
         return 0

@@ -5,7 +5,7 @@ docs/validation.md 7c (and, with --response-kick, 7d).
 
     python examples/dmft_ensemble.py        # 8 replicas x S = 4000 to t = 10 per algorithm: ~3.5 h on 2 cores
     python examples/dmft_ensemble.py --replicas 16 --samples 2000 --t-max 5                     # ~1 h
-    python examples/dmft_ensemble.py --response-kick 0.1 --t-max 5    # kicked response (docs/dmft.md), ~2.5x the response cost
+    python examples/dmft_ensemble.py --response-kick 0.1 --t-max 5    # kicked response (docs/dmft.md), ~2x the response cost
 
 (One replica at S = 4000, t = 10 takes about 10 min (Langevin) and 12-22 min (P-SGD) of one core;
 measured 2026-11-25 on the 2-core machine of docs/validation.md.)

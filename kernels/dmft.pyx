@@ -43,9 +43,9 @@ Two passes per fixed-point iteration, both causal and self-consistent:
   paths through the memory term.
 
 Heavy-tailed responses (docs/dmft.md): ``response(..., kick=...)`` replaces ``T`` by the response of
-each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_column``), which
-saturates where the linear response of a sample near a hilltop of the loss (``d2v < 0``) grows
-without bound.
+each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_panel``, or
+``_kick_column`` as the recursion), which saturates where the linear response of a sample near a
+hilltop of the loss (``d2v < 0``) grows without bound.
 
 Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
 per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. For a
@@ -55,17 +55,25 @@ part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="bloc
 ``DMFT_ROWS``: the memory term of a row block from the rows before it is one matrix product
 (``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
 triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. The plain recursion (``method="recursion"``, ``_response_column``: 16 samples at once,
-each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference, and the pass of the kicked
-response. SciPy's OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this
-size; ``response`` limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x DMFT_PANEL`` doubles per thread (blocked), ``K x 16`` per lane
-(recursion); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles.
+recursion. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
+``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
+``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
+does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its
+past too, so the kicked response is blocked the same way (``_kick_panel``: both deviations of a
+panel's samples in one matrix product per row block; the loss and the clamping row by row inside the
+block). The plain recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16
+samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's
+OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response``
+limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x
+DMFT_PANEL`` doubles per thread (blocked; twice that kicked), ``K x 16`` per lane (recursion; twice
+that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
+dv(a h~)`` (``K S``, ``_kick_base``).
 
-Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` or
-``DMFT_BLOCK`` for the response) and the row blocks of a column depend on the column only; partial
-sums are kept per chunk (march), per panel (blocked response) or per lane of blocks (recursion,
-``n_lanes`` lanes, block ``b`` in lane ``b mod n_lanes``) and added in a fixed order, so results are
-bitwise the same for any number of threads.
+Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
+samples with ``D(t_j) != 0`` or ``DMFT_BLOCK`` for the response) and the panels and row blocks of a
+column depend on the column only; partial sums are kept per chunk (march), per panel (blocked
+response) or per lane of blocks (recursion, ``n_lanes`` lanes, block ``b`` in lane ``b mod
+n_lanes``) and added in a fixed order, so results are bitwise the same for any number of threads.
 
 Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no errors are raised):
 
@@ -261,10 +269,27 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                                               + dt2 * mem[b])
 
 
-cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb, Py_ssize_t K,
+cdef inline void _block_memory(const double* T, int width, const double* MR, Py_ssize_t K, Py_ssize_t j,
+                               Py_ssize_t r0, Py_ssize_t r1, double* mem) noexcept nogil:
+    """The memory term of the rows ``r0 <= k < r1`` of a row block from the rows ``j < i < r0`` of the
+    history ``T`` (``K x width``, row-major): ``mem = M_R[r0:r1, j+1:r0] T[j+1:r0, :]``
+    (``(r1 - r0) x width``), one ``dgemm``; zero for the first block (``r0 = j + 1``)."""
+    cdef int n_r = <int>(r1 - r0), n_i = <int>(r0 - j - 1), ld_mr = <int>K
+    cdef double one = 1.0, zero = 0.0
+    cdef char* no_trans = b"N"
+    if n_i > 0:
+        # row-major mem = MR[r0:r1, j+1:r0] @ T[j+1:r0]: column-major mem^T = T^T MR^T
+        dgemm(no_trans, no_trans, &width, &n_r, &n_i, &one, <double*>(T + (j + 1) * width), &width,
+              <double*>(MR + r0 * K + j + 1), &ld_mr, &zero, mem, &width)
+    else:
+        memset(mem, 0, n_r * width * sizeof(double))
+
+
+cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t K,
                                Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
                                double* T, double* mem, double* acc, double* stats, double* rowabs) noexcept nogil:
-    """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples, rows in blocks of ``DMFT_ROWS``
+    """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
+    the ``K x S`` ``D``), rows in blocks of ``DMFT_ROWS``
     grid points: for the rows ``r0 <= k < r1`` of a block, the memory term's part from the rows
     ``j < i < r0`` of the history, ``M_R[r0:r1, j+1:r0] T[j+1:r0, :]``, is one matrix product (``dgemm``,
     ``DMFT_ROWS x (r0 - j - 1)`` by ``(r0 - j - 1) x DMFT_PANEL``), and the part from ``r0 <= i < k``
@@ -279,28 +304,18 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_
     cdef double* row
     cdef double* Tk
     cdef const double* Ti
-    cdef int n_p = DMFT_PANEL, n_r, n_i, ld_mr = <int>K
-    cdef double one = 1.0, zero = 0.0
-    cdef char* no_trans = b"N"
     for p in range(DMFT_PANEL):
-        T[(j + 1) * DMFT_PANEL + p] = D[j * S + c0 + p] if p < nb else 0.0
+        T[(j + 1) * DMFT_PANEL + p] = D[j * S + idx[p]] if p < nb else 0.0
     r0 = j + 1
     while r0 < K:
         r1 = min(r0 + DMFT_ROWS, K)
-        n_r = <int>(r1 - r0)
-        n_i = <int>(r0 - j - 1)
-        if n_i > 0:
-            # row-major mem = MR[r0:r1, j+1:r0] @ T[j+1:r0]: column-major mem^T = T^T MR^T
-            dgemm(no_trans, no_trans, &n_p, &n_r, &n_i, &one, T + (j + 1) * DMFT_PANEL, &n_p,
-                  <double*>(MR + r0 * K + j + 1), &ld_mr, &zero, mem, &n_p)
-        else:
-            memset(mem, 0, n_r * DMFT_PANEL * sizeof(double))
+        _block_memory(T, DMFT_PANEL, MR, K, j, r0, r1, mem)
         for k in range(r0, r1):
             row = mem + (k - r0) * DMFT_PANEL
             Tk = T + k * DMFT_PANEL
             for p in range(DMFT_PANEL):
-                db[p] = D[k * S + c0 + p] if p < nb else 0.0
-            _panel_contributions(db, Tk, nb, k, K, acc, stats, rowabs)
+                db[p] = D[k * S + idx[p]] if p < nb else 0.0
+            _panel_contributions(db, Tk, idx, nb, k, K, S, acc, stats, rowabs)
             if k == K - 1:
                 break
             for p in range(DMFT_PANEL):
@@ -316,10 +331,11 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, Py_ssize_t c0, Py_
         r0 = r1
 
 
-cdef inline void _panel_contributions(const double* db, const double* Tk, Py_ssize_t nb, Py_ssize_t k,
-                                      Py_ssize_t K, double* acc, double* stats, double* rowabs) noexcept nogil:
-    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples to entry ``k`` of a
-    column (``rowabs``: the panel's ``K x DMFT_PANEL`` accumulator of ``|x_p|``)."""
+cdef inline void _panel_contributions(const double* db, const double* Tk, const Py_ssize_t* idx, Py_ssize_t nb,
+                                      Py_ssize_t k, Py_ssize_t K, Py_ssize_t S, double* acc, double* stats,
+                                      double* rowabs) noexcept nogil:
+    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples ``idx[p]`` to entry ``k``
+    of a column (``rowabs``: the ``K x S`` accumulator of ``|x_p|``, sample by sample)."""
     cdef Py_ssize_t p
     cdef double tot = 0.0, ta = 0.0, tq = 0.0, x, a
     for p in range(DMFT_PANEL):
@@ -331,7 +347,7 @@ cdef inline void _panel_contributions(const double* db, const double* Tk, Py_ssi
             a = fabs(x)
             ta = ta + a
             tq = tq + a * a
-            rowabs[k * DMFT_PANEL + p] += a
+            rowabs[k * S + idx[p]] += a
         stats[k] += ta
         stats[K + k] += tq
 
@@ -347,6 +363,7 @@ cdef struct KickPaths:
     double a                 # amplitude: the loss's argument is a h~
     double kick, cap         # kick size; bound on a kicked deviation |u|
     const double* scale      # K: march's B_k (project: loss argument a B_k h~, gradient factor 1/B_k^2), or NULL
+    const double* base       # K x S: a dv(a h~) of the selected samples (_kick_base)
 
 
 cdef inline int _clamp(double* u, double cap) noexcept nogil:
@@ -355,6 +372,63 @@ cdef inline int _clamp(double* u, double cap) noexcept nogil:
         return 0
     u[0] = (cap if u[0] > 0 else -cap) if u[0] == u[0] else 0.0
     return 1
+
+
+cdef inline double _kick_amplitude(const KickPaths* kp, Py_ssize_t k, double* cs) noexcept nogil:
+    """The amplitude of grid step ``k``'s loss, ``kp.a`` (times ``B_k`` with ``kp.scale``); ``cs[0]``:
+    the factor of that loss, ``1 / B_k^2`` with ``kp.scale``, else 1."""
+    if kp.scale == NULL:
+        cs[0] = 1.0
+        return kp.a
+    cs[0] = 1.0 / (kp.scale[k] * kp.scale[k])
+    return kp.a * kp.scale[k]
+
+
+cdef void _kick_base(const KickPaths* kp, Py_ssize_t K, Py_ssize_t S, double* base) noexcept nogil:
+    """``base[k, s] = a dv(a h~_k)`` (``K x S``; ``a`` of ``_kick_amplitude``) for the samples selected at
+    ``k`` (0 for the others): the unkicked derivative, the same for every column of the kicked pass."""
+    cdef Py_ssize_t k, s_
+    cdef double a, cs, ht
+    cdef loss_fn dv = kp.loss.dv
+    for k in range(K):
+        a = _kick_amplitude(kp, k, &cs)
+        for s_ in range(S):
+            base[k * S + s_] = 0.0
+            if kp.sel == NULL or kp.sel[k * S + s_] != 0:
+                ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
+                base[k * S + s_] = a * dv(a * ht, kp.y[s_], kp.loss.theta)
+
+
+cdef inline double _kick_row(const KickPaths* kp, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t width,
+                             Py_ssize_t k, const double* up, const double* um, double* gp,
+                             double* gm) noexcept nogil:
+    """The loss at grid step ``k`` on the kicked paths of samples ``idx[0 .. nb-1]`` (``nb <= DMFT_PANEL``)
+    with deviations ``up[b]``, ``um[b]``: ``gp[b] = a dv(a (h~_k + up[b])) - a dv(a h~_k)`` (the second
+    term from ``kp.base``) and ``gm[b]`` alike, ``a`` of ``_kick_amplitude``; 0 for a sample not selected
+    at ``k`` and for ``nb <= b < width``. The selected samples are listed first, so that the loop over
+    them does not branch on the selection. Returns the factor ``cs`` of step ``k``'s loss."""
+    cdef Py_ssize_t b, i, s_, n = 0
+    cdef Py_ssize_t on[DMFT_PANEL]
+    cdef double cs, ht
+    cdef double a = _kick_amplitude(kp, k, &cs), m = kp.m[k]
+    cdef const double* H = kp.H + k * S
+    cdef const double* base = kp.base + k * S
+    cdef const double* theta = kp.loss.theta
+    cdef const unsigned char* sel = NULL if kp.sel == NULL else kp.sel + k * S
+    cdef loss_fn dv = kp.loss.dv
+    for b in range(width):
+        gp[b] = 0.0
+        gm[b] = 0.0
+    for b in range(nb):
+        on[n] = b
+        n += <Py_ssize_t>(sel == NULL or sel[idx[b]] != 0)
+    for i in range(n):
+        b = on[i]
+        s_ = idx[b]
+        ht = H[s_] + kp.h0[s_] * m
+        gp[b] = a * dv(a * (ht + up[b]), kp.y[s_], theta) - base[s_]
+        gm[b] = a * dv(a * (ht + um[b]), kp.y[s_], theta) - base[s_]
+    return cs
 
 
 cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t nb,
@@ -370,11 +444,12 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     derivative in ``h`` of the sample's loss, ``a dv(a h~)`` with the amplitude ``kp.a``. A deviation that
     leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
-    ``clamped[0]``. ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
+    ``clamped[0]`` if the sample contributes (``D_j != 0``; the others are set back uncounted, so that
+    their zero contributions stay finite). ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
     march's ``project``) step ``k``'s loss is ``v(B_k a h~) / B_k^2``: amplitude ``a B_k`` and the
-    differences of ``dv`` times ``1 / B_k^2``."""
-    cdef Py_ssize_t k, b, s_
-    cdef double dt2 = dt * dt, ht, base, a = kp.a, cs = 1.0
+    differences of ``dv`` times ``1 / B_k^2`` (``_kick_row``). The reference of ``_kick_panel``."""
+    cdef Py_ssize_t k, b
+    cdef double dt2 = dt * dt, cs
     cdef double inv = 0.5 / kp.kick
     cdef double src[DMFT_BLOCK]
     cdef double gp[DMFT_BLOCK]
@@ -384,25 +459,14 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     cdef double memm[DMFT_BLOCK]
     cdef double* Up = Tcol
     cdef double* Um = Tcol + K * DMFT_BLOCK
-    cdef loss_fn dv = kp.loss.dv
+    cdef Py_ssize_t idx[DMFT_BLOCK]
     for b in range(DMFT_BLOCK):
+        idx[b] = c0 + b
         src[b] = D[j * S + c0 + b] * inv if b < nb else 0.0
         Up[(j + 1) * DMFT_BLOCK + b] = kp.kick
         Um[(j + 1) * DMFT_BLOCK + b] = -kp.kick
     for k in range(j + 1, K):
-        if kp.scale != NULL:
-            a = kp.a * kp.scale[k]
-            cs = 1.0 / (kp.scale[k] * kp.scale[k])
-        for b in range(DMFT_BLOCK):
-            gp[b] = 0.0
-            gm[b] = 0.0
-        for b in range(nb):
-            s_ = c0 + b
-            if kp.sel == NULL or kp.sel[k * S + s_] != 0:
-                ht = kp.H[k * S + s_] + kp.h0[s_] * kp.m[k]
-                base = a * dv(a * ht, kp.y[s_], kp.loss.theta)
-                gp[b] = a * dv(a * (ht + Up[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
-                gm[b] = a * dv(a * (ht + Um[k * DMFT_BLOCK + b]), kp.y[s_], kp.loss.theta) - base
+        cs = _kick_row(kp, S, idx, nb, DMFT_BLOCK, k, Up + k * DMFT_BLOCK, Um + k * DMFT_BLOCK, gp, gm)
         if kp.scale == NULL:
             for b in range(DMFT_BLOCK):
                 xb[b] = src[b] * (gp[b] - gm[b])
@@ -427,7 +491,67 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
                 Um[(k + 1) * DMFT_BLOCK + b] = (Um[k * DMFT_BLOCK + b] * (1.0 - dt * nut[k])
                                                 - dt * grad_scale * cs * gm[b] + dt2 * memm[b])
         for b in range(nb):
-            clamped[0] += _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap) + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
+            if src[b] != 0:
+                clamped[0] += (_clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap)
+                               + _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap))
+            else:
+                _clamp(&Up[(k + 1) * DMFT_BLOCK + b], kp.cap)
+                _clamp(&Um[(k + 1) * DMFT_BLOCK + b], kp.cap)
+
+
+cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb,
+                             Py_ssize_t K, Py_ssize_t j, const double* nut, const double* MR, double dt,
+                             double grad_scale, double* U, double* mem, double* acc, double* stats,
+                             double* rowabs, Py_ssize_t* clamped) noexcept nogil:
+    """``_kick_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]``, rows in blocks of ``DMFT_ROWS``
+    grid points as in ``_panel_column``: given ``M_R`` the memory term of a deviation is linear in its
+    past, so the part of a block's rows ``r0 <= k < r1`` from the rows ``j < i < r0`` is one matrix
+    product for both deviations of all the panel's samples (``_block_memory`` on ``2 DMFT_PANEL``
+    columns), and only the triangle ``r0 <= i < k`` runs row by row, with the loss (``_kick_row``) and
+    the clamping. ``U`` (``K x 2 DMFT_PANEL``) holds the history, row ``i``: ``u+`` of the panel's
+    samples, then their ``u-``; ``mem`` (``DMFT_ROWS x 2 DMFT_PANEL``) the block's memory terms; the
+    deviations of samples beyond ``nb`` are zero. Agrees with ``_kick_column`` to rounding."""
+    cdef Py_ssize_t k, i, p, r0, r1
+    cdef double dt2 = dt * dt, inv = 0.5 / kp.kick, mr, a, f, cs
+    cdef double src[DMFT_PANEL]
+    cdef double dg[DMFT_PANEL]
+    cdef double g[2 * DMFT_PANEL]
+    cdef double tri[2 * DMFT_PANEL]
+    cdef double* row
+    cdef double* Uk
+    cdef const double* Ui
+    for p in range(DMFT_PANEL):
+        src[p] = D[j * S + idx[p]] * inv if p < nb else 0.0
+        U[(j + 1) * 2 * DMFT_PANEL + p] = kp.kick if p < nb else 0.0
+        U[(j + 1) * 2 * DMFT_PANEL + DMFT_PANEL + p] = -kp.kick if p < nb else 0.0
+    r0 = j + 1
+    while r0 < K:
+        r1 = min(r0 + DMFT_ROWS, K)
+        _block_memory(U, 2 * DMFT_PANEL, MR, K, j, r0, r1, mem)
+        for k in range(r0, r1):
+            Uk = U + k * 2 * DMFT_PANEL
+            cs = _kick_row(kp, S, idx, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
+            for p in range(DMFT_PANEL):
+                dg[p] = (g[p] - g[DMFT_PANEL + p]) * cs
+            _panel_contributions(src, dg, idx, nb, k, K, S, acc, stats, rowabs)
+            if k == K - 1:
+                break
+            row = mem + (k - r0) * 2 * DMFT_PANEL
+            for p in range(2 * DMFT_PANEL):
+                tri[p] = row[p]
+            for i in range(r0, k):
+                mr = MR[k * K + i]
+                Ui = U + i * 2 * DMFT_PANEL
+                for p in range(2 * DMFT_PANEL):
+                    tri[p] += mr * Ui[p]
+            a = 1.0 - dt * nut[k]
+            f = dt * grad_scale * cs
+            for p in range(2 * DMFT_PANEL):
+                Uk[2 * DMFT_PANEL + p] = Uk[p] * a - f * g[p] + dt2 * tri[p]
+            for p in range(nb):
+                clamped[0] += (_clamp(&Uk[2 * DMFT_PANEL + p], kp.cap)
+                               + _clamp(&Uk[3 * DMFT_PANEL + p], kp.cap))
+        r0 = r1
 
 
 cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
@@ -714,19 +838,21 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     (length ``K``; NaN for the first row). A small ``ess`` means that ``M_R`` rests on a few samples:
     a heavy-tailed response, whose mean the solve at this ``S`` has not resolved.
 
-    ``kick > 0``: the finite-difference response of ``_kick_column`` (kicks of ``h`` by
+    ``kick > 0``: the finite-difference response of ``_kick_panel`` (``_kick_column``) (kicks of ``h`` by
     ``+-kick``, marched with the ``loss`` on the march's paths ``H`` = ``h``, ``h0``, labels ``y``, ``m``, the
     selection ``sel``, ``K x S`` uint8 or None, and the ``amplitude`` of ``march``) instead of the linear
     response ``T``: a sample near a hilltop of the loss (``d2v < 0``) has a linear response growing
     without bound, but its response to a finite kick saturates, so that the contributions keep a
-    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About 2.5 times the cost of the linear response. A kicked
+    finite variance, at a bias of order ``kick^2`` (docs/dmft.md). About twice the cost of the linear response
+    (docs/benchmarks.md, "The kicked response"). A kicked
     deviation is kept within ``|u| <= cap``; ``clamped`` (an int64 array of length 1, optional)
-    receives how many times it had to be set back.
+    receives how many times a deviation of a sample that contributes (``D(t') != 0``) had to be set back.
 
-    ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``)
-    or ``"recursion"`` (``_response_column``, the reference); the two agree to rounding. The kicked
-    response always runs as the recursion (its loss is evaluated row by row). ``n_lanes`` applies to
-    the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
+    ``method``: ``"blocked"`` (row blocks whose memory terms are matrix products, ``_panel_column``,
+    for the samples with ``D(t') != 0`` of each column ``t'``) or ``"recursion"`` (``_response_column``,
+    the reference, every sample); the two agree to rounding. The same for
+    the kicked response: ``_kick_panel`` (blocked) or ``_kick_column`` (recursion). ``n_lanes`` applies
+    to the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
     only the kicked response needs it, the linear one is exact on that ``D`` as it is."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
@@ -736,6 +862,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef const double[::1] h0_v, y_v, m_v
     cdef const unsigned char[:, ::1] sel_v
     cdef const double[::1] sc_v
+    cdef double[:, ::1] base_v
     if not kick >= 0:
         raise ValueError(f"kick: {kick!r} is not allowed; allowed: 0 (linear response) or a positive kick")
     if kick > 0:
@@ -758,11 +885,17 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                 raise ValueError(f"project_scale: shape {scale_v.shape} does not match D's {K} grid points")
             sc_v = scale_v
             kp.scale = &sc_v[0]
+        base_a = np.empty((K, S))
+        base_v = base_a
+        kp.base = &base_v[0, 0]
+        with nogil:
+            _kick_base(&kp, K, S, &base_v[0, 0])
     if method not in RESPONSE_METHODS:
         raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
-    cdef bint blocked = method == "blocked" and kick == 0
+    cdef bint blocked = method == "blocked"
     cdef Py_ssize_t unit = DMFT_PANEL if blocked else DMFT_BLOCK
-    cdef Py_ssize_t width = (K + DMFT_ROWS) * DMFT_PANEL if blocked else (2 if kick > 0 else 1) * K * DMFT_BLOCK
+    cdef Py_ssize_t n_dev = 2 if kick > 0 else 1       # histories per sample: T, or the deviations u+ and u-
+    cdef Py_ssize_t width = (K + DMFT_ROWS) * n_dev * DMFT_PANEL if blocked else n_dev * K * DMFT_BLOCK
     cdef int nt = effective_n_threads(n_threads)
     cdef Py_ssize_t n_blocks = (S + unit - 1) // unit
     # partial sums: one per panel (blocked pass), or per lane of blocks
@@ -777,7 +910,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     st_a = np.zeros((nl if stats else 1, 2, K if stats else 1))
     SE_a = np.full((K, K), np.nan) if stats else None
     ESS_a = np.full((K, K), np.nan) if stats else None
-    ROW_a = np.zeros((n_blocks if stats else 1, K if stats else 1, unit))
+    # |x| per sample and row: K x S (blocked: panels gather different samples column by column), or per block
+    ROW_a = np.zeros((1 if blocked else n_blocks, K, S if blocked else unit)) if stats else np.zeros((1, 1, 1))
+    act_a = np.empty(S if blocked else 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] act = act_a
+    cdef Py_ssize_t n_act, n_sum = nl, s_
     cdef double[:, ::1] MR = MR_a, acc = acc_a
     cdef double[:, :, ::1] st = st_a
     cdef double[:, ::1] SE, ESS
@@ -796,15 +933,29 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                 if ab[0] != 0:
                     break
                 if blocked:
+                    # the samples with D(t_j) != 0, in sample order: the others contribute 0 to the column
+                    n_act = 0
+                    for s_ in range(S):
+                        if D[j, s_] != 0:
+                            act[n_act] = s_
+                            n_act = n_act + 1
+                    n_sum = (n_act + DMFT_PANEL - 1) // DMFT_PANEL
                     # panels in any order on any thread (the scratch is the thread's, the sums the panel's)
-                    for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+                    for blk in prange(n_sum, num_threads=nt, schedule="dynamic"):
                         own = scratch + threadid() * width
                         memset(&acc[blk, 0], 0, K * sizeof(double))
                         if stats:
                             memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
-                        _panel_column(&D[0, 0], S, blk * DMFT_PANEL, min(DMFT_PANEL, S - blk * DMFT_PANEL), K, j,
-                                      &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL, &acc[blk, 0],
-                                      &st[blk, 0, 0] if stats else NULL, &ROW[blk, 0, 0] if stats else NULL)
+                        if kick > 0:
+                            _kick_panel(&kp, &D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
+                                        K, j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + 2 * K * DMFT_PANEL,
+                                        &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                                        &ROW[0, 0, 0] if stats else NULL, &clamp_n[blk])
+                        else:
+                            _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
+                                          K, j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL,
+                                          &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                                          &ROW[0, 0, 0] if stats else NULL)
                 for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
                     if stats:
@@ -824,13 +975,13 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         blk = blk + nl
                 for k in range(j + 1, K):
                     x = 0.0
-                    for lane in range(nl):
+                    for lane in range(n_sum):
                         x = x + acc[lane, k]
                     MR[k, j] = scale * x
                     if stats:
                         xa = 0.0
                         xq = 0.0
-                        for lane in range(nl):
+                        for lane in range(n_sum):
                             xa = xa + st[lane, 0, k]
                             xq = xq + st[lane, 1, k]
                         if xq > 0:

@@ -64,8 +64,8 @@ VARIABLES = {
     "test_error": dict(long_name="generalization error (formula of the problem from m and C(t, t))", units="1"),
     "residual": dict(long_name="fixed-point residual of the iteration", units="1"),
     "damping_used": dict(long_name="damping applied after the iteration", units="1"),
-    "response_clamped": dict(long_name="kicked deviations set back to |u| <= KICK_CAP in the iteration's response "
-                                       "pass (response_kick > 0)", units="1"),
+    "response_clamped": dict(long_name="kicked deviations (of samples with D(t') != 0) set back to |u| <= KICK_CAP "
+                                       "in the iteration's response pass (response_kick > 0)", units="1"),
     "magnetization_iterates": dict(long_name="m(t) after each iteration (NaN beyond its horizon window)", units="1"),
     "window_end": dict(long_name="end of the horizon window the iteration solved for (solver.window)", units="steps * lr"),
     "iteration_seconds": dict(long_name="wall time of the iteration (march and response pass over its horizon "
@@ -406,12 +406,14 @@ def residual(m_old: np.ndarray | None, MR_old: np.ndarray, m_new: np.ndarray, MR
 
 def memory_parts(spec: DMFTSpec) -> dict[str, float]:
     """Estimated bytes of a solve of ``spec``, by part (for ``prcy.resources.check_memory``): the
-    sample paths (normals, selection, fields, gradients, derivatives: ``K x S`` each), the ``K x K``
+    sample paths (normals, selection, fields, gradients, derivatives, and with ``response_kick`` the
+    unkicked derivatives of the kicked pass: ``K x S`` each), the ``K x K``
     kernels of one solve (march, response pass, diagnostics, Anderson history) and, kept until the
     end, the ``K x K`` variables of every replica's dataset (twice while they are concatenated)."""
     K, S = spec.n_points, spec.solver.samples
     replicas = spec.solver.replicas or 1
-    return {f"sample paths, {K} grid points x {S} samples": 8.0 * 5 * K * S,
+    paths = 6 if spec.solver.response_kick > 0 else 5
+    return {f"sample paths, {K} grid points x {S} samples": 8.0 * paths * K * S,
             f"kernels of one solve, {K} x {K}": 8.0 * (20 + 2 * (spec.solver.anderson + 1)) * K * K,
             f"datasets of {replicas} solve(s)": 8.0 * 2 * 6 * replicas * K * K}
 

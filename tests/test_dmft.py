@@ -182,8 +182,9 @@ def ref_kicked_response(problem, H, h0, m, sel, D, nut, dt, alpha, c, kick):
     return MR
 
 
+@pytest.mark.parametrize("method", kd.RESPONSE_METHODS)
 @pytest.mark.parametrize("problem", ["linear-regression", "phase-retrieval"])
-def test_kicked_response_matches_reference_and_tends_to_the_linear_response(problem):
+def test_kicked_response_matches_reference_and_tends_to_the_linear_response(problem, method):
     """The kicked (finite-difference) response against its transcription; for the quadratic loss it
     is the linear response exactly, for phase retrieval it tends to it like kick^2."""
     rng = np.random.default_rng(4)
@@ -196,7 +197,7 @@ def test_kicked_response_matches_reference_and_tends_to_the_linear_response(prob
     cap = losses.capsule(problem)
     errors = []
     for kick in (0.2, 0.02):
-        kw = dict(kick=kick, loss=cap, H=H, h0=h0, y=labels(problem, h0), m=m, sel=sel)
+        kw = dict(kick=kick, loss=cap, H=H, h0=h0, y=labels(problem, h0), m=m, sel=sel, method=method)
         got = kd.response(D, nut, 0.05, 2.0, 1.5, **kw, n_threads=2)
         np.testing.assert_allclose(got, ref_kicked_response(problem, H, h0, m, sel, D, nut, 0.05, 2.0, 1.5, kick),
                                    rtol=1e-9, atol=1e-12)
@@ -212,16 +213,49 @@ def test_kicked_response_matches_reference_and_tends_to_the_linear_response(prob
 
 def test_kicked_deviations_are_kept_bounded_and_counted():
     """A kick that the explicit step cannot follow (a stiff cubic at large h) is set back to the cap,
-    counted, and leaves M_R finite."""
-    K, S = 30, 16
+    counted, and leaves M_R finite; the blocked pass sets back the same deviations as the recursion, and
+    neither counts those of samples that do not contribute (D(t') = 0: half of them here)."""
+    K, S = 2 * kd.ROWS + 5, 16
     H = np.full((K, S), 3.0)
     h0 = np.zeros(S)
     D = 3 * H ** 2
     nut = np.zeros(K)
+    counts = []
+    for D_used in (D, D * (np.arange(S) % 2)):
+        for method in kd.RESPONSE_METHODS:
+            clamped = np.zeros(1, dtype=np.int64)
+            MR = kd.response(D_used, nut, 0.1, 1.0, 1.0, kick=0.5, loss=losses.capsule("phase-retrieval"), H=H, h0=h0,
+                             y=np.abs(h0), m=np.zeros(K), cap=10.0, clamped=clamped, method=method)
+            assert clamped[0] > 0 and np.isfinite(MR).all()
+            counts.append(clamped[0])
+    assert counts[0] == counts[1] == 2 * counts[2] == 2 * counts[3]
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_blocked_kicked_response_matches_the_recursion_and_not_the_thread_count(projection):
+    """The kicked response with several row blocks and panels, the last one partial, with and without the
+    projection's scale: the blocked pass (matrix products for the deviations' memory terms) gives the
+    recursion's M_R and diagnostics to rounding, bitwise for any thread count."""
+    rng = np.random.default_rng(6)
+    K, S = 3 * kd.ROWS + 7, 2 * kd.PANEL + 13
+    H, h0, m = 0.5 * rng.normal(size=(K, S)), rng.normal(size=S), np.linspace(0.2, 0.5, K)
+    sel = (rng.random((K, S)) < 0.6).astype(np.uint8)
+    nut = rng.normal(1.0, 0.2, K)
+    D = np.ascontiguousarray(sel * losses.second_derivative("phase-retrieval", H + h0 * m[:, None], h0))
+    kw = dict(kick=0.1, loss=losses.capsule("phase-retrieval"), H=H, h0=h0, y=labels("phase-retrieval", h0), m=m,
+              sel=sel, project_scale=np.linspace(1.0, 1.3, K) if projection else None, stats=True)
     clamped = np.zeros(1, dtype=np.int64)
-    MR = kd.response(D, nut, 0.1, 1.0, 1.0, kick=0.5, loss=losses.capsule("phase-retrieval"), H=H, h0=h0,
-                     y=np.abs(h0), m=np.zeros(K), cap=10.0, clamped=clamped)
-    assert clamped[0] > 0 and np.isfinite(MR).all()
+    ref = kd.response(D, nut, 0.02, 2.0, 1.5, method="recursion", clamped=clamped, **kw)
+    assert clamped[0] == 0
+    got = kd.response(D, nut, 0.02, 2.0, 1.5, n_threads=1, clamped=clamped, **kw)
+    assert clamped[0] == 0
+    scale = np.abs(ref[0]).max()
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12 * scale)
+    for a, b in zip(got[1:], ref[1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    for threads in (2, 3):
+        for a, b in zip(kd.response(D, nut, 0.02, 2.0, 1.5, n_threads=threads, **kw), got):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_cholesky_clips_and_reports():

@@ -89,7 +89,7 @@ class Solver:
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
     batches of ``replicas`` further replicas until the standard error of ``m(t_max)`` over the converged
-    replicas is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
+    replicas (at least ``TARGET_SE_MIN_REPLICAS`` of them) is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
     ``antithetic``: sample ``S/2 + i`` is sample ``i`` with ``-h0`` and the same ``h(0)``, normals and
     selection (each sample keeps its law, so the estimators stay unbiased; docs/validation.md 7f);
     ``response_kick``: 0 for the linear response of A.22, or the size of the kicks of ``h`` whose
@@ -577,17 +577,23 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
     return ds
 
 
+# the fewest converged replicas whose standard error --target-se trusts: estimated from n replicas, the
+# standard error itself is uncertain by about 1 / sqrt(2 (n - 1)) of its value (27% at 8; 71% at 2)
+TARGET_SE_MIN_REPLICAS = 8
+
+
 def _enough_replicas(runs: list, batch: int, target: float, budget: float | None, elapsed: float) -> str | None:
     """Why ``solve`` with ``target_se`` adds no further batch of replicas (``None``: it adds one): the
-    standard error of ``m(t_max)`` (``prcy.analysis.replica_summary``) is below ``target``, the time
-    budget is spent, or no replica of the last batch converged (more of the same will not help)."""
+    standard error of ``m(t_max)`` (``prcy.analysis.replica_summary``) is below ``target`` over at least
+    ``TARGET_SE_MIN_REPLICAS`` converged replicas, the time budget is spent, or no replica of the last
+    batch converged (more of the same will not help)."""
     from prcy.analysis import replica_summary
 
     status = [r.attrs["status"] for r in runs]
     m_end = xr.Dataset({"magnetization": ("replica", [float(r["magnetization"][-1]) for r in runs]),
                         "replica_status": ("replica", status)})
     se = float(replica_summary(m_end)["standard_error"])
-    if se < target:
+    if se < target and status.count("converged") >= TARGET_SE_MIN_REPLICAS:
         return f"reached: standard error {se:.3g} < {target:g} with {len(runs)} replicas"
     if budget is not None and elapsed >= budget:
         return f"not reached: time budget of {budget:g} s spent, standard error {se:.3g} with {len(runs)} replicas"
@@ -1031,17 +1037,19 @@ def describe(ds: xr.Dataset) -> str:
             text += f"; memory kernel rests on >= {ess:.3g} effective samples"
             if ess < ESS_WARN:
                 text += (" (WARNING: heavy-tailed response, M_R not resolved at this sample size; "
-                         "see M_R_row_ess and docs/dmft.md; try --response-kick 0.1)")
+                         f"see M_R_row_ess and docs/dmft.md; {remedy})")
         return text
 
     a = ds.attrs
+    solver = json.loads(a["spec"])["solver"] if "spec" in a else {}
+    remedy = "try more --samples" if solver.get("response_kick") else "try --response-kick 0.1"
     head = f"DMFT: samples {a.get('samples')}, dt {a.get('dt')}"
     guess = a.get("initial_guess", "A.1")
     if guess.startswith("M_R of"):
         head += f", warm start from {guess}"
     elif not guess.startswith("A.1"):      # replicas begun from different guesses, or an older checkpoint's
         head += f", initial guess: {guess}"
-    window = json.loads(a["spec"])["solver"].get("window") if "spec" in a else None
+    window = solver.get("window")
     if window is not None:
         head += f", horizon windows of {window:g}"
     if "replica" not in ds.dims:

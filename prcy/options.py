@@ -544,7 +544,7 @@ DMFT = _rows(
     Option("first_replica", "solver.first_replica", "int", 0, "Index of the first replica (to extend an "
            "ensemble)", low=0, at_most=MAX_SEED),
     Option("target_se", "solver.target_se", "float", None, "Add replicas, in batches of --replicas, until the "
-           "standard error of m(t_max) over the converged replicas is below this (docs/dmft.md) [default: the "
+           "standard error of m(t_max) over the converged replicas (at least 8) is below this (docs/dmft.md) [default: the "
            "ensemble of --replicas]", low=0, low_open=True, at_most=1e3, optional=True),
     Option("time_budget", "solver.time_budget", "float", None, "With --target-se: add no batch after this "
            "many seconds [default: no limit]", low=0, low_open=True, at_most=MAX_TIME, unit="s", optional=True),

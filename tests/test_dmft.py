@@ -705,8 +705,13 @@ def test_response_diagnostics_separate_a_light_from_a_heavy_tailed_response(tmp_
     assert float(heavy.response_ess_min.min()) < dmft.ESS_WARN
     assert float(heavy.M_R_row_ess.median()) < float(light.M_R_row_ess.median()) / 3
     path = write_dataset(heavy, tmp_path / "heavy.nc")
-    assert "WARNING: heavy-tailed response" in dmft.describe(open_dataset(path))
+    said = dmft.describe(open_dataset(path))
+    assert "WARNING: heavy-tailed response" in said and "try --response-kick 0.1" in said
     assert "WARNING" not in dmft.describe(light)
+    spec = json.loads(heavy.attrs["spec"])                 # a kicked solve's warning points to more samples
+    spec["solver"]["response_kick"] = 0.1
+    said = dmft.describe(heavy.assign_attrs(spec=json.dumps(spec)))
+    assert "try more --samples" in said and "--response-kick" not in said
     # the kicked response (docs/dmft.md; its variance: tests/test_dmft_tails.py) solves the same problem
     kicked = dmft.solve(**common, response_kick=0.1)
     assert (kicked.replica_status == "converged").all()

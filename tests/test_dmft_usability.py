@@ -100,11 +100,17 @@ def test_an_ensemble_carries_the_mean_of_m_and_its_standard_error():
 
 
 def test_target_se_adds_batches_of_the_same_replicas_until_the_error_is_reached():
-    plain = dmft.solve(**EASY, replicas=6)
+    """Batches of 2 until the standard error is below the target over at least 8 converged replicas
+    (``TARGET_SE_MIN_REPLICAS``): never fewer, however large the target."""
+    assert dmft.TARGET_SE_MIN_REPLICAS == 8
+    plain = dmft.solve(**EASY, replicas=12)
+    assert (plain.replica_status == "converged").all()
     m_end = plain.magnetization[:, -1].values
-    se = {n: m_end[:n].std(ddof=1) / np.sqrt(n) for n in (2, 4, 6)}
-    target = se[4] * (1 + 1e-6)
-    expected = next((n for n in (2, 4, 6) if se[n] < target))
+    se = {n: m_end[:n].std(ddof=1) / np.sqrt(n) for n in (2, 4, 6, 8, 10, 12)}
+    target = se[10] * (1 + 1e-6)
+    expected = next((n for n in (8, 10, 12) if se[n] < target))
+    wide = dmft.solve(**EASY, replicas=2, target_se=1e3)
+    assert wide.sizes["replica"] == 8 and wide.attrs["target_se_outcome"].startswith("reached")
     ens = dmft.solve(**EASY, replicas=2, target_se=target)
     assert ens.sizes["replica"] == expected and list(ens.replica.values) == list(range(expected))
     assert ens.attrs["target_se_outcome"].startswith("reached") and ens.attrs["target_se"] == target

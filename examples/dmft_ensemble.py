@@ -8,7 +8,9 @@ docs/validation.md 7c (and, with --response-kick, 7d).
     python examples/dmft_ensemble.py --response-kick 0.1 --t-max 5    # kicked response (docs/dmft.md), ~2x the response cost
 
 (One replica at S = 4000, t = 10 takes about 10 min (Langevin) and 12-22 min (P-SGD) of one core;
-measured 2026-11-25 on the 2-core machine of docs/validation.md.)
+measured 2026-11-25 on the 2-core machine of docs/validation.md, before the response passes became
+row blocks of matrix products, which made an iteration 2-4 times cheaper and the kicked P-SGD pass
+about 4 times: docs/benchmarks.md. The times above are upper bounds now.)
 
 Why an ensemble: in this hard regime the DMFT solved with S frozen samples is itself a random
 quantity (solve-to-solve standard deviation of m(t) about 0.1 at S = 2000, like one simulation at

@@ -236,6 +236,26 @@ cdef double gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* row
     return _gradient_pass(X, n, rows, n_rows, y, w, loss, coef, g, NULL)
 
 
+cdef inline void _bounded_rows(loss_block_dv_bounds_fn vdb, const double* theta, double* h,
+                               const double* y, const Py_ssize_t* rows, Py_ssize_t nr, double s, double coef,
+                               double* c, double* total, double* low) noexcept nogil:
+    """``nr <= 8`` rows ``rows[r]`` with fields ``h[r] = w.x`` (scaled in place by ``s``) through a loss's
+    bounded block form: ``c[r] = coef s dv``, and the bounds on ``v`` added to ``total`` (upper) and
+    ``low`` (lower)."""
+    cdef double ys[8]
+    cdef double lo[8]
+    cdef double up[8]
+    cdef Py_ssize_t r
+    for r in range(nr):
+        h[r] = h[r] * s
+        ys[r] = y[rows[r]]
+    vdb(h, ys, nr, theta, c, lo, up)
+    for r in range(nr):
+        total[0] += up[r]
+        low[0] += lo[r]
+        c[r] = coef * s * c[r]
+
+
 cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssize_t* rows, Py_ssize_t n_rows,
                                   const double* y, const double* w, const Loss* loss, double coef,
                                   double* g, double* lower) noexcept nogil:
@@ -246,9 +266,6 @@ cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssiz
     cdef double total = 0.0, low = 0.0, hr, d
     cdef double h[8]
     cdef double c[8]
-    cdef double ys[8]
-    cdef double lo[8]
-    cdef double up[8]
     cdef Py_ssize_t b, r, j, mu
     cdef Py_ssize_t n_blocks = n_rows - n_rows % 8
     # separate branches, not a helper that fills dv either way: under -fassociative-math the compiler's
@@ -262,14 +279,7 @@ cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssiz
               X + rows[b + 4] * n, X + rows[b + 5] * n, X + rows[b + 6] * n, X + rows[b + 7] * n,
               w, n, h)
         if vdb != NULL:
-            for r in range(8):
-                h[r] = h[r] * s
-                ys[r] = y[rows[b + r]]
-            vdb(h, ys, 8, loss.theta, c, lo, up)
-            for r in range(8):
-                total += up[r]
-                low += lo[r]
-                c[r] = coef * s * c[r]
+            _bounded_rows(vdb, loss.theta, h, y, rows + b, 8, s, coef, c, &total, &low)
         else:
             for r in range(8):
                 mu = rows[b + r]
@@ -285,17 +295,12 @@ cdef inline double _gradient_pass(const floating* X, Py_ssize_t n, const Py_ssiz
                c, g, n)
     if vdb != NULL:
         for r in range(n_rows - n_blocks):
-            mu = rows[n_blocks + r]
-            h[r] = field_dot(X + mu * n, w, n) * s
-            ys[r] = y[mu]
-        vdb(h, ys, n_rows - n_blocks, loss.theta, c, lo, up)
+            h[r] = field_dot(X + rows[n_blocks + r] * n, w, n)
+        _bounded_rows(vdb, loss.theta, h, y, rows + n_blocks, n_rows - n_blocks, s, coef, c, &total, &low)
         for r in range(n_rows - n_blocks):
             mu = rows[n_blocks + r]
-            total += up[r]
-            low += lo[r]
-            hr = coef * s * c[r]
             for j in range(n):
-                g[j] += hr * X[mu * n + j]
+                g[j] += c[r] * X[mu * n + j]
         lower[0] = low
         return total
     for b in range(n_blocks, n_rows):

@@ -27,8 +27,8 @@ import xarray as xr
 
 from prcy._xp import array_api_boundary, real_array
 from prcy.interrupt import run_interruptible
-from prcy.options import (CLASSIFIERS, DMFT, MAX_DMFT_POINTS, MIXTURES, SIMULATION, applies, check_applicable,
-                          check_group, check_number, context, defaults, flat_paths)
+from prcy.options import (CLASSIFIERS, DMFT, MAX_DMFT_POINTS, MIXTURES, SIMULATION, TARGET_SE_MIN_REPLICAS, applies,
+                          check_applicable, check_group, check_number, context, defaults, flat_paths)
 from prcy.specs import Algorithm, Constraint, Initialization, SpecForms, check_types, flat_values
 
 SCHEMA = "prcy-dmft/1"
@@ -89,7 +89,8 @@ class Solver:
     of independent solves (replicas ``first_replica, ..., first_replica + replicas - 1``) whose random
     numbers come from ``SeedSequence(seed, spawn_key=(replica,))``; ``target_se``: ``None``, or add
     batches of ``replicas`` further replicas until the standard error of ``m(t_max)`` over the converged
-    replicas (at least ``TARGET_SE_MIN_REPLICAS`` of them) is below it, no batch started after ``time_budget`` seconds (``None``: no limit);
+    replicas (at least ``TARGET_SE_MIN_REPLICAS`` of them) is below it, no batch started after
+    ``time_budget`` seconds (``None``: no limit);
     ``antithetic``: sample ``S/2 + i`` is sample ``i`` with ``-h0`` and the same ``h(0)``, normals and
     selection (each sample keeps its law, so the estimators stay unbiased; docs/validation.md 7f);
     ``response_kick``: 0 for the linear response of A.22, or the size of the kicks of ``h`` whose
@@ -575,11 +576,6 @@ def solve(spec: DMFTSpec | None = None, *, threads: int | None = None, checkpoin
             ds.attrs.update(target_se=target, target_se_outcome=reason)
     ds.attrs["loss"] = loss_name
     return ds
-
-
-# the fewest converged replicas whose standard error --target-se trusts: estimated from n replicas, the
-# standard error itself is uncertain by about 1 / sqrt(2 (n - 1)) of its value (27% at 8; 71% at 2)
-TARGET_SE_MIN_REPLICAS = 8
 
 
 def _enough_replicas(runs: list, batch: int, target: float, budget: float | None, elapsed: float) -> str | None:

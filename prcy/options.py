@@ -65,6 +65,9 @@ MAX_TIME = 1e9            # any time: t_max, anneal_at, check_interval, schedule
 MAX_STEPS = 10 ** 10      # time steps of one trajectory, t_max / lr (checked by SimulationSpec)
 MAX_DMFT_POINTS = 10 ** 5  # grid points of a DMFT solve, t_max / dt + 1 (its kernels are K x K)
 MAX_SEED = 2 ** 63 - 1    # the root seed and seed indices are stored as 64-bit NetCDF integers
+# the fewest converged replicas whose standard error --target-se trusts: estimated from n replicas, the
+# standard error itself is uncertain by about 1 / sqrt(2 (n - 1)) of its value (27% at 8; 71% at 2)
+TARGET_SE_MIN_REPLICAS = 8
 MAX_THREADS = 4096
 
 KINDS = ("float", "int", "bool", "choice", "loss", "schedule", "times")
@@ -544,8 +547,9 @@ DMFT = _rows(
     Option("first_replica", "solver.first_replica", "int", 0, "Index of the first replica (to extend an "
            "ensemble)", low=0, at_most=MAX_SEED),
     Option("target_se", "solver.target_se", "float", None, "Add replicas, in batches of --replicas, until the "
-           "standard error of m(t_max) over the converged replicas (at least 8) is below this (docs/dmft.md) [default: the "
-           "ensemble of --replicas]", low=0, low_open=True, at_most=1e3, optional=True),
+           f"standard error of m(t_max) over the converged replicas (at least {TARGET_SE_MIN_REPLICAS}) is below "
+           "this (docs/dmft.md) [default: the ensemble of --replicas]", low=0, low_open=True, at_most=1e3,
+           optional=True),
     Option("time_budget", "solver.time_budget", "float", None, "With --target-se: add no batch after this "
            "many seconds [default: no limit]", low=0, low_open=True, at_most=MAX_TIME, unit="s", optional=True),
     Option("antithetic", "solver.antithetic", "bool", False, "Antithetic pairs: sample S/2 + i is sample i with "

@@ -52,10 +52,19 @@ per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` mul
 frozen column ``j`` the recursions of all samples are one lower-triangular system whose off-diagonal
 part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="blocked"``,
 ``_panel_column``) takes the samples in panels of ``DMFT_PANEL`` and the rows in blocks of
-``DMFT_ROWS``: the memory term of a row block from the rows before it is one matrix product
+``DMFT_ROWS``: the memory term of a row block from the rows before it is matrix products
 (``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
 triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
+recursion. Below its diagonal ``M_R`` is smooth where the paths are (GD: a block of 32 columns
+has numerical rank 10-16 at ``K = 401 - 1001``; Langevin's and SGD's noise leaves it full rank):
+each column block of ``DMFT_ROWS``, once final, is replaced below its rows by ``C V^T`` with ``V``
+its right singular vectors above ``rank_tol`` times the largest (``_compress``: an SVD of
+``K x DMFT_ROWS``), and each panel keeps its history's rows of that block in that basis
+(``Y = V^T T``, ``_project``), so the memory term from the compressed blocks is ``C Y``: the
+product's inner size drops from the block's ``DMFT_ROWS`` to its rank. A block whose rank saves
+nothing (more than half kept), or that holds a value that is not finite, is kept as it is
+(``V = I``). The singular values dropped are ``< 1e-13`` of the block's largest, far below any
+solver tolerance (docs/dmft.md). A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
 ``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
 ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
 does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its
@@ -64,9 +73,9 @@ panel's samples in one matrix product per row block; the loss and the clamping r
 block). The plain recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16
 samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's
 OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response``
-limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(K + DMFT_ROWS) x
-DMFT_PANEL`` doubles per thread (blocked; twice that kicked), ``K x 16`` per lane (recursion; twice
-that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
+limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(2 K + DMFT_ROWS) x
+DMFT_PANEL`` doubles per thread (blocked, with ``Y``; ``2 (K + DMFT_ROWS) x DMFT_PANEL`` kicked) and
+``K x K`` for ``C``, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
 dv(a h~)`` (``K S``, ``_kick_base``).
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
@@ -90,9 +99,10 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
 """
 from libc.math cimport sqrt, isfinite, fabs
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, threadid
 from scipy.linalg.cython_blas cimport dgemm
+from scipy.linalg.cython_lapack cimport dgesvd
 cimport cython
 
 import numpy as np
@@ -100,6 +110,13 @@ from threadpoolctl import threadpool_limits
 
 from prcy.kernels.losses cimport Loss, loss_fn, loss_from_capsule
 from prcy.kernels.parallel cimport effective_n_threads
+
+cdef extern from *:
+    void __builtin_prefetch(const void* addr) noexcept nogil
+
+
+cdef enum:
+    PREFETCH_ROWS = 4    # the blocked pass asks for the rows of D this far ahead of its loads
 
 cdef enum:               # the march's sample sums: evaluate_chunk's N_SUMS, then the training error
     SUM_ERR = N_SUMS     # sum err(a h~; y)
@@ -111,6 +128,7 @@ PANEL = DMFT_PANEL
 ROWS = DMFT_ROWS
 NU_FORMS = {"ridge": NU_RIDGE, "A.19": NU_A19, "A.29": NU_A29}
 RESPONSE_METHODS = ("blocked", "recursion")
+RANK_TOL = 1e-13         # response: singular values of a column block of M_R kept above this times its largest
 
 
 cdef double cholesky_row(const double* A, double* L, Py_ssize_t K, Py_ssize_t k, double jitter) noexcept nogil:
@@ -269,53 +287,152 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                                               + dt2 * mem[b])
 
 
-cdef inline void _block_memory(const double* T, int width, const double* MR, Py_ssize_t K, Py_ssize_t j,
-                               Py_ssize_t r0, Py_ssize_t r1, double* mem) noexcept nogil:
-    """The memory term of the rows ``r0 <= k < r1`` of a row block from the rows ``j < i < r0`` of the
-    history ``T`` (``K x width``, row-major): ``mem = M_R[r0:r1, j+1:r0] T[j+1:r0, :]``
-    (``(r1 - r0) x width``), one ``dgemm``; zero for the first block (``r0 = j + 1``)."""
-    cdef int n_r = <int>(r1 - r0), n_i = <int>(r0 - j - 1), ld_mr = <int>K
-    cdef double one = 1.0, zero = 0.0
+cdef inline void _rows_product(const double* B, int width, const double* A, Py_ssize_t lda, Py_ssize_t c0,
+                               Py_ssize_t c1, Py_ssize_t r0, Py_ssize_t r1, double beta, double* mem) noexcept nogil:
+    """``mem = beta mem + A[r0:r1, c0:c1] B[c0:c1, :]`` (row-major ``A`` with leading dimension ``lda``,
+    ``B`` with ``width`` columns, ``mem`` ``(r1 - r0) x width``), one ``dgemm``; with ``c1 <= c0`` just
+    ``beta mem`` (``beta`` is 0 or 1). The memory term of a row block: ``A = M_R``, ``B`` the history
+    (``c0 = j + 1``), or ``A = C``, ``B = Y`` (``Compressed``)."""
+    cdef int n_r = <int>(r1 - r0), n_i = <int>(c1 - c0), ld_a = <int>lda
+    cdef double one = 1.0
     cdef char* no_trans = b"N"
     if n_i > 0:
-        # row-major mem = MR[r0:r1, j+1:r0] @ T[j+1:r0]: column-major mem^T = T^T MR^T
-        dgemm(no_trans, no_trans, &width, &n_r, &n_i, &one, <double*>(T + (j + 1) * width), &width,
-              <double*>(MR + r0 * K + j + 1), &ld_mr, &zero, mem, &width)
-    else:
+        # row-major mem = A[r0:r1, c0:c1] @ B[c0:c1]: column-major mem^T = B^T A^T
+        dgemm(no_trans, no_trans, &width, &n_r, &n_i, &one, <double*>(B + c0 * width), &width,
+              <double*>(A + r0 * lda + c0), &ld_a, &beta, mem, &width)
+    elif beta == 0.0:
         memset(mem, 0, n_r * width * sizeof(double))
 
 
+cdef struct Compressed:
+    # The final column blocks of M_R (blocks of DMFT_ROWS grid points, g = i // DMFT_ROWS), each below its
+    # own rows: M_R[k, i] = sum_q C[k, off[g] + q] V[i, q] for k past the block, q < rank[g] (_compress).
+    double* C               # K x K, row-major; columns off[g] .. off[g] + rank[g] - 1 hold block g
+    double* V               # K x DMFT_ROWS, row-major: V[i, q], orthonormal columns per block
+    Py_ssize_t* off         # per block; blocks are appended in decreasing g, so blocks g0 .. g1 are contiguous
+    Py_ssize_t* rank
+    unsigned char* exact    # per block: 1 when kept as it is (V = I, C = M_R's columns, Y = T's rows)
+    Py_ssize_t used         # columns of C taken
+
+
+cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Compressed* cm, double* buf,
+                    double* sv, double* U, double* work, int lwork) noexcept nogil:
+    """Compress column block ``g`` of ``M_R`` (final) below its own rows: the ``m x n`` block
+    ``A = M_R[c1:K, c0:c1]`` is ``A V V^T`` up to its singular values ``<= tol sigma_1`` with ``V`` its
+    leading right singular vectors (``dgesvd``), so ``C[:, off:off + r] = A V`` and ``V`` replace it. Kept as
+    it is (exact, ``V = I``) when ``tol == 0``, when more than half the singular values are kept (no work
+    saved), when ``A`` holds a value that is not finite, or when the SVD fails. ``buf``: ``n x m``;
+    ``sv``: ``n``; ``U``: ``n x n``."""
+    cdef Py_ssize_t c0 = g * DMFT_ROWS, c1 = min(c0 + DMFT_ROWS, K), n = c1 - c0, m = K - c1, i, r, q
+    cdef int n_i = <int>n, m_i = <int>m, one_i = 1, info = 0, r_i, ld_k = <int>K, ld_v = DMFT_ROWS
+    cdef double one = 1.0, zero = 0.0, no_vt = 0.0
+    cdef char* no_trans = b"N"
+    cdef char* some = b"S"
+    cdef bint finite = True
+    cm.off[g] = cm.used
+    cm.exact[g] = 0
+    if m == 0:                 # no rows below: never taken from the compressed form
+        cm.rank[g] = 0
+        return
+    for r in range(m):          # A^T, column-major n x m
+        for i in range(n):
+            buf[r * n + i] = MR[(c1 + r) * K + c0 + i]
+            finite = finite and isfinite(buf[r * n + i])
+    if tol > 0 and finite:
+        dgesvd(some, no_trans, &n_i, &m_i, buf, &n_i, sv, U, &n_i, &no_vt, &one_i, work, &lwork, &info)
+    r = n
+    if tol > 0 and finite and info == 0:
+        r = 0
+        while r < min(n, m) and sv[r] > tol * sv[0]:
+            r = r + 1
+    cm.rank[g] = r
+    if 2 * r > n or not (tol > 0 and finite and info == 0):
+        cm.rank[g] = n
+        cm.exact[g] = 1
+        for r in range(m):
+            for i in range(n):
+                cm.C[(c1 + r) * K + cm.used + i] = MR[(c1 + r) * K + c0 + i]
+        cm.used += n
+        return
+    for i in range(n):          # U's first r columns are V
+        for q in range(r):
+            cm.V[(c0 + i) * DMFT_ROWS + q] = U[q * n + i]
+    if r > 0:
+        # row-major C[c1:K, used:used + r] = A V: column-major C^T = V^T A^T
+        r_i = <int>r
+        dgemm(no_trans, no_trans, &r_i, &m_i, &n_i, &one, cm.V + c0 * DMFT_ROWS, &ld_v,
+              <double*>(MR + c1 * K + c0), &ld_k, &zero, cm.C + c1 * K + cm.used, &ld_k)
+    cm.used += r
+
+
+cdef inline void _project(const Compressed* cm, Py_ssize_t g, const double* T, int width, double* Y) noexcept nogil:
+    """``Y[off[g] .. off[g] + rank[g], :] = V_g^T T[c0:c1, :]`` for the rows ``c0 .. c1 - 1`` of block ``g``
+    of a history ``T`` (``width`` columns): the block's part of the history in the basis of ``_compress``
+    (its rows copied when the block is kept exact)."""
+    cdef Py_ssize_t c0 = g * DMFT_ROWS, o = cm.off[g], i
+    cdef int n_i = <int>cm.rank[g], r_i = <int>cm.rank[g], ld_v = DMFT_ROWS
+    cdef double one = 1.0, zero = 0.0
+    cdef char* no_trans = b"N"
+    cdef char* trans = b"T"
+    if cm.exact[g]:
+        memcpy(Y + o * width, T + c0 * width, cm.rank[g] * width * sizeof(double))
+    elif r_i > 0:
+        n_i = DMFT_ROWS        # a compressed block has rows below it, so it is a whole block
+        # row-major Y[o:o + r] = V^T T[c0:c1]: column-major Y^T = T^T V
+        dgemm(no_trans, trans, &width, &r_i, &n_i, &one, <double*>(T + c0 * width), &width,
+              cm.V + c0 * DMFT_ROWS, &ld_v, &zero, Y + o * width, &width)
+
+
 cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t K,
-                               Py_ssize_t j, const double* nut, const double* MR, double dt, double grad_scale,
-                               double* T, double* mem, double* acc, double* stats, double* rowabs) noexcept nogil:
+                               Py_ssize_t j, const double* nut, const double* MR, const Compressed* cm, double dt,
+                               double grad_scale, double* T, double* Y, double* mem, double* acc, double* stats,
+                               double* rowabs) noexcept nogil:
     """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
-    the ``K x S`` ``D``), rows in blocks of ``DMFT_ROWS``
-    grid points: for the rows ``r0 <= k < r1`` of a block, the memory term's part from the rows
-    ``j < i < r0`` of the history, ``M_R[r0:r1, j+1:r0] T[j+1:r0, :]``, is one matrix product (``dgemm``,
-    ``DMFT_ROWS x (r0 - j - 1)`` by ``(r0 - j - 1) x DMFT_PANEL``), and the part from ``r0 <= i < k``
+    the ``K x S`` ``D``), rows in the blocks of ``DMFT_ROWS`` grid points of ``Compressed`` (the first
+    one cut at ``j + 1``): for the rows ``r0 <= k < r1`` of a block, the memory term's part from the
+    rows ``j < i < r0`` of the history is two matrix products (``_rows_product``), ``M_R[r0:r1, j+1:c]
+    T[j+1:c]`` over the columns of the block that holds ``j + 1`` when ``j + 1`` starts no block
+    (``c`` its end; those columns of ``M_R`` are not all final yet), and ``C[r0:r1, o] Y[o]`` over the
+    compressed blocks from ``c`` to ``r0`` (``o`` their columns of ``C``; ``Y`` holds the history's rows
+    of each in its basis, ``_project``, filled as the walk passes them), and the part from ``r0 <= i < k``
     (a triangle within the block) is added by the recursion itself. ``T`` (``K x DMFT_PANEL``) holds the
-    panel's history, ``mem`` (``DMFT_ROWS x DMFT_PANEL``) the block's memory terms; samples beyond
-    ``nb`` are zero. The block partition depends on ``j`` only, so the summation order does not depend
-    on the thread count."""
-    cdef Py_ssize_t k, i, p, r0, r1
+    panel's history, ``Y`` (``K x DMFT_PANEL``) its compressed form, ``mem`` (``DMFT_ROWS x DMFT_PANEL``)
+    the block's memory terms; samples beyond ``nb`` are zero. The blocks and ranks depend on ``j`` and
+    ``M_R`` only, so the summation order does not depend on the thread count."""
+    cdef Py_ssize_t k, i, p, r0, r1, g
+    cdef Py_ssize_t first = (j + DMFT_ROWS) // DMFT_ROWS     # the first block that starts after j
+    cdef Py_ssize_t dense_end = min(first * DMFT_ROWS, K)
     cdef double dt2 = dt * dt, mr, a
     cdef double db[DMFT_PANEL]
     cdef double tri[DMFT_PANEL]
     cdef double* row
     cdef double* Tk
     cdef const double* Ti
+    cdef const double* Dk
+    cdef bint run = idx[nb - 1] - idx[0] == nb - 1      # consecutive samples (a full batch): plain loads
     for p in range(DMFT_PANEL):
         T[(j + 1) * DMFT_PANEL + p] = D[j * S + idx[p]] if p < nb else 0.0
     r0 = j + 1
     while r0 < K:
-        r1 = min(r0 + DMFT_ROWS, K)
-        _block_memory(T, DMFT_PANEL, MR, K, j, r0, r1, mem)
+        g = r0 // DMFT_ROWS
+        r1 = min((g + 1) * DMFT_ROWS, K)
+        _rows_product(T, DMFT_PANEL, MR, K, j + 1, min(dense_end, r0), r0, r1, 0.0, mem)
+        if g > first:
+            _rows_product(Y, DMFT_PANEL, cm.C, K, cm.off[g - 1], cm.off[first] + cm.rank[first], r0, r1, 1.0, mem)
         for k in range(r0, r1):
             row = mem + (k - r0) * DMFT_PANEL
             Tk = T + k * DMFT_PANEL
-            for p in range(DMFT_PANEL):
-                db[p] = D[k * S + idx[p]] if p < nb else 0.0
-            _panel_contributions(db, Tk, idx, nb, k, K, S, acc, stats, rowabs)
+            if run:
+                Dk = D + k * S + idx[0]
+                if k + PREFETCH_ROWS < K:
+                    for p in range(0, nb, 8):
+                        __builtin_prefetch(Dk + PREFETCH_ROWS * S + p)
+                for p in range(DMFT_PANEL):
+                    db[p] = Dk[p] if p < nb else 0.0
+            else:
+                for p in range(DMFT_PANEL):
+                    db[p] = D[k * S + idx[p]] if p < nb else 0.0
+            _panel_contributions(db, Tk, idx, nb, run, k, K, S, acc, stats, rowabs)
             if k == K - 1:
                 break
             for p in range(DMFT_PANEL):
@@ -328,26 +445,36 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
             a = 1.0 - dt * nut[k]
             for p in range(DMFT_PANEL):
                 Tk[DMFT_PANEL + p] = Tk[p] * (a - dt * grad_scale * db[p]) + dt2 * tri[p]
+        if g >= first and r1 < K:
+            _project(cm, g, T, DMFT_PANEL, Y)
         r0 = r1
 
 
 cdef inline void _panel_contributions(const double* db, const double* Tk, const Py_ssize_t* idx, Py_ssize_t nb,
-                                      Py_ssize_t k, Py_ssize_t K, Py_ssize_t S, double* acc, double* stats,
+                                      bint run, Py_ssize_t k, Py_ssize_t K, Py_ssize_t S, double* acc, double* stats,
                                       double* rowabs) noexcept nogil:
-    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples ``idx[p]`` to entry ``k``
-    of a column (``rowabs``: the ``K x S`` accumulator of ``|x_p|``, sample by sample)."""
+    """``_contributions`` for a panel: ``x_p = db[p] Tk[p]`` of its ``nb`` samples ``idx[p]`` (``run``: they are
+    consecutive) to entry ``k`` of a column (``rowabs``: the ``K x S`` accumulator of ``|x_p|``, sample by
+    sample); ``db`` and ``Tk`` are zero beyond ``nb``."""
     cdef Py_ssize_t p
-    cdef double tot = 0.0, ta = 0.0, tq = 0.0, x, a
+    cdef double tot = 0.0, ta = 0.0, tq = 0.0
+    cdef double xa[DMFT_PANEL]
+    cdef double* ra
     for p in range(DMFT_PANEL):
         tot += db[p] * Tk[p]
     acc[k] += tot
     if stats != NULL:
-        for p in range(nb):
-            x = db[p] * Tk[p]
-            a = fabs(x)
-            ta = ta + a
-            tq = tq + a * a
-            rowabs[k * S + idx[p]] += a
+        for p in range(DMFT_PANEL):
+            xa[p] = fabs(db[p] * Tk[p])
+            ta += xa[p]
+            tq += xa[p] * xa[p]
+        if run:
+            ra = rowabs + k * S + idx[0]
+            for p in range(nb):
+                ra[p] += xa[p]
+        else:
+            for p in range(nb):
+                rowabs[k * S + idx[p]] += xa[p]
         stats[k] += ta
         stats[K + k] += tq
 
@@ -506,8 +633,8 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
     """``_kick_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]``, rows in blocks of ``DMFT_ROWS``
     grid points as in ``_panel_column``: given ``M_R`` the memory term of a deviation is linear in its
     past, so the part of a block's rows ``r0 <= k < r1`` from the rows ``j < i < r0`` is one matrix
-    product for both deviations of all the panel's samples (``_block_memory`` on ``2 DMFT_PANEL``
-    columns), and only the triangle ``r0 <= i < k`` runs row by row, with the loss (``_kick_row``) and
+    product for both deviations of all the panel's samples (``_rows_product`` on ``2 DMFT_PANEL``
+    columns, ``M_R`` as it is), and only the triangle ``r0 <= i < k`` runs row by row, with the loss (``_kick_row``) and
     the clamping. ``U`` (``K x 2 DMFT_PANEL``) holds the history, row ``i``: ``u+`` of the panel's
     samples, then their ``u-``; ``mem`` (``DMFT_ROWS x 2 DMFT_PANEL``) the block's memory terms; the
     deviations of samples beyond ``nb`` are zero. Agrees with ``_kick_column`` to rounding."""
@@ -527,13 +654,13 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
     r0 = j + 1
     while r0 < K:
         r1 = min(r0 + DMFT_ROWS, K)
-        _block_memory(U, 2 * DMFT_PANEL, MR, K, j, r0, r1, mem)
+        _rows_product(U, 2 * DMFT_PANEL, MR, K, j + 1, r0, r0, r1, 0.0, mem)
         for k in range(r0, r1):
             Uk = U + k * 2 * DMFT_PANEL
             cs = _kick_row(kp, S, idx, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
             for p in range(DMFT_PANEL):
                 dg[p] = (g[p] - g[DMFT_PANEL + p]) * cs
-            _panel_contributions(src, dg, idx, nb, k, K, S, acc, stats, rowabs)
+            _panel_contributions(src, dg, idx, nb, idx[nb - 1] - idx[0] == nb - 1, k, K, S, acc, stats, rowabs)
             if k == K - 1:
                 break
             row = mem + (k - r0) * 2 * DMFT_PANEL
@@ -824,7 +951,7 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
              Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
              H=None, h0=None, y=None, m=None, sel=None, double amplitude=1.0, double cap=10.0, clamped=None,
-             str method="blocked", project_scale=None):
+             str method="blocked", project_scale=None, double rank_tol=RANK_TOL, ranks=None):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -853,7 +980,12 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     the reference, every sample); the two agree to rounding. The same for
     the kicked response: ``_kick_panel`` (blocked) or ``_kick_column`` (recursion). ``n_lanes`` applies
     to the recursion only. ``project_scale``: the march's ``scale`` with ``project`` (with its ``D`` and ``m``);
-    only the kicked response needs it, the linear one is exact on that ``D`` as it is."""
+    only the kicked response needs it, the linear one is exact on that ``D`` as it is.
+
+    ``rank_tol`` (blocked linear response): the column blocks of ``M_R`` keep their singular values above
+    ``rank_tol`` times the largest (module docstring; 0: every block as it is). ``ranks`` (an intp array
+    of ``ceil(K / DMFT_ROWS)``, optional) receives each block's rank, -1 for a block kept as it is (all
+    -1 for the recursion and the kicked response)."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -895,7 +1027,10 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef bint blocked = method == "blocked"
     cdef Py_ssize_t unit = DMFT_PANEL if blocked else DMFT_BLOCK
     cdef Py_ssize_t n_dev = 2 if kick > 0 else 1       # histories per sample: T, or the deviations u+ and u-
-    cdef Py_ssize_t width = (K + DMFT_ROWS) * n_dev * DMFT_PANEL if blocked else n_dev * K * DMFT_BLOCK
+    # blocked: the history, its compressed form (linear response only) and the memory terms
+    cdef bint compressing = blocked and kick == 0
+    cdef Py_ssize_t width = (((2 * K if compressing else K * n_dev) + DMFT_ROWS * n_dev) * DMFT_PANEL if blocked
+                             else n_dev * K * DMFT_BLOCK)
     cdef int nt = effective_n_threads(n_threads)
     cdef Py_ssize_t n_blocks = (S + unit - 1) // unit
     # partial sums: one per panel (blocked pass), or per lane of blocks
@@ -926,6 +1061,27 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if scratch == NULL:
         raise MemoryError(f"response: cannot allocate {n_scratch * width * 8} bytes of scratch")
     cdef double* own
+    if not rank_tol >= 0:
+        free(scratch)
+        raise ValueError(f"rank_tol: {rank_tol!r} is not allowed; allowed: 0 (M_R as it is) or a positive tolerance")
+    cdef Py_ssize_t n_groups = (K + DMFT_ROWS - 1) // DMFT_ROWS
+    cdef Compressed cm
+    cdef int lwork = -1, n_q = DMFT_ROWS, m_q = <int>K, one_q = 1, info_q = 0
+    cdef double w_q = 0.0, no_q = 0.0
+    cdef Py_ssize_t kc = K if compressing else 1
+    C_a, V_a = np.zeros((kc, kc)), np.zeros((kc, DMFT_ROWS))
+    off_a, rank_a = np.zeros(n_groups, dtype=np.intp), np.zeros(n_groups, dtype=np.intp)
+    exact_a = np.zeros(n_groups, dtype=np.uint8)
+    cdef double[:, ::1] C_v = C_a, V_v = V_a
+    cdef Py_ssize_t[::1] off_v = off_a, rank_v = rank_a
+    cdef unsigned char[::1] exact_v = exact_a
+    cm.C, cm.V, cm.off, cm.rank, cm.exact, cm.used = &C_v[0, 0], &V_v[0, 0], &off_v[0], &rank_v[0], &exact_v[0], 0
+    if compressing:             # dgesvd's workspace for the largest block (DMFT_ROWS x K)
+        dgesvd(b"S", b"N", &n_q, &m_q, &no_q, &n_q, &no_q, &no_q, &n_q, &no_q, &one_q, &w_q, &lwork, &info_q)
+        lwork = max(<int>w_q, 5 * DMFT_ROWS + <int>K)
+    svd_a = np.empty(DMFT_ROWS * K + DMFT_ROWS + DMFT_ROWS * DMFT_ROWS + max(lwork, 1) if compressing else 1)
+    cdef double[::1] svd_v = svd_a
+    cdef double* svd_buf = &svd_v[0]
     blas = threadpool_limits(1, user_api="blas")    # one BLAS thread per worker thread
     try:
         with nogil:
@@ -953,8 +1109,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                                         &ROW[0, 0, 0] if stats else NULL, &clamp_n[blk])
                         else:
                             _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
-                                          K, j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + K * DMFT_PANEL,
-                                          &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                                          K, j, &nut[0], &MR[0, 0], &cm, dt, grad_scale, own, own + K * DMFT_PANEL,
+                                          own + 2 * K * DMFT_PANEL, &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
                                           &ROW[0, 0, 0] if stats else NULL)
                 for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
@@ -987,11 +1143,17 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         if xq > 0:
                             ESS[k, j] = xa * xa / xq
                             SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
+                if compressing and j % DMFT_ROWS == 0:     # column block j / DMFT_ROWS is final
+                    _compress(&MR[0, 0], K, j // DMFT_ROWS, rank_tol, &cm, svd_buf, svd_buf + DMFT_ROWS * K,
+                              svd_buf + DMFT_ROWS * K + DMFT_ROWS,
+                              svd_buf + DMFT_ROWS * K + DMFT_ROWS + DMFT_ROWS * DMFT_ROWS, lwork)
     finally:
         blas.restore_original_limits()
         free(scratch)
     if clamped is not None:
         clamped[0] = clamp_a.sum()
+    if ranks is not None:
+        ranks[:] = np.where(exact_a == 1, -1, rank_a) if compressing else -1
     if stats:
         with np.errstate(invalid="ignore", divide="ignore"):
             row_ess = ROW_a.sum(axis=(0, 2)) ** 2 / np.einsum("nkb,nkb->k", ROW_a, ROW_a)

@@ -147,6 +147,63 @@ def test_blocked_response_pass_matches_the_recursion_and_not_the_thread_count():
         kd.response(D, nut, 0.05, 2.0, 1.3, method="gemm")
 
 
+def smooth_paths(K, S, dt, seed):
+    """``D`` and ``nut`` that vary smoothly in time (as those of GD do), so that ``M_R`` is smooth below
+    its diagonal and its column blocks compress."""
+    rng = np.random.default_rng(seed)
+    t = dt * np.arange(K)[:, None]
+    D = 1.0 + 0.5 * np.cos(rng.uniform(0.5, 2.0, S) * t + rng.uniform(0, 2 * np.pi, S))
+    return D, 1.0 + 0.3 * np.sin(t[:, 0])
+
+
+def test_compressed_memory_matches_the_recursion_and_not_the_thread_count():
+    """Smooth paths: the final column blocks of M_R are replaced by their leading singular vectors
+    (ranks well below the block's DMFT_ROWS), yet M_R and its diagnostics are the recursion's to
+    rounding, bitwise for any thread count; rank_tol = 0 keeps every block as it is."""
+    K, S, dt = 5 * kd.ROWS + 9, kd.PANEL + 21, 0.03
+    D, nut = smooth_paths(K, S, dt, 7)
+    ref = kd.response(D, nut, dt, 2.0, 1.3, stats=True, method="recursion")
+    n_groups = -(-K // kd.ROWS)
+    ranks = np.zeros(n_groups, dtype=np.intp)
+    got = kd.response(D, nut, dt, 2.0, 1.3, stats=True, n_threads=1, ranks=ranks)
+    compressed = ranks[:-1][ranks[:-1] >= 0]
+    assert len(compressed) >= n_groups - 2 and compressed.max() <= kd.ROWS // 2 and compressed.min() > 0
+    assert ranks[-1] == 0                        # the last block has no rows below it
+    scale = np.abs(ref[0]).max()
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-11, atol=1e-13 * scale)
+    for a, b in zip(got[1:], ref[1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    for threads in (2, 3):
+        for a, b in zip(kd.response(D, nut, dt, 2.0, 1.3, stats=True, n_threads=threads), got):
+            np.testing.assert_array_equal(a, b)
+    exact = kd.response(D, nut, dt, 2.0, 1.3, rank_tol=0.0, ranks=ranks)
+    assert (ranks[:-1] == -1).all()
+    np.testing.assert_allclose(exact, ref[0], rtol=1e-12, atol=1e-14 * scale)
+    # a loose tolerance keeps fewer singular vectors, and M_R moves by about that tolerance
+    loose = kd.response(D, nut, dt, 2.0, 1.3, rank_tol=1e-4, ranks=ranks)
+    assert ranks[:-1].max() < compressed.max()
+    assert 1e-12 * scale < np.abs(loose - ref[0]).max() < 1e-3 * scale
+    with pytest.raises(ValueError, match="rank_tol: -1.0 is not allowed"):
+        kd.response(D, nut, dt, 2.0, 1.3, rank_tol=-1.0)
+
+
+def test_compression_keeps_blocks_that_are_not_finite_as_they_are():
+    """A path that overflows makes M_R infinite below some time: those blocks are kept exact (no SVD of
+    non-finite numbers), and the pass gives the recursion's non-finite entries where it does."""
+    K, S, dt = 4 * kd.ROWS + 3, kd.PANEL, 0.03
+    D, nut = smooth_paths(K, S, dt, 8)
+    D[3 * kd.ROWS + 5:, 4] = 1e300
+    ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
+    with np.errstate(all="ignore"):
+        ref = kd.response(D, nut, dt, 2.0, 1.0, method="recursion")
+        got = kd.response(D, nut, dt, 2.0, 1.0, ranks=ranks)
+    assert (~np.isfinite(ref)).any()
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+    assert (ranks[:3] == -1).all()
+    ok = np.isfinite(ref)
+    np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-10, atol=1e-12)
+
+
 def test_effective_sample_size_flags_a_response_carried_by_one_sample():
     """One sample whose D is 100 times the others' carries M_R: its effective sample size drops from
     about S (all alike) to about 1; entries no sample contributes to are NaN."""

@@ -5,7 +5,7 @@ cdef enum:
     DMFT_BLOCK = 16      # samples whose responses are propagated together (SIMD width of the recursion)
     DMFT_CHUNK = 64      # samples per work item of the march
     DMFT_PANEL = 64      # samples per work item of the blocked response pass (the width of its matrix products)
-    DMFT_ROWS = 32       # grid points per row block of the blocked response pass
+    DMFT_ROWS = 48       # grid points per row block of the blocked response pass
 
 cdef enum NuForm:        # how the march gets nu_hat
     NU_RIDGE = 0         # the ridge: nu_hat = lambda

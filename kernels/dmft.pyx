@@ -55,16 +55,18 @@ part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="bloc
 ``DMFT_ROWS``: the memory term of a row block from the rows before it is matrix products
 (``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
 triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. Below its diagonal ``M_R`` is smooth where the paths are (GD: a block of 32 columns
-has numerical rank 10-16 at ``K = 401 - 1001``; Langevin's and SGD's noise leaves it full rank):
-each column block of ``DMFT_ROWS``, once final, is replaced below its rows by ``C V^T`` with ``V``
-its right singular vectors above ``rank_tol`` times the largest (``_compress``: an SVD of
-``K x DMFT_ROWS``), and each panel keeps its history's rows of that block in that basis
-(``Y = V^T T``, ``_project``), so the memory term from the compressed blocks is ``C Y``: the
-product's inner size drops from the block's ``DMFT_ROWS`` to its rank. A block whose rank saves
-nothing (more than half kept), or that holds a value that is not finite, is kept as it is
-(``V = I``). The singular values dropped are ``< 1e-13`` of the block's largest, far below any
-solver tolerance (docs/dmft.md). A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
+recursion. Below its diagonal ``M_R`` is smooth where the paths are (GD on phase retrieval: a block
+of 48 columns has numerical rank about 13 at ``K = 401`` and 11 at ``K = 1001``; the noise of Langevin
+and SGD leaves it full rank): each column block of ``DMFT_ROWS``, once final, is replaced below its
+rows by ``C V^T`` with ``V`` its right singular vectors above ``rank_tol`` times the largest
+(``_compress``: an SVD of ``K x DMFT_ROWS``), and each panel keeps its history's rows of that block
+in that basis (``Y = V^T T``, ``_project``), so the memory term from the compressed blocks is
+``C Y``: the product's inner size drops from the block's ``DMFT_ROWS`` to its rank. The columns from
+``j + 1`` to the end of their block (not all of that block is final yet) are multiplied as they are.
+A block whose rank saves nothing (more than half kept), or that holds a value that is not finite, is
+kept as it is (``V = I``). With the default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by about
+``1e-17`` of its largest entry (docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch)
+loads its rows of ``D`` directly, ``PREFETCH_ROWS`` rows ahead, instead of gathering them. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
 ``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
 ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
 does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its

@@ -27,7 +27,9 @@ S = 2000): quoted figures, not measured by this script; prcy's target is 10x fas
 ``--yardstick`` / ``--large``: one iteration of GD on phase retrieval against a NumPy GEMM of the
 response recursion's ``K^3 S / 3`` flops on the same threads, measured alternately in the same run
 (ratio = GEMM seconds / iteration seconds: 1.0 is "as fast as a dense matrix product of that size");
-``--yardstick`` also times the iteration with the old response pass (``method="recursion"``).
+``--yardstick`` also times the iteration with the old response pass (``method="recursion"``); both print
+the iteration without the compression of ``M_R``'s column blocks (``exact s``: ``rank_tol = 0``) and
+the mean rank of the compressed blocks (of ``DMFT_ROWS`` columns; the last, with no rows below, left out).
 
 ``--kicked``: the kicked response pass (``response_kick = 0.1``) of persistent SGD in the hard regime
 (docs/validation.md 7g: alpha = 3, m0 = 0.2, ell = 0.5, tau = 1, ``--chain steps``, ``--sphere
@@ -65,12 +67,13 @@ def spec(K, S):
                                    ridge=0.5, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S)
 
 
-def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0, method="blocked"):
+def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0, method="blocked", rank_tol=kd.RANK_TOL, ranks=None):
     t0 = time.perf_counter()
     out = dmft._march(sp, MR, samples, threads, None, losses.capsule(sp.problem))
     t1 = time.perf_counter()
-    kw = {} if kick == 0 else dict(kick=kick, loss=losses.capsule(sp.problem), H=out["H"], h0=samples["h0"],
-                                   y=samples["y"], m=out["m"], sel=samples["sel"])
+    kw = dict(rank_tol=rank_tol, ranks=ranks) if kick == 0 else dict(
+        kick=kick, loss=losses.capsule(sp.problem), H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m"],
+        sel=samples["sel"])
     kd.response(out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha, 1.0,
                 n_threads=threads, stats=stats, method=method, **kw)
     t2 = time.perf_counter()
@@ -130,24 +133,27 @@ def yardstick(nt, cases, reps, old):
     ``reps``); ``ratio`` = GEMM seconds / iteration seconds (1: as fast as that GEMM)."""
     print(f"yardstick: GD phase retrieval, {nt} threads; ratio = (K^3 S / 3 flops GEMM s) / (iteration s)")
     print(f"{'K':>5} {'S':>6} {'GEMM s':>8} {'GF/s':>6} {'iter s':>8} {'march s':>8} {'resp s':>8} {'ratio':>6} "
-          f"{'old iter s':>10} {'old ratio':>9}")
+          f"{'exact s':>8} {'rank':>5} {'old iter s':>10} {'old ratio':>9}")
     for K, S in cases:
         sp = dmft.DMFTSpec.from_flat(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.2,
                                      dt=5.0 / (K - 1), t_max=5.0, samples=S)
         samples = dmft.draw_samples(sp)
         MR = np.tril(np.full((K, K), 0.01), -1)
         flops = K ** 3 * S / 3.0
-        runs, gemms = [one_iteration(sp, samples, MR, nt)], []
+        ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
+        runs, gemms, exact = [one_iteration(sp, samples, MR, nt, ranks=ranks)], [], []
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for rep in range(reps):
             gemms.append(gemm_seconds(flops, nt))
+            exact.append(one_iteration(sp, samples, MR, nt, rank_tol=0.0)[0])
             if rep:
                 runs.append(one_iteration(sp, samples, MR, nt))
         g = min(gemms)
         total, march, resp = min(runs)
+        rank = ranks[ranks >= 0][:-1].mean() if (ranks[:-1] >= 0).any() else float("nan")
         ref = one_iteration(sp, samples, MR, nt, method="recursion")[0] if old else float("nan")
         print(f"{K:>5} {S:>6} {g:>8.2f} {flops / g / 1e9:>6.1f} {total:>8.2f} {march:>8.2f} {resp:>8.2f} "
-              f"{g / total:>6.2f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
+              f"{g / total:>6.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
         print(f"peak RSS after the first iteration (before any GEMM): {rss:.0f} MiB")
 
 

@@ -187,6 +187,19 @@ def test_compressed_memory_matches_the_recursion_and_not_the_thread_count():
         kd.response(D, nut, dt, 2.0, 1.3, rank_tol=-1.0)
 
 
+@pytest.mark.parametrize("K", [2, 3, kd.ROWS, kd.ROWS + 1, 2 * kd.ROWS + 1, 3 * kd.ROWS])
+@pytest.mark.parametrize("S", [1, kd.PANEL + 1])
+def test_compressed_memory_at_the_edges_of_the_blocks(K, S):
+    """Grids of one block, of a block and one point (the last block one column wide), panels of one
+    sample and of a panel and one: the recursion's M_R to rounding."""
+    D, nut = smooth_paths(K, S, 0.05, 9)
+    ref = kd.response(D, nut, 0.05, 2.0, 1.0, method="recursion")
+    ranks = np.full(-(-K // kd.ROWS), -2, dtype=np.intp)
+    got = kd.response(D, nut, 0.05, 2.0, 1.0, ranks=ranks)
+    np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-13 * max(np.abs(ref).max(), 1e-300))
+    assert ranks[-1] == 0 and (ranks >= -1).all()
+
+
 def test_compression_keeps_blocks_that_are_not_finite_as_they_are():
     """A path that overflows makes M_R infinite below some time: those blocks are kept exact (no SVD of
     non-finite numbers), and the pass gives the recursion's non-finite entries where it does."""

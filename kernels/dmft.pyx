@@ -62,7 +62,10 @@ rows by ``C V^T`` with ``V`` its right singular vectors above ``rank_tol`` times
 (``_compress``: an SVD of ``K x DMFT_ROWS``), and each panel keeps its history's rows of that block
 in that basis (``Y = V^T T``, ``_project``), so the memory term from the compressed blocks is
 ``C Y``: the product's inner size drops from the block's ``DMFT_ROWS`` to its rank. The columns from
-``j + 1`` to the end of their block (not all of that block is final yet) are multiplied as they are.
+``j + 1`` to the end of their block (not all of that block is final yet) are multiplied as they are;
+to make them fewer the blocks are kept on ``DMFT_GRIDS = 2`` grids offset by half a block, and column
+``j`` takes the grid on which a block starts first after ``j`` (``_nearest_grid``; its row blocks
+follow that grid), which halves those columns on average.
 A block whose rank saves nothing (more than half kept), or that holds a value that is not finite, is
 kept as it is (``V = I``). With the default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by about
 ``1e-17`` of its largest entry (docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch)
@@ -77,7 +80,7 @@ samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the refe
 OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response``
 limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(2 K + DMFT_ROWS) x
 DMFT_PANEL`` doubles per thread (blocked, with ``Y``; ``2 (K + DMFT_ROWS) x DMFT_PANEL`` kicked) and
-``K x K`` for ``C``, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
+``K x K`` for ``C`` per grid, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
 dv(a h~)`` (``K S``, ``_kick_base``).
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
@@ -306,9 +309,15 @@ cdef inline void _rows_product(const double* B, int width, const double* A, Py_s
         memset(mem, 0, n_r * width * sizeof(double))
 
 
+cdef enum:
+    DMFT_GRIDS = 2       # grids of column blocks, offset by DMFT_ROWS / DMFT_GRIDS (Compressed)
+
+
 cdef struct Compressed:
-    # The final column blocks of M_R (blocks of DMFT_ROWS grid points, g = i // DMFT_ROWS), each below its
-    # own rows: M_R[k, i] = sum_q C[k, off[g] + q] V[i, q] for k past the block, q < rank[g] (_compress).
+    # The final column blocks of M_R on one grid: block g holds the columns g DMFT_ROWS - shift ..
+    # (g + 1) DMFT_ROWS - shift - 1 (cut at 0 and K), each kept below its own rows:
+    # M_R[k, i] = sum_q C[k, off[g] + q] V[i, q] for k past the block, q < rank[g] (_compress).
+    Py_ssize_t shift
     double* C               # K x K, row-major; columns off[g] .. off[g] + rank[g] - 1 hold block g
     double* V               # K x DMFT_ROWS, row-major: V[i, q], orthonormal columns per block
     Py_ssize_t* off         # per block; blocks are appended in decreasing g, so blocks g0 .. g1 are contiguous
@@ -325,7 +334,8 @@ cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Co
     it is (exact, ``V = I``) when ``tol == 0``, when more than half the singular values are kept (no work
     saved), when ``A`` holds a value that is not finite, or when the SVD fails. ``buf``: ``n x m``;
     ``sv``: ``n``; ``U``: ``n x n``."""
-    cdef Py_ssize_t c0 = g * DMFT_ROWS, c1 = min(c0 + DMFT_ROWS, K), n = c1 - c0, m = K - c1, i, r, q
+    cdef Py_ssize_t c0 = max(g * DMFT_ROWS - cm.shift, 0), c1 = min((g + 1) * DMFT_ROWS - cm.shift, K)
+    cdef Py_ssize_t n = c1 - c0, m = K - c1, i, r, q
     cdef int n_i = <int>n, m_i = <int>m, one_i = 1, info = 0, r_i, ld_k = <int>K, ld_v = DMFT_ROWS
     cdef double one = 1.0, zero = 0.0, no_vt = 0.0
     cdef char* no_trans = b"N"
@@ -371,7 +381,7 @@ cdef inline void _project(const Compressed* cm, Py_ssize_t g, const double* T, i
     """``Y[off[g] .. off[g] + rank[g], :] = V_g^T T[c0:c1, :]`` for the rows ``c0 .. c1 - 1`` of block ``g``
     of a history ``T`` (``width`` columns): the block's part of the history in the basis of ``_compress``
     (its rows copied when the block is kept exact)."""
-    cdef Py_ssize_t c0 = g * DMFT_ROWS, o = cm.off[g], i
+    cdef Py_ssize_t c0 = g * DMFT_ROWS - cm.shift, o = cm.off[g], i
     cdef int n_i = <int>cm.rank[g], r_i = <int>cm.rank[g], ld_v = DMFT_ROWS
     cdef double one = 1.0, zero = 0.0
     cdef char* no_trans = b"N"
@@ -379,14 +389,25 @@ cdef inline void _project(const Compressed* cm, Py_ssize_t g, const double* T, i
     if cm.exact[g]:
         memcpy(Y + o * width, T + c0 * width, cm.rank[g] * width * sizeof(double))
     elif r_i > 0:
-        n_i = DMFT_ROWS        # a compressed block has rows below it, so it is a whole block
+        n_i = DMFT_ROWS        # a compressed block taken by the walk has rows below it and starts after 0: whole
         # row-major Y[o:o + r] = V^T T[c0:c1]: column-major Y^T = T^T V
         dgemm(no_trans, trans, &width, &r_i, &n_i, &one, <double*>(T + c0 * width), &width,
               cm.V + c0 * DMFT_ROWS, &ld_v, &zero, Y + o * width, &width)
 
 
+cdef inline const Compressed* _nearest_grid(const Compressed* grids, Py_ssize_t j) noexcept nogil:
+    """The grid whose first block that starts after ``j`` starts nearest to ``j + 1`` (the first of them
+    on a tie): the fewest columns of column ``j``'s memory term taken as they are."""
+    cdef Py_ssize_t o, best = 0, gap, best_gap = DMFT_ROWS
+    for o in range(DMFT_GRIDS):
+        gap = (DMFT_ROWS - (j + 1 + grids[o].shift) % DMFT_ROWS) % DMFT_ROWS
+        if gap < best_gap:
+            best, best_gap = o, gap
+    return grids + best
+
+
 cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t K,
-                               Py_ssize_t j, const double* nut, const double* MR, const Compressed* cm, double dt,
+                               Py_ssize_t j, const double* nut, const double* MR, const Compressed* grids, double dt,
                                double grad_scale, double* T, double* Y, double* mem, double* acc, double* stats,
                                double* rowabs) noexcept nogil:
     """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
@@ -402,8 +423,10 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
     the block's memory terms; samples beyond ``nb`` are zero. The blocks and ranks depend on ``j`` and
     ``M_R`` only, so the summation order does not depend on the thread count."""
     cdef Py_ssize_t k, i, p, r0, r1, g
-    cdef Py_ssize_t first = (j + DMFT_ROWS) // DMFT_ROWS     # the first block that starts after j
-    cdef Py_ssize_t dense_end = min(first * DMFT_ROWS, K)
+    cdef const Compressed* cm = _nearest_grid(grids, j)
+    cdef Py_ssize_t sh = cm.shift
+    cdef Py_ssize_t first = (j + sh + DMFT_ROWS) // DMFT_ROWS     # its first block that starts after j
+    cdef Py_ssize_t dense_end = min(first * DMFT_ROWS - sh, K)
     cdef double dt2 = dt * dt, mr, a
     cdef double db[DMFT_PANEL]
     cdef double tri[DMFT_PANEL]
@@ -416,8 +439,8 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
         T[(j + 1) * DMFT_PANEL + p] = D[j * S + idx[p]] if p < nb else 0.0
     r0 = j + 1
     while r0 < K:
-        g = r0 // DMFT_ROWS
-        r1 = min((g + 1) * DMFT_ROWS, K)
+        g = (r0 + sh) // DMFT_ROWS
+        r1 = min((g + 1) * DMFT_ROWS - sh, K)
         _rows_product(T, DMFT_PANEL, MR, K, j + 1, min(dense_end, r0), r0, r1, 0.0, mem)
         if g > first:
             _rows_product(Y, DMFT_PANEL, cm.C, K, cm.off[g - 1], cm.off[first] + cm.rank[first], r0, r1, 1.0, mem)
@@ -986,8 +1009,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
 
     ``rank_tol`` (blocked linear response): the column blocks of ``M_R`` keep their singular values above
     ``rank_tol`` times the largest (module docstring; 0: every block as it is). ``ranks`` (an intp array
-    of ``ceil(K / DMFT_ROWS)``, optional) receives each block's rank, -1 for a block kept as it is (all
-    -1 for the recursion and the kicked response)."""
+    of ``ceil(K / DMFT_ROWS)``, optional) receives each block's rank on the grid without offset, -1 for a
+    block kept as it is (all -1 for the recursion and the kicked response)."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -1066,18 +1089,21 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if not rank_tol >= 0:
         free(scratch)
         raise ValueError(f"rank_tol: {rank_tol!r} is not allowed; allowed: 0 (M_R as it is) or a positive tolerance")
-    cdef Py_ssize_t n_groups = (K + DMFT_ROWS - 1) // DMFT_ROWS
-    cdef Compressed cm
+    cdef Py_ssize_t n_groups = K // DMFT_ROWS + 2        # blocks of a grid, shifted or not (a bound)
+    cdef Compressed grids[DMFT_GRIDS]
     cdef int lwork = -1, n_q = DMFT_ROWS, m_q = <int>K, one_q = 1, info_q = 0
     cdef double w_q = 0.0, no_q = 0.0
-    cdef Py_ssize_t kc = K if compressing else 1
-    C_a, V_a = np.zeros((kc, kc)), np.zeros((kc, DMFT_ROWS))
-    off_a, rank_a = np.zeros(n_groups, dtype=np.intp), np.zeros(n_groups, dtype=np.intp)
-    exact_a = np.zeros(n_groups, dtype=np.uint8)
-    cdef double[:, ::1] C_v = C_a, V_v = V_a
-    cdef Py_ssize_t[::1] off_v = off_a, rank_v = rank_a
-    cdef unsigned char[::1] exact_v = exact_a
-    cm.C, cm.V, cm.off, cm.rank, cm.exact, cm.used = &C_v[0, 0], &V_v[0, 0], &off_v[0], &rank_v[0], &exact_v[0], 0
+    cdef Py_ssize_t kc = K if compressing else 1, o
+    C_a, V_a = np.zeros((DMFT_GRIDS, kc, kc)), np.zeros((DMFT_GRIDS, kc, DMFT_ROWS))
+    off_a, rank_a = np.zeros((DMFT_GRIDS, n_groups), dtype=np.intp), np.zeros((DMFT_GRIDS, n_groups), dtype=np.intp)
+    exact_a = np.zeros((DMFT_GRIDS, n_groups), dtype=np.uint8)
+    cdef double[:, :, ::1] C_v = C_a, V_v = V_a
+    cdef Py_ssize_t[:, ::1] off_v = off_a, rank_v = rank_a
+    cdef unsigned char[:, ::1] exact_v = exact_a
+    for o in range(DMFT_GRIDS):
+        grids[o].shift = (DMFT_ROWS - o * DMFT_ROWS // DMFT_GRIDS) % DMFT_ROWS
+        grids[o].C, grids[o].V, grids[o].off = &C_v[o, 0, 0], &V_v[o, 0, 0], &off_v[o, 0]
+        grids[o].rank, grids[o].exact, grids[o].used = &rank_v[o, 0], &exact_v[o, 0], 0
     if compressing:             # dgesvd's workspace for the largest block (DMFT_ROWS x K)
         dgesvd(b"S", b"N", &n_q, &m_q, &no_q, &n_q, &no_q, &no_q, &n_q, &no_q, &one_q, &w_q, &lwork, &info_q)
         lwork = max(<int>w_q, 5 * DMFT_ROWS + <int>K)
@@ -1111,7 +1137,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                                         &ROW[0, 0, 0] if stats else NULL, &clamp_n[blk])
                         else:
                             _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
-                                          K, j, &nut[0], &MR[0, 0], &cm, dt, grad_scale, own, own + K * DMFT_PANEL,
+                                          K, j, &nut[0], &MR[0, 0], grids, dt, grad_scale, own, own + K * DMFT_PANEL,
                                           own + 2 * K * DMFT_PANEL, &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
                                           &ROW[0, 0, 0] if stats else NULL)
                 for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
@@ -1145,17 +1171,18 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         if xq > 0:
                             ESS[k, j] = xa * xa / xq
                             SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
-                if compressing and j % DMFT_ROWS == 0:     # column block j / DMFT_ROWS is final
-                    _compress(&MR[0, 0], K, j // DMFT_ROWS, rank_tol, &cm, svd_buf, svd_buf + DMFT_ROWS * K,
-                              svd_buf + DMFT_ROWS * K + DMFT_ROWS,
-                              svd_buf + DMFT_ROWS * K + DMFT_ROWS + DMFT_ROWS * DMFT_ROWS, lwork)
+                for o in range(DMFT_GRIDS if compressing else 0):
+                    if (j + grids[o].shift) % DMFT_ROWS == 0:     # a column block of that grid is final
+                        _compress(&MR[0, 0], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, &grids[o], svd_buf,
+                                  svd_buf + DMFT_ROWS * K, svd_buf + DMFT_ROWS * K + DMFT_ROWS,
+                                  svd_buf + DMFT_ROWS * K + DMFT_ROWS + DMFT_ROWS * DMFT_ROWS, lwork)
     finally:
         blas.restore_original_limits()
         free(scratch)
     if clamped is not None:
         clamped[0] = clamp_a.sum()
     if ranks is not None:
-        ranks[:] = np.where(exact_a == 1, -1, rank_a) if compressing else -1
+        ranks[:] = np.where(exact_a[0] == 1, -1, rank_a[0])[:len(ranks)] if compressing else -1
     if stats:
         with np.errstate(invalid="ignore", divide="ignore"):
             row_ess = ROW_a.sum(axis=(0, 2)) ** 2 / np.einsum("nkb,nkb->k", ROW_a, ROW_a)

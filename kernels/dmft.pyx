@@ -67,8 +67,8 @@ to make them fewer the blocks are kept on ``DMFT_GRIDS = 2`` grids offset by hal
 ``j`` takes the grid on which a block starts first after ``j`` (``_nearest_grid``; its row blocks
 follow that grid), which halves those columns on average.
 A block whose rank saves nothing (more than half kept), or that holds a value that is not finite, is
-kept as it is (``V = I``). With the default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by about
-``1e-17`` of its largest entry (docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch)
+kept as it is (``V = I``). With the default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by 1e-17 to
+2e-16 of its largest entry (docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch)
 loads its rows of ``D`` directly, ``PREFETCH_ROWS`` rows ahead, instead of gathering them. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
 ``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
 ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
@@ -1049,6 +1049,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
             _kick_base(&kp, K, S, &base_v[0, 0])
     if method not in RESPONSE_METHODS:
         raise ValueError(f"method: {method!r} is not allowed; allowed: {', '.join(RESPONSE_METHODS)}")
+    if not 0 <= rank_tol < 1:
+        raise ValueError(f"rank_tol: {rank_tol!r} is not allowed; allowed: 0 (M_R as it is) or a tolerance in (0, 1)")
     cdef bint blocked = method == "blocked"
     cdef Py_ssize_t unit = DMFT_PANEL if blocked else DMFT_BLOCK
     cdef Py_ssize_t n_dev = 2 if kick > 0 else 1       # histories per sample: T, or the deviations u+ and u-
@@ -1086,9 +1088,6 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if scratch == NULL:
         raise MemoryError(f"response: cannot allocate {n_scratch * width * 8} bytes of scratch")
     cdef double* own
-    if not rank_tol >= 0:
-        free(scratch)
-        raise ValueError(f"rank_tol: {rank_tol!r} is not allowed; allowed: 0 (M_R as it is) or a positive tolerance")
     cdef Py_ssize_t n_groups = K // DMFT_ROWS + 2        # blocks of a grid, shifted or not (a bound)
     cdef Compressed grids[DMFT_GRIDS]
     cdef int lwork = -1, n_q = DMFT_ROWS, m_q = <int>K, one_q = 1, info_q = 0

@@ -183,8 +183,9 @@ def test_compressed_memory_matches_the_recursion_and_not_the_thread_count():
     loose = kd.response(D, nut, dt, 2.0, 1.3, rank_tol=1e-4, ranks=ranks)
     assert ranks[:-1].max() < compressed.max()
     assert 1e-12 * scale < np.abs(loose - ref[0]).max() < 1e-3 * scale
-    with pytest.raises(ValueError, match="rank_tol: -1.0 is not allowed"):
-        kd.response(D, nut, dt, 2.0, 1.3, rank_tol=-1.0)
+    for bad in (-1.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=f"rank_tol: {bad} is not allowed"):
+            kd.response(D, nut, dt, 2.0, 1.3, rank_tol=bad)
 
 
 @pytest.mark.parametrize("K", [2, 3, kd.ROWS, kd.ROWS + 1, 2 * kd.ROWS + 1, 3 * kd.ROWS])

@@ -65,11 +65,12 @@ in that basis (``Y = V^T T``, ``_project``), so the memory term from the compres
 ``j + 1`` to the end of their block (not all of that block is final yet) are multiplied as they are;
 to make them fewer the blocks are kept on ``DMFT_GRIDS = 2`` grids offset by half a block, and column
 ``j`` takes the grid on which a block starts first after ``j`` (``_nearest_grid``; its row blocks
-follow that grid), which halves those columns on average.
-A block whose rank saves nothing (more than half kept), or that holds a value that is not finite, is
-kept as it is (``V = I``). With the default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by 1e-17 to
-2e-16 of its largest entry (docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch)
-loads its rows of ``D`` directly, ``PREFETCH_ROWS`` rows ahead, instead of gathering them. A sample with ``D(t_j) = 0`` (not selected at ``t_j``) contributes 0 to column ``j`` (its
+follow that grid), which halves those columns on average. A block whose rank saves nothing (more
+than half kept), or that holds a value that is not finite, is kept as it is (``V = I``). With the
+default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by 1e-17 to 2e-16 of its largest entry
+(docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch) loads its rows of ``D``
+directly, ``PREFETCH_ROWS`` rows ahead, instead of gathering them. A sample with ``D(t_j) = 0`` (not
+selected at ``t_j``) contributes 0 to column ``j`` (its
 ``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
 ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
 does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its
@@ -80,7 +81,8 @@ samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the refe
 OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response``
 limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(2 K + DMFT_ROWS) x
 DMFT_PANEL`` doubles per thread (blocked, with ``Y``; ``2 (K + DMFT_ROWS) x DMFT_PANEL`` kicked) and
-``K x K`` for ``C`` per grid, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
+``K x K`` for ``C`` per grid, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``,
+``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
 dv(a h~)`` (``K S``, ``_kick_base``).
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
@@ -389,7 +391,7 @@ cdef inline void _project(const Compressed* cm, Py_ssize_t g, const double* T, i
     if cm.exact[g]:
         memcpy(Y + o * width, T + c0 * width, cm.rank[g] * width * sizeof(double))
     elif r_i > 0:
-        n_i = DMFT_ROWS        # a compressed block taken by the walk has rows below it and starts after 0: whole
+        n_i = DMFT_ROWS        # a compressed block the walk takes has rows below it and starts after 0: whole
         # row-major Y[o:o + r] = V^T T[c0:c1]: column-major Y^T = T^T V
         dgemm(no_trans, trans, &width, &r_i, &n_i, &one, <double*>(T + c0 * width), &width,
               cm.V + c0 * DMFT_ROWS, &ld_v, &zero, Y + o * width, &width)
@@ -411,9 +413,9 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
                                double grad_scale, double* T, double* Y, double* mem, double* acc, double* stats,
                                double* rowabs) noexcept nogil:
     """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
-    the ``K x S`` ``D``), rows in the blocks of ``DMFT_ROWS`` grid points of ``Compressed`` (the first
-    one cut at ``j + 1``): for the rows ``r0 <= k < r1`` of a block, the memory term's part from the
-    rows ``j < i < r0`` of the history is two matrix products (``_rows_product``), ``M_R[r0:r1, j+1:c]
+    the ``K x S`` ``D``), rows in the blocks of ``DMFT_ROWS`` grid points of the grid of ``Compressed``
+    that ``_nearest_grid`` picks (the first one cut at ``j + 1``): for the rows ``r0 <= k < r1`` of a
+    block, the memory term's part from the rows ``j < i < r0`` of the history is two matrix products (``_rows_product``), ``M_R[r0:r1, j+1:c]
     T[j+1:c]`` over the columns of the block that holds ``j + 1`` when ``j + 1`` starts no block
     (``c`` its end; those columns of ``M_R`` are not all final yet), and ``C[r0:r1, o] Y[o]`` over the
     compressed blocks from ``c`` to ``r0`` (``o`` their columns of ``C``; ``Y`` holds the history's rows
@@ -685,7 +687,8 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
             cs = _kick_row(kp, S, idx, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
             for p in range(DMFT_PANEL):
                 dg[p] = (g[p] - g[DMFT_PANEL + p]) * cs
-            _panel_contributions(src, dg, idx, nb, idx[nb - 1] - idx[0] == nb - 1, k, K, S, acc, stats, rowabs)
+            _panel_contributions(src, dg, idx, nb, idx[nb - 1] - idx[0] == nb - 1, k, K, S, acc, stats,
+                                 rowabs)
             if k == K - 1:
                 break
             row = mem + (k - r0) * 2 * DMFT_PANEL

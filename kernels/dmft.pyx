@@ -313,6 +313,7 @@ cdef inline void _rows_product(const double* B, int width, const double* A, Py_s
 
 cdef enum:
     DMFT_GRIDS = 2       # grids of column blocks, offset by DMFT_ROWS / DMFT_GRIDS (Compressed)
+    COMPRESS_WORK = DMFT_ROWS + DMFT_ROWS * DMFT_ROWS    # _compress's scratch besides A^T (K DMFT_ROWS) and dgesvd's
 
 
 cdef struct Compressed:
@@ -328,39 +329,41 @@ cdef struct Compressed:
     Py_ssize_t used         # columns of C taken
 
 
-cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Compressed* cm, double* buf,
-                    double* sv, double* U, double* work, int lwork) noexcept nogil:
+cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Compressed* cm, double* work,
+                    int lwork) noexcept nogil:
     """Compress column block ``g`` of ``M_R`` (final) below its own rows: the ``m x n`` block
     ``A = M_R[c1:K, c0:c1]`` is ``A V V^T`` up to its singular values ``<= tol sigma_1`` with ``V`` its
     leading right singular vectors (``dgesvd``), so ``C[:, off:off + r] = A V`` and ``V`` replace it. Kept as
     it is (exact, ``V = I``) when ``tol == 0``, when more than half the singular values are kept (no work
-    saved), when ``A`` holds a value that is not finite, or when the SVD fails. ``buf``: ``n x m``;
-    ``sv``: ``n``; ``U``: ``n x n``."""
+    saved), when ``A`` holds a value that is not finite, or when the SVD fails. ``work``:
+    ``COMPRESS_WORK`` doubles (``A^T``, the singular values, ``U``) and ``lwork`` more for ``dgesvd``."""
     cdef Py_ssize_t c0 = max(g * DMFT_ROWS - cm.shift, 0), c1 = min((g + 1) * DMFT_ROWS - cm.shift, K)
     cdef Py_ssize_t n = c1 - c0, m = K - c1, i, r, q
     cdef int n_i = <int>n, m_i = <int>m, one_i = 1, info = 0, r_i, ld_k = <int>K, ld_v = DMFT_ROWS
     cdef double one = 1.0, zero = 0.0, no_vt = 0.0
     cdef char* no_trans = b"N"
     cdef char* some = b"S"
-    cdef bint finite = True
+    cdef double* buf = work                                  # A^T, column-major n x m
+    cdef double* sv = work + DMFT_ROWS * K
+    cdef double* U = sv + DMFT_ROWS
+    cdef bint ok = tol > 0                                   # compressed: the SVD ran on finite values
     cm.off[g] = cm.used
     cm.exact[g] = 0
     if m == 0:                 # no rows below: never taken from the compressed form
         cm.rank[g] = 0
         return
-    for r in range(m):          # A^T, column-major n x m
+    for r in range(m):
         for i in range(n):
             buf[r * n + i] = MR[(c1 + r) * K + c0 + i]
-            finite = finite and isfinite(buf[r * n + i])
-    if tol > 0 and finite:
-        dgesvd(some, no_trans, &n_i, &m_i, buf, &n_i, sv, U, &n_i, &no_vt, &one_i, work, &lwork, &info)
-    r = n
-    if tol > 0 and finite and info == 0:
-        r = 0
-        while r < min(n, m) and sv[r] > tol * sv[0]:
-            r = r + 1
-    cm.rank[g] = r
-    if 2 * r > n or not (tol > 0 and finite and info == 0):
+            ok = ok and isfinite(buf[r * n + i])
+    if ok:
+        dgesvd(some, no_trans, &n_i, &m_i, buf, &n_i, sv, U, &n_i, &no_vt, &one_i, U + DMFT_ROWS * DMFT_ROWS,
+               &lwork, &info)
+        ok = info == 0
+    r = 0
+    while ok and r < min(n, m) and sv[r] > tol * sv[0]:
+        r = r + 1
+    if not ok or 2 * r > n:
         cm.rank[g] = n
         cm.exact[g] = 1
         for r in range(m):
@@ -368,6 +371,7 @@ cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Co
                 cm.C[(c1 + r) * K + cm.used + i] = MR[(c1 + r) * K + c0 + i]
         cm.used += n
         return
+    cm.rank[g] = r
     for i in range(n):          # U's first r columns are V
         for q in range(r):
             cm.V[(c0 + i) * DMFT_ROWS + q] = U[q * n + i]
@@ -409,23 +413,23 @@ cdef inline const Compressed* _nearest_grid(const Compressed* grids, Py_ssize_t 
 
 
 cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t K,
-                               Py_ssize_t j, const double* nut, const double* MR, const Compressed* grids, double dt,
+                               Py_ssize_t j, const double* nut, const double* MR, const Compressed* cm, double dt,
                                double grad_scale, double* T, double* Y, double* mem, double* acc, double* stats,
                                double* rowabs) noexcept nogil:
     """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
-    the ``K x S`` ``D``), rows in the blocks of ``DMFT_ROWS`` grid points of the grid of ``Compressed``
-    that ``_nearest_grid`` picks (the first one cut at ``j + 1``): for the rows ``r0 <= k < r1`` of a
-    block, the memory term's part from the rows ``j < i < r0`` of the history is two matrix products (``_rows_product``), ``M_R[r0:r1, j+1:c]
-    T[j+1:c]`` over the columns of the block that holds ``j + 1`` when ``j + 1`` starts no block
-    (``c`` its end; those columns of ``M_R`` are not all final yet), and ``C[r0:r1, o] Y[o]`` over the
-    compressed blocks from ``c`` to ``r0`` (``o`` their columns of ``C``; ``Y`` holds the history's rows
-    of each in its basis, ``_project``, filled as the walk passes them), and the part from ``r0 <= i < k``
-    (a triangle within the block) is added by the recursion itself. ``T`` (``K x DMFT_PANEL``) holds the
-    panel's history, ``Y`` (``K x DMFT_PANEL``) its compressed form, ``mem`` (``DMFT_ROWS x DMFT_PANEL``)
-    the block's memory terms; samples beyond ``nb`` are zero. The blocks and ranks depend on ``j`` and
-    ``M_R`` only, so the summation order does not depend on the thread count."""
+    the ``K x S`` ``D``), rows in the blocks of ``DMFT_ROWS`` grid points of the grid ``cm`` (the one
+    ``_nearest_grid`` picks for ``j``; the first block cut at ``j + 1``): for the rows ``r0 <= k < r1`` of
+    a block, the memory term's part from the rows ``j < i < r0`` of the history is two matrix products
+    (``_rows_product``), ``M_R[r0:r1, j+1:c] T[j+1:c]`` over the columns of the block that holds
+    ``j + 1`` when ``j + 1`` starts no block (``c`` its end; those columns of ``M_R`` are not all final
+    yet), and ``C[r0:r1, o] Y[o]`` over the compressed blocks from ``c`` to ``r0`` (``o`` their columns
+    of ``C``; ``Y`` holds the history's rows of each in its basis, ``_project``, filled as the walk
+    passes them), and the part from ``r0 <= i < k`` (a triangle within the block) is added by the
+    recursion itself. ``T`` (``K x DMFT_PANEL``) holds the panel's history, ``Y`` (``K x DMFT_PANEL``) its
+    compressed form, ``mem`` (``DMFT_ROWS x DMFT_PANEL``) the block's memory terms; samples beyond
+    ``nb`` are zero. The blocks and ranks depend on ``j`` and ``M_R`` only, so the summation order does
+    not depend on the thread count."""
     cdef Py_ssize_t k, i, p, r0, r1, g
-    cdef const Compressed* cm = _nearest_grid(grids, j)
     cdef Py_ssize_t sh = cm.shift
     cdef Py_ssize_t first = (j + sh + DMFT_ROWS) // DMFT_ROWS     # its first block that starts after j
     cdef Py_ssize_t dense_end = min(first * DMFT_ROWS - sh, K)
@@ -599,9 +603,10 @@ cdef inline void _kick_column(const KickPaths* kp, const double* D, Py_ssize_t S
     leaves ``|u| <= cap`` (the explicit Euler step of a kicked path outside the region where the
     march is stable; not finite) is set back to ``+-cap`` (0 if not a number) and counted in
     ``clamped[0]`` if the sample contributes (``D_j != 0``; the others are set back uncounted, so that
-    their zero contributions stay finite). ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``). With ``kp.scale`` (the
-    march's ``project``) step ``k``'s loss is ``v(B_k a h~) / B_k^2``: amplitude ``a B_k`` and the
-    differences of ``dv`` times ``1 / B_k^2`` (``_kick_row``). The reference of ``_kick_panel``."""
+    their zero contributions stay finite). ``Tcol`` holds ``u+`` and ``u-`` (``2 x K x DMFT_BLOCK``).
+    With ``kp.scale`` (the march's ``project``) step ``k``'s loss is ``v(B_k a h~) / B_k^2``: amplitude
+    ``a B_k`` and the differences of ``dv`` times ``1 / B_k^2`` (``_kick_row``). The reference of
+    ``_kick_panel``."""
     cdef Py_ssize_t k, b
     cdef double dt2 = dt * dt, cs
     cdef double inv = 0.5 / kp.kick
@@ -1079,7 +1084,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     ROW_a = np.zeros((1 if blocked else n_blocks, K, S if blocked else unit)) if stats else np.zeros((1, 1, 1))
     act_a = np.empty(S if blocked else 1, dtype=np.intp)
     cdef Py_ssize_t[::1] act = act_a
-    cdef Py_ssize_t n_act, n_sum = nl, s_
+    cdef Py_ssize_t n_act, n_sum = nl, s_, nb
     cdef double[:, ::1] MR = MR_a, acc = acc_a
     cdef double[:, :, ::1] st = st_a
     cdef double[:, ::1] SE, ESS
@@ -1093,6 +1098,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef double* own
     cdef Py_ssize_t n_groups = K // DMFT_ROWS + 2        # blocks of a grid, shifted or not (a bound)
     cdef Compressed grids[DMFT_GRIDS]
+    cdef const Compressed* cm = grids
     cdef int lwork = -1, n_q = DMFT_ROWS, m_q = <int>K, one_q = 1, info_q = 0
     cdef double w_q = 0.0, no_q = 0.0
     cdef Py_ssize_t kc = K if compressing else 1, o
@@ -1109,7 +1115,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if compressing:             # dgesvd's workspace for the largest block (DMFT_ROWS x K)
         dgesvd(b"S", b"N", &n_q, &m_q, &no_q, &n_q, &no_q, &no_q, &n_q, &no_q, &one_q, &w_q, &lwork, &info_q)
         lwork = max(<int>w_q, 5 * DMFT_ROWS + <int>K)
-    svd_a = np.empty(DMFT_ROWS * K + DMFT_ROWS + DMFT_ROWS * DMFT_ROWS + max(lwork, 1) if compressing else 1)
+    svd_a = np.empty(DMFT_ROWS * K + COMPRESS_WORK + max(lwork, 1) if compressing else 1)
     cdef double[::1] svd_v = svd_a
     cdef double* svd_buf = &svd_v[0]
     blas = threadpool_limits(1, user_api="blas")    # one BLAS thread per worker thread
@@ -1126,21 +1132,23 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                             act[n_act] = s_
                             n_act = n_act + 1
                     n_sum = (n_act + DMFT_PANEL - 1) // DMFT_PANEL
+                    cm = _nearest_grid(grids, j)
                     # panels in any order on any thread (the scratch is the thread's, the sums the panel's)
                     for blk in prange(n_sum, num_threads=nt, schedule="dynamic"):
                         own = scratch + threadid() * width
                         memset(&acc[blk, 0], 0, K * sizeof(double))
                         if stats:
                             memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
+                        nb = min(DMFT_PANEL, n_act - blk * DMFT_PANEL)
                         if kick > 0:
-                            _kick_panel(&kp, &D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
-                                        K, j, &nut[0], &MR[0, 0], dt, grad_scale, own, own + 2 * K * DMFT_PANEL,
-                                        &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
-                                        &ROW[0, 0, 0] if stats else NULL, &clamp_n[blk])
+                            _kick_panel(&kp, &D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], dt,
+                                        grad_scale, own, own + 2 * K * DMFT_PANEL, &acc[blk, 0],
+                                        &st[blk, 0, 0] if stats else NULL, &ROW[0, 0, 0] if stats else NULL,
+                                        &clamp_n[blk])
                         else:
-                            _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], min(DMFT_PANEL, n_act - blk * DMFT_PANEL),
-                                          K, j, &nut[0], &MR[0, 0], grids, dt, grad_scale, own, own + K * DMFT_PANEL,
-                                          own + 2 * K * DMFT_PANEL, &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                            _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], cm, dt,
+                                          grad_scale, own, own + K * DMFT_PANEL, own + 2 * K * DMFT_PANEL,
+                                          &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
                                           &ROW[0, 0, 0] if stats else NULL)
                 for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                     memset(&acc[lane, 0], 0, K * sizeof(double))
@@ -1175,9 +1183,7 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                             SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
                 for o in range(DMFT_GRIDS if compressing else 0):
                     if (j + grids[o].shift) % DMFT_ROWS == 0:     # a column block of that grid is final
-                        _compress(&MR[0, 0], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, &grids[o], svd_buf,
-                                  svd_buf + DMFT_ROWS * K, svd_buf + DMFT_ROWS * K + DMFT_ROWS,
-                                  svd_buf + DMFT_ROWS * K + DMFT_ROWS + DMFT_ROWS * DMFT_ROWS, lwork)
+                        _compress(&MR[0, 0], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, &grids[o], svd_buf, lwork)
     finally:
         blas.restore_original_limits()
         free(scratch)

@@ -150,7 +150,8 @@ def yardstick(nt, cases, reps, old):
                 runs.append(one_iteration(sp, samples, MR, nt))
         g = min(gemms)
         total, march, resp = min(runs)
-        rank = ranks[ranks >= 0][:-1].mean() if (ranks[:-1] >= 0).any() else float("nan")
+        kept = ranks[:-1][ranks[:-1] >= 0]        # the compressed blocks, the last (no rows below) left out
+        rank = kept.mean() if kept.size else float("nan")
         ref = one_iteration(sp, samples, MR, nt, method="recursion")[0] if old else float("nan")
         print(f"{K:>5} {S:>6} {g:>8.2f} {flops / g / 1e9:>6.1f} {total:>8.2f} {march:>8.2f} {resp:>8.2f} "
               f"{g / total:>6.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
@@ -192,6 +193,17 @@ def passes(nt):
               f"{b.attrs['iterations']:>4} {tb:>7.1f} {dm:>9.1e} {dmr:>20.1e}", flush=True)
 
 
+def kicked_paths(sp, nt):
+    """The paths of one march of the kicked spec ``sp`` (``M_R = 0.01`` below the diagonal) and the
+    arguments of ``prcy.kernels.dmft.response`` for its kicked pass: ``(D, nut, kw)``."""
+    K = sp.n_points
+    samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
+    out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
+    kw = dict(kick=sp.solver.response_kick, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
+              sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"])
+    return out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), kw
+
+
 def kicked_pass(nt, cases, reps):
     """The kicked response pass of P-SGD in the hard regime (module docstring), blocked against the
     recursion and against the linear pass on the same paths, timed alternately (best of ``reps``)."""
@@ -201,15 +213,11 @@ def kicked_pass(nt, cases, reps):
         sp = dmft.DMFTSpec.from_flat(alpha=3.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0,
                                      chain="steps", sphere="projection", response_kick=0.1, dt=5.0 / (K - 1),
                                      lr=5.0 / (K - 1), t_max=5.0, samples=S)
-        samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
-        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
-        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
-        kw = dict(kick=0.1, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
-                  sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"])
+        D, nut, kw = kicked_paths(sp, nt)
 
         def seconds(**extra):
             t0 = time.perf_counter()
-            kd.response(out["D"], nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, n_threads=nt, stats=True, **extra)
+            kd.response(D, nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, n_threads=nt, stats=True, **extra)
             return time.perf_counter() - t0
         runs = [(seconds(**kw), seconds(**kw, method="recursion"), seconds()) for _ in range(reps)]
         blocked, recursion, linear = (min(r[i] for r in runs) for i in range(3))
@@ -257,15 +265,12 @@ def psgd_solve(nt):
     print(f"{'K':>5} {'blocked s':>10} {'recursion s':>12} {'speed-up':>9}")
     for K in range(41, runs[0].sizes["time"] + 1, 40):
         sp = dmft.DMFTSpec.from_flat(**{**PSGD_HARD, "t_max": PSGD_HARD["dt"] * (K - 1), "window": None})
-        samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
-        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
-        nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
-        kw = dict(kick=0.1, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
-                  sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"], n_threads=nt, stats=True)
+        D, nut, kw = kicked_paths(sp, nt)
         seconds = {}
         for method in ("blocked", "recursion") * 2:
             t0 = time.perf_counter()
-            kd.response(out["D"], nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, method=method, **kw)
+            kd.response(D, nut, sp.dt, sp.alpha, sp.algorithm.grad_scale, method=method, n_threads=nt, stats=True,
+                        **kw)
             seconds[method] = min(seconds.get(method, math.inf), time.perf_counter() - t0)
         print(f"{K:>5} {seconds['blocked']:>10.3f} {seconds['recursion']:>12.3f} "
               f"{seconds['recursion'] / seconds['blocked']:>8.2f}x", flush=True)

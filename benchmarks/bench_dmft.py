@@ -9,6 +9,7 @@
     python benchmarks/bench_dmft.py --passes     # only: validation fixed points, blocked pass vs recursion
     python benchmarks/bench_dmft.py --kicked     # only: the kicked pass, blocked vs recursion, K = 201, 401 (~2 min)
     python benchmarks/bench_dmft.py --psgd       # only: one P-SGD solve (7g) split into march and response (~1 min)
+    python benchmarks/bench_dmft.py --ranks      # only: the ranks of M_R's column blocks by algorithm (~1 min)
 
 Problem: the linear model with a ridge (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
@@ -30,6 +31,11 @@ response recursion's ``K^3 S / 3`` flops on the same threads, measured alternate
 ``--yardstick`` also times the iteration with the old response pass (``method="recursion"``); both print
 the iteration without the compression of ``M_R``'s column blocks (``exact s``: ``rank_tol = 0``) and
 the mean rank of the compressed blocks (of ``DMFT_ROWS`` columns; the last, with no rows below, left out).
+
+``--ranks``: on the paths of one march (alpha = 3, m0 = 0.2, t = 5, K = 401, S = 4000, ``M_R = 0.01``) of GD
+on phase retrieval and on the ridge, Langevin (T = 1) and persistent SGD (ell = 0.5), the ranks of the
+compressed column blocks (``response(..., ranks=...)``; -1: kept as it is) and how far ``M_R`` moves
+from the pass without the compression (``rank_tol = 0``).
 
 ``--kicked``: the kicked response pass (``response_kick = 0.1``) of persistent SGD in the hard regime
 (docs/validation.md 7g: alpha = 3, m0 = 0.2, ell = 0.5, tau = 1, ``--chain steps``, ``--sphere
@@ -193,6 +199,28 @@ def passes(nt):
               f"{b.attrs['iterations']:>4} {tb:>7.1f} {dm:>9.1e} {dmr:>20.1e}", flush=True)
 
 
+RANK_CASES = {"GD, phase retrieval": dict(problem="phase-retrieval", algorithm="gd"),
+              "GD, ridge": dict(problem="linear-regression", algorithm="gd", constraint="ridge", ridge=0.5),
+              "Langevin, T = 1": dict(algorithm="langevin", temperature=1.0),
+              "persistent SGD, ell = 0.5": dict(algorithm="psgd", batch_fraction=0.5, persistence=1.0, lr=5.0 / 400)}
+
+
+def rank_table(nt, K=401, S=4000):
+    """``--ranks`` (module docstring)."""
+    print(f"ranks of M_R's column blocks ({kd.ROWS} columns), K = {K}, S = {S}; -1: kept as it is")
+    for name, case in RANK_CASES.items():
+        sp = dmft.DMFTSpec.from_flat(alpha=3.0, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S, **case)
+        samples = dmft.draw_samples(sp)
+        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, losses.capsule(sp.problem))
+        args = (out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha,
+                sp.algorithm.grad_scale)
+        ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
+        MR = kd.response(*args, n_threads=nt, ranks=ranks)
+        exact = kd.response(*args, n_threads=nt, rank_tol=0.0)
+        print(f"{name:<28} {' '.join(f'{r:>3}' for r in ranks)}   max |dM_R| / max |M_R| "
+              f"{np.abs(MR - exact).max() / np.abs(exact).max():.1e}", flush=True)
+
+
 def kicked_paths(sp, nt):
     """The paths of one march of the kicked spec ``sp`` (``M_R = 0.01`` below the diagonal) and the
     arguments of ``prcy.kernels.dmft.response`` for its kicked pass: ``(D, nut, kw)``."""
@@ -317,12 +345,16 @@ def main():
                                                           "vs the recursion (~10 min)")
     ap.add_argument("--kicked", action="store_true", help="only: the kicked response pass, blocked vs the "
                                                           "recursion (P-SGD, K = 201 and 401, S = 4000)")
+    ap.add_argument("--ranks", action="store_true", help="only: the ranks of M_R's column blocks by algorithm")
     ap.add_argument("--psgd", action="store_true", help="only: one P-SGD solve in the hard regime, blocked kicked "
                                                         "pass vs the recursion, split into march and response")
     args = ap.parse_args()
     nt = parallel.n_threads(None)
     if args.psgd:
         psgd_solve(nt)
+        return 0
+    if args.ranks:
+        rank_table(nt)
         return 0
     if args.kicked:
         kicked_pass(nt, [(201, 4000), (401, 4000)], 3)

@@ -4,7 +4,7 @@
     python benchmarks/bench_dmft.py            # K = 50..400 at S = 2000, threads, S scaling (~3 min)
     python benchmarks/bench_dmft.py --memory   # also one iteration at K = 1000, S = 10^4 (~4 min more)
     python benchmarks/bench_dmft.py --windows  # only: whole solves, whole horizon vs horizon windows (~5 min)
-    python benchmarks/bench_dmft.py --yardstick  # only: GD phase retrieval K = 401, S = 4000 against a GEMM (~1 min)
+    python benchmarks/bench_dmft.py --yardstick  # only: GD phase retrieval K = 401, S = 4000 against a GEMM (~2 min)
     python benchmarks/bench_dmft.py --large      # only: the same at K = 1001, S = 10^4, peak memory (~3 min)
     python benchmarks/bench_dmft.py --passes     # only: validation fixed points, blocked pass vs recursion
     python benchmarks/bench_dmft.py --kicked     # only: the kicked pass, blocked vs recursion, K = 201, 401 (~2 min)
@@ -13,8 +13,9 @@
 
 Problem: the linear model with a ridge (alpha = 3, m0 = 0.2, lambda = 0.5), horizon t = 5, so
 ``dt = 5 / (K - 1)``; phase retrieval costs the same per iteration (the loss is a few flops per
-sample and step). One iteration = ``prcy.kernels.dmft.march`` + ``prcy.kernels.dmft.response`` with
-the tail diagnostics (``stats=True``, as the solver calls it); the cost of those diagnostics is
+sample and step). One iteration = ``prcy.kernels.dmft.march`` + ``prcy.kernels.dmft.response``
+without the tail diagnostics (``stats=False``: the solver runs them only on the pass it predicts to be
+its last, docs/dmft.md, "Cost"); the cost of those diagnostics is
 printed as the ratio of the response pass with and without them, and the cost of the kicked
 (finite-difference) response (``response_kick > 0``) as its ratio to the linear one.
 
@@ -31,6 +32,11 @@ response recursion's ``K^3 S / 3`` flops on the same threads, measured alternate
 ``--yardstick`` also times the iteration with the old response pass (``method="recursion"``); both print
 the iteration without the compression of ``M_R``'s column blocks (``exact s``: ``rank_tol = 0``) and
 the mean rank of the compressed blocks (of ``DMFT_ROWS`` columns; the last, with no rows below, left out).
+``ratio`` is taken from the best of 7 alternations (``--reps``), ``med`` is the median ratio of the pairs
+measured one after the other. The header names the kernels each OpenBLAS runs: OpenBLAS 0.3.30/0.3.31
+do not recognize AMD Zen 5 and run their AVX2 (Haswell) kernels there, at about half the speed of their
+AVX-512 ones; ``OPENBLAS_CORETYPE=SkylakeX`` in the environment selects those, for the GEMM and for
+prcy's products alike (docs/benchmarks.md).
 
 ``--ranks``: on the paths of one march (alpha = 3, m0 = 0.2, t = 5, K = 401, S = 4000, ``M_R = 0.01``) of GD
 on phase retrieval and on the ridge, Langevin (T = 1) and persistent SGD (ell = 0.5), the ranks of the
@@ -58,7 +64,7 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from prcy import dmft
 from prcy.kernels import dmft as kd, losses, parallel
@@ -73,7 +79,7 @@ def spec(K, S):
                                    ridge=0.5, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S)
 
 
-def one_iteration(sp, samples, MR, threads, stats=True, kick=0.0, method="blocked", rank_tol=kd.RANK_TOL, ranks=None):
+def one_iteration(sp, samples, MR, threads, stats=False, kick=0.0, method="blocked", rank_tol=kd.RANK_TOL, ranks=None):
     t0 = time.perf_counter()
     out = dmft._march(sp, MR, samples, threads, None, losses.capsule(sp.problem))
     t1 = time.perf_counter()
@@ -133,13 +139,23 @@ def gemm_seconds(flops, threads):
         return (time.perf_counter() - t0) * flops / (2.0 * GEMM_N * GEMM_N * p)
 
 
+def blas_cores():
+    """The kernels each loaded OpenBLAS runs (threadpoolctl's ``architecture``): NumPy's, which times the
+    GEMM, and SciPy's, which prcy's kernels call through ``scipy.linalg.cython_blas``."""
+    return ", ".join(f"{i['filepath'].rsplit('/', 1)[-1].split('-')[0]} {i['version']}: {i.get('architecture')}"
+                     for i in threadpool_info() if i["internal_api"] == "openblas")
+
+
 def yardstick(nt, cases, reps, old):
     """One iteration of GD on phase retrieval (alpha = 3, m0 = 0.2, t = 5, dt = 5 / (K - 1)) against a
-    dense GEMM of the recursion's ``K^3 S / 3`` flops, measured alternately in this run (best of
-    ``reps``); ``ratio`` = GEMM seconds / iteration seconds (1: as fast as that GEMM)."""
+    dense GEMM of the recursion's ``K^3 S / 3`` flops, measured alternately in this run, ``reps`` times;
+    ``ratio`` = GEMM seconds / iteration seconds (1: as fast as that GEMM) from the best of each, ``med``
+    the median of the ratios of the pairs measured one after the other (the host's other tenants slow
+    either by up to a third from minute to minute)."""
     print(f"yardstick: GD phase retrieval, {nt} threads; ratio = (K^3 S / 3 flops GEMM s) / (iteration s)")
+    print(f"OpenBLAS kernels: {blas_cores()}")
     print(f"{'K':>5} {'S':>6} {'GEMM s':>8} {'GF/s':>6} {'iter s':>8} {'march s':>8} {'resp s':>8} {'ratio':>6} "
-          f"{'exact s':>8} {'rank':>5} {'old iter s':>10} {'old ratio':>9}")
+          f"{'med':>5} {'exact s':>8} {'rank':>5} {'old iter s':>10} {'old ratio':>9}")
     for K, S in cases:
         sp = dmft.DMFTSpec.from_flat(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.2,
                                      dt=5.0 / (K - 1), t_max=5.0, samples=S)
@@ -151,16 +167,17 @@ def yardstick(nt, cases, reps, old):
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for rep in range(reps):
             gemms.append(gemm_seconds(flops, nt))
-            exact.append(one_iteration(sp, samples, MR, nt, rank_tol=0.0)[0])
             if rep:
                 runs.append(one_iteration(sp, samples, MR, nt))
+            exact.append(one_iteration(sp, samples, MR, nt, rank_tol=0.0)[0])
         g = min(gemms)
         total, march, resp = min(runs)
+        med = float(np.median([gm / run[0] for gm, run in zip(gemms, runs)]))
         kept = ranks[:-1][ranks[:-1] >= 0]        # the compressed blocks, the last (no rows below) left out
         rank = kept.mean() if kept.size else float("nan")
         ref = one_iteration(sp, samples, MR, nt, method="recursion")[0] if old else float("nan")
         print(f"{K:>5} {S:>6} {g:>8.2f} {flops / g / 1e9:>6.1f} {total:>8.2f} {march:>8.2f} {resp:>8.2f} "
-              f"{g / total:>6.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
+              f"{g / total:>6.2f} {med:>5.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
         print(f"peak RSS after the first iteration (before any GEMM): {rss:.0f} MiB")
 
 
@@ -341,6 +358,7 @@ def main():
     ap.add_argument("--yardstick", action="store_true", help="only: one iteration against a dense GEMM of "
                                                              "K^3 S / 3 flops (K = 401, S = 4000; with the old pass)")
     ap.add_argument("--large", action="store_true", help="only: the yardstick at K = 1001, S = 10^4 (peak memory)")
+    ap.add_argument("--reps", type=int, default=None, help="the yardstick's alternations (default 7; --large 1)")
     ap.add_argument("--passes", action="store_true", help="only: validation fixed points, blocked response pass "
                                                           "vs the recursion (~10 min)")
     ap.add_argument("--kicked", action="store_true", help="only: the kicked response pass, blocked vs the "
@@ -363,7 +381,8 @@ def main():
         passes(nt)
         return 0
     if args.yardstick or args.large:
-        yardstick(nt, [(1001, 10000)] if args.large else [(401, 4000)], 1 if args.large else 3, old=args.yardstick)
+        yardstick(nt, [(1001, 10000)] if args.large else [(401, 4000)], args.reps or (1 if args.large else 7),
+                  old=args.yardstick)
         return 0
     if args.windows:
         with threadpool_limits(1):
@@ -401,11 +420,12 @@ def main():
             samples = dmft.draw_samples(sp)
             MR = np.tril(np.full((K, K), 0.01), -1)
             reps = 3 if K <= 200 else 2
-            with_stats = best(lambda: one_iteration(sp, samples, MR, nt), reps)[2]
-            without = best(lambda: one_iteration(sp, samples, MR, nt, stats=False), reps)[2]
+            with_stats = best(lambda: one_iteration(sp, samples, MR, nt, stats=True), reps)[2]
+            without = best(lambda: one_iteration(sp, samples, MR, nt), reps)[2]
             kicked = best(lambda: one_iteration(sp, samples, MR, nt, kick=0.1), reps)[2]
             print(f"response pass at K={K}, S=2000: with diagnostics {with_stats:.3f} s, without {without:.3f} s "
-                  f"({with_stats / without:.3f}x); kicked {kicked:.3f} s ({kicked / with_stats:.2f}x the linear)")
+                  f"({with_stats / without:.3f}x); kicked {kicked:.3f} s ({kicked / without:.2f}x the linear; "
+                  f"both without)")
     print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if args.memory:
         sp = spec(1000, 10000)

@@ -446,7 +446,7 @@ def seconds_per_iteration(spec: DMFTSpec, threads: int | None = None, loss=None)
         t0 = _time.perf_counter()
         out = _march(small, np.zeros((Kc, Kc)), samples, 1, abort, capsule)
         t1 = _time.perf_counter()
-        _response_pass(small, out, samples, Kc, 1, abort, capsule, History.start(Kc, 0.0, ""))
+        _response_pass(small, out, samples, Kc, 1, abort, capsule, History.start(Kc, 0.0, ""), False)
         return t1 - t0, _time.perf_counter() - t1
 
     one(min(K, 9), min(S, 64))
@@ -676,6 +676,8 @@ class History:
     stderr: np.ndarray                  # M_R_stderr and M_R_ess (K x K), M_R_row_ess (K): the last response
     ess: np.ndarray                     # pass's diagnostics, over the windows solved so far
     row_ess: np.ndarray
+    diagnosed: bool = True              # whether those are the last response pass's (passes predicted not to
+                                        # be the last one run without them: _solve_one)
     residual: list = field(default_factory=list)        # per iteration: the fixed-point residual,
     damping_used: list = field(default_factory=list)    # the damping applied,
     clamped: list = field(default_factory=list)         # kicked deviations set back,
@@ -739,12 +741,21 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         history.good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
+        # the diagnostics cost a pass up to a third more (docs/dmft.md, "Cost"): only on a pass predicted to be
+        # the last (the last window's convergence, or max_iter), and on the converging pass of the last window
+        # again if that was not foreseen
+        last_window = w == len(ends) - 1
+        left = (iterations_left(history.residual, spec.solver.tol, spec.solver.max_iter) if last_window
+                else spec.solver.max_iter - iteration)
+        stats = left <= 1
         F, clamped = run_interruptible(abort, _response_pass, spec, out, samples, e, n_threads, abort,
-                                       capsule, history)
+                                       capsule, history, stats)
         x = MR[:e, :e]
         F[:lo] = x[:lo]                # the rows of earlier windows are final
         m_prev = history.m[-1][:e] if history.m and history.window_end[-1] == e else None
         res = residual(m_prev, x, out["m"], F)
+        if res < spec.solver.tol and not stats and last_window:
+            run_interruptible(abort, _response_pass, spec, out, samples, e, n_threads, abort, capsule, history, True)
         grew = _adapt_damping(spec.solver, history, res, m_prev)
         d = history.damping
         MR = MR.copy()
@@ -761,22 +772,36 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
             _save_checkpoint(spec, replica, checkpoint, MR, history, atomic_path)
         if progress is not None:
             progress(iteration + 1, res)
+    if not history.diagnosed:
+        if status == "diverged" and history.good is not None and history.window_end:
+            # the last response pass ran on the march of the last good M_R: the two again, with the diagnostics
+            e = history.window_end[-1]
+            last = run_interruptible(abort, _march, spec, history.good, samples, n_threads, abort, capsule, k=e)
+            run_interruptible(abort, _response_pass, spec, last, samples, e, n_threads, abort, capsule, history, True)
+        else:           # resumed with a smaller max_iter than it had done: that pass is not known
+            history.stderr[:], history.ess[:], history.row_ess[:] = np.nan, np.nan, np.nan
     return _dataset(spec, replica, out, MR, history, status, bad, n_threads)
 
 
 def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: int, abort, capsule,
-                   history: History) -> tuple[np.ndarray, int]:
+                   history: History, stats: bool) -> tuple[np.ndarray, int]:
     """``F(M_R)`` on the first ``e`` grid points from the march ``out`` (``prcy.kernels.dmft.response``,
-    linear or kicked), its diagnostics stored in ``history``; and how many kicked deviations were set back."""
+    linear or kicked), with ``stats`` its diagnostics stored in ``history`` (``history.diagnosed`` says
+    whether it has the last pass's); and how many kicked deviations were set back. ``F`` does not depend on
+    ``stats``, bit for bit."""
     from prcy.kernels import dmft as kd
 
     nut = np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
     clamped = np.zeros(1, dtype=np.int64)
-    F, stderr, ess, row_ess = kd.response(
-        out["D"], nut, spec.dt, spec.alpha, spec.algorithm.grad_scale, n_threads=n_threads, abort=abort, stats=True,
+    got = kd.response(
+        out["D"], nut, spec.dt, spec.alpha, spec.algorithm.grad_scale, n_threads=n_threads, abort=abort, stats=stats,
         kick=spec.solver.response_kick, loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"],
         m=out.get("m_v", out["m"]), sel=_rows(samples["sel"], e), amplitude=spec.amplitude, cap=KICK_CAP,
         clamped=clamped, project_scale=out["scale"] if _projects(spec) else None)
+    history.diagnosed = stats
+    if not stats:
+        return got, int(clamped[0])
+    F, stderr, ess, row_ess = got
     history.stderr[:e, :e], history.ess[:e, :e], history.row_ess[:e] = stderr, ess, row_ess
     return F, int(clamped[0])
 
@@ -846,7 +871,7 @@ def _save_checkpoint(spec, replica, path, MR, history: History, atomic_path):
                   aa_x=_stack([p[0] for p in h.aa]), aa_g=_stack([p[1] for p in h.aa]),
                   window_end=np.array(h.window_end, dtype=np.int64),
                   initial_guess=np.array(h.initial_guess),
-                  stderr=h.stderr, ess=h.ess, row_ess=h.row_ess,
+                  stderr=h.stderr, ess=h.ess, row_ess=h.row_ess, diagnosed=np.array(h.diagnosed),
                   clamped=np.array(h.clamped, dtype=np.int64),
                   good_M_R=np.zeros((0, 0)) if h.good is None else h.good,
                   shortened=np.array(h.shortened, dtype=np.int64))
@@ -871,6 +896,8 @@ def _load_checkpoint(spec, replica, path) -> tuple[np.ndarray, History]:
                 initial_guess=(str(z["initial_guess"]) if "initial_guess" in z
                                else "unknown (a checkpoint of an older prcy)"),
                 damping=float(z["damping"]), **stats,
+                # checkpoints written before the diagnostics were skipped had them on every pass
+                diagnosed=bool(z["diagnosed"]) if "diagnosed" in z else True,
                 residual=residuals, damping_used=list(z["damping_used"]),
                 clamped=list(z["clamped"]) if "clamped" in z else [0] * len(residuals),
                 m=list(z["m_history"]),

@@ -48,7 +48,10 @@ each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_
 hilltop of the loss (``d2v < 0``) grows without bound.
 
 Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
-per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. For a
+per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. The march's
+noise and ``M_C`` row need the factor's and ``g``'s newest row, so they read the samples' whole history at
+every step; its memory term from before the current block of ``DMFT_MARCH_BLOCK`` steps is one matrix
+product per block (``_sample_pass``), which reads ``h``'s history once per block. For a
 frozen column ``j`` the recursions of all samples are one lower-triangular system whose off-diagonal
 part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="blocked"``,
 ``_panel_column``) takes the samples in panels of ``DMFT_PANEL`` and the rows in blocks of
@@ -124,6 +127,7 @@ cdef extern from *:
 
 cdef enum:
     PREFETCH_ROWS = 4    # the blocked pass asks for the rows of D this far ahead of its loads
+    DMFT_MARCH_BLOCK = 32    # steps of the march whose memory terms from their far past are one matrix product
 
 cdef enum:               # the march's sample sums: evaluate_chunk's N_SUMS, then the training error
     SUM_ERR = N_SUMS     # sum err(a h~; y)
@@ -133,6 +137,7 @@ BLOCK = DMFT_BLOCK
 CHUNK = DMFT_CHUNK
 PANEL = DMFT_PANEL
 ROWS = DMFT_ROWS
+MARCH_BLOCK = DMFT_MARCH_BLOCK
 NU_FORMS = {"ridge": NU_RIDGE, "A.19": NU_A19, "A.29": NU_A29}
 RESPONSE_METHODS = ("blocked", "recursion")
 RANK_TOL = 1e-13         # response: singular values of a column block of M_R kept above this times its largest
@@ -294,21 +299,24 @@ cdef inline void _response_column(const double* D, Py_ssize_t S, Py_ssize_t c0, 
                                               + dt2 * mem[b])
 
 
-cdef inline void _rows_product(const double* B, int width, const double* A, Py_ssize_t lda, Py_ssize_t c0,
+cdef inline void _rows_product(const double* B, int width, int ld, const double* A, Py_ssize_t lda, Py_ssize_t c0,
                                Py_ssize_t c1, Py_ssize_t r0, Py_ssize_t r1, double beta, double* mem) noexcept nogil:
     """``mem = beta mem + A[r0:r1, c0:c1] B[c0:c1, :]`` (row-major ``A`` with leading dimension ``lda``,
-    ``B`` with ``width`` columns, ``mem`` ``(r1 - r0) x width``), one ``dgemm``; with ``c1 <= c0`` just
-    ``beta mem`` (``beta`` is 0 or 1). The memory term of a row block: ``A = M_R``, ``B`` the history
-    (``c0 = j + 1``), or ``A = C``, ``B = Y`` (``Compressed``)."""
+    ``B`` and ``mem`` with ``width`` columns and leading dimension ``ld``, ``mem`` ``r1 - r0`` rows), one
+    ``dgemm``; with ``c1 <= c0`` just ``beta mem`` (``beta`` is 0 or 1). The memory term of a row block:
+    ``A = M_R``, ``B`` the history (``c0 = j + 1``), or ``A = C``, ``B = Y`` (``Compressed``); and the
+    march's memory term from the far past (``_sample_pass``)."""
     cdef int n_r = <int>(r1 - r0), n_i = <int>(c1 - c0), ld_a = <int>lda
     cdef double one = 1.0
+    cdef Py_ssize_t r
     cdef char* no_trans = b"N"
     if n_i > 0:
         # row-major mem = A[r0:r1, c0:c1] @ B[c0:c1]: column-major mem^T = B^T A^T
-        dgemm(no_trans, no_trans, &width, &n_r, &n_i, &one, <double*>(B + c0 * width), &width,
-              <double*>(A + r0 * lda + c0), &ld_a, &beta, mem, &width)
+        dgemm(no_trans, no_trans, &width, &n_r, &n_i, &one, <double*>(B + c0 * ld), &ld,
+              <double*>(A + r0 * lda + c0), &ld_a, &beta, mem, &ld)
     elif beta == 0.0:
-        memset(mem, 0, n_r * width * sizeof(double))
+        for r in range(n_r):
+            memset(mem + r * ld, 0, width * sizeof(double))
 
 
 cdef enum:
@@ -447,9 +455,10 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
     while r0 < K:
         g = (r0 + sh) // DMFT_ROWS
         r1 = min((g + 1) * DMFT_ROWS - sh, K)
-        _rows_product(T, DMFT_PANEL, MR, K, j + 1, min(dense_end, r0), r0, r1, 0.0, mem)
+        _rows_product(T, DMFT_PANEL, DMFT_PANEL, MR, K, j + 1, min(dense_end, r0), r0, r1, 0.0, mem)
         if g > first:
-            _rows_product(Y, DMFT_PANEL, cm.C, K, cm.off[g - 1], cm.off[first] + cm.rank[first], r0, r1, 1.0, mem)
+            _rows_product(Y, DMFT_PANEL, DMFT_PANEL, cm.C, K, cm.off[g - 1], cm.off[first] + cm.rank[first], r0, r1,
+                          1.0, mem)
         for k in range(r0, r1):
             row = mem + (k - r0) * DMFT_PANEL
             Tk = T + k * DMFT_PANEL
@@ -686,7 +695,7 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
     r0 = j + 1
     while r0 < K:
         r1 = min(r0 + DMFT_ROWS, K)
-        _rows_product(U, 2 * DMFT_PANEL, MR, K, j + 1, r0, r0, r1, 0.0, mem)
+        _rows_product(U, 2 * DMFT_PANEL, 2 * DMFT_PANEL, MR, K, j + 1, r0, r0, r1, 0.0, mem)
         for k in range(r0, r1):
             Uk = U + k * 2 * DMFT_PANEL
             cs = _kick_row(kp, S, idx, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
@@ -749,17 +758,25 @@ cdef inline Estimates _estimates(const double* sums, double alpha, double grad_s
 cdef inline void _sample_pass(const Loss* lp, double* H, double* G, double* D, const double* Z, const double* MR,
                               const double* L, const double* h0, const double* y, const unsigned char* sel,
                               Py_ssize_t S, Py_ssize_t K, Py_ssize_t k, double dt, double nut_prev, double m,
-                              double a, double grad_scale, double* part, int nt) noexcept nogil:
+                              double a, double grad_scale, double* part, double* far, int nt) noexcept nogil:
     """The samples at grid step ``k``: each chunk of ``DMFT_CHUNK`` samples takes the step ``k-1 -> k``
     (``_advance``, with the friction ``nut_prev`` of step ``k-1``) and is evaluated at ``k``
-    (``_chunk_moments``: its partial sums in its row of ``part``), in parallel over the chunks."""
+    (``_chunk_moments``: its partial sums in its row of ``part``), in parallel over the chunks. The steps
+    come in blocks of ``DMFT_MARCH_BLOCK``; at the first step ``k0`` of a block each chunk computes the memory
+    terms of the whole block from the rows ``j < k0 - 1`` of its history, one matrix product
+    (``far``, ``DMFT_MARCH_BLOCK x S``: row ``r`` for the step ``k0 + r``), and each step adds those from the
+    rows since: the history is read once per block instead of once per step."""
     cdef Py_ssize_t ch, c0, n
     cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK
+    cdef Py_ssize_t k0 = k - (k - 1) % DMFT_MARCH_BLOCK        # the block's first step (k >= 1)
     for ch in prange(n_chunks, num_threads=nt, schedule="static"):
         c0 = ch * DMFT_CHUNK
         n = min(DMFT_CHUNK, S - c0)
         if k > 0:
-            _advance(H, G, Z, MR, L, S, K, k, c0, n, dt, nut_prev)
+            if k == k0:
+                _rows_product(H + c0, <int>n, <int>S, MR, K, 0, k0 - 1, k0 - 1, min(k0 - 1 + DMFT_MARCH_BLOCK, K - 1), 0.0,
+                              far + c0)
+            _advance(H, G, Z, MR, L, S, K, k, k0 - 1, far + (k - k0) * S, c0, n, dt, nut_prev)
         _chunk_moments(lp, H, h0, y, sel, S, k, c0, n, m, a, grad_scale, G, D, part + ch * (N_MARCH_SUMS + K))
 
 
@@ -881,8 +898,9 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     if project:
         form = NU_RIDGE
     part_a = np.zeros((n_chunks, N_MARCH_SUMS + K))
+    far_a = np.empty((DMFT_MARCH_BLOCK, S))       # _sample_pass: the memory terms of a block of steps from its far past
     cdef double[:, ::1] H = H_a, G = G_a, D = D_a, MC = MC_a, L = L_a, C = C_a, R = R_a, V = V_a
-    cdef double[:, ::1] vec = vec_a, part = part_a
+    cdef double[:, ::1] vec = vec_a, part = part_a, far = far_a
     cdef double* m = &vec[0, 0]
     cdef double* nu_hat = &vec[1, 0]
     cdef double* dnu = &vec[2, 0]
@@ -896,58 +914,62 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     cdef double noise_kk, diag_max = 0.0, clipped = 0.0, cl, nu_m
     cdef double inv_s = 1.0 / S
     cdef Py_ssize_t n_clipped = 0, bad = K
-    with nogil:
-        for s_ in range(S):
-            H[0, s_] = h_init[s_]
-        m[0] = m0
-        R[0, 0] = 1.0
-        for k in range(K):
-            if ab[0] != 0:
-                break
-            if project:         # row k of C needs rows < k only: B_k before the samples take step k
-                _weight_rows(k, dt, q0, teff, m, nut, MR, MC, R, V, C)
-                if not C[k, k] > 0:
-                    bad = k
-                    break
-                scale[k] = 1.0 / sqrt(C[k, k])
-                inv_b2 = C[k, k]
-                amp_k = amplitude * scale[k]
-                gs_k = grad_scale * inv_b2
-                teff[k] = temps[k] * inv_b2
-            _sample_pass(lp, &H[0, 0], &G[0, 0], &D[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], &h0[0], &y[0], sel_ptr,
-                         S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], amp_k, gs_k, &part[0, 0], nt)
-            _reduce_moments(&part[0, 0], N_MARCH_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
+    blas = threadpool_limits(1, user_api="blas")    # one BLAS thread per worker thread (_sample_pass)
+    try:
+        with nogil:
             for s_ in range(S):
-                if not isfinite(H[k, s_]):
-                    bad = k
+                H[0, s_] = h_init[s_]
+            m[0] = m0
+            R[0, 0] = 1.0
+            for k in range(K):
+                if ab[0] != 0:
                     break
-            if bad < K:
-                break
-            e = _estimates(sums, alpha, gs_k, inv_s, teff[k])
-            dnu[k] = e.delta_nu
-            mu[k] = e.mu
-            lossv[k] = e.train_loss
-            errv[k] = e.train_error
-            if project:
+                if project:         # row k of C needs rows < k only: B_k before the samples take step k
+                    _weight_rows(k, dt, q0, teff, m, nut, MR, MC, R, V, C)
+                    if not C[k, k] > 0:
+                        bad = k
+                        break
+                    scale[k] = 1.0 / sqrt(C[k, k])
+                    inv_b2 = C[k, k]
+                    amp_k = amplitude * scale[k]
+                    gs_k = grad_scale * inv_b2
+                    teff[k] = temps[k] * inv_b2
+                _sample_pass(lp, &H[0, 0], &G[0, 0], &D[0, 0], &Z[0, 0], &MR[0, 0], &L[0, 0], &h0[0], &y[0], sel_ptr,
+                             S, K, k, dt, nut[k - 1] if k > 0 else 0.0, m[k], amp_k, gs_k, &part[0, 0], &far[0, 0], nt)
+                _reduce_moments(&part[0, 0], N_MARCH_SUMS + K, n_chunks, k, K, alpha, inv_s, &MC[0, 0], sums)
                 for s_ in range(S):
-                    D[k, s_] = D[k, s_] * inv_b2
-            else:
-                _weight_rows(k, dt, q0, teff, m, nut, MR, MC, R, V, C)
-            nu_hat[k] = _nu_hat(form, &e, ridge_k, k, dt, teff[k], m, MR, MC, C, R)
-            nut[k] = nu_hat[k] + dnu[k]
-            if k + 1 < K:
-                nu_m = nu_hat[k] + (dnu[k] if m_with_delta_nu else 0.0)
-                m[k + 1] = m[k] + dt * (-nu_m * m[k] - mu[k])
-            # next row of the noise factor: N = M_C + diag(2T/dt) + jitter
-            noise_kk = MC[k, k] + 2.0 * teff[k] / dt
-            if noise_kk > diag_max:
-                diag_max = noise_kk
-            MC[k, k] = noise_kk             # for the factor's read of row k only
-            cl = cholesky_row(&MC[0, 0], &L[0, 0], K, k, jitter_rel * diag_max)
-            MC[k, k] = noise_kk - 2.0 * teff[k] / dt
-            if cl > 0:
-                clipped += cl
-                n_clipped += 1
+                    if not isfinite(H[k, s_]):
+                        bad = k
+                        break
+                if bad < K:
+                    break
+                e = _estimates(sums, alpha, gs_k, inv_s, teff[k])
+                dnu[k] = e.delta_nu
+                mu[k] = e.mu
+                lossv[k] = e.train_loss
+                errv[k] = e.train_error
+                if project:
+                    for s_ in range(S):
+                        D[k, s_] = D[k, s_] * inv_b2
+                else:
+                    _weight_rows(k, dt, q0, teff, m, nut, MR, MC, R, V, C)
+                nu_hat[k] = _nu_hat(form, &e, ridge_k, k, dt, teff[k], m, MR, MC, C, R)
+                nut[k] = nu_hat[k] + dnu[k]
+                if k + 1 < K:
+                    nu_m = nu_hat[k] + (dnu[k] if m_with_delta_nu else 0.0)
+                    m[k + 1] = m[k] + dt * (-nu_m * m[k] - mu[k])
+                # next row of the noise factor: N = M_C + diag(2T/dt) + jitter
+                noise_kk = MC[k, k] + 2.0 * teff[k] / dt
+                if noise_kk > diag_max:
+                    diag_max = noise_kk
+                MC[k, k] = noise_kk             # for the factor's read of row k only
+                cl = cholesky_row(&MC[0, 0], &L[0, 0], K, k, jitter_rel * diag_max)
+                MC[k, k] = noise_kk - 2.0 * teff[k] / dt
+                if cl > 0:
+                    clipped += cl
+                    n_clipped += 1
+    finally:
+        blas.restore_original_limits()
     out = {"H": H_a, "G": G_a, "D": D_a, "m": vec_a[0], "nu_hat": vec_a[1], "delta_nu": vec_a[2],
            "mu": vec_a[3], "train_loss": vec_a[4], "train_error": vec_a[6], "M_C": MC_a, "L": L_a, "clipped": clipped,
            "n_clipped": int(n_clipped), "bad_step": int(bad) if bad < K else -1,
@@ -956,17 +978,19 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
 
 
 cdef inline void _advance(double* H, const double* G, const double* Z, const double* MR, const double* L,
-                          Py_ssize_t S, Py_ssize_t K, Py_ssize_t k, Py_ssize_t c0, Py_ssize_t n, double dt,
-                          double nut) noexcept nogil:
-    """``h_k`` of samples ``c0 .. c0+n-1`` from their past (memory term, noise ``chi_{k-1} = L z``)."""
+                          Py_ssize_t S, Py_ssize_t K, Py_ssize_t k, Py_ssize_t j0, const double* far, Py_ssize_t c0,
+                          Py_ssize_t n, double dt, double nut) noexcept nogil:
+    """``h_k`` of samples ``c0 .. c0+n-1`` from their past (memory term, noise ``chi_{k-1} = L z``): the
+    memory term from the rows ``j < j0`` given in ``far`` (its entries ``c0 ..``), that from the rows since
+    summed here."""
     cdef Py_ssize_t j, i
     cdef double a, l
     cdef double mem[DMFT_CHUNK]
     cdef double chi[DMFT_CHUNK]
     for i in range(n):
-        mem[i] = 0.0
+        mem[i] = far[c0 + i]
         chi[i] = 0.0
-    for j in range(k - 1):
+    for j in range(j0, k - 1):
         a = MR[(k - 1) * K + j]
         for i in range(n):
             mem[i] += a * H[j * S + c0 + i]

@@ -90,10 +90,10 @@ def _inputs(K=9, S=37, seed=1):
                 sel=(rng.random((K, S)) < 0.6).astype(np.uint8))
 
 
+@pytest.mark.parametrize("K", [9, 2 * kd.MARCH_BLOCK + 7])     # one block of steps; three (memory from the far past)
 @pytest.mark.parametrize("form, with_sel, temp", [(2, False, 0.0), (1, True, 0.0), (0, False, 0.0), (2, True, 0.7)])
-def test_march_matches_reference(form, with_sel, temp):
-    x = _inputs()
-    K = x["Z"].shape[0]
+def test_march_matches_reference(form, with_sel, temp, K):
+    x = _inputs(K=K, S=37 if K < 10 else 101)                   # 101: a chunk of 64 samples and one of 37
     sel = x["sel"] if with_sel else None
     temps = np.full(K, temp)
     args = dict(alpha=2.5, c=1 / 0.6 if with_sel else 1.0, dt=0.05, m0=0.3, q0=0.91, ridge=0.4, temps=temps,
@@ -105,8 +105,8 @@ def test_march_matches_reference(form, with_sel, temp):
                    temps=temps, jitter_rel=args["jitter_rel"], MR=x["MR"], h_init=x["h_init"], h0=x["h0"],
                    y=np.abs(x["h0"]), Z=x["Z"], sel=sel, n_threads=2)
     assert out["bad_step"] == -1 and out["n_clipped"] == 0
-    for key, val in ref.items():
-        np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11, err_msg=key)
+    for key, val in ref.items():      # over 71 steps the paths amplify rounding: 4e-11 of |h| ~ 2.4 (ridge form)
+        np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11 if K < 10 else 1e-9, err_msg=key)
 
 
 @pytest.mark.parametrize("method", kd.RESPONSE_METHODS)

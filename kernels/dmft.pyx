@@ -774,8 +774,8 @@ cdef inline void _sample_pass(const Loss* lp, double* H, double* G, double* D, c
         n = min(DMFT_CHUNK, S - c0)
         if k > 0:
             if k == k0:
-                _rows_product(H + c0, <int>n, <int>S, MR, K, 0, k0 - 1, k0 - 1, min(k0 - 1 + DMFT_MARCH_BLOCK, K - 1), 0.0,
-                              far + c0)
+                _rows_product(H + c0, <int>n, <int>S, MR, K, 0, k0 - 1, k0 - 1, min(k0 - 1 + DMFT_MARCH_BLOCK, K - 1),
+                              0.0, far + c0)
             _advance(H, G, Z, MR, L, S, K, k, k0 - 1, far + (k - k0) * S, c0, n, dt, nut_prev)
         _chunk_moments(lp, H, h0, y, sel, S, k, c0, n, m, a, grad_scale, G, D, part + ch * (N_MARCH_SUMS + K))
 
@@ -914,8 +914,9 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     cdef double noise_kk, diag_max = 0.0, clipped = 0.0, cl, nu_m
     cdef double inv_s = 1.0 / S
     cdef Py_ssize_t n_clipped = 0, bad = K
-    blas = threadpool_limits(1, user_api="blas")    # one BLAS thread per worker thread (_sample_pass)
-    try:
+    # one BLAS thread per worker thread (_sample_pass); as a context, so that this thread gives up its
+    # control of OpenBLAS's limits on leaving (threadpoolctl lets one thread at a time set them)
+    with threadpool_limits(1, user_api="blas"):
         with nogil:
             for s_ in range(S):
                 H[0, s_] = h_init[s_]
@@ -968,8 +969,6 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
                 if cl > 0:
                     clipped += cl
                     n_clipped += 1
-    finally:
-        blas.restore_original_limits()
     out = {"H": H_a, "G": G_a, "D": D_a, "m": vec_a[0], "nu_hat": vec_a[1], "delta_nu": vec_a[2],
            "mu": vec_a[3], "train_loss": vec_a[4], "train_error": vec_a[6], "M_C": MC_a, "L": L_a, "clipped": clipped,
            "n_clipped": int(n_clipped), "bad_step": int(bad) if bad < K else -1,
@@ -1142,74 +1141,74 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     svd_a = np.empty(DMFT_ROWS * K + COMPRESS_WORK + max(lwork, 1) if compressing else 1)
     cdef double[::1] svd_v = svd_a
     cdef double* svd_buf = &svd_v[0]
-    blas = threadpool_limits(1, user_api="blas")    # one BLAS thread per worker thread
     try:
-        with nogil:
-            for j in range(K - 2, -1, -1):
-                if ab[0] != 0:
-                    break
-                if blocked:
-                    # the samples with D(t_j) != 0, in sample order: the others contribute 0 to the column
-                    n_act = 0
-                    for s_ in range(S):
-                        if D[j, s_] != 0:
-                            act[n_act] = s_
-                            n_act = n_act + 1
-                    n_sum = (n_act + DMFT_PANEL - 1) // DMFT_PANEL
-                    cm = _nearest_grid(grids, j)
-                    # panels in any order on any thread (the scratch is the thread's, the sums the panel's)
-                    for blk in prange(n_sum, num_threads=nt, schedule="dynamic"):
-                        own = scratch + threadid() * width
-                        memset(&acc[blk, 0], 0, K * sizeof(double))
+        with threadpool_limits(1, user_api="blas"):    # one BLAS thread per worker thread (as in march)
+            with nogil:
+                for j in range(K - 2, -1, -1):
+                    if ab[0] != 0:
+                        break
+                    if blocked:
+                        # the samples with D(t_j) != 0, in sample order: the others contribute 0 to the column
+                        n_act = 0
+                        for s_ in range(S):
+                            if D[j, s_] != 0:
+                                act[n_act] = s_
+                                n_act = n_act + 1
+                        n_sum = (n_act + DMFT_PANEL - 1) // DMFT_PANEL
+                        cm = _nearest_grid(grids, j)
+                        # panels in any order on any thread (the scratch is the thread's, the sums the panel's)
+                        for blk in prange(n_sum, num_threads=nt, schedule="dynamic"):
+                            own = scratch + threadid() * width
+                            memset(&acc[blk, 0], 0, K * sizeof(double))
+                            if stats:
+                                memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
+                            nb = min(DMFT_PANEL, n_act - blk * DMFT_PANEL)
+                            if kick > 0:
+                                _kick_panel(&kp, &D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], dt,
+                                            grad_scale, own, own + 2 * K * DMFT_PANEL, &acc[blk, 0],
+                                            &st[blk, 0, 0] if stats else NULL, &ROW[0, 0, 0] if stats else NULL,
+                                            &clamp_n[blk])
+                            else:
+                                _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], cm, dt,
+                                              grad_scale, own, own + K * DMFT_PANEL, own + 2 * K * DMFT_PANEL,
+                                              &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
+                                              &ROW[0, 0, 0] if stats else NULL)
+                    for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
+                        memset(&acc[lane, 0], 0, K * sizeof(double))
                         if stats:
-                            memset(&st[blk, 0, 0], 0, 2 * K * sizeof(double))
-                        nb = min(DMFT_PANEL, n_act - blk * DMFT_PANEL)
-                        if kick > 0:
-                            _kick_panel(&kp, &D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], dt,
-                                        grad_scale, own, own + 2 * K * DMFT_PANEL, &acc[blk, 0],
-                                        &st[blk, 0, 0] if stats else NULL, &ROW[0, 0, 0] if stats else NULL,
-                                        &clamp_n[blk])
-                        else:
-                            _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], cm, dt,
-                                          grad_scale, own, own + K * DMFT_PANEL, own + 2 * K * DMFT_PANEL,
-                                          &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
-                                          &ROW[0, 0, 0] if stats else NULL)
-                for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
-                    memset(&acc[lane, 0], 0, K * sizeof(double))
-                    if stats:
-                        memset(&st[lane, 0, 0], 0, 2 * K * sizeof(double))
-                    blk = lane
-                    while blk < n_blocks:
-                        if kick > 0:
-                            _kick_column(&kp, &D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K,
-                                         j, &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * width,
-                                         &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
-                                         &ROW[blk, 0, 0] if stats else NULL, &clamp_n[lane])
-                        else:
-                            _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK), K,
-                                             j, &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * width,
+                            memset(&st[lane, 0, 0], 0, 2 * K * sizeof(double))
+                        blk = lane
+                        while blk < n_blocks:
+                            if kick > 0:
+                                _kick_column(&kp, &D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK),
+                                             K, j, &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * width,
                                              &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
-                                             &ROW[blk, 0, 0] if stats else NULL)
-                        blk = blk + nl
-                for k in range(j + 1, K):
-                    x = 0.0
-                    for lane in range(n_sum):
-                        x = x + acc[lane, k]
-                    MR[k, j] = scale * x
-                    if stats:
-                        xa = 0.0
-                        xq = 0.0
+                                             &ROW[blk, 0, 0] if stats else NULL, &clamp_n[lane])
+                            else:
+                                _response_column(&D[0, 0], S, blk * DMFT_BLOCK, min(DMFT_BLOCK, S - blk * DMFT_BLOCK),
+                                                 K, j, &nut[0], &MR[0, 0], dt, grad_scale, scratch + lane * width,
+                                                 &acc[lane, 0], &st[lane, 0, 0] if stats else NULL,
+                                                 &ROW[blk, 0, 0] if stats else NULL)
+                            blk = blk + nl
+                    for k in range(j + 1, K):
+                        x = 0.0
                         for lane in range(n_sum):
-                            xa = xa + st[lane, 0, k]
-                            xq = xq + st[lane, 1, k]
-                        if xq > 0:
-                            ESS[k, j] = xa * xa / xq
-                            SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
-                for o in range(DMFT_GRIDS if compressing else 0):
-                    if (j + grids[o].shift) % DMFT_ROWS == 0:     # a column block of that grid is final
-                        _compress(&MR[0, 0], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, &grids[o], svd_buf, lwork)
+                            x = x + acc[lane, k]
+                        MR[k, j] = scale * x
+                        if stats:
+                            xa = 0.0
+                            xq = 0.0
+                            for lane in range(n_sum):
+                                xa = xa + st[lane, 0, k]
+                                xq = xq + st[lane, 1, k]
+                            if xq > 0:
+                                ESS[k, j] = xa * xa / xq
+                                SE[k, j] = scale * sqrt(max(0.0, xq - x * x / S) * S / (S - 1.0)) if S > 1 else 0.0
+                    for o in range(DMFT_GRIDS if compressing else 0):
+                        if (j + grids[o].shift) % DMFT_ROWS == 0:     # a column block of that grid is final
+                            _compress(&MR[0, 0], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, &grids[o], svd_buf,
+                                      lwork)
     finally:
-        blas.restore_original_limits()
         free(scratch)
     if clamped is not None:
         clamped[0] = clamp_a.sum()

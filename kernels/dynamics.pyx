@@ -72,6 +72,8 @@ from prcy.kernels.switching cimport (Switching, switching_init, switching_start,
 from prcy.kernels.parallel cimport effective_n_threads
 from scipy.linalg.cython_blas cimport dgemm
 
+from contextlib import nullcontext
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -1006,81 +1008,81 @@ def run_seeds(loss, const floating[:, ::1] X_shared, const double[::1] y_shared,
     cdef double* w
     cdef size_t fsize = sizeof(floating)
     cdef Py_ssize_t n_state = d.opt.n_state
-    blas = threadpool_limits(1, user_api="blas") if c != NULL else None   # one BLAS thread per seed
-    with nogil, parallel(num_threads=threads):
-        if shared_data:
-            X = <floating*>&X_shared[0, 0] if m else NULL
-            Xt = <floating*>&Xt_shared[0, 0] if m_test else NULL
-            y = <double*>&y_shared[0] if m else NULL
-            yt = <double*>&yt_shared[0] if m_test else NULL
-            w0 = <double*>&w0_shared[0]
-        else:
-            X = <floating*>malloc(m * n * fsize + 1)
-            Xt = <floating*>malloc(m_test * n * fsize + 1)
-            y = <double*>malloc(m * sizeof(double) + 1)
-            yt = <double*>malloc(m_test * sizeof(double) + 1)
-            w0 = <double*>malloc(n * sizeof(double))
-        w = <double*>malloc(units * n * sizeof(double))
-        sw = <Switching*>malloc(sizeof(Switching))
-        rec = <Record*>malloc(sizeof(Record))
-        crec = <CommitteeRecord*>malloc(sizeof(CommitteeRecord))
-        cw = _committee_scratch(c, n) if c != NULL else NULL
-        work = <Scratch*>malloc(sizeof(Scratch))
-        if work != NULL:
-            work.g = <double*>malloc(units * n * sizeof(double))
-            work.opt_state = <double*>malloc(n_state * units * n * sizeof(double) + 1)
-            work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t) + 1)
-            work.state = <unsigned char*>malloc(m + 1)
-            work.next_flip = <int64_t*>malloc(m * sizeof(int64_t) + 1)
-        if (w == NULL or sw == NULL or rec == NULL or crec == NULL or (c != NULL and cw == NULL)
-                or work == NULL or work.g == NULL
-                or work.opt_state == NULL or work.active == NULL or work.state == NULL or work.next_flip == NULL
-                or (not shared_data and (X == NULL or Xt == NULL or y == NULL or yt == NULL
-                                         or w0 == NULL))):
-            failed[0] = 1
-        for s in prange(n_seeds, schedule="dynamic"):
-            if failed[0]:
-                continue
+    # one BLAS thread per seed; as a context, so that this thread gives up its control of OpenBLAS's
+    # limits on leaving (threadpoolctl lets one thread at a time set them)
+    with threadpool_limits(1, user_api="blas") if c != NULL else nullcontext():
+        with nogil, parallel(num_threads=threads):
+            if shared_data:
+                X = <floating*>&X_shared[0, 0] if m else NULL
+                Xt = <floating*>&Xt_shared[0, 0] if m_test else NULL
+                y = <double*>&y_shared[0] if m else NULL
+                yt = <double*>&yt_shared[0] if m_test else NULL
+                w0 = <double*>&w0_shared[0]
+            else:
+                X = <floating*>malloc(m * n * fsize + 1)
+                Xt = <floating*>malloc(m_test * n * fsize + 1)
+                y = <double*>malloc(m * sizeof(double) + 1)
+                yt = <double*>malloc(m_test * sizeof(double) + 1)
+                w0 = <double*>malloc(n * sizeof(double))
+            w = <double*>malloc(units * n * sizeof(double))
+            sw = <Switching*>malloc(sizeof(Switching))
+            rec = <Record*>malloc(sizeof(Record))
+            crec = <CommitteeRecord*>malloc(sizeof(CommitteeRecord))
+            cw = _committee_scratch(c, n) if c != NULL else NULL
+            work = <Scratch*>malloc(sizeof(Scratch))
+            if work != NULL:
+                work.g = <double*>malloc(units * n * sizeof(double))
+                work.opt_state = <double*>malloc(n_state * units * n * sizeof(double) + 1)
+                work.active = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t) + 1)
+                work.state = <unsigned char*>malloc(m + 1)
+                work.next_flip = <int64_t*>malloc(m * sizeof(int64_t) + 1)
+            if (w == NULL or sw == NULL or rec == NULL or crec == NULL or (c != NULL and cw == NULL)
+                    or work == NULL or work.g == NULL
+                    or work.opt_state == NULL or work.active == NULL or work.state == NULL or work.next_flip == NULL
+                    or (not shared_data and (X == NULL or Xt == NULL or y == NULL or yt == NULL
+                                             or w0 == NULL))):
+                failed[0] = 1
+            for s in prange(n_seeds, schedule="dynamic"):
+                if failed[0]:
+                    continue
+                if not shared_data:
+                    generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, label_kind)
+                if init_kind == INIT_GIVEN:
+                    memcpy(w, given_ptr + s * n, n * sizeof(double))
+                else:
+                    for u in range(units):
+                        init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w + u * n)
+                switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
+                _point_record(rec, o_mag, o_norm, o_loss, o_err, o_test, s)
+                rec.weights = weights_ptr + s * n_record * n if weights_ptr != NULL else NULL
+                if c == NULL:
+                    trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
+                               &progress[s])
+                else:
+                    _point_committee_record(crec, o_um, o_a2, overlap_ptr, s, n_record, units)
+                    committee_trajectory(&d, c, X, y, Xt, yt, w0, w, sw, work, cw, <bitgen_t*>dyn_ptr[s], NULL,
+                                         rec, crec, &progress[s])
+                o_solved[s] = rec.solved_step
+                o_stop[s] = rec.stop_step
+                o_reason[s] = rec.stop_reason
             if not shared_data:
-                generate_data(<bitgen_t*>data_ptr[s], &prob, m, n, m_test, w0, X, y, Xt, yt, label_kind)
-            if init_kind == INIT_GIVEN:
-                memcpy(w, given_ptr + s * n, n * sizeof(double))
-            else:
-                for u in range(units):
-                    init_weights(<bitgen_t*>init_ptr[s], w0, n, init_kind, m0, init_variance, d.sphere, w + u * n)
-            switching_init(sw, kind, m, ell, p_on, p_off, work.state, work.next_flip, NULL)
-            _point_record(rec, o_mag, o_norm, o_loss, o_err, o_test, s)
-            rec.weights = weights_ptr + s * n_record * n if weights_ptr != NULL else NULL
-            if c == NULL:
-                trajectory(&d, X, y, Xt, yt, w0, w, sw, work, <bitgen_t*>dyn_ptr[s], NULL, rec,
-                           &progress[s])
-            else:
-                _point_committee_record(crec, o_um, o_a2, overlap_ptr, s, n_record, units)
-                committee_trajectory(&d, c, X, y, Xt, yt, w0, w, sw, work, cw, <bitgen_t*>dyn_ptr[s], NULL,
-                                     rec, crec, &progress[s])
-            o_solved[s] = rec.solved_step
-            o_stop[s] = rec.stop_step
-            o_reason[s] = rec.stop_reason
-        if not shared_data:
-            free(X)
-            free(Xt)
-            free(y)
-            free(yt)
-            free(w0)
-        free(w)
-        if work != NULL:
-            free(work.g)
-            free(work.opt_state)
-            free(work.active)
-            free(work.state)
-            free(work.next_flip)
-        free(work)
-        free(sw)
-        free(rec)
-        free(crec)
-        _committee_scratch_free(cw)
-    if blas is not None:
-        blas.restore_original_limits()
+                free(X)
+                free(Xt)
+                free(y)
+                free(yt)
+                free(w0)
+            free(w)
+            if work != NULL:
+                free(work.g)
+                free(work.opt_state)
+                free(work.active)
+                free(work.state)
+                free(work.next_flip)
+            free(work)
+            free(sw)
+            free(rec)
+            free(crec)
+            _committee_scratch_free(cw)
     if alloc_failed:
         raise MemoryError(f"run_seeds: could not allocate the per-thread buffers (m={m}, n={n}, "
                           f"{threads} threads)")

@@ -2,12 +2,16 @@
 the exact linear-ridge solution and simulations, determinism, checkpoints, bad input."""
 import dataclasses
 import json
+import sys
+import threading
 
 import numpy as np
 import pytest
 import xarray as xr
 from scipy.linalg import solve_triangular
+from threadpoolctl import threadpool_info, threadpool_limits
 
+import prcy
 from prcy import dmft
 from prcy.analysis import linear_ridge_dynamics, replica_summary
 from prcy.io import open_dataset, write_dataset
@@ -107,6 +111,42 @@ def test_march_matches_reference(form, with_sel, temp, K):
     assert out["bad_step"] == -1 and out["n_clipped"] == 0
     for key, val in ref.items():      # over 71 steps the paths amplify rounding: 4e-11 of |h| ~ 2.4 (ridge form)
         np.testing.assert_allclose(out[key], val, rtol=1e-9, atol=1e-11 if K < 10 else 1e-9, err_msg=key)
+
+
+def _blas_threads_set_by_another_thread():
+    """OpenBLAS's thread counts as seen inside ``threadpool_limits(1)`` entered by a new thread."""
+    seen = {}
+
+    def worker():
+        with threadpool_limits(1, user_api="blas"):
+            seen["n"] = {i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"}
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    return seen["n"]
+
+
+def test_kernels_leave_the_blas_limits_to_other_threads(monkeypatch):
+    """The kernels hold OpenBLAS to one thread per worker thread with threadpoolctl, which lets one Python
+    thread at a time set OpenBLAS's limits and keeps a thread in control until it leaves a limits context.
+    A kernel run from the main thread (prcy dmft's forecast does) must give that control back: the solve
+    runs its kernels from other threads, whose limits were otherwise ignored (OpenBLAS threads inside the
+    OpenMP threads: iterations 2-3 times slower on 2 cores). Likewise a committee's seeds (dynamics)."""
+    if not any(i["internal_api"] == "openblas" and i["num_threads"] > 1 for i in threadpool_info()):
+        pytest.skip("no multi-threaded OpenBLAS loaded: nothing to limit")
+    x = _inputs()
+    K = x["Z"].shape[0]
+    out = kd.march(losses.capsule("phase-retrieval"), alpha=2.5, grad_scale=1.0, dt=0.05, m0=0.3, q0=0.91, nu_form=2,
+                   ridge=0.4, m_with_delta_nu=False, temps=np.zeros(K), jitter_rel=1e-10, MR=x["MR"],
+                   h_init=x["h_init"], h0=x["h0"], y=np.abs(x["h0"]), Z=x["Z"], sel=None, n_threads=2)
+    assert _blas_threads_set_by_another_thread() == {1}
+    kd.response(out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), 0.05, 2.5, 1.0, n_threads=2)
+    assert _blas_threads_set_by_another_thread() == {1}
+    # the committee's seeds, run from this thread (prcy.simulate runs them from a worker thread)
+    monkeypatch.setattr(sys.modules["prcy.simulate"], "run_interruptible",
+                        lambda flag, fn, /, *args, poll=None, **kw: fn(*args, **kw))
+    prcy.simulate(hidden=2, n=20, alpha=2, algorithm="gd", lr=0.05, t_max=0.2, points=2, seeds=2, n_test=50, threads=2)
+    assert _blas_threads_set_by_another_thread() == {1}
 
 
 @pytest.mark.parametrize("method", kd.RESPONSE_METHODS)

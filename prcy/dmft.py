@@ -741,7 +741,7 @@ def _solve_one(spec: DMFTSpec, replica: int | None, n_threads: int, checkpoint, 
         history.good, backtracks = MR, 0
         if status == "converged" or iteration >= spec.solver.max_iter:
             break                      # the last march gives the functions of the final M_R
-        # the diagnostics cost a pass up to a third more (docs/dmft.md, "Cost"): only on a pass predicted to be
+        # the diagnostics cost a pass 5-40% more (docs/dmft.md, "Cost"): only on a pass predicted to be
         # the last (the last window's convergence, or max_iter), and on the converging pass of the last window
         # again if that was not foreseen
         last_window = w == len(ends) - 1

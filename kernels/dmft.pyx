@@ -396,17 +396,23 @@ cdef inline void _project(const Compressed* cm, Py_ssize_t g, const double* T, i
     of a history ``T`` (``width`` columns): the block's part of the history in the basis of ``_compress``
     (its rows copied when the block is kept exact)."""
     cdef Py_ssize_t c0 = g * DMFT_ROWS - cm.shift, o = cm.off[g], i
-    cdef int n_i = <int>cm.rank[g], r_i = <int>cm.rank[g], ld_v = DMFT_ROWS
+    # a compressed block the walk takes has rows below it and starts after 0: all DMFT_ROWS of its rows
+    cdef int n_i = DMFT_ROWS, r_i = <int>cm.rank[g], ld_v = DMFT_ROWS
     cdef double one = 1.0, zero = 0.0
     cdef char* no_trans = b"N"
     cdef char* trans = b"T"
     if cm.exact[g]:
         memcpy(Y + o * width, T + c0 * width, cm.rank[g] * width * sizeof(double))
     elif r_i > 0:
-        n_i = DMFT_ROWS        # a compressed block the walk takes has rows below it and starts after 0: whole
         # row-major Y[o:o + r] = V^T T[c0:c1]: column-major Y^T = T^T V
         dgemm(no_trans, trans, &width, &r_i, &n_i, &one, <double*>(T + c0 * width), &width,
               cm.V + c0 * DMFT_ROWS, &ld_v, &zero, Y + o * width, &width)
+
+
+cdef inline bint _consecutive(const Py_ssize_t* idx, Py_ssize_t nb) noexcept nogil:
+    """Whether a panel's ``nb`` samples ``idx`` (increasing) are consecutive (a full batch): its rows of
+    ``D`` and of the diagnostics are then loaded and stored directly, not gathered."""
+    return idx[nb - 1] - idx[0] == nb - 1
 
 
 cdef inline const Compressed* _nearest_grid(const Compressed* grids, Py_ssize_t j) noexcept nogil:
@@ -448,7 +454,7 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
     cdef double* Tk
     cdef const double* Ti
     cdef const double* Dk
-    cdef bint run = idx[nb - 1] - idx[0] == nb - 1      # consecutive samples (a full batch): plain loads
+    cdef bint run = _consecutive(idx, nb)
     for p in range(DMFT_PANEL):
         T[(j + 1) * DMFT_PANEL + p] = D[j * S + idx[p]] if p < nb else 0.0
     r0 = j + 1
@@ -688,6 +694,7 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
     cdef double* row
     cdef double* Uk
     cdef const double* Ui
+    cdef bint run = _consecutive(idx, nb)
     for p in range(DMFT_PANEL):
         src[p] = D[j * S + idx[p]] * inv if p < nb else 0.0
         U[(j + 1) * 2 * DMFT_PANEL + p] = kp.kick if p < nb else 0.0
@@ -701,8 +708,7 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
             cs = _kick_row(kp, S, idx, nb, DMFT_PANEL, k, Uk, Uk + DMFT_PANEL, g, g + DMFT_PANEL)
             for p in range(DMFT_PANEL):
                 dg[p] = (g[p] - g[DMFT_PANEL + p]) * cs
-            _panel_contributions(src, dg, idx, nb, idx[nb - 1] - idx[0] == nb - 1, k, K, S, acc, stats,
-                                 rowabs)
+            _panel_contributions(src, dg, idx, nb, run, k, K, S, acc, stats, rowabs)
             if k == K - 1:
                 break
             row = mem + (k - r0) * 2 * DMFT_PANEL

@@ -222,15 +222,22 @@ RANK_CASES = {"GD, phase retrieval": dict(problem="phase-retrieval", algorithm="
               "persistent SGD, ell = 0.5": dict(algorithm="psgd", batch_fraction=0.5, persistence=1.0, lr=5.0 / 400)}
 
 
+def march_paths(sp, nt):
+    """One march of ``sp`` with ``M_R = 0.01`` below the diagonal: ``(out, samples, loss capsule, D, nut)``,
+    the last two the first arguments of ``prcy.kernels.dmft.response``."""
+    K = sp.n_points
+    samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
+    out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
+    return out, samples, cap, out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"])
+
+
 def rank_table(nt, K=401, S=4000):
     """``--ranks`` (module docstring)."""
     print(f"ranks of M_R's column blocks ({kd.ROWS} columns), K = {K}, S = {S}; -1: kept as it is")
     for name, case in RANK_CASES.items():
         sp = dmft.DMFTSpec.from_flat(alpha=3.0, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S, **case)
-        samples = dmft.draw_samples(sp)
-        out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, losses.capsule(sp.problem))
-        args = (out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), sp.dt, sp.alpha,
-                sp.algorithm.grad_scale)
+        *_, D, nut = march_paths(sp, nt)
+        args = (D, nut, sp.dt, sp.alpha, sp.algorithm.grad_scale)
         ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
         MR = kd.response(*args, n_threads=nt, ranks=ranks)
         exact = kd.response(*args, n_threads=nt, rank_tol=0.0)
@@ -239,14 +246,12 @@ def rank_table(nt, K=401, S=4000):
 
 
 def kicked_paths(sp, nt):
-    """The paths of one march of the kicked spec ``sp`` (``M_R = 0.01`` below the diagonal) and the
-    arguments of ``prcy.kernels.dmft.response`` for its kicked pass: ``(D, nut, kw)``."""
-    K = sp.n_points
-    samples, cap = dmft.draw_samples(sp), losses.capsule(sp.problem)
-    out = dmft._march(sp, np.tril(np.full((K, K), 0.01), -1), samples, nt, None, cap)
+    """The paths of one march of the kicked spec ``sp`` (``march_paths``) and the arguments of
+    ``prcy.kernels.dmft.response`` for its kicked pass: ``(D, nut, kw)``."""
+    out, samples, cap, D, nut = march_paths(sp, nt)
     kw = dict(kick=sp.solver.response_kick, loss=cap, H=out["H"], h0=samples["h0"], y=samples["y"], m=out["m_v"],
               sel=samples["sel"], amplitude=sp.amplitude, project_scale=out["scale"])
-    return out["D"], np.ascontiguousarray(out["nu_hat"] + out["delta_nu"]), kw
+    return D, nut, kw
 
 
 def kicked_pass(nt, cases, reps):

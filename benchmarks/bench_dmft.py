@@ -5,7 +5,7 @@
     python benchmarks/bench_dmft.py --memory   # also one iteration at K = 1000, S = 10^4 (~4 min more)
     python benchmarks/bench_dmft.py --windows  # only: whole solves, whole horizon vs horizon windows (~5 min)
     python benchmarks/bench_dmft.py --yardstick  # only: GD phase retrieval K = 401, S = 4000 against a GEMM (~2 min)
-    python benchmarks/bench_dmft.py --large      # only: the same at K = 1001, S = 10^4, peak memory (~3 min)
+    python benchmarks/bench_dmft.py --large      # only: the same at K = 1001, S = 10^4, peak memory (~5 min)
     python benchmarks/bench_dmft.py --passes     # only: validation fixed points, blocked pass vs recursion
     python benchmarks/bench_dmft.py --kicked     # only: the kicked pass, blocked vs recursion, K = 201, 401 (~2 min)
     python benchmarks/bench_dmft.py --psgd       # only: one P-SGD solve (7g) split into march and response (~1 min)
@@ -26,22 +26,25 @@ beside prcy's: the seconds per iteration of a public numba+MPI implementation of
 fixed-point scheme on a 2-core machine (0.25 s at K = 50, 1.0 s at 100, 4.7 s at 200, 42 s at 400,
 S = 2000): quoted figures, not measured by this script; prcy's target is 10x faster at K = 200, 400.
 
-``--yardstick`` / ``--large``: one iteration of GD on phase retrieval against a NumPy GEMM of the
-response recursion's ``K^3 S / 3`` flops on the same threads, measured alternately in the same run
-(ratio = GEMM seconds / iteration seconds: 1.0 is "as fast as a dense matrix product of that size");
-``--yardstick`` also times the iteration with the old response pass (``method="recursion"``); both print
-the iteration without the compression of ``M_R``'s column blocks (``exact s``: ``rank_tol = 0``) and
-the mean rank of the compressed blocks (of ``DMFT_ROWS`` columns; the last, with no rows below, left out).
-``ratio`` is taken from the best of 7 alternations (``--reps``), ``med`` is the median ratio of the pairs
-measured one after the other. The header names the kernels each OpenBLAS runs: OpenBLAS 0.3.30/0.3.31
-do not recognize AMD Zen 5 and run their AVX2 (Haswell) kernels there, at about half the speed of their
-AVX-512 ones; ``OPENBLAS_CORETYPE=SkylakeX`` in the environment selects those, for the GEMM and for
-prcy's products alike (docs/benchmarks.md).
+``--yardstick`` / ``--large``: one iteration of GD on phase retrieval against a NumPy GEMM of the response
+recursion's ``K^3 S / 3`` flops on the same threads, measured alternately in the same run (ratio = GEMM
+seconds / iteration seconds: 1.0 is "as fast as a dense matrix product of that size"), half a second apart
+(``PAUSE``). The iteration is the solver's: at the ``M_R`` of a solve after ``WARM_ITERATIONS`` iterations
+(solved first, untimed), with the solver's compression tolerance ``min(tol, RANK_TOL_MAX)``. ``--yardstick``
+also times the iteration with the old response pass (``method="recursion"``); both print the iteration at the
+kernel's default ``rank_tol`` (``1e-13 s``: only rounding dropped), without the compression of ``M_R``'s
+column blocks (``exact s``: ``rank_tol = 0``), and the mean rank of the compressed blocks (of ``DMFT_ROWS``
+columns; the last, with no rows below, left out). ``ratio`` is taken from the best of 7 alternations
+(``--reps``), ``med`` is the median ratio of the pairs measured one after the other. The header names the
+kernels each OpenBLAS runs: OpenBLAS 0.3.30/0.3.31 do not recognize AMD Zen 5 and run their AVX2 (Haswell)
+kernels there, at about half the speed of their AVX-512 ones; ``OPENBLAS_CORETYPE=SkylakeX`` in the
+environment selects those, for the GEMM and for prcy's products alike (docs/benchmarks.md).
 
 ``--ranks``: on the paths of one march (alpha = 3, m0 = 0.2, t = 5, K = 401, S = 4000, ``M_R = 0.01``) of GD
 on phase retrieval and on the ridge, Langevin (T = 1) and persistent SGD (ell = 0.5), the ranks of the
-compressed column blocks (``response(..., ranks=...)``; -1: kept as it is) and how far ``M_R`` moves
-from the pass without the compression (``rank_tol = 0``).
+compressed column blocks (``response(..., ranks=...)``; -1: kept as it is), the windows formed and how far
+``M_R`` moves from the pass without the compression (``rank_tol = 0``), at the kernel's default ``rank_tol``
+and at the solver's.
 
 ``--kicked``: the kicked response pass (``response_kick = 0.1``) of persistent SGD in the hard regime
 (docs/validation.md 7g: alpha = 3, m0 = 0.2, ell = 0.5, tau = 1, ``--chain steps``, ``--sphere
@@ -72,6 +75,8 @@ from prcy.kernels import dmft as kd, losses, parallel
 NUMBA = {50: 0.25, 100: 1.0, 200: 4.7, 400: 42.0}
 GEMM_N = 2000     # inner size of the reference matrix product
 GEMM_P = 25000    # its most columns (2e11 flops, 0.8 GB of operands)
+WARM_ITERATIONS = 4   # the yardstick times an iteration at the M_R of a solve after this many
+PAUSE = 0.5       # seconds between the yardstick's timed runs (OpenBLAS's threads spin about 0.1 s after a product)
 
 
 def spec(K, S):
@@ -151,34 +156,47 @@ def yardstick(nt, cases, reps, old):
     dense GEMM of the recursion's ``K^3 S / 3`` flops, measured alternately in this run, ``reps`` times;
     ``ratio`` = GEMM seconds / iteration seconds (1: as fast as that GEMM) from the best of each, ``med``
     the median of the ratios of the pairs measured one after the other (the host's other tenants slow
-    either by up to a third from minute to minute)."""
+    either by up to a third from minute to minute). The iteration is the solver's: its ``M_R`` is the
+    iterate of a solve after ``WARM_ITERATIONS`` iterations (their ``M_R`` is less smooth than a first
+    guess's, so its column blocks need more singular vectors), and the compression's tolerance the solver's
+    (``min(tol, RANK_TOL_MAX)``). Each timed run starts ``PAUSE`` seconds after the one before, so that
+    the GEMM's OpenBLAS threads, which spin for a while after a product, have gone to sleep."""
     print(f"yardstick: GD phase retrieval, {nt} threads; ratio = (K^3 S / 3 flops GEMM s) / (iteration s)")
     print(f"OpenBLAS kernels: {blas_cores()}")
     print(f"{'K':>5} {'S':>6} {'GEMM s':>8} {'GF/s':>6} {'iter s':>8} {'march s':>8} {'resp s':>8} {'ratio':>6} "
-          f"{'med':>5} {'exact s':>8} {'rank':>5} {'old iter s':>10} {'old ratio':>9}")
+          f"{'med':>5} {'1e-13 s':>8} {'exact s':>8} {'rank':>5} {'old iter s':>10} {'old ratio':>9}")
     for K, S in cases:
-        sp = dmft.DMFTSpec.from_flat(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.2,
-                                     dt=5.0 / (K - 1), t_max=5.0, samples=S)
+        case = dict(problem="phase-retrieval", alpha=3.0, algorithm="gd", m0=0.2, dt=5.0 / (K - 1), t_max=5.0,
+                    samples=S)
+        sp = dmft.DMFTSpec.from_flat(**case)
         samples = dmft.draw_samples(sp)
-        MR = np.tril(np.full((K, K), 0.01), -1)
+        MR = np.ascontiguousarray(dmft.solve(**case, threads=nt, max_iter=WARM_ITERATIONS).M_R.values)
+        tol = min(sp.solver.tol, dmft.RANK_TOL_MAX)
         flops = K ** 3 * S / 3.0
         ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
-        runs, gemms, exact = [one_iteration(sp, samples, MR, nt, ranks=ranks)], [], []
+
+        def paused(f, *args, **kw):
+            time.sleep(PAUSE)
+            return f(*args, **kw)
+        runs, gemms, exact, fine = [paused(one_iteration, sp, samples, MR, nt, rank_tol=tol, ranks=ranks)], [], [], []
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for rep in range(reps):
-            gemms.append(gemm_seconds(flops, nt))
+            gemms.append(paused(gemm_seconds, flops, nt))
             if rep:
-                runs.append(one_iteration(sp, samples, MR, nt))
-            exact.append(one_iteration(sp, samples, MR, nt, rank_tol=0.0)[0])
+                runs.append(paused(one_iteration, sp, samples, MR, nt, rank_tol=tol))
+            fine.append(paused(one_iteration, sp, samples, MR, nt, rank_tol=kd.RANK_TOL)[0])
+            exact.append(paused(one_iteration, sp, samples, MR, nt, rank_tol=0.0)[0])
         g = min(gemms)
         total, march, resp = min(runs)
         med = float(np.median([gm / run[0] for gm, run in zip(gemms, runs)]))
         kept = ranks[:-1][ranks[:-1] >= 0]        # the compressed blocks, the last (no rows below) left out
         rank = kept.mean() if kept.size else float("nan")
-        ref = one_iteration(sp, samples, MR, nt, method="recursion")[0] if old else float("nan")
+        ref = paused(one_iteration, sp, samples, MR, nt, method="recursion")[0] if old else float("nan")
         print(f"{K:>5} {S:>6} {g:>8.2f} {flops / g / 1e9:>6.1f} {total:>8.2f} {march:>8.2f} {resp:>8.2f} "
-              f"{g / total:>6.2f} {med:>5.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} {g / ref:>9.2f}", flush=True)
-        print(f"peak RSS after the first iteration (before any GEMM): {rss:.0f} MiB")
+              f"{g / total:>6.2f} {med:>5.2f} {min(fine):>8.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} "
+              f"{g / ref:>9.2f}", flush=True)
+        print(f"ranks of the column blocks on the first grid (-1: kept as they are): {ranks.tolist()}")
+        print(f"peak RSS after the warm-up solve and the first iteration (before any GEMM): {rss:.0f} MiB")
 
 
 PASS_CASES = {
@@ -233,16 +251,22 @@ def march_paths(sp, nt):
 
 def rank_table(nt, K=401, S=4000):
     """``--ranks`` (module docstring)."""
-    print(f"ranks of M_R's column blocks ({kd.ROWS} columns), K = {K}, S = {S}; -1: kept as it is")
+    print(f"ranks of M_R's column blocks ({kd.ROWS} columns), K = {K}, S = {S}, at rank_tol {kd.RANK_TOL:.0e} "
+          f"(the kernel's default) and {dmft.RANK_TOL_MAX:.0e} (the solver's at tol >= that); -1: kept as it is")
     for name, case in RANK_CASES.items():
         sp = dmft.DMFTSpec.from_flat(alpha=3.0, m0=0.2, dt=5.0 / (K - 1), t_max=5.0, samples=S, **case)
         *_, D, nut = march_paths(sp, nt)
         args = (D, nut, sp.dt, sp.alpha, sp.algorithm.grad_scale)
-        ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
-        MR = kd.response(*args, n_threads=nt, ranks=ranks)
+        n_blocks = -(-K // kd.ROWS)
         exact = kd.response(*args, n_threads=nt, rank_tol=0.0)
-        print(f"{name:<28} {' '.join(f'{r:>3}' for r in ranks)}   max |dM_R| / max |M_R| "
-              f"{np.abs(MR - exact).max() / np.abs(exact).max():.1e}", flush=True)
+        for tol in (kd.RANK_TOL, dmft.RANK_TOL_MAX):
+            ranks = np.zeros(n_blocks, dtype=np.intp)
+            windows = np.zeros((n_blocks, n_blocks), dtype=np.intp)
+            MR = kd.response(*args, n_threads=nt, rank_tol=tol, ranks=ranks, windows=windows)
+            kept = windows[windows >= 0]
+            print(f"{name:<28} {tol:>7.0e} {' '.join(f'{r:>3}' for r in ranks)}   windows {kept.size:>3} "
+                  f"(mean rank {kept.mean() if kept.size else float('nan'):>4.1f})   max |dM_R| / max |M_R| "
+                  f"{np.abs(MR - exact).max() / np.abs(exact).max():.1e}", flush=True)
 
 
 def kicked_paths(sp, nt):

@@ -47,46 +47,50 @@ each sample to kicks of ``h`` by ``+-kick`` marched with the full loss (``_kick_
 ``_kick_column`` as the recursion), which saturates where the linear response of a sample near a
 hilltop of the loss (``d2v < 0``) grows without bound.
 
-Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row,
-per step) plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. The march's
-noise and ``M_C`` row need the factor's and ``g``'s newest row, so they read the samples' whole history at
-every step; its memory term from before the current block of ``DMFT_MARCH_BLOCK`` steps is one matrix
-product per block (``_sample_pass``), which reads ``h``'s history once per block. For a
-frozen column ``j`` the recursions of all samples are one lower-triangular system whose off-diagonal
-part ``dt^2 M_R`` is shared by the samples, so the response pass (``method="blocked"``,
-``_panel_column``) takes the samples in panels of ``DMFT_PANEL`` and the rows in blocks of
-``DMFT_ROWS``: the memory term of a row block from the rows before it is matrix products
-(``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the
-triangles inside the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the
-recursion. Below its diagonal ``M_R`` is smooth where the paths are (GD on phase retrieval: a block
-of 48 columns has numerical rank about 13 at ``K = 401`` and 11 at ``K = 1001``; the noise of Langevin
-and SGD leaves it full rank): each column block of ``DMFT_ROWS``, once final, is replaced below its
-rows by ``C V^T`` with ``V`` its right singular vectors above ``rank_tol`` times the largest
-(``_compress``: an SVD of ``K x DMFT_ROWS``), and each panel keeps its history's rows of that block
-in that basis (``Y = V^T T``, ``_project``), so the memory term from the compressed blocks is
-``C Y``: the product's inner size drops from the block's ``DMFT_ROWS`` to its rank. The columns from
-``j + 1`` to the end of their block (not all of that block is final yet) are multiplied as they are;
-to make them fewer the blocks are kept on ``DMFT_GRIDS = 2`` grids offset by half a block, and column
-``j`` takes the grid on which a block starts first after ``j`` (``_nearest_grid``; its row blocks
-follow that grid), which halves those columns on average. A block whose rank saves nothing (more
-than half kept), or that holds a value that is not finite, is kept as it is (``V = I``). With the
-default ``rank_tol = 1e-13`` the pass's ``M_R`` moves by 1e-17 to 2e-16 of its largest entry
-(docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch) loads its rows of ``D``
-directly, ``PREFETCH_ROWS`` rows ahead, instead of gathering them. A sample with ``D(t_j) = 0`` (not
-selected at ``t_j``) contributes 0 to column ``j`` (its
-``T(., j)`` is 0; the kicked contribution carries the factor ``D(t_j)``), so the panels of column
-``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of a fraction ``ell`` the pass
-does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked deviation is linear in its
-past too, so the kicked response is blocked the same way (``_kick_panel``: both deviations of a
-panel's samples in one matrix product per row block; the loss and the clamping row by row inside the
-block). The plain recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16
-samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's
-OpenBLAS (pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response``
-limits it to one thread (``threadpoolctl``) while the pass runs. Scratch: ``(2 K + DMFT_ROWS) x
-DMFT_PANEL`` doubles per thread (blocked, with ``Y``; ``2 (K + DMFT_ROWS) x DMFT_PANEL`` kicked) and
-``K x K`` for ``C`` per grid, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``,
-``g``, ``D`` are ``3 K S`` doubles, and the kicked pass keeps ``a
-dv(a h~)`` (``K S``, ``_kick_base``).
+Cost per iteration (K grid points, S samples): the march O(K^2 S) (memory term, noise, ``M_C`` row, per step)
+plus O(K^3) for ``L``, ``C`` and ``R``; the response ``K^3 S / 6`` multiply-adds. The march's noise and
+``M_C`` row need the factor's and ``g``'s newest row, so they read the samples' whole history at every step;
+its memory term from before the current block of ``DMFT_MARCH_BLOCK`` steps is one matrix product per block
+(``_sample_pass``), which reads ``h``'s history once per block. For a frozen column ``j`` the recursions of
+all samples are one lower-triangular system whose off-diagonal part ``dt^2 M_R`` is shared by the samples, so
+the response pass (``method="blocked"``, ``_panel_column``) takes the samples in panels of ``DMFT_PANEL`` and
+the rows in blocks of ``DMFT_ROWS``: the memory term of a row block from the rows before it is matrix products
+(``dgemm`` of ``scipy.linalg.cython_blas``, one BLAS thread per worker thread), and only the triangles inside
+the row blocks (a fraction ``~1.5 DMFT_ROWS / K`` of the work) run as the recursion. Below its diagonal
+``M_R`` is smooth where the paths are (GD on phase retrieval: a block of 48 columns has numerical rank about
+13 at ``K = 401`` and 11 at ``K = 1001`` at ``rank_tol = 1e-13``, 9 at 1e-8; the noise of Langevin and SGD
+leaves it full rank): each column block of ``DMFT_ROWS``, once final, is replaced below its rows by ``C V^T``
+with ``V`` its right singular vectors above ``rank_tol`` times the largest (``_compress``: an SVD of ``K x
+DMFT_ROWS``), and each panel keeps its history's rows of that block in that basis (``Y = V^T T``,
+``_project``), so the memory term from the compressed blocks is ``C Y``: the product's inner size drops from
+the block's ``DMFT_ROWS`` to its rank. The columns from ``j + 1`` to the end of their block (not all of that
+block is final yet) are multiplied as they are; to make them fewer the blocks are kept on ``DMFT_GRIDS = 2``
+grids offset by half a block, and column ``j`` takes the grid on which a block starts first after ``j``
+(``_nearest_grid``; its row blocks follow that grid), which halves those columns on average. A block whose
+rank saves nothing (more than half kept), or that holds a value that is not finite, is kept as it is (``V =
+I``). The blocks ``first .. g - 1`` below row block ``g`` together have about the rank of one of them, so
+their product ``sum_b C_b Y_b`` (inner size the sum of their ranks) is replaced by one window per pair
+``(first, g)`` (``_windows``): a basis nested in the window before it and block ``g - 1``'s, in which the
+panel's coordinates follow from the window before's and that block's ``Y`` by a small product
+(``_window_product``), so that a row block far from ``j`` costs about what the next one does. With the default
+``rank_tol = 1e-13`` the pass's ``M_R`` moves by 1e-17 to 2e-16 of its largest entry; the solver passes
+``min(tol, 1e-8)`` (``prcy.dmft.RANK_TOL_MAX``), at which it moves by about 1e-11 and the pass costs about
+half as much on the later iterations of a GD solve, whose ``M_R`` is less smooth than a first guess's
+(docs/dmft.md, "Cost"). A panel of consecutive samples (a full batch) loads its rows of ``D`` directly,
+``PREFETCH_ROWS`` rows ahead, instead of gathering them. A sample with ``D(t_j) = 0`` (not selected at
+``t_j``) contributes 0 to column ``j`` (its ``T(., j)`` is 0; the kicked contribution carries the factor
+``D(t_j)``), so the panels of column ``j`` gather only the samples with ``D(t_j) != 0``: with mini-batches of
+a fraction ``ell`` the pass does about ``ell`` of the work. Given ``M_R`` the memory term of a kicked
+deviation is linear in its past too, so the kicked response is blocked the same way (``_kick_panel``: both
+deviations of a panel's samples in one matrix product per row block; the loss and the clamping row by row
+inside the block). The plain recursion (``method="recursion"``, ``_response_column`` and ``_kick_column``: 16
+samples at once, each ``M_R(k, i)`` loaded once feeds a 16-wide FMA) is the reference. SciPy's OpenBLAS
+(pthreads) would start its own threads inside a ``dgemm`` call of this size; ``response`` limits it to one
+thread (``threadpoolctl``) while the pass runs. Scratch: ``(2 K + DMFT_ROWS + 2 WINDOW_RANK) x DMFT_PANEL``
+doubles per thread (blocked, with ``Y`` and two windows' ``Y``; ``2 (K + DMFT_ROWS) x DMFT_PANEL`` kicked) and
+``K x K`` for ``C`` per grid, a window's rows and ``E`` (at most ``(3 DMFT_ROWS) x WINDOW_RANK``) per pair of
+blocks, ``K x 16`` per lane (recursion; twice that kicked); the paths ``h``, ``g``, ``D`` are ``3 K S``
+doubles, and the kicked pass keeps ``a dv(a h~)`` (``K S``, ``_kick_base``).
 
 Determinism: samples are cut in fixed chunks (``DMFT_CHUNK`` for the march, ``DMFT_PANEL`` of the
 samples with ``D(t_j) != 0`` or ``DMFT_BLOCK`` for the response) and the panels and row blocks of a
@@ -108,7 +112,7 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
   ``sum_b D[k, b] T_b(k, j)`` to ``acc[k]``; ``Tcol`` is ``K x DMFT_BLOCK`` scratch.
 """
 from libc.math cimport sqrt, isfinite, fabs
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, threadid
 from scipy.linalg.cython_blas cimport dgemm
@@ -322,6 +326,9 @@ cdef inline void _rows_product(const double* B, int width, int ld, const double*
 cdef enum:
     DMFT_GRIDS = 2       # grids of column blocks, offset by DMFT_ROWS / DMFT_GRIDS (Compressed)
     COMPRESS_WORK = DMFT_ROWS + DMFT_ROWS * DMFT_ROWS    # _compress's scratch besides A^T (K DMFT_ROWS) and dgesvd's
+    WINDOW_RANK = DMFT_ROWS // 2     # the most singular vectors a window keeps (_windows)
+    WINDOW_COLS = 2 * DMFT_ROWS      # the most columns of a window's SVD: the window before it and a block
+    WINDOW_WORK = WINDOW_COLS + WINDOW_COLS * WINDOW_COLS     # _windows: sv, U (besides B^T, dgesvd, 2 K x WINDOW_RANK)
 
 
 cdef struct Compressed:
@@ -335,6 +342,28 @@ cdef struct Compressed:
     Py_ssize_t* rank
     unsigned char* exact    # per block: 1 when kept as it is (V = I, C = M_R's columns, Y = T's rows)
     Py_ssize_t used         # columns of C taken
+    # The windows (_windows): for blocks first + 2 <= g, the columns of blocks first .. g - 1 below the
+    # start of block g, in a basis nested in those of the window before it (first .. g - 2) and of
+    # block g - 1. Window (first, g) is at [first * n_blocks + g]; wrank -1 when there is none.
+    Py_ssize_t n_blocks
+    Py_ssize_t* wrank
+    double** window         # its rows of block g of W (rows x wrank, row-major), then E (n x wrank)
+
+
+cdef Py_ssize_t _leading(double* buf, Py_ssize_t n, Py_ssize_t m, double tol, double* sv, double* U, double* lw,
+                         int lwork) noexcept nogil:
+    """The SVD of an ``m x n`` matrix ``A`` given as ``buf = A^T``, column-major ``n x m`` (destroyed):
+    ``A``'s right singular vectors in the columns of ``U`` (``n x min(n, m)``), its singular values in
+    ``sv``; returns how many of them are above ``tol`` times the largest, -1 when ``dgesvd`` fails."""
+    cdef int n_i = <int>n, m_i = <int>m, one_i = 1, info = 0
+    cdef double no_vt = 0.0
+    cdef Py_ssize_t r = 0
+    dgesvd(b"S", b"N", &n_i, &m_i, buf, &n_i, sv, U, &n_i, &no_vt, &one_i, lw, &lwork, &info)
+    if info != 0:
+        return -1
+    while r < min(n, m) and sv[r] > tol * sv[0]:
+        r = r + 1
+    return r
 
 
 cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Compressed* cm, double* work,
@@ -347,10 +376,9 @@ cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Co
     ``COMPRESS_WORK`` doubles (``A^T``, the singular values, ``U``) and ``lwork`` more for ``dgesvd``."""
     cdef Py_ssize_t c0 = max(g * DMFT_ROWS - cm.shift, 0), c1 = min((g + 1) * DMFT_ROWS - cm.shift, K)
     cdef Py_ssize_t n = c1 - c0, m = K - c1, i, r, q
-    cdef int n_i = <int>n, m_i = <int>m, one_i = 1, info = 0, r_i, ld_k = <int>K, ld_v = DMFT_ROWS
-    cdef double one = 1.0, zero = 0.0, no_vt = 0.0
+    cdef int n_i = <int>n, m_i = <int>m, r_i, ld_k = <int>K, ld_v = DMFT_ROWS
+    cdef double one = 1.0, zero = 0.0
     cdef char* no_trans = b"N"
-    cdef char* some = b"S"
     cdef double* buf = work                                  # A^T, column-major n x m
     cdef double* sv = work + DMFT_ROWS * K
     cdef double* U = sv + DMFT_ROWS
@@ -364,14 +392,8 @@ cdef void _compress(const double* MR, Py_ssize_t K, Py_ssize_t g, double tol, Co
         for i in range(n):
             buf[r * n + i] = MR[(c1 + r) * K + c0 + i]
             ok = ok and isfinite(buf[r * n + i])
-    if ok:
-        dgesvd(some, no_trans, &n_i, &m_i, buf, &n_i, sv, U, &n_i, &no_vt, &one_i, U + DMFT_ROWS * DMFT_ROWS,
-               &lwork, &info)
-        ok = info == 0
-    r = 0
-    while ok and r < min(n, m) and sv[r] > tol * sv[0]:
-        r = r + 1
-    if not ok or 2 * r > n:
+    r = _leading(buf, n, m, tol, sv, U, U + DMFT_ROWS * DMFT_ROWS, lwork) if ok else -1
+    if r < 0 or 2 * r > n:
         cm.rank[g] = n
         cm.exact[g] = 1
         for r in range(m):
@@ -409,6 +431,113 @@ cdef inline void _project(const Compressed* cm, Py_ssize_t g, const double* T, i
               cm.V + c0 * DMFT_ROWS, &ld_v, &zero, Y + o * width, &width)
 
 
+cdef void _windows(Compressed* cm, Py_ssize_t K, Py_ssize_t first, double tol, double* work,
+                   int lwork) noexcept nogil:
+    """The windows of column block ``first`` (just compressed by ``_compress``), for ``g = first + 2,
+    first + 3, ...``: the columns of blocks ``first .. g - 1`` below the start ``g0`` of block ``g``,
+    ``A_g = M_R[g0:K, cols]``. The window before, ``A_{g-1} = W_{g-1} U_{g-1}^T`` (block ``first``'s
+    ``C V^T`` for ``g = first + 2``), and block ``b = g - 1``, ``C_b V_b^T``, give, on the rows from ``g0``,
+    ``A_g = B diag(U_{g-1}, V_b)^T`` with ``B = [W_{g-1}, C_b]`` (``m x n``, ``n = r_{g-1} + r_b``); with
+    ``B``'s right singular vectors ``E`` above ``tol`` times its largest singular value, ``A_g = W_g U_g^T``,
+    ``W_g = B E`` and ``U_g = diag(U_{g-1}, V_b) E``: the history's coordinates in window ``g`` are
+    ``Y_g = E^T [Y_{g-1}; Y_b]`` (``_window_product``), at ``r_g (r_{g-1} + r_b)`` per sample instead of
+    a product over every block's ``Y``. Each window keeps its rows of block ``g`` of ``W_g``, and ``E``.
+    The chain stops at a window that keeps more than ``WINDOW_RANK`` vectors, none, or that holds a value
+    that is not finite (the blocks beyond it are taken block by block). ``work``: ``WINDOW_COLS x K``
+    (``B^T``) + ``WINDOW_WORK`` + ``lwork`` (``dgesvd``'s) + ``2 K WINDOW_RANK`` (``W`` of the window
+    before and of this one, rows indexed from 0) doubles."""
+    cdef Py_ssize_t sh = cm.shift, nb = cm.n_blocks, g, g0, m, n, r, i, q, rp, rb, rw, rows
+    cdef int m_i, rp_i, rb_i, rw_i, ld_k = <int>K, ld_w = WINDOW_RANK, ld_p
+    cdef double one = 1.0, zero = 0.0
+    cdef char* no_trans = b"N"
+    cdef double* buf = work                                  # B^T, column-major n x m
+    cdef double* sv = work + WINDOW_COLS * K
+    cdef double* U = sv + WINDOW_COLS
+    cdef double* lw = U + WINDOW_COLS * WINDOW_COLS
+    cdef double* prev = lw + lwork                           # W of the window before (ld WINDOW_RANK)
+    cdef double* cur = prev + K * WINDOW_RANK
+    cdef double* swap
+    cdef double* win
+    cdef const double* P = cm.C + cm.off[first]             # W of the window before: block first's C, ld K
+    cdef const double* Cb
+    cdef bint ok
+    ld_p = ld_k
+    rp = cm.rank[first]
+    for g in range(first + 2, nb):
+        g0 = g * DMFT_ROWS - sh
+        if g0 >= K:
+            break
+        m, rb = K - g0, cm.rank[g - 1]
+        n = rp + rb
+        if n == 0 or n > WINDOW_COLS:
+            break
+        Cb = cm.C + cm.off[g - 1]
+        ok = True
+        for r in range(m):
+            for i in range(rp):
+                buf[r * n + i] = P[(g0 + r) * ld_p + i]
+                ok = ok and isfinite(buf[r * n + i])
+            for i in range(rb):
+                buf[r * n + rp + i] = Cb[(g0 + r) * K + i]
+                ok = ok and isfinite(buf[r * n + rp + i])
+        if not ok:
+            break
+        rw = _leading(buf, n, m, tol, sv, U, lw, lwork)
+        if rw <= 0 or rw > WINDOW_RANK:
+            break
+        m_i = <int>m
+        rows = min(DMFT_ROWS, m)
+        win = <double*> malloc((rows + n) * rw * sizeof(double))
+        if win == NULL:
+            break
+        for i in range(n):          # U's first rw columns are E
+            for q in range(rw):
+                win[(rows + i) * rw + q] = U[q * n + i]
+        # row-major W_g = cur[g0:K] = [P, C_b][g0:K] E: column-major cur^T = E_1^T P^T + E_2^T C_b^T
+        rp_i, rb_i, rw_i = <int>rp, <int>rb, <int>rw
+        dgemm(no_trans, no_trans, &rw_i, &m_i, &rp_i, &one, win + rows * rw, &rw_i, <double*>(P + g0 * ld_p), &ld_p,
+              &zero, cur + g0 * WINDOW_RANK, &ld_w)
+        dgemm(no_trans, no_trans, &rw_i, &m_i, &rb_i, &one, win + (rows + rp) * rw, &rw_i, <double*>(Cb + g0 * K),
+              &ld_k, &one, cur + g0 * WINDOW_RANK, &ld_w)
+        for r in range(rows):
+            for q in range(rw):
+                win[r * rw + q] = cur[(g0 + r) * WINDOW_RANK + q]
+        cm.window[first * nb + g] = win
+        cm.wrank[first * nb + g] = rw
+        swap = prev
+        prev = cur
+        cur = swap
+        P, ld_p, rp = prev, ld_w, rw
+
+
+cdef inline void _window_product(const Compressed* cm, Py_ssize_t first, Py_ssize_t g, const double* Y, double* wy,
+                                 Py_ssize_t rows, double* mem) noexcept nogil:
+    """``mem += W_g Y_g`` for the rows of block ``g`` (``rows`` of them) from window ``(first, g)``
+    (``_windows``), with ``Y_g = E^T [Y_{g-1}; Y_b]`` from the window before (block ``first``'s ``Y`` for
+    ``g = first + 2``) and block ``b = g - 1``'s ``Y``. ``wy``: ``2 x WINDOW_RANK x DMFT_PANEL``, the
+    windows' ``Y`` alternately (window ``g`` in half ``(g - first) % 2``)."""
+    cdef Py_ssize_t nb = cm.n_blocks
+    cdef const double* win = cm.window[first * nb + g]
+    cdef int rw = <int>cm.wrank[first * nb + g], rb = <int>cm.rank[g - 1], rp, width = DMFT_PANEL
+    cdef int n_r = <int>rows
+    cdef double one = 1.0, zero = 0.0
+    cdef char* no_trans = b"N"
+    cdef char* trans = b"T"
+    cdef const double* yp
+    cdef double* yg = wy + ((g - first) % 2) * WINDOW_RANK * DMFT_PANEL
+    if g == first + 2:
+        rp, yp = <int>cm.rank[first], Y + cm.off[first] * DMFT_PANEL
+    else:
+        rp, yp = <int>cm.wrank[first * nb + g - 1], wy + ((g - 1 - first) % 2) * WINDOW_RANK * DMFT_PANEL
+    # row-major Y_g = E_1^T Y_{g-1} + E_2^T Y_b: column-major Y_g^T = Y_{g-1}^T E_1 + Y_b^T E_2
+    dgemm(no_trans, trans, &width, &rw, &rp, &one, <double*>yp, &width, <double*>(win + rows * rw), &rw, &zero,
+          yg, &width)
+    dgemm(no_trans, trans, &width, &rw, &rb, &one, <double*>(Y + cm.off[g - 1] * DMFT_PANEL), &width,
+          <double*>(win + (rows + rp) * rw), &rw, &one, yg, &width)
+    # row-major mem += W_g Y_g: column-major mem^T += Y_g^T W_g^T
+    dgemm(no_trans, no_trans, &width, &n_r, &rw, &one, yg, &width, <double*>win, &rw, &one, mem, &width)
+
+
 cdef inline bint _consecutive(const Py_ssize_t* idx, Py_ssize_t nb) noexcept nogil:
     """Whether a panel's ``nb`` samples ``idx`` (increasing) are consecutive (a full batch): its rows of
     ``D`` and of the diagnostics are then loaded and stored directly, not gathered."""
@@ -428,8 +557,8 @@ cdef inline const Compressed* _nearest_grid(const Compressed* grids, Py_ssize_t 
 
 cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* idx, Py_ssize_t nb, Py_ssize_t K,
                                Py_ssize_t j, const double* nut, const double* MR, const Compressed* cm, double dt,
-                               double grad_scale, double* T, double* Y, double* mem, double* acc, double* stats,
-                               double* rowabs) noexcept nogil:
+                               double grad_scale, double* T, double* Y, double* mem, double* wy, double* acc,
+                               double* stats, double* rowabs) noexcept nogil:
     """``_response_column`` for a panel of ``nb <= DMFT_PANEL`` samples ``idx[0 .. nb-1]`` (any samples of
     the ``K x S`` ``D``), rows in the blocks of ``DMFT_ROWS`` grid points of the grid ``cm`` (the one
     ``_nearest_grid`` picks for ``j``; the first block cut at ``j + 1``): for the rows ``r0 <= k < r1`` of
@@ -462,7 +591,9 @@ cdef inline void _panel_column(const double* D, Py_ssize_t S, const Py_ssize_t* 
         g = (r0 + sh) // DMFT_ROWS
         r1 = min((g + 1) * DMFT_ROWS - sh, K)
         _rows_product(T, DMFT_PANEL, DMFT_PANEL, MR, K, j + 1, min(dense_end, r0), r0, r1, 0.0, mem)
-        if g > first:
+        if g > first + 1 and cm.wrank[first * cm.n_blocks + g] >= 0:
+            _window_product(cm, first, g, Y, wy, r1 - r0, mem)
+        elif g > first:
             _rows_product(Y, DMFT_PANEL, DMFT_PANEL, cm.C, K, cm.off[g - 1], cm.off[first] + cm.rank[first], r0, r1,
                           1.0, mem)
         for k in range(r0, r1):
@@ -1013,7 +1144,7 @@ cdef inline void _advance(double* H, const double* G, const double* Z, const dou
 def response(const double[:, ::1] D, const double[::1] nut, double dt, double alpha, double grad_scale,
              Py_ssize_t n_lanes=8, n_threads=None, abort=None, bint stats=False, double kick=0.0, loss=None,
              H=None, h0=None, y=None, m=None, sel=None, double amplitude=1.0, double cap=10.0, clamped=None,
-             str method="blocked", project_scale=None, double rank_tol=RANK_TOL, ranks=None):
+             str method="blocked", project_scale=None, double rank_tol=RANK_TOL, ranks=None, windows=None):
     """``M_R`` (``K x K``, strictly lower) from the paths ``D = s d2v`` (``K x S``) and the friction
     ``nut``, columns in decreasing order so that each column uses only final entries (see the
     module docstring).
@@ -1047,7 +1178,10 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     ``rank_tol`` (blocked linear response): the column blocks of ``M_R`` keep their singular values above
     ``rank_tol`` times the largest (module docstring; 0: every block as it is). ``ranks`` (an intp array
     of ``ceil(K / DMFT_ROWS)``, optional) receives each block's rank on the grid without offset, -1 for a
-    block kept as it is (all -1 for the recursion and the kicked response)."""
+    block kept as it is (all -1 for the recursion and the kicked response). ``windows`` (an intp array of
+    ``ceil(K / DMFT_ROWS) x ceil(K / DMFT_ROWS)``, optional) receives the ranks of the windows on that grid
+    (``_windows``: entry ``(first, g)`` for the blocks ``first .. g - 1`` below block ``g``), -1 where
+    there is none."""
     cdef Py_ssize_t K = D.shape[0], S = D.shape[1], j, lane, blk, k
     if nut.shape[0] != K:
         raise ValueError(f"nut: length {nut.shape[0]} does not match D's {K} grid points")
@@ -1093,8 +1227,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef Py_ssize_t n_dev = 2 if kick > 0 else 1       # histories per sample: T, or the deviations u+ and u-
     # blocked: the history, its compressed form (linear response only) and the memory terms
     cdef bint compressing = blocked and kick == 0
-    cdef Py_ssize_t width = (((2 * K if compressing else K * n_dev) + DMFT_ROWS * n_dev) * DMFT_PANEL if blocked
-                             else n_dev * K * DMFT_BLOCK)
+    cdef Py_ssize_t width = (((2 * K + 2 * WINDOW_RANK if compressing else K * n_dev) + DMFT_ROWS * n_dev) * DMFT_PANEL
+                             if blocked else n_dev * K * DMFT_BLOCK)
     cdef int nt = effective_n_threads(n_threads)
     cdef Py_ssize_t n_blocks = (S + unit - 1) // unit
     # partial sums: one per panel (blocked pass), or per lane of blocks
@@ -1137,16 +1271,33 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef double[:, :, ::1] C_v = C_a, V_v = V_a
     cdef Py_ssize_t[:, ::1] off_v = off_a, rank_v = rank_a
     cdef unsigned char[:, ::1] exact_v = exact_a
+    cdef Py_ssize_t n_win = n_groups if compressing else 1
+    wrank_a = np.full((DMFT_GRIDS, n_win * n_win), -1, dtype=np.intp)
+    cdef Py_ssize_t[:, ::1] wrank_v = wrank_a
+    cdef double** wins
     for o in range(DMFT_GRIDS):
         grids[o].shift = (DMFT_ROWS - o * DMFT_ROWS // DMFT_GRIDS) % DMFT_ROWS
         grids[o].C, grids[o].V, grids[o].off = &C_v[o, 0, 0], &V_v[o, 0, 0], &off_v[o, 0]
         grids[o].rank, grids[o].exact, grids[o].used = &rank_v[o, 0], &exact_v[o, 0], 0
-    if compressing:             # dgesvd's workspace for the largest block (DMFT_ROWS x K)
+        grids[o].n_blocks = (K + grids[o].shift + DMFT_ROWS - 1) // DMFT_ROWS if compressing else 1
+        grids[o].wrank = &wrank_v[o, 0]
+    cdef int wlwork = -1, n_w = WINDOW_COLS
+    if compressing:             # dgesvd's workspace for the largest block (DMFT_ROWS x K) and window (WINDOW_COLS x K)
         dgesvd(b"S", b"N", &n_q, &m_q, &no_q, &n_q, &no_q, &no_q, &n_q, &no_q, &one_q, &w_q, &lwork, &info_q)
         lwork = max(<int>w_q, 5 * DMFT_ROWS + <int>K)
+        dgesvd(b"S", b"N", &n_w, &m_q, &no_q, &n_w, &no_q, &no_q, &n_w, &no_q, &one_q, &w_q, &wlwork, &info_q)
+        wlwork = max(<int>w_q, 5 * WINDOW_COLS + <int>K)
     svd_a = np.empty(DMFT_ROWS * K + COMPRESS_WORK + max(lwork, 1) if compressing else 1)
-    cdef double[::1] svd_v = svd_a
+    win_a = np.empty(WINDOW_COLS * K + WINDOW_WORK + max(wlwork, 1) + 2 * K * WINDOW_RANK if compressing else 1)
+    cdef double[::1] svd_v = svd_a, win_v = win_a
     cdef double* svd_buf = &svd_v[0]
+    cdef double* win_buf = &win_v[0]
+    wins = <double**> calloc(DMFT_GRIDS * n_win * n_win, sizeof(double*))
+    if wins == NULL:
+        free(scratch)
+        raise MemoryError(f"response: cannot allocate {DMFT_GRIDS * n_win * n_win * 8} bytes for the windows")
+    for o in range(DMFT_GRIDS):
+        grids[o].window = wins + o * n_win * n_win
     try:
         with threadpool_limits(1, user_api="blas"):    # one BLAS thread per worker thread (as in march)
             with nogil:
@@ -1177,8 +1328,8 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                             else:
                                 _panel_column(&D[0, 0], S, &act[blk * DMFT_PANEL], nb, K, j, &nut[0], &MR[0, 0], cm, dt,
                                               grad_scale, own, own + K * DMFT_PANEL, own + 2 * K * DMFT_PANEL,
-                                              &acc[blk, 0], &st[blk, 0, 0] if stats else NULL,
-                                              &ROW[0, 0, 0] if stats else NULL)
+                                              own + (2 * K + DMFT_ROWS) * DMFT_PANEL, &acc[blk, 0],
+                                              &st[blk, 0, 0] if stats else NULL, &ROW[0, 0, 0] if stats else NULL)
                     for lane in prange(0 if blocked else nl, num_threads=nt, schedule="static", chunksize=1):
                         memset(&acc[lane, 0], 0, K * sizeof(double))
                         if stats:
@@ -1214,12 +1365,21 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                         if (j + grids[o].shift) % DMFT_ROWS == 0:     # a column block of that grid is final
                             _compress(&MR[0, 0], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, &grids[o], svd_buf,
                                       lwork)
+                            if rank_tol > 0:
+                                _windows(&grids[o], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, win_buf, wlwork)
     finally:
         free(scratch)
+        for o in range(DMFT_GRIDS * n_win * n_win):
+            free(wins[o])
+        free(wins)
     if clamped is not None:
         clamped[0] = clamp_a.sum()
     if ranks is not None:
         ranks[:] = np.where(exact_a[0] == 1, -1, rank_a[0])[:len(ranks)] if compressing else -1
+    if windows is not None:
+        nb0 = grids[0].n_blocks
+        windows[:] = (wrank_a[0, :nb0 * nb0].reshape(nb0, nb0)[:windows.shape[0], :windows.shape[1]] if compressing
+                      else -1)
     if stats:
         with np.errstate(invalid="ignore", divide="ignore"):
             row_ess = ROW_a.sum(axis=(0, 2)) ** 2 / np.einsum("nkb,nkb->k", ROW_a, ROW_a)

@@ -325,6 +325,10 @@ MAX_BACKTRACKS = 5
 MAX_SHORTENED = 5      # shortened iterations in a row after which one more is diverged: the iteration runs away
 M_RUNAWAY = 1e6        # |m(t)| beyond this is a runaway path (m is an overlap of order one), like a non-finite one
 MAX_DAMPING = 0.9      # adaptive damping never freezes the iterate
+# the response pass keeps the singular values of M_R's column blocks above min(tol, RANK_TOL_MAX) times
+# the largest (prcy.kernels.dmft.response's rank_tol): M_R moves by about 1e-3 of that, far below the
+# convergence tolerance (docs/dmft.md, "Cost")
+RANK_TOL_MAX = 1e-8
 
 
 def _resolve_loss(spec: DMFTSpec, loss=None) -> tuple:
@@ -797,7 +801,8 @@ def _response_pass(spec: DMFTSpec, out: dict, samples: dict, e: int, n_threads: 
         out["D"], nut, spec.dt, spec.alpha, spec.algorithm.grad_scale, n_threads=n_threads, abort=abort, stats=stats,
         kick=spec.solver.response_kick, loss=capsule, H=out["H"], h0=samples["h0"], y=samples["y"],
         m=out.get("m_v", out["m"]), sel=_rows(samples["sel"], e), amplitude=spec.amplitude, cap=KICK_CAP,
-        clamped=clamped, project_scale=out["scale"] if _projects(spec) else None)
+        clamped=clamped, project_scale=out["scale"] if _projects(spec) else None,
+        rank_tol=min(spec.solver.tol, RANK_TOL_MAX))
     history.diagnosed = stats
     if not stats:
         return got, int(clamped[0])

@@ -198,17 +198,24 @@ def smooth_paths(K, S, dt, seed):
 
 def test_compressed_memory_matches_the_recursion_and_not_the_thread_count():
     """Smooth paths: the final column blocks of M_R are replaced by their leading singular vectors
-    (ranks well below the block's DMFT_ROWS), yet M_R and its diagnostics are the recursion's to
-    rounding, bitwise for any thread count; rank_tol = 0 keeps every block as it is."""
+    (ranks well below the block's DMFT_ROWS), and the blocks first .. g - 1 below block g by the
+    windows' nested bases, yet M_R and its diagnostics are the recursion's to rounding, bitwise for any
+    thread count; rank_tol = 0 keeps every block as it is and makes no window."""
     K, S, dt = 5 * kd.ROWS + 9, kd.PANEL + 21, 0.03
     D, nut = smooth_paths(K, S, dt, 7)
     ref = kd.response(D, nut, dt, 2.0, 1.3, stats=True, method="recursion")
     n_groups = -(-K // kd.ROWS)
     ranks = np.zeros(n_groups, dtype=np.intp)
-    got = kd.response(D, nut, dt, 2.0, 1.3, stats=True, n_threads=1, ranks=ranks)
+    windows = np.zeros((n_groups, n_groups), dtype=np.intp)
+    got = kd.response(D, nut, dt, 2.0, 1.3, stats=True, n_threads=1, ranks=ranks, windows=windows)
     compressed = ranks[:-1][ranks[:-1] >= 0]
     assert len(compressed) >= n_groups - 2 and compressed.max() <= kd.ROWS // 2 and compressed.min() > 0
     assert ranks[-1] == 0                        # the last block has no rows below it
+    # a window for every pair first + 2 <= g of the grid's blocks, none for g < first + 2
+    firsts, gs = np.nonzero(windows >= 0)
+    assert len(firsts) == (n_groups - 1) * (n_groups - 2) // 2 and (gs >= firsts + 2).all()
+    assert windows[windows >= 0].max() <= kd.ROWS // 2
+    assert (windows[windows >= 0] > 0).all()
     scale = np.abs(ref[0]).max()
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-11, atol=1e-13 * scale)
     for a, b in zip(got[1:], ref[1:]):
@@ -216,8 +223,8 @@ def test_compressed_memory_matches_the_recursion_and_not_the_thread_count():
     for threads in (2, 3):
         for a, b in zip(kd.response(D, nut, dt, 2.0, 1.3, stats=True, n_threads=threads), got):
             np.testing.assert_array_equal(a, b)
-    exact = kd.response(D, nut, dt, 2.0, 1.3, rank_tol=0.0, ranks=ranks)
-    assert (ranks[:-1] == -1).all()
+    exact = kd.response(D, nut, dt, 2.0, 1.3, rank_tol=0.0, ranks=ranks, windows=windows)
+    assert (ranks[:-1] == -1).all() and (windows == -1).all()
     np.testing.assert_allclose(exact, ref[0], rtol=1e-12, atol=1e-14 * scale)
     # a loose tolerance keeps fewer singular vectors, and M_R moves by about that tolerance
     loose = kd.response(D, nut, dt, 2.0, 1.3, rank_tol=1e-4, ranks=ranks)
@@ -487,6 +494,30 @@ def test_diagnostics_on_the_last_pass_only_are_those_of_every_pass(monkeypatch, 
             np.testing.assert_array_equal(got[name].values, ref[name].values, err_msg=name)
     assert np.isfinite(got.M_R_row_ess.values[1:5]).all()
     assert not lean[0] and sum(lean) <= max(2, len(lean) // 4)
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-11])
+def test_the_compression_follows_tol_and_keeps_the_exact_pass_fixed_point(monkeypatch, tol):
+    """The solver compresses M_R's column blocks at rank_tol = min(tol, RANK_TOL_MAX): GD with a ridge
+    over seven blocks (so that windows form too) converges, in as many iterations, to the fixed point of
+    the solve whose pass keeps every block as it is (rank_tol = 0), to a thousandth of tol (above the
+    rounding's 1e-12: the blocked pass and the recursion differ by that much, docs/benchmarks.md)."""
+    real, seen = kd.response, []
+
+    def recorded(*args, **kw):
+        seen.append(kw["rank_tol"])
+        return real(*args, **kw)
+    monkeypatch.setattr(kd, "response", recorded)
+    kw = dict(**LINEAR, dt=0.05, t_max=7 * kd.ROWS * 0.05, samples=100, tol=tol, threads=1)
+    got = dmft.solve(**kw)
+    assert set(seen) == {min(tol, dmft.RANK_TOL_MAX)}
+    monkeypatch.setattr(kd, "response", lambda *args, **kw: real(*args, **{**kw, "rank_tol": 0.0}))
+    exact = dmft.solve(**kw)
+    assert got.attrs["status"] == exact.attrs["status"] == "converged"
+    assert got.attrs["iterations"] == exact.attrs["iterations"]
+    assert np.abs(got.magnetization.values - exact.magnetization.values).max() < 1e-3 * tol + 1e-12
+    scale = 1.0 + np.abs(exact.M_R.values).max()
+    assert np.abs(got.M_R.values - exact.M_R.values).max() / scale < 1e-3 * tol + 1e-12
 
 
 def test_a_runaway_step_is_shortened_like_a_non_finite_one(monkeypatch):

@@ -134,13 +134,17 @@ def numpy_iteration(sp, samples, MR):
 def gemm_seconds(flops, threads):
     """Wall time of a NumPy matrix product of ``flops`` floating-point operations on ``threads`` BLAS
     threads: ``(n x n) @ (n x p)`` with ``n = GEMM_N`` and at most ``GEMM_P`` columns, its time scaled
-    by the flop count when ``flops`` needs more (the rate is flat at these sizes)."""
+    by the flop count when ``flops`` needs more (the rate is flat at these sizes). The product is written
+    into an output allocated and touched before the clock starts: a new output's first touch (171 MB at
+    K = 401, S = 4000, in huge pages that the kernel may first have to compact) cost up to 0.2 s of the
+    0.7 s (docs/benchmarks.md, "The iteration of a solve")."""
     rng = np.random.default_rng(0)
     p = min(GEMM_P, max(1, int(round(flops / (2.0 * GEMM_N * GEMM_N)))))
     a, b = rng.random((GEMM_N, GEMM_N)), rng.random((GEMM_N, p))
+    c = np.ones((GEMM_N, p))
     with threadpool_limits(threads):
         t0 = time.perf_counter()
-        a @ b
+        np.matmul(a, b, out=c)
         return (time.perf_counter() - t0) * flops / (2.0 * GEMM_N * GEMM_N * p)
 
 
@@ -170,7 +174,8 @@ def yardstick(nt, cases, reps, old):
                     samples=S)
         sp = dmft.DMFTSpec.from_flat(**case)
         samples = dmft.draw_samples(sp)
-        MR = np.ascontiguousarray(dmft.solve(**case, threads=nt, max_iter=WARM_ITERATIONS).M_R.values)
+        warm = dmft.solve(**case, threads=nt, max_iter=WARM_ITERATIONS)
+        MR = np.ascontiguousarray(warm.M_R.values)
         tol = min(sp.solver.tol, dmft.RANK_TOL_MAX)
         flops = K ** 3 * S / 3.0
         ranks = np.zeros(-(-K // kd.ROWS), dtype=np.intp)
@@ -196,6 +201,8 @@ def yardstick(nt, cases, reps, old):
               f"{g / total:>6.2f} {med:>5.2f} {min(fine):>8.2f} {min(exact):>8.2f} {rank:>5.1f} {ref:>10.2f} "
               f"{g / ref:>9.2f}", flush=True)
         print(f"ranks of the column blocks on the first grid (-1: kept as they are): {ranks.tolist()}")
+        print("the warm-up solve's seconds per iteration (the last with the diagnostics): "
+              + " ".join(f"{x:.2f}" for x in warm.iteration_seconds.values))
         print(f"peak RSS after the warm-up solve and the first iteration (before any GEMM): {rss:.0f} MiB")
 
 
@@ -203,6 +210,7 @@ PASS_CASES = {
     "ridge GD, dt 0.1, t 10, S 8000": dict(problem="linear-regression", algorithm="gd", constraint="ridge",
                                           ridge=0.5, alpha=3.0, m0=0.2, dt=0.1, t_max=10.0, samples=8000),
     "GD alpha 2, m0 0.8, t 10, S 2000": dict(alpha=2.0, m0=0.8, algorithm="gd", dt=0.02, t_max=10.0, samples=2000),
+    "GD alpha 3, m0 0.2, t 5, S 2000": dict(alpha=3.0, m0=0.2, algorithm="gd", dt=0.025, t_max=5.0, samples=2000),
     "Langevin T 1, t 5, S 2000": dict(alpha=3.0, m0=0.2, algorithm="langevin", temperature=1.0, dt=0.02, t_max=5.0,
                                       samples=2000),
     "P-SGD linear, t 5, S 2000": dict(alpha=3.0, m0=0.2, algorithm="psgd", batch_fraction=0.5, persistence=1.0,

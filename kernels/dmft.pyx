@@ -113,6 +113,7 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
 """
 from libc.math cimport sqrt, isfinite, fabs
 from libc.stdlib cimport malloc, calloc, free
+from posix.stdlib cimport posix_memalign
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, threadid
 from scipy.linalg.cython_blas cimport dgemm
@@ -131,6 +132,7 @@ cdef extern from *:
 
 cdef enum:
     PREFETCH_ROWS = 4    # the blocked pass asks for the rows of D this far ahead of its loads
+    CACHE_LINE = 64      # bytes: the response pass's scratch is aligned to this
     DMFT_MARCH_BLOCK = 32    # steps of the march whose memory terms from their far past are one matrix product
 
 cdef enum:               # the march's sample sums: evaluate_chunk's N_SUMS, then the training error
@@ -860,6 +862,17 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
         r0 = r1
 
 
+def empty_aligned(shape):
+    """An uninitialized C-contiguous float64 array of ``shape`` whose data start on a cache line
+    (``CACHE_LINE`` bytes; NumPy's own start 16 bytes past one): with rows of a multiple of 8 doubles, the
+    march's and the pass's loads of 64 samples then each fill whole lines (the march's paths, the normals
+    ``Z`` of ``prcy.dmft.draw_samples``)."""
+    n = int(np.prod(shape))
+    buf = np.empty(n + CACHE_LINE // 8)
+    skip = (-buf.ctypes.data % CACHE_LINE) // 8
+    return buf[skip:skip + n].reshape(shape)
+
+
 cdef _selection(sel, Py_ssize_t K, Py_ssize_t S, str name):
     """``sel`` as a ``K x S`` uint8 memoryview, or None (full batch); a shape mismatch names ``name``."""
     if sel is None:
@@ -1023,7 +1036,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     cdef int nt = effective_n_threads(n_threads)
     cdef const Loss* lp = loss_from_capsule(loss)
     cdef Py_ssize_t n_chunks = (S + DMFT_CHUNK - 1) // DMFT_CHUNK
-    H_a, G_a, D_a = np.empty((K, S)), np.empty((K, S)), np.empty((K, S))
+    H_a, G_a, D_a = empty_aligned((K, S)), empty_aligned((K, S)), empty_aligned((K, S))
     MC_a, L_a = np.zeros((K, K)), np.zeros((K, K))
     C_a, R_a, V_a = np.zeros((K, K)), np.zeros((K, K)), np.zeros((K, K))
     vec_a = np.zeros((7, K))          # m, nu_hat, delta_nu, mu, loss, nut, training error
@@ -1035,7 +1048,7 @@ def march(loss, *, double alpha, double grad_scale, double dt, double m0, double
     if project:
         form = NU_RIDGE
     part_a = np.zeros((n_chunks, N_MARCH_SUMS + K))
-    far_a = np.empty((DMFT_MARCH_BLOCK, S))       # _sample_pass: the memory terms of a block of steps from its far past
+    far_a = empty_aligned((DMFT_MARCH_BLOCK, S))  # _sample_pass: the memory terms of a block of steps from its far past
     cdef double[:, ::1] H = H_a, G = G_a, D = D_a, MC = MC_a, L = L_a, C = C_a, R = R_a, V = V_a
     cdef double[:, ::1] vec = vec_a, part = part_a, far = far_a
     cdef double* m = &vec[0, 0]
@@ -1255,8 +1268,10 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if stats:
         SE, ESS = SE_a, ESS_a
     cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
-    cdef double* scratch = <double*> malloc(n_scratch * width * sizeof(double))
-    if scratch == NULL:
+    # aligned to a cache line, so that a panel's rows of 64 doubles each fill whole lines (malloc's 16 bytes
+    # left the pass up to a third slower in some processes, docs/benchmarks.md, "The iteration of a solve")
+    cdef double* scratch = NULL
+    if posix_memalign(<void**>&scratch, CACHE_LINE, n_scratch * width * sizeof(double)) != 0:
         raise MemoryError(f"response: cannot allocate {n_scratch * width * 8} bytes of scratch")
     cdef double* own
     cdef Py_ssize_t n_groups = K // DMFT_ROWS + 2        # blocks of a grid, shifted or not (a bound)

@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from prcy._xp import array_api_boundary, real_array
 from prcy.interrupt import run_interruptible
@@ -256,6 +257,7 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
     ``-h0``. On three clusters a mirror pair has the same label and, at ``m = 0``, the same path, so with
     ``antithetic`` the sample average of ``mu`` vanishes there and ``m(0) = 0`` stays 0 as for
     ``d -> infinity`` (independent samples break the symmetry by their Monte Carlo noise)."""
+    from prcy.kernels import dmft as kd
     from prcy.kernels.problems import labels
     from prcy.problems import CLUSTERS
 
@@ -269,7 +271,8 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
            for name, child in zip(STREAMS, root.spawn(len(STREAMS)))}
     h0 = rng["h0"].standard_normal(S)
     h_init = math.sqrt(_q0(spec)) * rng["h_init"].standard_normal(S)
-    Z = rng["normals"].standard_normal((K, S))
+    Z = kd.empty_aligned((K, S))          # on a cache line, like the march's paths
+    rng["normals"].standard_normal(out=Z)
     sel = None
     if a.name in ("sgd", "psgd"):
         ell = a.batch_fraction
@@ -294,7 +297,9 @@ def draw_samples(spec: DMFTSpec, replica: int | None = None) -> dict:
         values, weights = CLUSTERS[spec.problem]
         c = rng["clusters"].choice(values, size=S, p=weights)
     if spec.solver.antithetic:
-        h0, h_init, Z = np.concatenate([h0, -h0]), np.concatenate([h_init, h_init]), np.hstack([Z, Z])
+        h0, h_init, Z_half = np.concatenate([h0, -h0]), np.concatenate([h_init, h_init]), Z
+        Z = kd.empty_aligned((K, 2 * S))
+        Z[:, :S], Z[:, S:] = Z_half, Z_half
         sel = None if sel is None else np.hstack([sel, sel])
         c = None if c is None else np.concatenate([c, -c])
     if c is None:
@@ -385,15 +390,18 @@ def _projects(spec: DMFTSpec) -> bool:
 def _next_iterate(pairs: list, beta: float) -> np.ndarray:
     """Anderson mixing (type II) of the last pairs ``(x_i, F(x_i))``: with residuals ``r_i = F(x_i) - x_i``,
     ``x_new = x + beta r - (dX + beta dR) gamma``, ``gamma`` the least-squares fit of ``r`` by the
-    differences ``dR``; one pair is plain damped mixing ``x + beta r``."""
+    differences ``dR``; one pair is plain damped mixing ``x + beta r``. The products are ``K^2`` by a few
+    columns, on one BLAS thread: more would leave OpenBLAS's threads spinning for about 0.1 s after them,
+    beside the next march (docs/benchmarks.md, "The iteration of a solve")."""
     x, g = pairs[-1]
     if len(pairs) == 1:
         return x + beta * (g - x)
     X = np.stack([p[0].ravel() for p in pairs], axis=1)
     R = np.stack([p[1].ravel() for p in pairs], axis=1) - X
     dX, dR = np.diff(X, axis=1), np.diff(R, axis=1)
-    gamma = np.linalg.lstsq(dR, R[:, -1], rcond=None)[0]
-    new = X[:, -1] + beta * R[:, -1] - (dX + beta * dR) @ gamma
+    with threadpool_limits(1, user_api="blas"):
+        gamma = np.linalg.lstsq(dR, R[:, -1], rcond=None)[0]
+        new = X[:, -1] + beta * R[:, -1] - (dX + beta * dR) @ gamma
     return np.tril(new.reshape(x.shape), -1)
 
 

@@ -600,6 +600,24 @@ ENSEMBLE = dict(problem="phase-retrieval", alpha=3.0, algorithm="psgd", m0=0.2, 
                 tol=1e-10, max_iter=40)
 
 
+def test_anderson_mixing_runs_its_products_on_one_blas_thread(monkeypatch):
+    """The mixing's least squares and product (K^2 by a few columns) run on one BLAS thread, so that no
+    OpenBLAS thread is left spinning beside the next march; the limits are given back afterwards."""
+    seen, real = [], np.linalg.lstsq
+
+    def recorded(*args, **kw):
+        seen.append([lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])
+        return real(*args, **kw)
+    monkeypatch.setattr(dmft.np.linalg, "lstsq", recorded)
+    rng = np.random.default_rng(3)
+    pairs = [(np.tril(rng.normal(size=(30, 30)), -1), np.tril(rng.normal(size=(30, 30)), -1)) for _ in range(3)]
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with threadpool_limits(2, user_api="blas"):
+        dmft._next_iterate(pairs, 0.5)
+    assert seen == [[1] * len(before)]
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+
+
 def test_replicas_are_independent_solves_with_their_own_seeds():
     ens = dmft.solve(**ENSEMBLE, replicas=3, first_replica=2)
     assert list(ens.replica.values) == [2, 3, 4] and ens.magnetization.dims == ("replica", "time")
@@ -616,6 +634,22 @@ def test_replicas_are_independent_solves_with_their_own_seeds():
     np.testing.assert_array_equal(dmft.draw_samples(spec, 3)["h0"], rng.standard_normal(200))
     assert not np.array_equal(dmft.draw_samples(spec, 3)["h0"], dmft.draw_samples(spec)["h0"])
     assert not np.allclose(ens.magnetization.sel(replica=2), ens.magnetization.sel(replica=4))
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_normals_and_paths_start_on_a_cache_line_with_the_same_numbers(antithetic):
+    """The normals of draw_samples and the march's paths start on a cache line (kd.empty_aligned: the
+    pass's and the march's loads of 64 samples fill whole lines); the normals are the generator's
+    standard_normal((K, S)) of the "normals" stream, as before."""
+    sp = dmft.DMFTSpec.from_flat(alpha=3.0, m0=0.2, dt=0.05, t_max=2.0, samples=130, antithetic=antithetic)
+    samples = dmft.draw_samples(sp)
+    K, S = sp.n_points, sp.solver.samples // (2 if antithetic else 1)
+    child = np.random.SeedSequence(sp.solver.seed).spawn(len(dmft.STREAMS))[dmft.STREAMS.index("normals")]
+    Z = np.random.Generator(np.random.PCG64(child)).standard_normal((K, S))
+    np.testing.assert_array_equal(samples["Z"], np.hstack([Z, Z]) if antithetic else Z)
+    out = dmft._march(sp, np.zeros((K, K)), samples, 1, None, losses.capsule(sp.problem))
+    for a in (samples["Z"], out["H"], out["G"], out["D"], kd.empty_aligned((3, 5))):
+        assert a.ctypes.data % 64 == 0 and a.flags["C_CONTIGUOUS"]
 
 
 def test_the_random_numbers_of_a_solve_do_not_depend_on_its_horizon():

@@ -113,7 +113,6 @@ Usable from Cython via ``cimport prcy.kernels.dmft`` (``noexcept nogil``; no err
 """
 from libc.math cimport sqrt, isfinite, fabs
 from libc.stdlib cimport malloc, calloc, free
-from posix.stdlib cimport posix_memalign
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, threadid
 from scipy.linalg.cython_blas cimport dgemm
@@ -132,7 +131,7 @@ cdef extern from *:
 
 cdef enum:
     PREFETCH_ROWS = 4    # the blocked pass asks for the rows of D this far ahead of its loads
-    CACHE_LINE = 64      # bytes: the response pass's scratch is aligned to this
+    CACHE_LINE = 64      # bytes: empty_aligned's arrays (the march's paths, the pass's scratch) start on one
     DMFT_MARCH_BLOCK = 32    # steps of the march whose memory terms from their far past are one matrix product
 
 cdef enum:               # the march's sample sums: evaluate_chunk's N_SUMS, then the training error
@@ -865,8 +864,8 @@ cdef inline void _kick_panel(const KickPaths* kp, const double* D, Py_ssize_t S,
 def empty_aligned(shape):
     """An uninitialized C-contiguous float64 array of ``shape`` whose data start on a cache line
     (``CACHE_LINE`` bytes; NumPy's own start 16 bytes past one): with rows of a multiple of 8 doubles, the
-    march's and the pass's loads of 64 samples then each fill whole lines (the march's paths, the normals
-    ``Z`` of ``prcy.dmft.draw_samples``)."""
+    march's and the pass's loads of 64 samples then each fill whole lines (the march's paths, the pass's
+    scratch, the normals ``Z`` of ``prcy.dmft.draw_samples``)."""
     n = int(np.prod(shape))
     buf = np.empty(n + CACHE_LINE // 8)
     skip = (-buf.ctypes.data % CACHE_LINE) // 8
@@ -1268,11 +1267,11 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     if stats:
         SE, ESS = SE_a, ESS_a
     cdef double scale = alpha * grad_scale * grad_scale / S, x, xa, xq
-    # aligned to a cache line, so that a panel's rows of 64 doubles each fill whole lines (malloc's 16 bytes
+    # on a cache line, so that a panel's rows of 64 doubles each fill whole lines (malloc's 16 bytes past one
     # left the pass up to a third slower in some processes, docs/benchmarks.md, "The iteration of a solve")
-    cdef double* scratch = NULL
-    if posix_memalign(<void**>&scratch, CACHE_LINE, n_scratch * width * sizeof(double)) != 0:
-        raise MemoryError(f"response: cannot allocate {n_scratch * width * 8} bytes of scratch")
+    scratch_a = empty_aligned((n_scratch * width,))
+    cdef double[::1] scratch_v = scratch_a
+    cdef double* scratch = &scratch_v[0]
     cdef double* own
     cdef Py_ssize_t n_groups = K // DMFT_ROWS + 2        # blocks of a grid, shifted or not (a bound)
     cdef Compressed grids[DMFT_GRIDS]
@@ -1309,7 +1308,6 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
     cdef double* win_buf = &win_v[0]
     wins = <double**> calloc(DMFT_GRIDS * n_win * n_win, sizeof(double*))
     if wins == NULL:
-        free(scratch)
         raise MemoryError(f"response: cannot allocate {DMFT_GRIDS * n_win * n_win * 8} bytes for the windows")
     for o in range(DMFT_GRIDS):
         grids[o].window = wins + o * n_win * n_win
@@ -1383,7 +1381,6 @@ def response(const double[:, ::1] D, const double[::1] nut, double dt, double al
                             if rank_tol > 0:
                                 _windows(&grids[o], K, (j + grids[o].shift) // DMFT_ROWS, rank_tol, win_buf, wlwork)
     finally:
-        free(scratch)
         for o in range(DMFT_GRIDS * n_win * n_win):
             free(wins[o])
         free(wins)

@@ -600,22 +600,27 @@ ENSEMBLE = dict(problem="phase-retrieval", alpha=3.0, algorithm="psgd", m0=0.2, 
                 tol=1e-10, max_iter=40)
 
 
+def _blas_threads():
+    """The thread counts of the loaded BLAS libraries, in threadpoolctl's order."""
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
 def test_anderson_mixing_runs_its_products_on_one_blas_thread(monkeypatch):
     """The mixing's least squares and product (K^2 by a few columns) run on one BLAS thread, so that no
     OpenBLAS thread is left spinning beside the next march; the limits are given back afterwards."""
     seen, real = [], np.linalg.lstsq
 
     def recorded(*args, **kw):
-        seen.append([lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])
+        seen.append(_blas_threads())
         return real(*args, **kw)
     monkeypatch.setattr(dmft.np.linalg, "lstsq", recorded)
     rng = np.random.default_rng(3)
     pairs = [(np.tril(rng.normal(size=(30, 30)), -1), np.tril(rng.normal(size=(30, 30)), -1)) for _ in range(3)]
-    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    before = _blas_threads()
     with threadpool_limits(2, user_api="blas"):
         dmft._next_iterate(pairs, 0.5)
     assert seen == [[1] * len(before)]
-    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+    assert _blas_threads() == before
 
 
 def test_replicas_are_independent_solves_with_their_own_seeds():
